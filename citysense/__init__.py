@@ -1,0 +1,1 @@
+"""The `citysense` command: reads configuration at the edge and runs the services."""

@@ -1,0 +1,28 @@
+"""Why a message could not be stored: the reason codes of CONTRACT §4."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Reason codes written to `dead_letters.reason`. Stable: operators filter on them."""
+
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_DEVICE = "unknown_device"
+    DISABLED_DEVICE = "disabled_device"
+    MALFORMED = "malformed"
+    SCHEMA = "schema"
+    BAD_CHECKSUM = "bad_checksum"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    TOO_LARGE = "too_large"
+    NO_FIX = "no_fix"
+
+
+class DecodeError(Exception):
+    """A message that cannot become readings. Carries the reason code and a human detail."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

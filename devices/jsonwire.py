@@ -1,0 +1,134 @@
+"""Strict JSON for device payloads: size limit, no NaN, no duplicate keys, typed fields."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from devices.errors import DecodeError, Reason
+
+MAX_PAYLOAD = 256 * 1024
+MAX_CLOCK_AHEAD = timedelta(seconds=60)
+# Unix epoch seconds outside [1970, 2200) are a broken clock, not a reading time.
+_MAX_EPOCH = 7_258_118_400.0
+
+
+def _no_constants(name: str) -> Any:
+    raise DecodeError(Reason.MALFORMED, f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DecodeError(Reason.SCHEMA, f"field {key!r} appears twice")
+        obj[key] = value
+    return obj
+
+
+def load_records(payload: bytes) -> list[Mapping[str, Any]]:
+    """Parse a payload that is one JSON object or a non-empty array of them."""
+    if len(payload) > MAX_PAYLOAD:
+        raise DecodeError(Reason.TOO_LARGE, f"{len(payload)} bytes, limit {MAX_PAYLOAD}")
+    try:
+        text = payload.decode("utf-8")
+        doc = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError as exc:
+        raise DecodeError(Reason.MALFORMED, f"not UTF-8 at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise DecodeError(Reason.MALFORMED, f"not JSON: {exc.msg} at {exc.pos}") from None
+    except RecursionError:
+        raise DecodeError(Reason.MALFORMED, "JSON nested too deeply") from None
+    if isinstance(doc, dict):
+        return [doc]
+    if isinstance(doc, list):
+        if not doc:
+            raise DecodeError(Reason.SCHEMA, "empty array")
+        for i, item in enumerate(doc):
+            if not isinstance(item, dict):
+                raise DecodeError(Reason.SCHEMA, f"array item {i} is not an object")
+        return doc
+    raise DecodeError(Reason.SCHEMA, "payload is neither an object nor an array of objects")
+
+
+def number(record: Mapping[str, Any], field: str, *, required: bool = False) -> float | None:
+    """A finite JSON number, or None when absent or null (unless required)."""
+    value = record.get(field)
+    if value is None:
+        if required:
+            raise DecodeError(Reason.SCHEMA, f"{field} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DecodeError(Reason.SCHEMA, f"{field} must be a number, not {type(value).__name__}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise DecodeError(Reason.SCHEMA, f"{field} is out of range")
+    return result
+
+
+def counter(record: Mapping[str, Any], field: str) -> int | None:
+    """A non-negative integer that fits PostgreSQL's bigint, or None when absent."""
+    value = record.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise DecodeError(Reason.SCHEMA, f"{field} must be an integer >= 0")
+    return value
+
+
+def text(record: Mapping[str, Any], field: str, max_len: int = 255) -> str | None:
+    value = record.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= max_len:
+        raise DecodeError(Reason.SCHEMA, f"{field} must be a string of 1 to {max_len} characters")
+    return value
+
+
+def timestamp(record: Mapping[str, Any], received_at: datetime) -> datetime:
+    """`ts` as an aware UTC datetime: RFC 3339 with an offset, or Unix epoch seconds."""
+    value = record.get("ts")
+    if value is None:
+        raise DecodeError(Reason.SCHEMA, "ts is required")
+    if isinstance(value, bool):
+        raise DecodeError(Reason.SCHEMA, "ts must be an RFC 3339 string or epoch seconds")
+    if isinstance(value, int | float):
+        if not 0 <= value < _MAX_EPOCH:
+            raise DecodeError(Reason.SCHEMA, f"ts {value} is outside 1970..2200")
+        when = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str):
+        when = parse_rfc3339(value)
+    else:
+        raise DecodeError(Reason.SCHEMA, "ts must be an RFC 3339 string or epoch seconds")
+    if when - received_at > MAX_CLOCK_AHEAD:
+        raise DecodeError(
+            Reason.FUTURE_TIMESTAMP,
+            f"ts {when.isoformat()} is {(when - received_at).total_seconds():.0f} s after arrival",
+        )
+    return when
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """RFC 3339 date-time with a mandatory offset (`Z` or `+07:00`), to UTC."""
+    # fromisoformat accepts more than RFC 3339 (no 'T', week dates, no offset); narrow it.
+    if len(value) < 20 or len(value) > 40 or value[10] not in "Tt" or not value.isascii():
+        raise DecodeError(Reason.SCHEMA, f"ts {value[:40]!r} is not RFC 3339")
+    try:
+        when = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise DecodeError(Reason.SCHEMA, f"ts {value!r} is not RFC 3339") from None
+    if when.tzinfo is None:
+        raise DecodeError(Reason.SCHEMA, f"ts {value!r} has no UTC offset")
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise DecodeError(Reason.SCHEMA, f"ts {value!r} is out of range") from None
+
+
+def check_fields(record: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(record) - allowed)
+    if unknown:
+        raise DecodeError(Reason.SCHEMA, f"unknown field(s): {', '.join(unknown)[:200]}")
