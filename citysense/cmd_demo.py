@@ -24,7 +24,7 @@ import psycopg
 
 from citysense.embedded import embedded_broker, embedded_postgres, free_port, wait_port
 from citysense.runtime import run_until_signal, setup_logging
-from citysense.settings import MqttUrl, Settings, add_connection_options
+from citysense.settings import MqttUrl, Settings, add_connection_options, redact_database_url
 from ingest.partitions import maintain
 from ingest.schema import migrate
 
@@ -149,6 +149,7 @@ citysense demo is running ({count} simulated sondes, schema v{version} on {engin
   Stations:   http://127.0.0.1:{port}/api/v1/water/stations
   Health:     http://127.0.0.1:{port}/api/v1/health
   Broker:     {broker_shown}   (topics under {settings.topic_prefix}/v1/...)
+  Database:   {redact_database_url(database_url)}
 Press Ctrl-C to stop.
 """,
             flush=True,
