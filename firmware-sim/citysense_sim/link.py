@@ -69,7 +69,7 @@ class DeviceLink:
         outbox_limit: int = 5000,
         stats: LinkStats | None = None,
         backoff: Backoff | None = None,
-        birth_extra: dict[str, object] | None = None,
+        clock_skew_s: float = 0.0,
     ) -> None:
         self.broker = broker
         self.device_id = device_id
@@ -80,7 +80,7 @@ class DeviceLink:
         self.outbox_limit = outbox_limit
         self.stats = stats if stats is not None else LinkStats()
         self.backoff = backoff if backoff is not None else Backoff()
-        self.birth_extra = birth_extra or {}
+        self.clock_skew_s = clock_skew_s
         self.connected = False
         self._wake = asyncio.Event()
         self._closing = False
@@ -107,10 +107,13 @@ class DeviceLink:
         self._closing = True
         self._wake.set()
 
-    def _status(self, online: bool, reason: str | None = None) -> bytes:
-        doc: dict[str, object] = {"online": online, "ts": rfc3339(time.time())}
+    def _status(self, online: bool, reason: str | None = None, *, with_time: bool = True) -> bytes:
+        """A status object; only `online`, `ts`, `seq`, `reason`, `firmware`, `ip` are allowed."""
+        doc: dict[str, object] = {"online": online}
+        if with_time:
+            doc["ts"] = rfc3339(time.time() + self.clock_skew_s)
         if online:
-            doc.update({"firmware": FIRMWARE, **self.birth_extra})
+            doc["firmware"] = FIRMWARE
         if reason:
             doc["reason"] = reason
         return dumps(doc)
@@ -138,7 +141,10 @@ class DeviceLink:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def _session(self) -> None:
-        will = aiomqtt.Will(self.status_topic, self._status(False, "connection_lost"), qos=1, retain=True)
+        # The broker sends the will later, so it carries no time of its own.
+        will = aiomqtt.Will(
+            self.status_topic, self._status(False, "connection_lost", with_time=False), qos=1, retain=True
+        )
         async with aiomqtt.Client(
             self.broker.host,
             self.broker.port,

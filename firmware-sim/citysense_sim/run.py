@@ -118,7 +118,7 @@ async def run_fleet(cfg: RunConfig, stop: asyncio.Event) -> RunSummary:
                     "telemetry",
                     stats=stats,
                     backoff=Backoff(rng=rng),
-                    birth_extra={"kind": "water", "interval_s": cfg.water_interval_s},
+                    clock_skew_s=skew,
                 )
                 links.append(link)
                 # Stagger: spread first samples evenly over one interval, with a little jitter.

@@ -106,6 +106,13 @@ def check_status(payload: bytes) -> dict[str, Any]:
     doc = json.loads(payload)
     assert isinstance(doc, dict)
     assert isinstance(doc.get("online"), bool)
+    # The server accepts only these fields in a status (docs/protocol.md).
+    assert set(doc) <= {"online", "ts", "seq", "reason", "firmware", "ip"}, doc
+    if "ts" in doc:
+        check_ts(doc["ts"])
+    for name in ("reason", "firmware", "ip"):
+        if name in doc:
+            assert isinstance(doc[name], str)
     return doc
 
 
