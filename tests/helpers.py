@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 import psycopg
@@ -60,3 +63,13 @@ def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "condi
 
 async def await_until(check: Callable[[], T], limit: float = 10.0, what: str = "condition") -> T:
     return await asyncio.to_thread(wait_until, check, limit, what)
+
+
+def http_get(url: str) -> tuple[int, Any]:
+    """(status, parsed JSON or text) of a GET, as a browser or curl would see it."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status, body, kind = response.status, response.read(), response.headers.get_content_type()
+    except urllib.error.HTTPError as exc:
+        status, body, kind = exc.code, exc.read(), exc.headers.get_content_type()
+    return status, json.loads(body) if kind == "application/json" else body.decode()

