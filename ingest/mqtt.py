@@ -43,6 +43,9 @@ class BrokerConfig:
     receive_maximum: int = 1000
     # The broker keeps our subscription and queued messages this long while we are away.
     session_expiry_s: int = 7 * 24 * 3600
+    # "5", or "3.1.1" for brokers without MQTT v5 (there the broker's own in-flight limit,
+    # not our Receive Maximum, bounds what we hold).
+    protocol: str = "5"
 
     def __repr__(self) -> str:
         return f"BrokerConfig({self.host}:{self.port}, client_id={self.client_id!r})"
@@ -71,10 +74,15 @@ class MqttSource:
         self._next_token = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        if config.protocol not in ("5", "3.1.1"):
+            raise ValueError(f"MQTT protocol must be 5 or 3.1.1, not {config.protocol!r}")
+        self._v5 = config.protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
+            # MQTT 3.1.1 spells a persistent session this way; v5 uses clean_start below.
+            clean_session=None if self._v5 else False,
             manual_ack=True,
         )
         if config.username is not None:
@@ -88,12 +96,15 @@ class MqttSource:
 
     async def __aenter__(self) -> MqttSource:
         self._loop = asyncio.get_running_loop()
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        props.ReceiveMaximum = self.config.receive_maximum
-        self._client.connect_async(
-            self.config.host, self.config.port, self.config.keepalive, clean_start=False, properties=props
-        )
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.config.session_expiry_s
+            props.ReceiveMaximum = self.config.receive_maximum
+            self._client.connect_async(
+                self.config.host, self.config.port, self.config.keepalive, clean_start=False, properties=props
+            )
+        else:
+            self._client.connect_async(self.config.host, self.config.port, self.config.keepalive)
         self._client.loop_start()
         return self
 

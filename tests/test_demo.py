@@ -29,7 +29,7 @@ def demo(data_dir: Path, port: int) -> Iterator[dict[str, str]]:
     with subprocess.Popen(
         [sys.executable, "-m", "citysense.cli", "demo", "--data-dir", str(data_dir), "--port", str(port),
          "--sondes", "5", "--interval", "1", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
         urls: dict[str, str] = {}
@@ -45,11 +45,14 @@ def demo(data_dir: Path, port: int) -> Iterator[dict[str, str]]:
             assert "Database" in urls, f"the demo printed no URLs (status {proc.poll()})"
             yield urls
             started = time.monotonic()
-            proc.send_signal(signal.SIGINT)
+            # Ctrl-C in a terminal: SIGINT to the whole process group.
+            os.killpg(proc.pid, signal.SIGINT)
             rest = proc.communicate(timeout=30)[0]
             assert proc.returncode == 0, rest
             assert time.monotonic() - started < 30
             assert "stopped." in rest
+            assert "unexpectedly" not in rest
+            assert "Traceback" not in rest
         finally:
             if proc.poll() is None:
                 proc.kill()
