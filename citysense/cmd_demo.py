@@ -71,7 +71,11 @@ class Children:
         self.procs: list[tuple[str, asyncio.subprocess.Process]] = []
 
     async def start(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(*argv, env=self.env, stdin=subprocess.DEVNULL)
+        # Own sessions: Ctrl-C reaches only this supervisor, which then stops the children in
+        # order (simulator, API, then the ingester, which commits and acknowledges what it has).
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         self.procs.append((name, proc))
         return proc
 
@@ -164,11 +168,7 @@ Press Ctrl-C to stop.
         stopping = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if exited in done:
-            # Ctrl-C in a terminal signals the children too; one may exit before we hear of it.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(stopping), 1.0)
-            if not stop.is_set():
-                log.error("%s exited unexpectedly; stopping the demo", exited.result())
+            log.error("%s exited unexpectedly; stopping the demo", exited.result())
         else:
             exited.cancel()
         stopping.cancel()

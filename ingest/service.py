@@ -105,6 +105,7 @@ class Ingester:
 
     async def run(self, stop: asyncio.Event) -> None:
         engine = await asyncio.to_thread(_check_schema, self.config.database_url)
+        self.healthy_database = True
         self._writer = Writer(engine)
         await asyncio.to_thread(_maintain, self.config.database_url, engine, self.config.retention)
         topic_filter = subscription(self.config.prefix)
@@ -224,6 +225,7 @@ class Ingester:
                     (f"ingest:{self.config.broker.client_id}", json.dumps(state)),
                 )
         except psycopg.Error as exc:
+            self.healthy_database = False
             log.debug("heartbeat not written: %s", exc)
 
     @staticmethod
