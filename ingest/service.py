@@ -8,6 +8,7 @@ acknowledged meanwhile; the broker holds everything else for our persistent sess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -33,6 +34,8 @@ class IngestConfig:
     database_url: str
     broker: BrokerConfig
     prefix: str = "citysense"
+    # Ingesters sharing one subscription ($share/GROUP/...): the broker spreads messages.
+    shared_group: str | None = None
     max_batch: int = 5000
     linger_s: float = 0.1
     retention: Retention = field(default_factory=Retention)
@@ -103,12 +106,31 @@ class Ingester:
         self._writer: Writer | None = None
         self._source: MqttSource | None = None
 
+    async def _start_database(self, stop: asyncio.Event) -> Engine | None:
+        """Wait for the database (it may start after us), check the schema, maintain partitions."""
+        delay = self.config.retry_min_s
+        while not stop.is_set():
+            try:
+                engine = await asyncio.to_thread(_check_schema, self.config.database_url)
+                await asyncio.to_thread(_maintain, self.config.database_url, engine, self.config.retention)
+            except psycopg.OperationalError as exc:
+                log.warning("database not available yet (%s); retrying in %.1f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, self.config.retry_max_s)
+                continue
+            self.healthy_database = True
+            return engine
+        return None
+
     async def run(self, stop: asyncio.Event) -> None:
-        engine = await asyncio.to_thread(_check_schema, self.config.database_url)
-        self.healthy_database = True
+        engine = await self._start_database(stop)
+        if engine is None:
+            return
         self._writer = Writer(engine)
-        await asyncio.to_thread(_maintain, self.config.database_url, engine, self.config.retention)
         topic_filter = subscription(self.config.prefix)
+        if self.config.shared_group:
+            topic_filter = f"$share/{self.config.shared_group}/{topic_filter}"
         async with MqttSource(self.config.broker, topic_filter, self.queue) as source:
             self._source = source
             log.info("ingesting %s into %s storage", topic_filter, engine)

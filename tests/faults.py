@@ -88,11 +88,13 @@ class Stream:
 class IngesterProcess:
     """`citysense ingest` as a real process with a fixed client id (its broker session)."""
 
-    def __init__(self, database_url: str, mqtt_url: str, prefix: str) -> None:
+    def __init__(
+        self, database_url: str, mqtt_url: str, prefix: str, *extra: str, name: str = "ingest"
+    ) -> None:
         self.argv = [
             sys.executable, "-m", "citysense.cli", "ingest", "--database-url", database_url,
-            "--mqtt-url", mqtt_url, "--topic-prefix", prefix, "--client-id", f"{prefix}-ingest",
-            "--log-level", "WARNING",
+            "--mqtt-url", mqtt_url, "--topic-prefix", prefix, "--client-id", f"{prefix}-{name}",
+            "--log-level", "WARNING", *extra,
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -128,11 +130,11 @@ def stored(database_url: str) -> tuple[int, int, int]:
     return rows, distinct, dead[0] if dead else 0
 
 
-def healthy(database_url: str, prefix: str) -> bool:
+def healthy(database_url: str, prefix: str, name: str = "ingest") -> bool:
     """The ingester's own heartbeat says it is connected to both the broker and the database."""
     with psycopg.connect(database_url, connect_timeout=2) as conn:
         row = conn.execute(
             "SELECT state, now() - updated_at < interval '5 seconds' FROM service_status WHERE service = %s",
-            (f"ingest:{prefix}-ingest",),
+            (f"ingest:{prefix}-{name}",),
         ).fetchone()
     return bool(row and row[1] and row[0]["broker_connected"] and row[0]["database_connected"])

@@ -24,10 +24,10 @@ from tests.proxy import proxy
 TOTAL, RATE = 2000, 400.0  # five seconds of stream
 
 
-def _finish(stream: Stream, db: str, prefix: str) -> None:
+def _finish(stream: Stream, db: str, prefix: str, names: tuple[str, ...] = ("ingest",)) -> None:
     stream.wait_acknowledged()
     wait_until(lambda: stored(db) == (TOTAL, TOTAL, 0), 60, f"{TOTAL} stored once, no dead letters")
-    wait_until(lambda: healthy(db, prefix), 20, "the ingester healthy again")
+    wait_until(lambda: all(healthy(db, prefix, n) for n in names), 20, "the ingester healthy again")
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +160,29 @@ def test_database_restarted_mid_stream(mqtt_url: str, prefix: str, tmp_path: Pat
             process.close()
     finally:
         pg.close()
+
+
+def test_two_ingesters_share_one_stream(db: str, mqtt_url: str, prefix: str) -> None:
+    register(db, ("seq-1", "water", True))
+    pair = [IngesterProcess(db, mqtt_url, prefix, "--shared", "g", name=n) for n in ("a", "b")]
+    try:
+        for process in pair:
+            process.start()
+        wait_until(lambda: all(healthy(db, prefix, n) for n in ("a", "b")), 20, "both ingesters up")
+        stream = Stream(mqtt_url, prefix, TOTAL, RATE)
+        try:
+            _finish(stream, db, prefix, names=("a", "b"))
+        finally:
+            stream.close()
+
+        def complete_shares() -> list[int] | None:
+            """What each ingester stored, once both heartbeats (two seconds behind) add up."""
+            with psycopg.connect(db) as conn:
+                rows = conn.execute("SELECT (state->>'stored')::int FROM service_status").fetchall()
+            return [r[0] for r in rows] if sum(r[0] for r in rows) == TOTAL else None
+
+        split = wait_until(complete_shares, 10, "both heartbeats")
+        assert all(n > 0 for n in split), f"the broker gave one ingester nothing: {split}"
+    finally:
+        for process in pair:
+            process.close()
