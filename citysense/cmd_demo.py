@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from citysense.embedded import embedded_broker, embedded_postgres, free_port, wait_port
-from citysense.runtime import run_until_signal, setup_logging
+from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import MqttUrl, Settings, add_connection_options, redact_database_url
 from ingest.partitions import maintain
 from ingest.schema import migrate
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (another is taken if busy)")
     parser.add_argument("--sondes", type=int, default=50, help="simulated water sondes")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between a sonde's readings")
-    parser.add_argument("--log-level", default="INFO")
+    add_logging_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -177,7 +177,7 @@ Press Ctrl-C to stop.
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
 
     async def main(stop: asyncio.Event) -> None:
         await demo(args, stop)

@@ -9,7 +9,7 @@ import socket
 import sys
 from typing import Any
 
-from citysense.runtime import run_until_signal, setup_logging
+from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import Settings, add_connection_options
 from ingest.mqtt import BrokerConfig
 from ingest.service import IngestConfig, Ingester, SchemaMissing
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--max-batch", type=int, default=5000, help="messages per transaction at most")
     parser.add_argument("--linger", type=float, default=0.1, help="seconds a batch may wait to fill")
-    parser.add_argument("--log-level", default="INFO")
+    add_logging_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -66,7 +66,7 @@ def config_from(args: argparse.Namespace) -> IngestConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
 
     async def main(stop: asyncio.Event) -> None:
         await Ingester(config_from(args)).run(stop)

@@ -73,6 +73,9 @@ def test_ingest_stops_cleanly_on_sigterm(db: str, mqtt_url: str, prefix: str) ->
     assert proc.returncode == 0
     assert time.monotonic() - started < 10
     assert "Traceback" not in stderr
+    # Not on a terminal, the logs are JSON lines.
+    logs = [json.loads(line) for line in stderr.splitlines()]
+    assert any(entry["logger"] == "ingest.mqtt" and "connected" in entry["msg"] for entry in logs)
     assert count(db, "SELECT count(*) FROM service_status WHERE NOT (state->>'running')::bool") == 1
 
 
