@@ -90,7 +90,8 @@ class Ingester:
     def __init__(self, config: IngestConfig) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=config.broker.receive_maximum)
+        # Bounded by the broker honouring our Receive Maximum (and by MqttSource pausing reads).
+        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self.healthy_database = False
         self._conn: psycopg.AsyncConnection | None = None
         self._writer: Writer | None = None
