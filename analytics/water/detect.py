@@ -1,0 +1,244 @@
+"""Multivariate water-quality event detection, vectorised over stations and over time.
+
+Per station and quality parameter the prediction is the mean of a baseline window of QC-passing
+readings that ends `lag` steps before now; the residual is the distance from it in units of the
+window's standard deviation (floored at a multiple of the sensor's precision). The residuals of
+the quality parameters combine into one score (Euclidean norm). Temperature, pressure and flow
+are context, not evidence: a large change in them raises the outlier threshold instead of adding
+to the score. Outliers (score above threshold) feed a binomial event discriminator (BED) that
+gives the event probability; probability at or above `event_threshold` is an event.
+
+Readings that were outliers or part of an event stay out of the baseline, so an event does not
+become its own baseline and the return to normal raises no alarm. When an event lasts longer
+than `timeout` steps its readings are admitted again: a lasting change (a new source water, a
+new dosing set point) becomes the new baseline and the event ends.
+
+A reading enters the baseline window lag + 1 steps after it was taken, so up to lag + 1 steps are
+computed at once with cumulative sums. The state between calls is a ring of the last
+`lag + window + 1` readings with their admission decisions, the BED ring and running sums: plain
+arrays, rebuilt from history by running the detector over it. One call handles one new step of
+10,000 stations (live) or a year of one station (replay, offline file) with the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.water.bed import binomial_cdf_table
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Precision of the sensors: residual scales never go below a few times this.
+DEFAULT_PRECISION: dict[str, float] = {
+    "ph": 0.01,
+    "turbidity_ntu": 0.01,
+    "free_chlorine_mgl": 0.0035,
+    "conductivity_uscm": 1.0,
+    "orp_mv": 1.0,
+    "temperature_c": 0.05,
+    "pressure_bar": 0.01,
+    "flow_m3h": 0.1,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    quality: tuple[str, ...]  # evidence parameters, in the order of the value rows
+    context: tuple[str, ...] = ()  # operational context parameters, after the quality rows
+    window: int = 72  # baseline window, steps
+    lag: int = 6  # guard gap between the baseline window and now, steps
+    timeout: int = 72  # steps of event after which readings enter the baseline again (re-baseline)
+    threshold: float = 3.0  # outlier threshold on the combined residual score
+    context_gain: float = 0.5  # threshold increase per unit of context residual
+    bed_window: int = 12
+    outlier_probability: float = 0.5
+    event_threshold: float = 0.85
+    min_baseline: int = 12  # usable readings the window needs before a residual is scored
+    floor_factor: float = 3.0  # scale floor = floor_factor x sensor precision
+    precision: tuple[float, ...] = ()  # per row (quality then context); default from the table
+
+    def __post_init__(self) -> None:
+        if (
+            self.window < 2
+            or self.lag < 0
+            or self.bed_window < 1
+            or self.min_baseline < 2
+            or self.timeout < 0
+        ):
+            raise ValueError(
+                "window >= 2, lag >= 0, timeout >= 0, bed_window >= 1, min_baseline >= 2 required"
+            )
+        if not 0.0 < self.outlier_probability < 1.0 or not 0.0 <= self.event_threshold <= 1.0:
+            raise ValueError("outlier_probability in (0, 1) and event_threshold in [0, 1] are required")
+        if not self.quality:
+            raise ValueError("at least one quality parameter is required")
+        if self.precision and len(self.precision) != len(self.rows):
+            raise ValueError("precision needs one value per quality and context parameter")
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        return self.quality + self.context
+
+    def scale_floor(self) -> FloatArray:
+        prec = self.precision or tuple(DEFAULT_PRECISION.get(p, 1e-3) for p in self.rows)
+        return self.floor_factor * np.asarray(prec, dtype=np.float64)
+
+    def tuned(self, **changes: float | int) -> DetectorConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class DetectorState:
+    """Per-station detector state: plain arrays, advanced in place by `detect`.
+
+    ring: (S, R, L) last L usable readings (NaN otherwise), L = lag + window + 1, slot = step % L.
+    admitted: (S, L) whether each of those readings may enter the baseline window.
+    outliers: (S, B) last B outlier decisions, slot = step % B.
+    event_run: (S,) steps the current event has lasted (0 if none).
+    sum1, sum2, count: (S, R) sums over the baseline window. step: steps seen (shared).
+    """
+
+    ring: FloatArray
+    admitted: BoolArray
+    outliers: BoolArray
+    event_run: npt.NDArray[np.int64]
+    sum1: FloatArray
+    sum2: FloatArray
+    count: FloatArray
+    step: int
+
+    @classmethod
+    def empty(cls, config: DetectorConfig, stations: int) -> DetectorState:
+        rows = len(config.rows)
+        size = config.lag + config.window + 1
+        return cls(
+            ring=np.full((stations, rows, size), np.nan),
+            admitted=np.zeros((stations, size), dtype=bool),
+            outliers=np.zeros((stations, config.bed_window), dtype=bool),
+            event_run=np.zeros(stations, dtype=np.int64),
+            sum1=np.zeros((stations, rows)),
+            sum2=np.zeros((stations, rows)),
+            count=np.zeros((stations, rows)),
+            step=0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """Per station and step: event probability, event (0/1), combined score and outlier decision."""
+
+    probability: FloatArray
+    event: BoolArray
+    score: FloatArray
+    outlier: BoolArray
+
+
+def detect(
+    config: DetectorConfig, state: DetectorState, values: npt.ArrayLike, usable: npt.ArrayLike
+) -> Detection:
+    """Advance every station by n steps and return per-step detection results.
+
+    values, usable: shape (S, R, n), R = len(config.rows) (quality rows, then context rows);
+    usable is the QC verdict (flag == 1). State is advanced in place.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    ok = np.asarray(usable, dtype=bool) & np.isfinite(x)
+    stations, rows, n = x.shape
+    if rows != len(config.rows) or state.ring.shape[:2] != (stations, rows):
+        raise ValueError(f"values of shape {x.shape} do not match the configuration or the state")
+    xu = np.where(ok, x, np.nan)
+    # A reading enters the baseline lag + 1 steps after it was taken, by which time whether it
+    # belonged to an event is known: chunks of lag + 1 steps are computed at once.
+    chunk = config.lag + 1
+    parts = [
+        _detect_chunk(config, state, x[..., i : i + chunk], xu[..., i : i + chunk])
+        for i in range(0, n, chunk)
+    ]
+    if not parts:
+        empty = np.zeros((stations, 0))
+        return Detection(empty, empty.astype(bool), empty, empty.astype(bool))
+    return Detection(
+        probability=np.concatenate([d.probability for d in parts], axis=-1),
+        event=np.concatenate([d.event for d in parts], axis=-1),
+        score=np.concatenate([d.score for d in parts], axis=-1),
+        outlier=np.concatenate([d.outlier for d in parts], axis=-1),
+    )
+
+
+def _from_ring(
+    ring: npt.NDArray[np.generic], step: int, g: npt.NDArray[np.int64], fill: float | bool
+) -> npt.NDArray[np.generic]:
+    """Entries of a ring (last axis, slot = step % size) at global steps g < step; fill where never seen."""
+    size = ring.shape[-1]
+    seen = (g >= 0) & (g >= step - size)
+    out = ring[..., g % size]
+    if not seen.all():
+        out = np.where(seen, out, fill)
+    return out
+
+
+def _detect_chunk(config: DetectorConfig, state: DetectorState, x: FloatArray, xu: FloatArray) -> Detection:
+    stations, rows, n = x.shape
+    k = state.step
+    g = np.arange(k, k + n, dtype=np.int64)
+
+    # Baseline window sums: readings admitted to it (not part of an event, or of one that outlasted
+    # the timeout) enter lag + 1 steps after they were taken and leave `window` steps later.
+    ge, gl = g - config.lag - 1, g - config.lag - 1 - config.window
+    enter = np.where(
+        _from_ring(state.admitted, k, ge, False)[:, None, :], _from_ring(state.ring, k, ge, np.nan), np.nan
+    )
+    leave = np.where(
+        _from_ring(state.admitted, k, gl, False)[:, None, :], _from_ring(state.ring, k, gl, np.nan), np.nan
+    )
+    e_ok, l_ok = np.isfinite(enter), np.isfinite(leave)
+    e0, l0 = np.where(e_ok, enter, 0.0), np.where(l_ok, leave, 0.0)
+    s1 = state.sum1[..., None] + np.cumsum(e0 - l0, axis=-1)
+    s2 = state.sum2[..., None] + np.cumsum(e0 * e0 - l0 * l0, axis=-1)
+    cnt = state.count[..., None] + np.cumsum(e_ok.astype(np.float64) - l_ok, axis=-1)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / cnt
+        var = np.maximum(s2 / cnt - mean * mean, 0.0)
+    scale = np.maximum(np.sqrt(var), config.scale_floor()[:, None])
+    scored = np.isfinite(xu) & (cnt >= config.min_baseline)
+    z = np.where(scored, (x - mean) / scale, 0.0)
+
+    nq = len(config.quality)
+    score = np.sqrt(np.sum(z[:, :nq] ** 2, axis=1))
+    context = np.max(np.abs(z[:, nq:]), axis=1) if rows > nq else np.zeros_like(score)
+    outlier = score > config.threshold + config.context_gain * context
+
+    b = config.bed_window
+    prev_out = _from_ring(state.outliers, k, np.arange(k - b + 1, k, dtype=np.int64), False)
+    seq = np.concatenate([prev_out.astype(np.int64), outlier.astype(np.int64)], axis=-1)
+    csum = np.concatenate([np.zeros((stations, 1), dtype=np.int64), np.cumsum(seq, axis=-1)], axis=-1)
+    counts = csum[:, b:] - csum[:, :-b]
+    probability = binomial_cdf_table(b, config.outlier_probability)[counts]
+    event = probability >= config.event_threshold
+
+    # Event run lengths (carried over from the previous batch) decide the timeout.
+    ar = np.arange(n)
+    last_quiet = np.maximum.accumulate(np.where(event, -1, ar), axis=-1)
+    run = np.where(last_quiet < 0, ar + 1 + state.event_run[:, None], ar - last_quiet)
+    admitted = ~(outlier | event) | (run > config.timeout)
+
+    size = state.ring.shape[-1]
+    state.ring[..., g % size] = xu
+    state.admitted[:, g % size] = admitted
+    tail = min(n, b)
+    state.outliers[:, g[-tail:] % b] = outlier[:, -tail:]
+    state.event_run = run[:, -1].astype(np.int64)
+    state.sum1, state.sum2, state.count = s1[..., -1], s2[..., -1], cnt[..., -1]
+    state.step = k + n
+    return Detection(probability=probability, event=event, score=score, outlier=outlier)
+
+
+def rows_for(parameters: Sequence[str], quality: Sequence[str], context: Sequence[str]) -> list[int]:
+    """Indices into `parameters` of the detector's rows (quality then context)."""
+    return [list(parameters).index(p) for p in (*quality, *context)]
