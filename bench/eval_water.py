@@ -41,7 +41,12 @@ STATION_B_MAP = {
     "B_PLNT_FLOW_OP": "flow_m3h",  # plant flow, operational units: used as context only
 }
 # CANARY's Station B sensor precisions (see data/README.md); ours use them as scale floors.
-STATION_B_PRECISION = {"free_chlorine_mgl": 0.0035, "conductivity_uscm": 1.0, "ph": 0.01, "turbidity_ntu": 0.01}
+STATION_B_PRECISION = {
+    "free_chlorine_mgl": 0.0035,
+    "conductivity_uscm": 1.0,
+    "ph": 0.01,
+    "turbidity_ntu": 0.01,
+}
 
 
 def _row(name: str, s: Scores) -> str:
@@ -113,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     q = [params.index(p) for p in base.quality]
     floors = tuple(STATION_B_PRECISION.get(p, 1e-3) for p in base.quality)
     results: dict[str, tuple[Scores, Detection, float]] = {}
-    results["ours (tuned on first half)"] = (score(ts[half:], ours.event[0, half:], labels[half:]), ours, ours_s)
+    ours_scores = score(ts[half:], ours.event[0, half:], labels[half:])
+    results["ours (tuned on first half)"] = (ours_scores, ours, ours_s)
     base_shipped = CanaryConfig(scale_floor=floors)
     t0 = time.perf_counter()
     det = canary_detect(base_shipped, values[None, q], ok[None, q])
@@ -142,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     # Sensor faults: how much of each detector's alarm time falls on injected faults.
     print(f"Data: {source}")
     print(f"Rows {n}, scored rows {n - half} ({(ts[-1] - ts[half]) / 86400:.1f} days), half at {t[half]}")
-    print(f"Ours tuned over {tuned.tried} settings in {tune_s:.2f} s: {ours_cfg.quality} / {ours_cfg.context}")
+    print(f"Ours tuned over {tuned.tried} settings in {tune_s:.2f} s: {ours_cfg.quality}, {ours_cfg.context}")
     print(
-        f"  window={ours_cfg.window} lag={ours_cfg.lag} timeout={ours_cfg.timeout} threshold={ours_cfg.threshold} "
+        f"  window={ours_cfg.window} lag={ours_cfg.lag} timeout={ours_cfg.timeout} "
+        f"threshold={ours_cfg.threshold} "
         f"context_gain={ours_cfg.context_gain} bed_window={ours_cfg.bed_window} "
         f"event_threshold={ours_cfg.event_threshold}"
     )
@@ -161,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         out[name] = {**asdict(s), "alarm_steps_on_sensor_faults": on_fault}
     print()
     for name, (_s, d, _) in results.items():
-        print(f"{name}: alarm steps during injected sensor faults: {int(np.sum(d.event[0, half:] & (fault[half:] == 1)))}")
+        on_fault = int(np.sum(d.event[0, half:] & (fault[half:] == 1)))
+        print(f"{name}: alarm steps during injected sensor faults: {on_fault}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str))
     return 0

@@ -50,12 +50,12 @@ DEFAULT_PRECISION: dict[str, float] = {
 class DetectorConfig:
     quality: tuple[str, ...]  # evidence parameters, in the order of the value rows
     context: tuple[str, ...] = ()  # operational context parameters, after the quality rows
-    window: int = 72  # baseline window, steps
+    window: int = 144  # baseline window, steps
     lag: int = 6  # guard gap between the baseline window and now, steps
     timeout: int = 72  # steps of event after which readings enter the baseline again (re-baseline)
-    threshold: float = 3.0  # outlier threshold on the combined residual score
-    context_gain: float = 0.5  # threshold increase per unit of context residual
-    bed_window: int = 12
+    threshold: float = 6.0  # outlier threshold on the combined residual score
+    context_gain: float = 0.0  # threshold increase per unit of context residual
+    bed_window: int = 6
     outlier_probability: float = 0.5
     event_threshold: float = 0.85
     min_baseline: int = 12  # usable readings the window needs before a residual is scored

@@ -45,7 +45,9 @@ def test_injected_events_are_detected_without_false_alarms() -> None:
     x = background(n, 3)
     params = (*Q, "temperature_c")
     lab = inject(x, params, 300.0, np.random.default_rng(5), events=4, faults=0)
-    cfg = DetectorConfig(quality=Q, context=("temperature_c",), window=72, threshold=5.0, timeout=150)
+    cfg = DetectorConfig(
+        quality=Q, context=("temperature_c",), window=72, threshold=5.0, timeout=150, bed_window=12
+    )
     det = detect(cfg, DetectorState.empty(cfg, 1), lab.values[None], np.ones((1, 5, n), dtype=bool))
     t = np.arange(n) * 300.0
     s = score(t, det.event[0], lab.event)
@@ -71,7 +73,8 @@ def test_lasting_change_is_rebaselined() -> None:
     x[0, 3, 100:] += 30.0  # a lasting change of source water
     det = detect(CFG, DetectorState.empty(CFG, 1), x, np.ones(x.shape, dtype=bool))
     runs = episodes(det.event[0])
-    assert runs and runs[0][0] >= 100
+    assert runs
+    assert runs[0][0] >= 100
     assert not det.event[0, 100 + CFG.timeout + CFG.lag + CFG.window + CFG.bed_window :].any()
 
 
