@@ -41,8 +41,8 @@ def test_detect_water_writes_one_row_per_input_row(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src, train, out = tmp_path / "in.csv", tmp_path / "train.csv", tmp_path / "out.csv"
-    _write(src, 600, slice(400, 460))
-    _write(train, 600, slice(300, 360))
+    _write(src, 300, slice(200, 260))
+    _write(train, 300, slice(150, 210))
     status = _run(
         [
             "detect",
@@ -66,13 +66,13 @@ def test_detect_water_writes_one_row_per_input_row(
     assert status == 0
     with out.open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 600
+    assert len(rows) == 300
     assert list(rows[0]) == ["time", "event", "probability", "qc_ph", "qc_free_chlorine_mgl"]
     assert rows[7]["qc_free_chlorine_mgl"] == "9"
     assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
     events = [i for i, r in enumerate(rows) if r["event"] == "1"]
     assert events
-    assert all(400 <= i < 470 for i in events)
+    assert all(200 <= i < 270 for i in events)
     assert "detect water [" in capsys.readouterr().err
 
 
