@@ -139,12 +139,18 @@ class Detection:
 
 
 def detect(
-    config: DetectorConfig, state: DetectorState, values: npt.ArrayLike, usable: npt.ArrayLike
+    config: DetectorConfig,
+    state: DetectorState,
+    values: npt.ArrayLike,
+    usable: npt.ArrayLike,
+    thresholds: npt.ArrayLike | None = None,
 ) -> Detection:
     """Advance every station by n steps and return per-step detection results.
 
     values, usable: shape (S, R, n), R = len(config.rows) (quality rows, then context rows);
-    usable is the QC verdict (flag == 1). State is advanced in place.
+    usable is the QC verdict (flag == 1). State is advanced in place. thresholds: optional
+    per-station (threshold, context_gain) of shape (S, 2) overriding the configuration's (tuning
+    runs several settings at once as copies of one station).
     """
     x = np.asarray(values, dtype=np.float64)
     ok = np.asarray(usable, dtype=bool) & np.isfinite(x)
@@ -152,11 +158,16 @@ def detect(
     if rows != len(config.rows) or state.ring.shape[:2] != (stations, rows):
         raise ValueError(f"values of shape {x.shape} do not match the configuration or the state")
     xu = np.where(ok, x, np.nan)
+    if thresholds is None:
+        th, gain = np.full((stations, 1), config.threshold), np.full((stations, 1), config.context_gain)
+    else:
+        per = np.asarray(thresholds, dtype=np.float64).reshape(stations, 2)
+        th, gain = per[:, :1], per[:, 1:]
     # A reading enters the baseline lag + 1 steps after it was taken, by which time whether it
     # belonged to an event is known: chunks of lag + 1 steps are computed at once.
     chunk = config.lag + 1
     parts = [
-        _detect_chunk(config, state, x[..., i : i + chunk], xu[..., i : i + chunk])
+        _detect_chunk(config, state, x[..., i : i + chunk], xu[..., i : i + chunk], th, gain)
         for i in range(0, n, chunk)
     ]
     if not parts:
@@ -182,7 +193,14 @@ def _from_ring(
     return out
 
 
-def _detect_chunk(config: DetectorConfig, state: DetectorState, x: FloatArray, xu: FloatArray) -> Detection:
+def _detect_chunk(
+    config: DetectorConfig,
+    state: DetectorState,
+    x: FloatArray,
+    xu: FloatArray,
+    th: FloatArray,
+    gain: FloatArray,
+) -> Detection:
     stations, rows, n = x.shape
     k = state.step
     g = np.arange(k, k + n, dtype=np.int64)
@@ -212,7 +230,7 @@ def _detect_chunk(config: DetectorConfig, state: DetectorState, x: FloatArray, x
     nq = len(config.quality)
     score = np.sqrt(np.sum(z[:, :nq] ** 2, axis=1))
     context = np.max(np.abs(z[:, nq:]), axis=1) if rows > nq else np.zeros_like(score)
-    outlier = score > config.threshold + config.context_gain * context
+    outlier = score > th + gain * context
 
     b = config.bed_window
     prev_out = _from_ring(state.outliers, k, np.arange(k - b + 1, k, dtype=np.int64), False)

@@ -45,17 +45,26 @@ def tune(
     """
     x = np.asarray(values, dtype=np.float64)[None]
     ok = np.asarray(usable, dtype=bool)[None]
-    keys = list(grid)
+    # Threshold and context gain vary per station: all their combinations run in one call.
+    per_station = [
+        (th, g)
+        for th in grid.get("threshold", (base.threshold,))
+        for g in grid.get("context_gain", (base.context_gain,))
+    ]
+    keys = [k for k in grid if k not in ("threshold", "context_gain")]
+    copies = len(per_station)
+    xs, oks = np.repeat(x, copies, axis=0), np.repeat(ok, copies, axis=0)
     best: tuple[tuple[float, float], DetectorConfig, Scores] | None = None
     tried = 0
     for combo in itertools.product(*(grid[k] for k in keys)):
         cfg = replace(base, **dict(zip(keys, combo, strict=True)))  # type: ignore[arg-type]
-        det = detect(cfg, DetectorState.empty(cfg, 1), x, ok)
-        s = score(times_s, det.event[0], labels)
-        tried += 1
-        within = s.false_alarms_per_week <= max_false_alarms_per_week
-        key = (s.f1, -s.false_alarms_per_week) if within else (-1e9 - s.false_alarms_per_week, s.f1)
-        if best is None or key > best[0]:
-            best = (key, cfg, s)
+        det = detect(cfg, DetectorState.empty(cfg, copies), xs, oks, thresholds=np.array(per_station))
+        for i, (th, g) in enumerate(per_station):
+            s = score(times_s, det.event[i], labels)
+            tried += 1
+            within = s.false_alarms_per_week <= max_false_alarms_per_week
+            key = (s.f1, -s.false_alarms_per_week) if within else (-1e9 - s.false_alarms_per_week, s.f1)
+            if best is None or key > best[0]:
+                best = (key, replace(cfg, threshold=float(th), context_gain=float(g)), s)
     assert best is not None
     return Tuned(config=best[1], scores=best[2], tried=tried)
