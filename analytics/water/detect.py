@@ -58,6 +58,7 @@ class DetectorConfig:
     bed_window: int = 6
     outlier_probability: float = 0.5
     event_threshold: float = 0.85
+    event_off_threshold: float = 0.85  # an event, once on, lasts while probability stays at or above this
     min_baseline: int = 12  # usable readings the window needs before a residual is scored
     floor_factor: float = 3.0  # scale floor = floor_factor x sensor precision
     precision: tuple[float, ...] = ()  # per row (quality then context); default from the table
@@ -238,10 +239,15 @@ def _detect_chunk(
     csum = np.concatenate([np.zeros((stations, 1), dtype=np.int64), np.cumsum(seq, axis=-1)], axis=-1)
     counts = csum[:, b:] - csum[:, :-b]
     probability = binomial_cdf_table(b, config.outlier_probability)[counts]
-    event = probability >= config.event_threshold
+    # Hysteresis: on at event_threshold, off below event_off_threshold (the last crossing decides).
+    on = probability >= config.event_threshold
+    off = probability < min(config.event_off_threshold, config.event_threshold)
+    ar = np.arange(n)
+    last_on = np.maximum.accumulate(np.where(on, ar, -1), axis=-1)
+    last_off = np.maximum.accumulate(np.where(off, ar, -1), axis=-1)
+    event = np.where((last_on < 0) & (last_off < 0), (state.event_run > 0)[:, None], last_on > last_off)
 
     # Event run lengths (carried over from the previous batch) decide the timeout.
-    ar = np.arange(n)
     last_quiet = np.maximum.accumulate(np.where(event, -1, ar), axis=-1)
     run = np.where(last_quiet < 0, ar + 1 + state.event_run[:, None], ar - last_quiet)
     admitted = ~(outlier | event) | (run > config.timeout)

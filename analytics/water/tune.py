@@ -16,8 +16,9 @@ DEFAULT_GRID: Mapping[str, Sequence[float | int]] = {
     "threshold": (3.5, 4.5, 6.0, 8.0),
     "window": (36, 72, 144),
     "lag": (6, 12),
-    "timeout": (36, 72, 144),
-    "bed_window": (6, 12),
+    "timeout": (24, 36, 72, 144),
+    "bed_window": (3, 6, 12),
+    "event_off_threshold": (0.5, 0.85),
     "context_gain": (0.0, 0.5),
 }
 

@@ -84,3 +84,14 @@ def test_canary_baseline_flags_a_step_change() -> None:
     det = canary_detect(CanaryConfig(history=96), x, np.ones(x.shape, dtype=bool))
     assert det.event[0, 300:330].any()
     assert ((det.probability >= 0) & (det.probability <= 1)).all()
+
+
+def test_hysteresis_keeps_an_event_on_until_probability_falls_below_the_off_threshold() -> None:
+    x = background(300)[None]
+    x[0, 2, 150:200] -= np.where(np.arange(50) % 3 == 0, 0.0, 0.5)  # every third reading looks normal
+    ok = np.ones(x.shape, dtype=bool)
+    plain = detect(CFG, DetectorState.empty(CFG, 1), x, ok)
+    cfg = CFG.tuned(event_threshold=0.85, event_off_threshold=0.3)
+    held = detect(cfg, DetectorState.empty(cfg, 1), x, ok)
+    assert len(episodes(held.event[0])) <= len(episodes(plain.event[0]))
+    assert held.event.sum() >= plain.event.sum()
