@@ -167,8 +167,14 @@ def detect(
     # A reading enters the baseline lag + 1 steps after it was taken, by which time whether it
     # belonged to an event is known: chunks of lag + 1 steps are computed at once.
     chunk = config.lag + 1
+    fixed = _Fixed(
+        th,
+        gain,
+        config.scale_floor()[:, None],
+        binomial_cdf_table(config.bed_window, config.outlier_probability),
+    )
     parts = [
-        _detect_chunk(config, state, x[..., i : i + chunk], xu[..., i : i + chunk], th, gain)
+        _detect_chunk(config, state, x[..., i : i + chunk], xu[..., i : i + chunk], fixed)
         for i in range(0, n, chunk)
     ]
     if not parts:
@@ -194,13 +200,23 @@ def _from_ring(
     return out
 
 
+def _cumsum(a: FloatArray) -> FloatArray:
+    """Cumulative sum along time; a single step (the live case) needs none."""
+    return a if a.shape[-1] == 1 else np.cumsum(a, axis=-1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    """What every chunk of one call shares."""
+
+    threshold: FloatArray  # (S, 1)
+    gain: FloatArray  # (S, 1)
+    floor: FloatArray  # (R, 1)
+    table: FloatArray  # BED: outliers in window -> probability
+
+
 def _detect_chunk(
-    config: DetectorConfig,
-    state: DetectorState,
-    x: FloatArray,
-    xu: FloatArray,
-    th: FloatArray,
-    gain: FloatArray,
+    config: DetectorConfig, state: DetectorState, x: FloatArray, xu: FloatArray, fixed: _Fixed
 ) -> Detection:
     stations, rows, n = x.shape
     k = state.step
@@ -208,37 +224,38 @@ def _detect_chunk(
 
     # Baseline window sums: readings admitted to it (not part of an event, or of one that outlasted
     # the timeout) enter lag + 1 steps after they were taken and leave `window` steps later.
-    ge, gl = g - config.lag - 1, g - config.lag - 1 - config.window
-    enter = np.where(
-        _from_ring(state.admitted, k, ge, False)[:, None, :], _from_ring(state.ring, k, ge, np.nan), np.nan
+    entering = g - config.lag - 1
+    both = np.concatenate([entering, entering - config.window])  # entering, then leaving
+    used = _from_ring(state.admitted, k, both, False)[:, None, :] & np.isfinite(
+        vals := _from_ring(state.ring, k, both, np.nan)
     )
-    leave = np.where(
-        _from_ring(state.admitted, k, gl, False)[:, None, :], _from_ring(state.ring, k, gl, np.nan), np.nan
-    )
-    e_ok, l_ok = np.isfinite(enter), np.isfinite(leave)
-    e0, l0 = np.where(e_ok, enter, 0.0), np.where(l_ok, leave, 0.0)
-    s1 = state.sum1[..., None] + np.cumsum(e0 - l0, axis=-1)
-    s2 = state.sum2[..., None] + np.cumsum(e0 * e0 - l0 * l0, axis=-1)
-    cnt = state.count[..., None] + np.cumsum(e_ok.astype(np.float64) - l_ok, axis=-1)
+    v0 = np.where(used, vals, 0.0)
+    ve, vl = v0[..., :n], v0[..., n:]
+    s1 = state.sum1[..., None] + _cumsum(ve - vl)
+    s2 = state.sum2[..., None] + _cumsum(ve * ve - vl * vl)
+    cnt = state.count[..., None] + _cumsum(used[..., :n].astype(np.float64) - used[..., n:])
 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / cnt
         var = np.maximum(s2 / cnt - mean * mean, 0.0)
-    scale = np.maximum(np.sqrt(var), config.scale_floor()[:, None])
+    scale = np.maximum(np.sqrt(var), fixed.floor)
     scored = np.isfinite(xu) & (cnt >= config.min_baseline)
     z = np.where(scored, (x - mean) / scale, 0.0)
 
     nq = len(config.quality)
     score = np.sqrt(np.sum(z[:, :nq] ** 2, axis=1))
     context = np.max(np.abs(z[:, nq:]), axis=1) if rows > nq else np.zeros_like(score)
-    outlier = score > th + gain * context
+    outlier = score > fixed.threshold + fixed.gain * context
 
     b = config.bed_window
     prev_out = _from_ring(state.outliers, k, np.arange(k - b + 1, k, dtype=np.int64), False)
     seq = np.concatenate([prev_out.astype(np.int64), outlier.astype(np.int64)], axis=-1)
-    csum = np.concatenate([np.zeros((stations, 1), dtype=np.int64), np.cumsum(seq, axis=-1)], axis=-1)
-    counts = csum[:, b:] - csum[:, :-b]
-    probability = binomial_cdf_table(b, config.outlier_probability)[counts]
+    if n == 1:  # one live step: no running sums needed
+        counts = seq.sum(axis=-1, keepdims=True)
+    else:
+        csum = np.concatenate([np.zeros((stations, 1), dtype=np.int64), np.cumsum(seq, axis=-1)], axis=-1)
+        counts = csum[:, b:] - csum[:, :-b]
+    probability = fixed.table[counts]
     # Hysteresis: on at event_threshold, off below event_off_threshold (the last crossing decides).
     on = probability >= config.event_threshold
     off = probability < min(config.event_off_threshold, config.event_threshold)
