@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench eval clean
+.PHONY: demo test lint typecheck pytest bench bench-water eval clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
+
+# Water event detection: ours vs the CANARY-style baseline on labelled data (docs/water-detection.md).
+eval: $(STAMP)
+	$(BIN)/python -m bench.eval_water
+
+bench-water: $(STAMP)
+	$(BIN)/python -m bench.bench_water
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
