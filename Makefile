@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-water eval clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water eval clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
+
+# Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
+bench: bench-ingest bench-water
+
+bench-ingest: $(STAMP)
+	$(BIN)/python -m bench.ingest
 
 # Water event detection: ours vs the CANARY-style baseline on labelled data (docs/water-detection.md).
 eval: $(STAMP)
