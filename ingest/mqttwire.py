@@ -118,6 +118,8 @@ class Parser:
     def __init__(self, *, v5: bool) -> None:
         self.v5 = v5
         self._buf = bytearray()
+        # A device publishes on the same topic all its life: decode each topic once.
+        self._topics: dict[bytes, str] = {}
 
     def feed(self, data: bytes) -> list[Publish | Control]:
         buf = self._buf
@@ -162,10 +164,16 @@ class Parser:
                 pos = props[1] + props[0]
             if pos > len(body):
                 raise ProtocolError("PUBLISH shorter than its fields")
-            try:
-                topic = body[2 : 2 + tlen].decode()
-            except UnicodeDecodeError:
-                raise ProtocolError("topic is not UTF-8") from None
+            raw = body[2 : 2 + tlen]
+            topic = self._topics.get(raw)
+            if topic is None:
+                try:
+                    topic = raw.decode()
+                except UnicodeDecodeError:
+                    raise ProtocolError("topic is not UTF-8") from None
+                if len(self._topics) > 100_000:
+                    self._topics.clear()
+                self._topics[raw] = topic
             return Publish(topic, body[pos:], qos, packet_id)
         if kind == CONNACK:
             if len(body) < 2:
