@@ -37,6 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("var/demo"), help="embedded services' data")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (another is taken if busy)")
     parser.add_argument("--sondes", type=int, default=50, help="simulated water sondes")
+    parser.add_argument("--buses", type=int, default=20, help="simulated buses on the Da Nang demo network")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between a sonde's readings")
     add_logging_options(parser)
     parser.set_defaults(func=run)
@@ -47,20 +48,29 @@ def _sim_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "citysense_sim.cli"]
 
 
-def register_fleet(database_url: str, sondes: int) -> int:
+def register_fleet(database_url: str, sondes: int, buses: int) -> None:
     """Register the simulator's devices, as an operator would with `citysense devices add`."""
     manifest = subprocess.run(
-        [*_sim_command(), "fleet", "--water", str(sondes)], check=True, capture_output=True, text=True
-    ).stdout
-    devices = [json.loads(line) for line in manifest.splitlines() if line.strip()]
+        [*_sim_command(), "fleet", "--water", str(sondes), "--buses", str(buses)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    rows = []
+    for line in manifest.splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        # The manifest names a sonde's site, and a bus's route, as its "site".
+        site = d.get("site")
+        rows.append(
+            (d["device_id"], d["kind"], d.get("name", ""), site if d["kind"] == "water" else None,
+             site if d["kind"] == "bus" else None, d.get("lat"), d.get("lon"))
+        )  # fmt: skip
     with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(
-            """INSERT INTO devices (device_id, kind, name, site, lat, lon)
-               VALUES (%(device_id)s, %(kind)s, %(name)s, %(site)s, %(lat)s, %(lon)s)
-               ON CONFLICT (device_id) DO NOTHING""",
-            [{"site": None, "lat": None, "lon": None, "name": "", **d} for d in devices],
+            """INSERT INTO devices (device_id, kind, name, site, route_id, lat, lon)
+               VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (device_id) DO NOTHING""",
+            rows,
         )
-    return len(devices)
 
 
 class Children:
@@ -118,7 +128,7 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         with psycopg.connect(database_url, autocommit=True) as conn:
             _, version, engine = migrate(conn)
             maintain(conn, engine, datetime.now(UTC))
-        count = await asyncio.to_thread(register_fleet, database_url, args.sondes)
+        await asyncio.to_thread(register_fleet, database_url, args.sondes, args.buses)
         port = free_port(args.port)
         env = {
             **os.environ,
@@ -153,7 +163,7 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         broker_shown = MqttUrl.parse(mqtt_url).redacted()
         print(
             f"""
-citysense demo is running ({count} simulated sondes, schema v{version} on {engine}).
+citysense demo is running: {args.sondes} sondes, {args.buses} buses, schema v{version} on {engine}.
   Web page:   http://127.0.0.1:{port}/
   API docs:   http://127.0.0.1:{port}/docs
   Stations:   http://127.0.0.1:{port}/api/v1/water/stations
