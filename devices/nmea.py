@@ -259,3 +259,28 @@ def decode_nmea(vehicle_id: str, payload: bytes, received_at: datetime) -> list[
             )
         )
     return positions
+
+
+def _ddmm(value: float, width: int, hemis: str) -> str:
+    # Whole hundred-thousandths of a minute, so rounding can never print 60 minutes.
+    units = round(abs(value) * 60 * 100_000)
+    degrees, rest = divmod(units, 60 * 100_000)
+    minutes, frac = divmod(rest, 100_000)
+    hemi = hemis[1] if value < 0 and units else hemis[0]
+    return f"{degrees:0{width}d}{minutes:02d}.{frac:05d},{hemi}"
+
+
+def encode_nmea(pos: BusPosition, *, talker: str = "GP", satellites: int = 8) -> bytes:
+    """An RMC and a GGA sentence (CR LF terminated) for a fix; decode_nmea reads them back.
+
+    Precision is that of common receivers: 1e-5 minute (about 2 cm), 0.01 s, 0.001 knot.
+    """
+    when = pos.time.astimezone(UTC)
+    clock = f"{when:%H%M%S}.{when.microsecond // 10_000:02d}"
+    lat, lon = _ddmm(pos.lat, 2, "NS"), _ddmm(pos.lon, 3, "EW")
+    knots = "" if pos.speed_mps is None else f"{pos.speed_mps / KNOT_MPS:.3f}"
+    course = "" if pos.heading_deg is None else f"{pos.heading_deg:.2f}"
+    hdop = "" if pos.hdop is None else f"{pos.hdop:.2f}"
+    rmc = sentence(f"{talker}RMC,{clock},A,{lat},{lon},{knots},{course},{when:%d%m%y},,,A")
+    gga = sentence(f"{talker}GGA,{clock},{lat},{lon},1,{satellites:02d},{hdop},,M,,M,,")
+    return f"{rmc}\r\n{gga}\r\n".encode("ascii")
