@@ -196,6 +196,15 @@ def _parse_line(line: str, received_at: datetime) -> _Fix | None:
     return None
 
 
+def sentence_epoch(line: str, received_at: datetime) -> str | None:
+    """Check one sentence as decode_nmea would; its time field if RMC or GGA, else None.
+
+    The serial gateway uses it to drop bad lines and to group a receiver's output by epoch.
+    """
+    fix = _parse_line(line, received_at)
+    return None if fix is None else fix.clock
+
+
 def _nearest_day(time_of_day: time, received_at: datetime) -> datetime:
     """A GGA's time on the day that puts it within 12 hours of its arrival."""
     arrival = received_at.astimezone(UTC)
