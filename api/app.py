@@ -1,0 +1,43 @@
+"""The FastAPI application: `create_app(config)`; nothing is created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from api import errors, health, pages, water
+from api.state import ApiConfig, AppState
+
+
+def create_app(config: ApiConfig) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(
+            config.database_url,
+            min_size=1,
+            max_size=config.pool_max,
+            open=False,
+            kwargs={"application_name": "citysense-api", "connect_timeout": 5},
+        )
+        # Start even when the database is down: /health must be able to say so.
+        await pool.open(wait=False)
+        app.state.citysense = AppState(config=config, pool=pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="citysense",
+        summary="Water-quality network and bus fleet of the city: readings, alerts, live buses.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(water.router)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,31 @@
+"""Typed application state, set by the lifespan: no module globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from psycopg_pool import AsyncConnectionPool
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    database_url: str
+    broker_host: str | None = None
+    broker_port: int | None = None
+    pool_max: int = 10
+
+
+@dataclass(slots=True)
+class AppState:
+    config: ApiConfig
+    pool: AsyncConnectionPool
+
+
+def state_of(request: Request) -> AppState:
+    state: AppState = request.app.state.citysense
+    return state
+
+
+def pool_of(request: Request) -> AsyncConnectionPool:
+    return state_of(request).pool

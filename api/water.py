@@ -1,0 +1,145 @@
+"""Water stations and their readings (CONTRACT §6)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from psycopg.rows import dict_row
+
+from api.errors import ApiError
+from api.state import pool_of
+from devices.water import PARAMETERS
+
+router = APIRouter(prefix="/api/v1/water", tags=["water"])
+
+# QCVN 01-1:2018/BYT group A, the parameters a sonde measures online. The water analytics
+# refine this (QC-passing data only, minimum durations, per-station limits).
+LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "ph": (6.0, 8.5),
+    "turbidity_ntu": (None, 2.0),
+    "free_chlorine_mgl": (0.2, 1.0),
+}
+MAX_RAW_ROWS = 50_000
+_BUCKET = re.compile(r"^([1-9][0-9]{0,3})(m|h|d)$")
+_UNIT = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def compliance(latest: dict[str, Any] | None) -> str:
+    """`compliant`, `breach` or `unknown` (no recent reading), from the latest values."""
+    if not latest:
+        return "unknown"
+    for parameter, (low, high) in LIMITS.items():
+        value = latest.get(parameter)
+        if value is None:
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            return "breach"
+    return "compliant"
+
+
+@router.get("/stations")
+async def stations(request: Request) -> dict[str, Any]:
+    """Every water station with its latest reading and compliance status."""
+    columns = ", ".join(f"r.{p}" for p in PARAMETERS)
+    async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"""SELECT d.device_id, d.name, d.site, d.lat, d.lon, d.enabled, d.online,
+                       r.time AS latest_time, r.qc_flag, {columns}
+                FROM devices d
+                LEFT JOIN LATERAL (
+                    SELECT * FROM water_readings w WHERE w.device_id = d.device_id
+                    ORDER BY w.time DESC LIMIT 1) r ON true
+                WHERE d.kind = 'water' ORDER BY d.device_id"""
+        )
+        rows = await cur.fetchall()
+    result = []
+    for row in rows:
+        latest = None
+        if row["latest_time"] is not None:
+            latest = {"time": row["latest_time"], **{p: row[p] for p in PARAMETERS}}
+        result.append(
+            {
+                "device_id": row["device_id"],
+                "name": row["name"],
+                "site": row["site"],
+                "location": None if row["lat"] is None else {"lat": row["lat"], "lon": row["lon"]},
+                "enabled": row["enabled"],
+                "online": row["online"],
+                "latest": latest,
+                "compliance": compliance(latest),
+            }
+        )
+    return {"stations": result, "count": len(result)}
+
+
+def _bucket(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    match = _BUCKET.match(value)
+    if match is None:
+        raise ApiError(400, "bad_bucket", "bucket is a duration like 5m, 1h or 1d")
+    return timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
+
+
+@router.get("/stations/{device_id}/readings")
+async def readings(
+    request: Request,
+    device_id: str,
+    start: Annotated[datetime | None, Query(description="RFC 3339; default: end minus 24 h")] = None,
+    end: Annotated[datetime | None, Query(description="RFC 3339; default: now")] = None,
+    bucket: Annotated[str | None, Query(description="e.g. 5m, 1h, 1d; omit for raw readings")] = None,
+) -> dict[str, Any]:
+    """A station's time series between `start` and `end`, raw or averaged per bucket."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(hours=24)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ApiError(400, "naive_time", "start and end need a UTC offset, e.g. 2026-11-27T08:00:00+07:00")
+    if start >= end:
+        raise ApiError(400, "bad_range", "start must be before end")
+    width = _bucket(bucket)
+    async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT 1 FROM devices WHERE device_id = %s AND kind = 'water'", (device_id,))
+        if await cur.fetchone() is None:
+            raise ApiError(404, "unknown_station", f"no water station {device_id!r}")
+        if width is None:
+            columns = ", ".join(("time", "seq", *PARAMETERS, "qc_flag"))
+            await cur.execute(
+                f"""SELECT {columns} FROM water_readings
+                    WHERE device_id = %s AND time >= %s AND time < %s ORDER BY time LIMIT %s""",
+                (device_id, start, end, MAX_RAW_ROWS + 1),
+            )
+        elif width == timedelta(hours=1):
+            # The hourly statistics are kept as readings arrive: no scan of raw rows.
+            stats = ", ".join(f"{p}_avg AS {p}, {p}_min, {p}_max" for p in PARAMETERS)
+            await cur.execute(
+                f"""SELECT bucket AS time, readings, {stats} FROM water_hourly
+                    WHERE device_id = %s AND bucket >= date_trunc('hour', %s::timestamptz)
+                    AND bucket < %s ORDER BY bucket""",
+                (device_id, start, end),
+            )
+        else:
+            stats = ", ".join(
+                f"avg({p}) AS {p}, min({p}) AS {p}_min, max({p}) AS {p}_max" for p in PARAMETERS
+            )
+            await cur.execute(
+                f"""SELECT date_bin(%s, time, TIMESTAMPTZ '2000-01-01') AS time, count(*) AS readings,
+                    {stats} FROM water_readings
+                    WHERE device_id = %s AND time >= %s AND time < %s GROUP BY 1 ORDER BY 1""",
+                (width, device_id, start, end),
+            )
+        rows = await cur.fetchall()
+    if width is None and len(rows) > MAX_RAW_ROWS:
+        raise ApiError(
+            413, "too_many_rows", f"more than {MAX_RAW_ROWS} readings: narrow the range or pass a bucket"
+        )
+    return {
+        "device_id": device_id,
+        "start": start,
+        "end": end,
+        "bucket": bucket,
+        "count": len(rows),
+        "readings": rows,
+    }

@@ -1,0 +1,185 @@
+"""`citysense demo`: the whole system on one machine, with a simulated Da Nang fleet.
+
+Uses CITYSENSE_DATABASE_URL and CITYSENSE_MQTT_URL when set; otherwise starts an embedded
+PostgreSQL and broker keeping their data under `--data-dir`, so a second run reuses it. The
+ingester, the API and the simulator run as child processes, as they would in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from citysense.embedded import embedded_broker, embedded_postgres, free_port, wait_port
+from citysense.runtime import run_until_signal, setup_logging
+from citysense.settings import MqttUrl, Settings, add_connection_options, redact_database_url
+from ingest.partitions import maintain
+from ingest.schema import migrate
+
+log = logging.getLogger("citysense.demo")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("demo", help="run everything locally with a simulated fleet")
+    add_connection_options(parser)
+    parser.add_argument("--data-dir", type=Path, default=Path("var/demo"), help="embedded services' data")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (another is taken if busy)")
+    parser.add_argument("--sondes", type=int, default=50, help="simulated water sondes")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between a sonde's readings")
+    parser.add_argument("--log-level", default="INFO")
+    parser.set_defaults(func=run)
+
+
+def _sim_command() -> list[str]:
+    script = Path(sys.executable).with_name("citysense-sim")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "citysense_sim.cli"]
+
+
+def register_fleet(database_url: str, sondes: int) -> int:
+    """Register the simulator's devices, as an operator would with `citysense devices add`."""
+    manifest = subprocess.run(
+        [*_sim_command(), "fleet", "--water", str(sondes)], check=True, capture_output=True, text=True
+    ).stdout
+    devices = [json.loads(line) for line in manifest.splitlines() if line.strip()]
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO devices (device_id, kind, name, site, lat, lon)
+               VALUES (%(device_id)s, %(kind)s, %(name)s, %(site)s, %(lat)s, %(lon)s)
+               ON CONFLICT (device_id) DO NOTHING""",
+            [{"site": None, "lat": None, "lon": None, "name": "", **d} for d in devices],
+        )
+    return len(devices)
+
+
+class Children:
+    """The demo's child processes: started in order, stopped in reverse, never left behind."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.procs: list[tuple[str, asyncio.subprocess.Process]] = []
+
+    async def start(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(*argv, env=self.env, stdin=subprocess.DEVNULL)
+        self.procs.append((name, proc))
+        return proc
+
+    async def first_exit(self) -> str:
+        waits = {asyncio.create_task(p.wait(), name=n): n for n, p in self.procs}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[done.pop()]
+
+    async def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 15)
+                except TimeoutError:
+                    log.warning("%s did not stop in 15 s; killing it", name)
+                    proc.kill()
+                    await proc.wait()
+
+
+async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    settings = Settings.from_args(args)
+    data_dir: Path = args.data_dir.resolve()
+    async with contextlib.AsyncExitStack() as stack:
+        database_url = settings.database_url
+        if database_url is None:
+            database_url = stack.enter_context(embedded_postgres(data_dir / "postgres"))
+            log.info("embedded PostgreSQL in %s", data_dir / "postgres")
+        protocol = "5"
+        if settings.mqtt_url is None:
+            mqtt_url, kind = await stack.enter_async_context(embedded_broker(data_dir / "broker"))
+            log.info("embedded %s broker at %s", kind, mqtt_url)
+            if kind == "amqtt":
+                protocol = "3.1.1"  # amqtt speaks MQTT 3.1.1 only
+        else:
+            mqtt_url = args.mqtt_url or os.environ["CITYSENSE_MQTT_URL"]
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            _, version, engine = migrate(conn)
+            maintain(conn, engine, datetime.now(UTC))
+        count = await asyncio.to_thread(register_fleet, database_url, args.sondes)
+        port = free_port(args.port)
+        env = {
+            **os.environ,
+            "CITYSENSE_DATABASE_URL": database_url,
+            "CITYSENSE_MQTT_URL": mqtt_url,
+            "CITYSENSE_TOPIC_PREFIX": settings.topic_prefix,
+        }
+        children = Children(env)
+        stack.push_async_callback(children.stop)
+        me = [sys.executable, "-m", "citysense.cli"]
+        await children.start(
+            "ingester",
+            [*me, "ingest", "--client-id", "citysense-demo-ingest", "--mqtt-protocol", protocol],
+        )
+        await children.start("api", [*me, "api", "--port", str(port), "--log-level", "WARNING"])
+        await wait_port(port, 30.0)
+        await children.start(
+            "simulator",
+            [
+                *_sim_command(),
+                "run",
+                "--water",
+                str(args.sondes),
+                "--interval",
+                str(args.interval),
+                "--mqtt-url",
+                mqtt_url,
+                "--prefix",
+                settings.topic_prefix,
+            ],
+        )
+        broker_shown = MqttUrl.parse(mqtt_url).redacted()
+        print(
+            f"""
+citysense demo is running ({count} simulated sondes, schema v{version} on {engine}).
+  Web page:   http://127.0.0.1:{port}/
+  API docs:   http://127.0.0.1:{port}/docs
+  Stations:   http://127.0.0.1:{port}/api/v1/water/stations
+  Health:     http://127.0.0.1:{port}/api/v1/health
+  Broker:     {broker_shown}   (topics under {settings.topic_prefix}/v1/...)
+  Database:   {redact_database_url(database_url)}
+Press Ctrl-C to stop.
+""",
+            flush=True,
+        )
+        exited = asyncio.create_task(children.first_exit(), name="children")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        done, _ = await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if exited in done:
+            # Ctrl-C in a terminal signals the children too; one may exit before we hear of it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stopping), 1.0)
+            if not stop.is_set():
+                log.error("%s exited unexpectedly; stopping the demo", exited.result())
+        else:
+            exited.cancel()
+        stopping.cancel()
+        print("stopping citysense demo ...", flush=True)
+    print("stopped.", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+
+    async def main(stop: asyncio.Event) -> None:
+        await demo(args, stop)
+
+    return run_until_signal(main)

@@ -1,0 +1,60 @@
+"""`citysense ingest`: MQTT to the database, acknowledging only what has committed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+from typing import Any
+
+from citysense.runtime import run_until_signal, setup_logging
+from citysense.settings import Settings, add_connection_options
+from ingest.mqtt import BrokerConfig
+from ingest.service import IngestConfig, Ingester
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("ingest", help="run the ingester")
+    add_connection_options(parser)
+    parser.add_argument(
+        "--client-id",
+        default=os.environ.get("CITYSENSE_INGEST_CLIENT_ID") or f"citysense-ingest-{socket.gethostname()}",
+        help="MQTT client id; keep it stable so the broker keeps this ingester's session",
+    )
+    parser.add_argument(
+        "--mqtt-protocol", choices=["5", "3.1.1"], default="5", help="MQTT version (default 5)"
+    )
+    parser.add_argument("--max-batch", type=int, default=5000, help="messages per transaction at most")
+    parser.add_argument("--linger", type=float, default=0.1, help="seconds a batch may wait to fill")
+    parser.add_argument("--log-level", default="INFO")
+    parser.set_defaults(func=run)
+
+
+def config_from(args: argparse.Namespace) -> IngestConfig:
+    settings = Settings.from_args(args)
+    mqtt = settings.require_mqtt()
+    return IngestConfig(
+        database_url=settings.require_database(),
+        broker=BrokerConfig(
+            host=mqtt.host,
+            port=mqtt.port,
+            username=mqtt.username,
+            password=mqtt.password,
+            tls=mqtt.tls,
+            client_id=args.client_id,
+            protocol=args.mqtt_protocol,
+        ),
+        prefix=settings.topic_prefix,
+        max_batch=args.max_batch,
+        linger_s=args.linger,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+
+    async def main(stop: asyncio.Event) -> None:
+        await Ingester(config_from(args)).run(stop)
+
+    return run_until_signal(main)

@@ -1,0 +1,155 @@
+"""`citysense-sim`: simulated water sondes and bus trackers for citysense."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from citysense_sim.broker import BrokerConfig, ConfigError
+from citysense_sim.episodes import EpisodePlan
+from citysense_sim.fleet import BusHome, Device, bus_fleet, water_fleet
+from citysense_sim.run import RunConfig, run_fleet
+
+log = logging.getLogger("citysense_sim")
+
+# Route starting points until the bus model reads them from the GTFS feed.
+BUS_HOMES: tuple[BusHome, ...] = (
+    BusHome("DN01", 16.0545, 108.2030),
+    BusHome("DN02", 16.0650, 108.1790),
+    BusHome("DN03", 16.0990, 108.2445),
+    BusHome("DN04", 16.0930, 108.2470),
+)
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_fleet_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--water", type=_non_negative_int, default=0, metavar="N", help="water sondes")
+    p.add_argument("--buses", type=_non_negative_int, default=0, metavar="M", help="bus trackers")
+    p.add_argument("--seed", type=int, default=1, help="random seed: same seed, same fleet and run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citysense-sim", description="Simulated Da Nang water sondes and buses for citysense."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fleet = sub.add_parser("fleet", help="print the fleet manifest, one JSON object per line")
+    _add_fleet_options(fleet)
+    fleet.set_defaults(func=cmd_fleet)
+
+    run = sub.add_parser("run", help="publish the fleet's readings to MQTT in real time")
+    _add_fleet_options(run)
+    run.add_argument(
+        "--mqtt-url",
+        default=os.environ.get("CITYSENSE_MQTT_URL", "mqtt://127.0.0.1:1883"),
+        help="mqtt://[user:password@]host:port (default: $CITYSENSE_MQTT_URL or 127.0.0.1:1883)",
+    )
+    run.add_argument(
+        "--prefix",
+        default=os.environ.get("CITYSENSE_TOPIC_PREFIX", "citysense"),
+        help="first topic level (default: $CITYSENSE_TOPIC_PREFIX or citysense)",
+    )
+    run.add_argument(
+        "--interval", type=_positive_float, default=900.0, metavar="SECONDS", help="sonde sampling interval"
+    )
+    run.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
+    run.add_argument(
+        "--messages", type=_non_negative_int, metavar="N", help="stop after N acknowledged messages"
+    )
+    run.add_argument(
+        "--truth", type=Path, metavar="PATH", help="write the ground-truth log (JSON lines) here"
+    )
+    run.add_argument(
+        "--fault-rate", type=float, default=3.0, help="sensor faults per sonde per 1000 samples (default 3)"
+    )
+    run.add_argument(
+        "--event-rate",
+        type=float,
+        default=1.5,
+        help="water-quality events per sonde per 1000 samples (default 1.5)",
+    )
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def fleet_devices(args: argparse.Namespace) -> list[Device]:
+    return water_fleet(args.water, args.seed) + bus_fleet(args.buses, args.seed, list(BUS_HOMES))
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    for device in fleet_devices(args):
+        print(device.manifest_line())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        broker = BrokerConfig.from_url(args.mqtt_url)
+    except ConfigError as exc:
+        print(f"citysense-sim: {exc}", file=sys.stderr)
+        return 2
+    cfg = RunConfig(
+        broker=broker,
+        prefix=args.prefix,
+        water=tuple(water_fleet(args.water, args.seed)),
+        water_interval_s=args.interval,
+        seed=args.seed,
+        plan=EpisodePlan(fault_rate=args.fault_rate, event_rate=args.event_rate),
+        duration_s=args.duration,
+        messages=args.messages,
+        truth_path=args.truth,
+    )
+    log.info("simulating %d sondes against %s, prefix %s", len(cfg.water), broker, cfg.prefix)
+    summary = asyncio.run(_run_until_signal(cfg))
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+async def _run_until_signal(cfg: RunConfig) -> dict[str, float | int]:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        summary = await run_fleet(cfg, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return summary.as_dict()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""The ingest loop: collect a bounded batch, decide each message's fate, commit, then ack.
+
+A message is acknowledged to the broker only after the transaction holding its fate has
+committed. If the database fails, the batch is retried with jittered backoff and nothing is
+acknowledged meanwhile; the broker holds everything else for our persistent session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+
+from devices.topics import subscription
+from ingest.fates import Inbound, decide, device_ids
+from ingest.mqtt import BrokerConfig, MqttSource
+from ingest.partitions import maintain
+from ingest.schema import Engine, Retention, current
+from ingest.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    database_url: str
+    broker: BrokerConfig
+    prefix: str = "citysense"
+    max_batch: int = 5000
+    linger_s: float = 0.1
+    retention: Retention = field(default_factory=Retention)
+    heartbeat_s: float = 2.0
+    maintenance_s: float = 3600.0
+    retry_min_s: float = 0.2
+    retry_max_s: float = 10.0
+
+
+@dataclass(slots=True)
+class Counters:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    database_errors: int = 0
+    acked: int = 0
+
+
+class SchemaMissing(Exception):
+    """The database has no schema; run `citysense db migrate`."""
+
+
+async def _connect(url: str) -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(url, connect_timeout=5, application_name="citysense-ingest")
+
+
+async def collect(queue: asyncio.Queue[Inbound], max_batch: int, linger_s: float) -> list[Inbound]:
+    """Wait for one message, then take more until the batch is full or `linger_s` has passed."""
+    batch = [await queue.get()]
+    deadline = time.monotonic() + linger_s
+    while len(batch) < max_batch:
+        while not queue.empty() and len(batch) < max_batch:
+            batch.append(queue.get_nowait())
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or len(batch) >= max_batch:
+            break
+        try:
+            batch.append(await asyncio.wait_for(queue.get(), remaining))
+        except TimeoutError:
+            break
+    return batch
+
+
+def _check_schema(url: str) -> Engine:
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        _, engine = current(conn)
+    if engine is None:
+        raise SchemaMissing("the database has no citysense schema: run `citysense db migrate` first")
+    return engine
+
+
+def _maintain(url: str, engine: Engine, retention: Retention) -> None:
+    with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
+        maintain(conn, engine, datetime.now(UTC), retention)
+
+
+class Ingester:
+    """Owns the broker source and one database connection; `run` until `stop` is set."""
+
+    def __init__(self, config: IngestConfig) -> None:
+        self.config = config
+        self.counters = Counters()
+        self.queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=config.broker.receive_maximum)
+        self.healthy_database = False
+        self._conn: psycopg.AsyncConnection | None = None
+        self._writer: Writer | None = None
+        self._source: MqttSource | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        engine = await asyncio.to_thread(_check_schema, self.config.database_url)
+        self._writer = Writer(engine)
+        await asyncio.to_thread(_maintain, self.config.database_url, engine, self.config.retention)
+        topic_filter = subscription(self.config.prefix)
+        async with MqttSource(self.config.broker, topic_filter, self.queue) as source:
+            self._source = source
+            log.info("ingesting %s into %s storage", topic_filter, engine)
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    consume = tasks.create_task(self._consume(stop), name="consume")
+                    tasks.create_task(
+                        self._every(self.config.heartbeat_s, self._heartbeat, consume), name="heartbeat"
+                    )
+                    tasks.create_task(
+                        self._every(
+                            self.config.maintenance_s,
+                            lambda: asyncio.to_thread(
+                                _maintain, self.config.database_url, engine, self.config.retention
+                            ),
+                            consume,
+                        ),
+                        name="maintenance",
+                    )
+            finally:
+                await self._heartbeat(stopping=True)
+                if self._conn is not None:
+                    await self._conn.close()
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        try:
+            while True:
+                getting = asyncio.create_task(
+                    collect(self.queue, self.config.max_batch, self.config.linger_s), name="collect"
+                )
+                done, _ = await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if getting not in done:
+                    getting.cancel()
+                    # Take what already arrived: it is committed and acked before we leave.
+                    batch = []
+                    while not self.queue.empty():
+                        batch.append(self.queue.get_nowait())
+                    if batch:
+                        await self._commit(batch, stop_deadline=True)
+                    return
+                await self._commit(getting.result())
+        finally:
+            stopping.cancel()
+
+    async def _commit(self, batch: list[Inbound], stop_deadline: bool = False) -> None:
+        """Decide and write the batch in one transaction, retrying until it commits; then ack."""
+        assert self._writer is not None
+        assert self._source is not None
+        self.counters.received += len(batch)
+        delay = self.config.retry_min_s
+        started = time.monotonic()
+        while True:
+            try:
+                conn = await self._connection()
+                async with conn.transaction():
+                    registry = await Writer.registry(conn, device_ids(batch, self.config.prefix))
+                    fates = decide(batch, registry, self.config.prefix)
+                    written = await self._writer.write(conn, fates)
+                break
+            except psycopg.OperationalError as exc:
+                self.counters.database_errors += 1
+                self.healthy_database = False
+                if stop_deadline and time.monotonic() - started > 5:
+                    log.error(
+                        "database still failing at shutdown; %d messages stay with the broker", len(batch)
+                    )
+                    return
+                log.warning("database write failed (%s); retrying in %.1f s", exc, delay)
+                await self._drop_connection()
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, self.config.retry_max_s)
+        self.healthy_database = True
+        self.counters.batches += 1
+        self.counters.stored += written.water_inserted
+        self.counters.duplicates += written.water_duplicates
+        self.counters.dead_lettered += written.dead_letters
+        self.counters.acked += self._source.ack([m.token for m in batch])
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.config.database_url, connect_timeout=5, application_name="citysense-ingest"
+            )
+            await Writer.prepare(self._conn)
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            finally:
+                self._conn = None
+
+    def state(self) -> dict[str, object]:
+        return {
+            "broker_connected": self._source is not None and self._source.is_connected(),
+            "database_connected": self.healthy_database,
+            "reconnects": self._source.reconnects if self._source else 0,
+            "in_flight": self.queue.qsize(),
+            **asdict(self.counters),
+        }
+
+    async def _heartbeat(self, stopping: bool = False) -> None:
+        state = {**self.state(), "running": not stopping}
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self.config.database_url, connect_timeout=3, autocommit=True
+            ) as conn:
+                await conn.execute(
+                    """INSERT INTO service_status (service, state, updated_at) VALUES (%s, %s, now())
+                       ON CONFLICT (service) DO UPDATE SET state = excluded.state,
+                       updated_at = excluded.updated_at""",
+                    (f"ingest:{self.config.broker.client_id}", json.dumps(state)),
+                )
+        except psycopg.Error as exc:
+            log.debug("heartbeat not written: %s", exc)
+
+    @staticmethod
+    async def _every(period: float, job: Callable[[], Awaitable[None]], until: asyncio.Task[None]) -> None:
+        while not until.done():
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic job failed; will run again")
+            await asyncio.wait({until}, timeout=period)

@@ -1,0 +1,124 @@
+"""Writes one batch's fates in one transaction: binary COPY to staging, then idempotent insert.
+
+Duplicates (a redelivered message, a device re-sending its buffer) meet the unique keys and
+are dropped by `ON CONFLICT DO NOTHING`; the hourly totals count only rows really inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psycopg
+
+from devices.topics import Kind
+from devices.water import PARAMETERS
+from ingest.fates import Fates, Registration
+from ingest.schema import Engine
+
+_WATER_COLS = ("device_id", "time", "seq", *PARAMETERS, "received_at")
+_WATER_TYPES = ("text", "timestamptz", "int8", *(["float8"] * len(PARAMETERS)), "timestamptz")
+_QC_NOT_EVALUATED, _QC_MISSING = 2, 9
+
+
+def _qc_columns() -> tuple[str, ...]:
+    return tuple(f"{p}_qc" for p in PARAMETERS)
+
+
+def _water_insert(engine: Engine) -> str:
+    cols = ", ".join((*_WATER_COLS, *_qc_columns()))
+    # Until analytics has looked at a value it is 'not evaluated' (2); an absent one is 'missing' (9).
+    flags = ", ".join(
+        f"CASE WHEN {p} IS NULL THEN {_QC_MISSING} ELSE {_QC_NOT_EVALUATED} END" for p in PARAMETERS
+    )
+    insert = (
+        f"INSERT INTO water_readings ({cols}) SELECT {', '.join(_WATER_COLS)}, {flags} "
+        "FROM water_staging ON CONFLICT (device_id, time) DO NOTHING"
+    )
+    if engine is Engine.TIMESCALEDB:
+        return f"WITH inserted AS ({insert} RETURNING 1) SELECT count(*) FROM inserted"
+    returned = ", ".join(("device_id", "time", *PARAMETERS))
+    totals = ", ".join(f"{p}_n, {p}_sum, {p}_min, {p}_max" for p in PARAMETERS)
+    aggregates = ", ".join(f"count({p}), sum({p}), min({p}), max({p})" for p in PARAMETERS)
+    updates = ", ".join(
+        f"{p}_n = t.{p}_n + excluded.{p}_n, "
+        f"{p}_sum = CASE WHEN t.{p}_sum IS NULL THEN excluded.{p}_sum "
+        f"ELSE t.{p}_sum + coalesce(excluded.{p}_sum, 0) END, "
+        f"{p}_min = least(t.{p}_min, excluded.{p}_min), "
+        f"{p}_max = greatest(t.{p}_max, excluded.{p}_max)"
+        for p in PARAMETERS
+    )
+    rollup = f"""
+        INSERT INTO water_hourly_totals AS t (device_id, bucket, readings, {totals})
+        SELECT device_id, date_trunc('hour', time), count(*), {aggregates}
+        FROM inserted GROUP BY 1, 2
+        ON CONFLICT (device_id, bucket) DO UPDATE SET readings = t.readings + excluded.readings,
+        {updates}"""
+    # Both statements run; the count is of readings really inserted, not of duplicates.
+    return f"""
+        WITH inserted AS ({insert} RETURNING {returned}),
+        totals AS ({rollup} RETURNING 1)
+        SELECT count(*) FROM inserted"""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    water_inserted: int
+    water_duplicates: int
+    dead_letters: int
+
+
+class Writer:
+    """Owns nothing: it is handed a connection per batch. Statements are built once."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._water_insert = _water_insert(engine)
+
+    @staticmethod
+    async def prepare(conn: psycopg.AsyncConnection) -> None:
+        """Per-connection staging table: cheap, invisible to others, emptied on commit."""
+        cols = ", ".join(f"{c} {t}" for c, t in zip(_WATER_COLS, _WATER_TYPES, strict=True))
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS water_staging ({cols}) ON COMMIT DELETE ROWS")
+        await conn.commit()
+
+    @staticmethod
+    async def registry(conn: psycopg.AsyncConnection, ids: Iterable[str]) -> dict[str, Registration]:
+        cur = await conn.execute(
+            "SELECT device_id, kind, enabled FROM devices WHERE device_id = ANY(%s)", (list(ids),)
+        )
+        return {row[0]: Registration(Kind(row[1]), row[2]) for row in await cur.fetchall()}
+
+    async def write(self, conn: psycopg.AsyncConnection, fates: Fates) -> Written:
+        """Write within the caller's transaction; the caller commits, then acknowledges."""
+        inserted = 0
+        if fates.water:
+            async with conn.cursor() as cur:
+                async with cur.copy(
+                    f"COPY water_staging ({', '.join(_WATER_COLS)}) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types(list(_WATER_TYPES))
+                    for r, received_at in fates.water:
+                        await copy.write_row((r.device_id, r.time, r.seq, *r.values(), received_at))
+                await cur.execute(self._water_insert)
+                row = await cur.fetchone()
+                inserted = int(row[0]) if row else 0
+        if fates.dead:
+            async with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY dead_letters (received_at, topic, payload, reason, detail) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(["timestamptz", "text", "bytea", "text", "text"])
+                for d in fates.dead:
+                    await copy.write_row((d.received_at, d.topic, d.payload, str(d.reason), d.detail))
+        if fates.statuses:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    """UPDATE devices SET online = %s, status_at = %s
+                       WHERE device_id = %s AND (status_at IS NULL OR status_at <= %s)""",
+                    [(s.online, s.at, s.device_id, s.at) for s in fates.statuses],
+                )
+        return Written(inserted, len(fates.water) - inserted, len(fates.dead))

@@ -1,0 +1,75 @@
+"""Small helpers the tests share: publishing, polling, registering devices."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from citysense.settings import MqttUrl
+
+T = TypeVar("T")
+
+
+def publish(mqtt_url: str, messages: Iterable[tuple[str, bytes | str]], qos: int = 1) -> None:
+    """Publish and wait until the broker has acknowledged every message."""
+    url = MqttUrl.parse(mqtt_url)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}")
+    client.connect(url.host, url.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(timeout=10)
+            assert info.is_published(), "broker did not acknowledge a test message"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def register(database_url: str, *devices: tuple[str, str, bool]) -> None:
+    """(device_id, kind, enabled) rows into the registry."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO devices (device_id, kind, enabled) VALUES (%s, %s, %s)", list(devices)
+        )
+
+
+def count(database_url: str, query: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query).fetchone()  # type: ignore[call-overload]
+    return int(row[0]) if row else 0
+
+
+def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s (last: {value!r})")
+        time.sleep(0.05)
+
+
+async def await_until(check: Callable[[], T], limit: float = 10.0, what: str = "condition") -> T:
+    return await asyncio.to_thread(wait_until, check, limit, what)
+
+
+def http_get(url: str) -> tuple[int, Any]:
+    """(status, parsed JSON or text) of a GET, as a browser or curl would see it."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status, body, kind = response.status, response.read(), response.headers.get_content_type()
+    except urllib.error.HTTPError as exc:
+        status, body, kind = exc.code, exc.read(), exc.headers.get_content_type()
+    return status, json.loads(body) if kind == "application/json" else body.decode()

