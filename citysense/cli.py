@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_api",
     "citysense.cmd_demo",
     "citysense.cmd_gateway",
+    "citysense.cmd_devices",
 )
 
 
