@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from api.app import create_app
-from api.state import ApiConfig
-from citysense.runtime import setup_logging
+from citysense.runtime import add_logging_options, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
+
+if TYPE_CHECKING:
+    from api.state import ApiConfig
 
 
 def register(subparsers: Any) -> None:
@@ -19,11 +18,13 @@ def register(subparsers: Any) -> None:
     add_connection_options(parser)
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--log-level", default="INFO")
+    add_logging_options(parser)
     parser.set_defaults(func=run)
 
 
 def api_config(settings: Settings) -> ApiConfig:
+    from api.state import ApiConfig
+
     mqtt = settings.mqtt_url
     return ApiConfig(
         database_url=settings.require_database(),
@@ -33,11 +34,17 @@ def api_config(settings: Settings) -> ApiConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         config = api_config(Settings.from_args(args))
     except ConfigError as exc:
         print(f"citysense: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level.lower())
+    # Imported here: `citysense --help` and the other commands need not load the web stack.
+    import uvicorn
+
+    from api.app import create_app
+
+    # log_config=None: uvicorn logs through ours (JSON lines when not on a terminal).
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_config=None)
     return 0

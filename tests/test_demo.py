@@ -33,16 +33,18 @@ def demo(data_dir: Path, port: int) -> Iterator[dict[str, str]]:
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
         urls: dict[str, str] = {}
+        seen = []
         try:
             deadline = time.monotonic() + 90
             while "Database" not in urls and time.monotonic() < deadline:
                 line = proc.stdout.readline()
                 if not line:
                     break
+                seen.append(line)
                 match = re.match(r"\s+(Web page|Broker|Database):\s+(\S+)", line)
                 if match:
                     urls[match.group(1)] = match.group(2)
-            assert "Database" in urls, f"the demo printed no URLs (status {proc.poll()})"
+            assert "Database" in urls, f"no URLs (status {proc.poll()}): {''.join(seen)}"
             yield urls
             started = time.monotonic()
             # Ctrl-C in a terminal: SIGINT to the whole process group.
@@ -91,10 +93,12 @@ def test_demo_from_scratch_then_again_with_the_same_data(tmp_path: Path) -> None
 
         wait_until(mine, 5, "the published reading")
         assert time.monotonic() - start < 2.5
-        # The printed database URL hides no password here (trust auth on a local socket).
-        with psycopg.connect(urls["Database"]) as conn:
-            reasons = conn.execute("SELECT reason FROM dead_letters").fetchall()
-        assert ("malformed",) in reasons
+
+        def dead_letters() -> list[tuple[str, ...]]:
+            with psycopg.connect(urls["Database"]) as conn:
+                return conn.execute("SELECT reason FROM dead_letters").fetchall()
+
+        assert wait_until(dead_letters, 5, "the dead letter") == [("malformed",)]
         assert http_get(base + "/api/v1/health")[1]["status"] == "ok"
     assert not port_open("127.0.0.1", port), "the API is still listening after Ctrl-C"
 

@@ -75,7 +75,7 @@ async def test_every_message_is_stored_once_or_dead_lettered(db: str, mqtt_url: 
         await asyncio.to_thread(publish, mqtt_url, good[:5])
         await asyncio.to_thread(publish, mqtt_url, [(f"{prefix}/v1/water/wq-1/status", '{"online": true}')])
         total = len(good) + len(bad) + 1 + 5 + 1
-        await await_until(lambda: ingester.counters.acked >= total, what="all messages acknowledged")
+        await await_until(lambda: ingester.metrics.acked >= total, what="all messages acknowledged")
 
     assert count(db, "SELECT count(*) FROM water_readings") == 21
     assert count(db, "SELECT count(DISTINCT seq) FROM water_readings WHERE device_id = 'wq-1'") == 21
@@ -86,9 +86,9 @@ async def test_every_message_is_stored_once_or_dead_lettered(db: str, mqtt_url: 
     assert sorted(r[0] for r in rows) == sorted(bad)
     assert hourly == (21, 21), "hourly totals count each stored reading once"
     assert online == (True,)
-    assert ingester.counters.stored == 21
-    assert ingester.counters.duplicates == 5 + 5
-    assert ingester.counters.dead_lettered == len(bad)
+    assert ingester.metrics.stored == 21
+    assert ingester.metrics.duplicates == 5 + 5
+    assert ingester.metrics.dead_lettered == dict.fromkeys(bad, 1)
 
 
 async def test_messages_sent_while_the_ingester_is_away_arrive_when_it_returns(
@@ -118,10 +118,38 @@ async def test_readings_reach_the_hourly_statistics(db: str, mqtt_url: str, pref
     ]
     async with running(config(db, mqtt_url, prefix)) as ingester:
         await asyncio.to_thread(publish, mqtt_url, payloads)
-        await await_until(lambda: ingester.counters.acked >= 3, what="acknowledged")
+        await await_until(lambda: ingester.metrics.acked >= 3, what="acknowledged")
     with psycopg.connect(db) as conn:
         row = conn.execute(
             "SELECT readings, ph_avg, ph_min, ph_max, turbidity_ntu_avg FROM water_hourly WHERE bucket = %s",
             (hour,),
         ).fetchone()
     assert row == (3, pytest.approx(sum(values) / 3), 6.5, 8.0, None)
+
+
+async def test_metrics_count_what_happened(db: str, mqtt_url: str, prefix: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.state import ApiConfig
+
+    register(db, ("wq-1", "water", True))
+    now = datetime.now(UTC).replace(microsecond=0)
+    topic = f"{prefix}/v1/water/wq-1/telemetry"
+    messages = [(topic, reading(now - timedelta(seconds=i), i)) for i in range(30)] + [(topic, b"nope")]
+    cfg = config(db, mqtt_url, prefix)
+    async with running(cfg) as ingester:
+        await asyncio.to_thread(publish, mqtt_url, messages)
+        await await_until(lambda: ingester.metrics.acked >= 31, what="acknowledged")
+        await ingester._heartbeat()
+    with TestClient(create_app(ApiConfig(db))) as client:
+        response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = dict(line.rsplit(" ", 1) for line in response.text.splitlines() if not line.startswith("#"))
+    name = f'ingester="{cfg.broker.client_id}"'
+    assert lines[f"citysense_ingest_stored_total{{{name}}}"] == "30"
+    assert lines[f"citysense_ingest_received_total{{{name}}}"] == "31"
+    assert lines[f'citysense_ingest_dead_lettered_total{{{name},reason="malformed"}}'] == "1"
+    assert lines[f'citysense_ingest_commit_latency_seconds_bucket{{{name},le="+Inf"}}'] == "31"
+    assert lines[f"citysense_ingest_publish_to_commit_seconds_count{{{name}}}"] == "30"
+    assert lines[f"citysense_ingest_up{{{name}}}"] == "0", "a stopped ingester is not up"

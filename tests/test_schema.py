@@ -101,3 +101,19 @@ def test_timescaledb_path_has_the_same_names(timescale_db: str, db: str) -> None
         plain_columns = _contract_columns(conn)
     for table, cols in plain_columns.items():
         assert set(cols) <= set(timescale_columns[table]), table
+
+
+def test_concurrent_maintenance_creates_each_partition_once(db: str) -> None:
+    """Several ingesters starting together all maintain partitions; none may fail."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    now = datetime(2031, 1, 1, tzinfo=UTC)
+
+    def run() -> tuple[str, ...]:
+        with psycopg.connect(db, autocommit=True) as conn:
+            return maintain(conn, Engine.POSTGRES, now).created
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: run(), range(4)))
+    created = [name for names in results for name in names]
+    assert len(created) == len(set(created)) == 2 * 9
