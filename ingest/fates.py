@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from devices.bus import BusPosition, decode_position
 from devices.errors import DecodeError, Reason
+from devices.nmea import decode_nmea
 from devices.topics import Channel, Kind, Topic, parse_topic
 from devices.water import WaterReading, decode_water
 
@@ -50,6 +52,7 @@ class Fates:
     """What one batch of messages becomes, ready to write in one transaction."""
 
     water: list[tuple[WaterReading, datetime]] = field(default_factory=list)  # with arrival time
+    bus: list[tuple[BusPosition, datetime]] = field(default_factory=list)  # with arrival time
     statuses: list[Status] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
 
@@ -83,6 +86,12 @@ def _water(topic: Topic, message: Inbound, fates: Fates) -> None:
     fates.water.extend((r, message.received_at) for r in readings)
 
 
+def _bus(topic: Topic, message: Inbound, fates: Fates) -> None:
+    decode = decode_nmea if topic.channel is Channel.NMEA else decode_position
+    positions = decode(topic.device_id, message.payload, message.received_at)
+    fates.bus.extend((p, message.received_at) for p in positions)
+
+
 def _status(topic: Topic, message: Inbound, fates: Fates) -> None:
     fates.statuses.append(Status(topic.device_id, decode_status(message.payload), message.received_at))
 
@@ -90,6 +99,8 @@ def _status(topic: Topic, message: Inbound, fates: Fates) -> None:
 DECODERS: dict[tuple[Kind, Channel], Decoder] = {
     (Kind.WATER, Channel.TELEMETRY): _water,
     (Kind.WATER, Channel.STATUS): _status,
+    (Kind.BUS, Channel.POSITION): _bus,
+    (Kind.BUS, Channel.NMEA): _bus,
     (Kind.BUS, Channel.STATUS): _status,
 }
 
@@ -121,5 +132,6 @@ def decide(messages: Iterable[Inbound], registry: Mapping[str, Registration], pr
             )
             continue
         fates.water.extend(scratch.water)
+        fates.bus.extend(scratch.bus)
         fates.statuses.extend(scratch.statuses)
     return fates
