@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +10,7 @@ from datetime import datetime
 from devices.bus import BusPosition, decode_position
 from devices.errors import DecodeError, Reason
 from devices.nmea import decode_nmea
+from devices.status import decode_status
 from devices.topics import Channel, Kind, Topic, parse_topic
 from devices.water import WaterReading, decode_water
 
@@ -57,18 +57,6 @@ class Fates:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-def decode_status(payload: bytes) -> bool:
-    """A retained birth or last-will message: `{"online": bool, ...}`."""
-    try:
-        doc = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise DecodeError(Reason.MALFORMED, "status is not JSON") from None
-    online = doc.get("online") if isinstance(doc, dict) else None
-    if not isinstance(online, bool):
-        raise DecodeError(Reason.SCHEMA, 'status must be an object with "online": true|false')
-    return online
-
-
 def device_ids(messages: Iterable[Inbound], prefix: str) -> set[str]:
     """The device ids a batch names, for one registry look-up."""
     ids = set()
@@ -93,7 +81,9 @@ def _bus(topic: Topic, message: Inbound, fates: Fates) -> None:
 
 
 def _status(topic: Topic, message: Inbound, fates: Fates) -> None:
-    fates.statuses.append(Status(topic.device_id, decode_status(message.payload), message.received_at))
+    # An empty payload clears a retained status and yields nothing to record.
+    for status in decode_status(topic.device_id, message.payload, message.received_at):
+        fates.statuses.append(Status(topic.device_id, status.online, status.time))
 
 
 DECODERS: dict[tuple[Kind, Channel], Decoder] = {
