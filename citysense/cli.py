@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_ingest",
     "citysense.cmd_api",
     "citysense.cmd_demo",
+    "citysense.cmd_detect",
     "citysense.cmd_gateway",
     "citysense.cmd_devices",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from devices.errors import DecodeError, Reason
 
@@ -47,8 +48,12 @@ def subscription(prefix: str) -> str:
     return f"{prefix}/v1/#"
 
 
+@lru_cache(maxsize=65536)
 def parse_topic(topic: str, prefix: str) -> Topic:
-    """Parse a topic received under `{prefix}/v1/`; raise DecodeError(bad_topic) otherwise."""
+    """Parse a topic received under `{prefix}/v1/`; raise DecodeError(bad_topic) otherwise.
+
+    Cached: a device publishes on the same few topics all its life (errors are not cached).
+    """
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != prefix or parts[1] != "v1":
         raise DecodeError(Reason.BAD_TOPIC, f"expected {prefix}/v1/<kind>/<device_id>/<channel>")

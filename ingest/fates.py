@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,13 +56,19 @@ class Fates:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-def device_ids(messages: Iterable[Inbound], prefix: str) -> set[str]:
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A message decoded before the registry is consulted: its topic, and its values or error."""
+
+    message: Inbound
+    topic: Topic | None
+    values: Fates | None
+    error: DecodeError | None
+
+
+def device_ids(decoded: Iterable[Decoded]) -> set[str]:
     """The device ids a batch names, for one registry look-up."""
-    ids = set()
-    for message in messages:
-        with contextlib.suppress(DecodeError):
-            ids.add(parse_topic(message.topic, prefix).device_id)
-    return ids
+    return {d.topic.device_id for d in decoded if d.topic is not None}
 
 
 Decoder = Callable[[Topic, Inbound, Fates], None]
@@ -95,33 +100,60 @@ DECODERS: dict[tuple[Kind, Channel], Decoder] = {
 }
 
 
-def decide(messages: Iterable[Inbound], registry: Mapping[str, Registration], prefix: str) -> Fates:
-    """Decode a batch. A message is stored whole or dead-lettered whole, with its reason."""
-    fates = Fates()
+def predecode(messages: Iterable[Inbound], prefix: str) -> list[Decoded]:
+    """Parse topics and payloads: the CPU-bound part, done while the previous batch commits."""
+    out = []
     for message in messages:
         try:
             topic = parse_topic(message.topic, prefix)
-            registration = registry.get(topic.device_id)
-            if registration is None:
-                raise DecodeError(Reason.UNKNOWN_DEVICE, f"{topic.device_id} is not registered")
-            if registration.kind is not topic.kind:
-                raise DecodeError(
-                    Reason.UNKNOWN_DEVICE, f"{topic.device_id} is registered as a {registration.kind} device"
-                )
-            if not registration.enabled:
-                raise DecodeError(Reason.DISABLED_DEVICE, f"{topic.device_id} is disabled")
-            decoder = DECODERS.get((topic.kind, topic.channel))
-            if decoder is None:
-                raise DecodeError(Reason.BAD_TOPIC, f"{topic.channel} messages are not accepted yet")
-            # Decode into a scratch Fates so a failure leaves nothing of this message behind.
-            scratch = Fates()
-            decoder(topic, message, scratch)
         except DecodeError as exc:
-            fates.dead.append(
-                DeadLetter(message.received_at, message.topic, message.payload, exc.reason, exc.detail)
-            )
+            out.append(Decoded(message, None, None, exc))
             continue
-        fates.water.extend(scratch.water)
-        fates.bus.extend(scratch.bus)
-        fates.statuses.extend(scratch.statuses)
+        decoder = DECODERS.get((topic.kind, topic.channel))
+        if decoder is None:
+            error = DecodeError(Reason.BAD_TOPIC, f"{topic.channel} messages are not accepted yet")
+            out.append(Decoded(message, topic, None, error))
+            continue
+        # Decode into a Fates of its own so a failure leaves nothing of this message behind.
+        values = Fates()
+        try:
+            decoder(topic, message, values)
+        except DecodeError as exc:
+            out.append(Decoded(message, topic, None, exc))
+            continue
+        out.append(Decoded(message, topic, values, None))
+    return out
+
+
+def _registry_error(topic: Topic, registry: Mapping[str, Registration]) -> DecodeError | None:
+    registration = registry.get(topic.device_id)
+    if registration is None:
+        return DecodeError(Reason.UNKNOWN_DEVICE, f"{topic.device_id} is not registered")
+    if registration.kind is not topic.kind:
+        return DecodeError(
+            Reason.UNKNOWN_DEVICE, f"{topic.device_id} is registered as a {registration.kind} device"
+        )
+    if not registration.enabled:
+        return DecodeError(Reason.DISABLED_DEVICE, f"{topic.device_id} is disabled")
+    return None
+
+
+def finalize(decoded: Iterable[Decoded], registry: Mapping[str, Registration]) -> Fates:
+    """Each message's one fate. A bad topic, then the registry, then the payload decide it."""
+    fates = Fates()
+    for d in decoded:
+        error = d.error if d.topic is None else (_registry_error(d.topic, registry) or d.error)
+        if error is not None or d.values is None:
+            assert error is not None
+            m = d.message
+            fates.dead.append(DeadLetter(m.received_at, m.topic, m.payload, error.reason, error.detail))
+            continue
+        fates.water.extend(d.values.water)
+        fates.bus.extend(d.values.bus)
+        fates.statuses.extend(d.values.statuses)
     return fates
+
+
+def decide(messages: Iterable[Inbound], registry: Mapping[str, Registration], prefix: str) -> Fates:
+    """Decode a batch and decide every message's fate in one call (predecode, then finalize)."""
+    return finalize(predecode(messages, prefix), registry)

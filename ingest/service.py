@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from devices.topics import subscription
-from ingest.fates import Inbound, decide, device_ids
+from ingest.fates import Decoded, Inbound, device_ids, finalize, predecode
 from ingest.metrics import Metrics
 from ingest.mqtt import BrokerConfig, MqttSource
 from ingest.partitions import maintain
@@ -90,11 +90,13 @@ class Ingester:
     def __init__(self, config: IngestConfig) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=config.broker.receive_maximum)
+        # Bounded by the broker honouring our Receive Maximum (and by MqttSource pausing reads).
+        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self.healthy_database = False
         self._conn: psycopg.AsyncConnection | None = None
         self._writer: Writer | None = None
         self._source: MqttSource | None = None
+        self._stopping = False
 
     async def _start_database(self, stop: asyncio.Event) -> Engine | None:
         """Wait for the database (it may start after us), check the schema, maintain partitions."""
@@ -146,47 +148,58 @@ class Ingester:
                     await self._conn.close()
 
     async def _consume(self, stop: asyncio.Event) -> None:
+        """Collect and decode batches while the previous one commits (a pipeline two deep)."""
+        pipe: asyncio.Queue[list[Decoded] | None] = asyncio.Queue(maxsize=1)
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         try:
-            while True:
-                getting = asyncio.create_task(
-                    collect(self.queue, self.config.max_batch, self.config.linger_s), name="collect"
-                )
-                done, _ = await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if getting not in done:
-                    getting.cancel()
-                    # Take what already arrived: it is committed and acked before we leave.
-                    batch = []
-                    while not self.queue.empty():
-                        batch.append(self.queue.get_nowait())
-                    if batch:
-                        await self._commit(batch, stop_deadline=True)
-                    return
-                await self._commit(getting.result())
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._write_all(pipe), name="write")
+                while True:
+                    getting = asyncio.create_task(
+                        collect(self.queue, self.config.max_batch, self.config.linger_s), name="collect"
+                    )
+                    done, _ = await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    if getting not in done:
+                        getting.cancel()
+                        self._stopping = True
+                        # Take what already arrived: it is committed and acked before we leave.
+                        batch = []
+                        while not self.queue.empty():
+                            batch.append(self.queue.get_nowait())
+                        if batch:
+                            await pipe.put(predecode(batch, self.config.prefix))
+                        await pipe.put(None)
+                        return
+                    batch = getting.result()
+                    self.metrics.received += len(batch)
+                    await pipe.put(predecode(batch, self.config.prefix))
         finally:
             stopping.cancel()
 
-    async def _commit(self, batch: list[Inbound], stop_deadline: bool = False) -> None:
-        """Decide and write the batch in one transaction, retrying until it commits; then ack."""
+    async def _write_all(self, pipe: asyncio.Queue[list[Decoded] | None]) -> None:
+        while (decoded := await pipe.get()) is not None:
+            await self._commit(decoded)
+
+    async def _commit(self, decoded: list[Decoded]) -> None:
+        """Decide fates and write them in one transaction, retrying until it commits; then ack."""
         assert self._writer is not None
         assert self._source is not None
-        self.metrics.received += len(batch)
         delay = self.config.retry_min_s
         started = time.monotonic()
         while True:
             try:
                 conn = await self._connection()
                 async with conn.transaction():
-                    registry = await Writer.registry(conn, device_ids(batch, self.config.prefix))
-                    fates = decide(batch, registry, self.config.prefix)
+                    registry = await Writer.registry(conn, device_ids(decoded))
+                    fates = finalize(decoded, registry)
                     written = await self._writer.write(conn, fates)
                 break
             except psycopg.OperationalError as exc:
                 self.metrics.database_errors += 1
                 self.healthy_database = False
-                if stop_deadline and time.monotonic() - started > 5:
+                if self._stopping and time.monotonic() - started > 5:
                     log.error(
-                        "database still failing at shutdown; %d messages stay with the broker", len(batch)
+                        "database still failing at shutdown; %d messages stay with the broker", len(decoded)
                     )
                     return
                 log.warning("database write failed (%s); retrying in %.1f s", exc, delay)
@@ -197,15 +210,15 @@ class Ingester:
         committed = time.time()
         m = self.metrics
         m.batches += 1
-        m.batch_size.observe(len(batch))
+        m.batch_size.observe(len(decoded))
         m.stored += written.water_inserted + written.bus_inserted
         m.duplicates += written.water_duplicates + written.bus_duplicates
         m.dead_lettered.update(str(d.reason) for d in fates.dead)
-        for message in batch:
-            m.commit_latency.observe(committed - message.received_at.timestamp())
+        for d in decoded:
+            m.commit_latency.observe(committed - d.message.received_at.timestamp())
         for reading, _ in fates.water:
             m.publish_to_commit.observe(max(0.0, committed - reading.time.timestamp()))
-        m.acked += self._source.ack([message.token for message in batch])
+        m.acked += self._source.ack([d.message.token for d in decoded])
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:

@@ -1,0 +1,1 @@
+"""Water analytics: QC flags, QCVN compliance, multivariate event detection and alert state machines."""

@@ -1,0 +1,172 @@
+"""Alert state machines: one alert per episode, escalation with duration, clear after quiet.
+
+Pure and vectorised over subjects (stations). Each call advances every subject by one step with
+its time and whether the condition is active; it returns the transitions of that step, which the
+caller turns into rows of the `alerts` table. One machine per alert kind keeps the kinds apart and
+deduplicates per station and kind: while an alert is open, further activity extends it.
+
+Kinds:
+- water_quality_event: the event detector's verdict;
+- compliance_breach: a sustained QCVN breach (analytics/water/compliance.py);
+- sensor_fault: flat line, drift or repeated QC failures of one instrument (`sensor_fault_signal`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.water.flags import FAIL, MISSING, SUSPECT
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int8]
+
+
+class AlertKind(StrEnum):
+    WATER_QUALITY_EVENT = "water_quality_event"
+    COMPLIANCE_BREACH = "compliance_breach"
+    SENSOR_FAULT = "sensor_fault"
+
+
+class Transition(StrEnum):
+    OPEN = "open"
+    ESCALATE = "escalate"
+    CLEAR = "clear"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """Severity 1 on opening, +1 at each of `escalate_after_s` of continued activity; clear after quiet."""
+
+    escalate_after_s: tuple[float, ...] = (1800.0, 7200.0)
+    clear_after_s: float = 3600.0
+
+    @property
+    def max_severity(self) -> int:
+        return 1 + len(self.escalate_after_s)
+
+
+POLICIES: dict[AlertKind, AlertPolicy] = {
+    AlertKind.WATER_QUALITY_EVENT: AlertPolicy((1800.0, 7200.0), 3600.0),
+    AlertKind.COMPLIANCE_BREACH: AlertPolicy((3600.0, 4 * 3600.0), 3600.0),
+    AlertKind.SENSOR_FAULT: AlertPolicy((6 * 3600.0, 24 * 3600.0), 6 * 3600.0),
+}
+
+
+@dataclass(slots=True)
+class AlertState:
+    """Per subject: open?, opened_at, last_active (epoch seconds), severity. Rebuildable from the
+    open rows of the `alerts` table."""
+
+    open: BoolArray
+    opened_at: FloatArray
+    last_active: FloatArray
+    severity: IntArray
+
+    @classmethod
+    def empty(cls, subjects: int) -> AlertState:
+        return cls(
+            open=np.zeros(subjects, dtype=bool),
+            opened_at=np.full(subjects, np.nan),
+            last_active=np.full(subjects, np.nan),
+            severity=np.zeros(subjects, dtype=np.int8),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Transitions of one step, per subject."""
+
+    opened: BoolArray
+    escalated: BoolArray  # severity rose (to `severity`)
+    cleared: BoolArray
+    severity: IntArray
+    opened_at: FloatArray = field(repr=False)
+
+
+def alert_step(policy: AlertPolicy, state: AlertState, now: npt.ArrayLike, active: npt.ArrayLike) -> Step:
+    """Advance every subject to time `now` (epoch seconds, scalar or per subject); state in place."""
+    t = np.broadcast_to(np.asarray(now, dtype=np.float64), state.open.shape)
+    act = np.asarray(active, dtype=bool)
+    was_open = state.open
+    # Clear first: an alert quiet for the whole period ends; new activity then opens a new one.
+    cleared = was_open & ~act & (t - state.last_active >= policy.clear_after_s)
+    still = was_open & ~cleared
+    opened = act & ~still
+    is_open = still | opened
+    opened_at = np.where(opened, t, state.opened_at)
+    last_active = np.where(act, t, state.last_active)
+    # Severity by how long the condition has been active since opening (up to its last activity).
+    lasted = np.where(is_open, last_active - opened_at, 0.0)
+    thresholds = np.asarray(policy.escalate_after_s)
+    severity = np.where(is_open, 1 + np.sum(lasted[:, None] >= thresholds[None, :], axis=1), 0).astype(
+        np.int8
+    )
+    escalated = still & (severity > state.severity)
+    state.open = is_open
+    state.opened_at = np.where(is_open, opened_at, np.nan)
+    state.last_active = np.where(is_open, last_active, np.nan)
+    state.severity = severity
+    return Step(opened=opened, escalated=escalated, cleared=cleared, severity=severity, opened_at=opened_at)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTransition:
+    kind: AlertKind
+    subject: int  # index of the station in the batch
+    time: float  # epoch seconds
+    transition: Transition
+    severity: int
+
+
+def alert_series(
+    kind: AlertKind, times_s: npt.ArrayLike, active: npt.ArrayLike, policy: AlertPolicy | None = None
+) -> list[AlertTransition]:
+    """Transitions over a history: active of shape (S, n) or (n,), times of shape (n,)."""
+    pol = policy or POLICIES[kind]
+    t = np.asarray(times_s, dtype=np.float64)
+    a = np.atleast_2d(np.asarray(active, dtype=bool))
+    state = AlertState.empty(a.shape[0])
+    out: list[AlertTransition] = []
+    for i in range(t.size):
+        st = alert_step(pol, state, t[i], a[:, i])
+        for name, mask in (
+            (Transition.CLEAR, st.cleared),
+            (Transition.OPEN, st.opened),
+            (Transition.ESCALATE, st.escalated),
+        ):
+            for s in np.flatnonzero(mask):
+                sev = 0 if name is Transition.CLEAR else int(st.severity[s])
+                out.append(AlertTransition(kind, int(s), float(t[i]), name, sev))
+    return out
+
+
+def sensor_fault_signal(
+    flat_line: npt.ArrayLike,
+    flags: npt.ArrayLike,
+    failures_window: int = 10,
+    failures_needed: int = 5,
+    drift: npt.ArrayLike | None = None,
+) -> BoolArray:
+    """Per station and step: some instrument looks faulty.
+
+    flat_line, flags: (S, P, n) QC results (the flat-line test and the aggregate). Faulty = a
+    flat-line flag of suspect or worse, or at least `failures_needed` fail flags among the last
+    `failures_window` readings of one parameter, or an external drift verdict (S, P, n) if given.
+    """
+    fl = np.asarray(flat_line)
+    f = np.asarray(flags)
+    flat = (fl >= SUSPECT) & (fl != MISSING)
+    fails = (f == FAIL).astype(np.int64)
+    c = np.cumsum(fails, axis=-1)
+    recent = c.copy()
+    recent[..., failures_window:] -= c[..., :-failures_window]
+    faulty = flat | (recent >= failures_needed)
+    if drift is not None:
+        faulty |= np.asarray(drift, dtype=bool)
+    out: BoolArray = faulty.any(axis=-2)
+    return out

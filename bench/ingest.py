@@ -1,0 +1,309 @@
+"""Ingestion benchmark: end-to-end rate and latency, with the baselines measured in the same run.
+
+    python -m bench.ingest [--messages N] [--quick]
+
+Baselines: (a) the broker's own rate, C client to C client (mosquitto_pub -> mosquitto_sub);
+(b) the database's own rate, binary COPY of pre-built rows into the same table; (c) a naive
+ingester that INSERTs one row per message. All on this machine, broker and database included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from psycopg import sql
+
+from bench.mqttload import Publisher, water_payload
+from devices.water import PARAMETERS
+from ingest.schema import Engine, migrate
+from tests import services
+
+DEVICES = [f"bench-{i:04d}" for i in range(200)]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+@contextmanager
+def database(admin: str) -> Iterator[str]:
+    name = f"cs_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = services.database_url(admin, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn, engine=Engine.POSTGRES)
+            conn.cursor().executemany(
+                "INSERT INTO devices (device_id, kind) VALUES (%s, 'water')", [(d,) for d in DEVICES]
+            )
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def empty(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE water_readings, water_hourly_totals")
+
+
+def stored(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM water_readings").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_stored(url: str, n: int, limit: float) -> float:
+    """Seconds until `n` readings are stored (polled every 20 ms)."""
+    began = time.monotonic()
+    while stored(url) < n:
+        if time.monotonic() - began > limit:
+            raise TimeoutError(f"only {stored(url)} of {n} stored after {limit:.0f} s")
+        time.sleep(0.005)
+    return time.monotonic() - began
+
+
+# (a) -------------------------------------------------------------------------------------
+def broker_c_to_c(port: int, n: int) -> float:
+    """Drain rate of `n` queued QoS 1 messages by mosquitto_sub, published by mosquitto_pub."""
+    client_id = f"bench-c-{uuid.uuid4().hex[:6]}"
+    topic = f"benchc/{client_id}"
+    base = ["-h", "127.0.0.1", "-p", str(port), "-q", "1"]
+    subprocess.run(["mosquitto_sub", *base, "-c", "-i", client_id, "-t", topic, "-E"], check=True)
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt") as lines:
+        lines.write(b"".join(water_payload(i, time.time() + i * 1e-6) + b"\n" for i in range(n)))
+        lines.flush()
+        with open(lines.name, "rb") as stdin:
+            subprocess.run(["mosquitto_pub", *base, "-l", "-t", topic], stdin=stdin, check=True)
+    began = time.monotonic()
+    subprocess.run(
+        ["mosquitto_sub", *base, "-c", "-i", client_id, "-t", topic, "-C", str(n)],
+        stdout=subprocess.DEVNULL, check=True,
+    )  # fmt: skip
+    return n / (time.monotonic() - began)
+
+
+# (b) -------------------------------------------------------------------------------------
+def database_copy(url: str, n: int) -> float:
+    """Binary COPY of `n` pre-built rows into water_readings."""
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    cols = ("device_id", "time", "seq", *PARAMETERS, "received_at")
+    blank = (None,) * (len(PARAMETERS) - 3)
+    rows = [
+        (DEVICES[i % len(DEVICES)], start + timedelta(microseconds=i), i, 7.2, 0.3, 0.5, *blank, start)
+        for i in range(n)
+    ]
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        began = time.monotonic()
+        with cur.copy(f"COPY water_readings ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "timestamptz", "int8", *["float8"] * len(PARAMETERS), "timestamptz"])
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return n / (time.monotonic() - began)
+
+
+# (c) -------------------------------------------------------------------------------------
+def naive_ingester(url: str, port: int, prefix: str, n: int) -> float:
+    """paho with automatic acknowledgement, one INSERT (autocommit) per message."""
+    empty(url)
+    conn = psycopg.connect(url, autocommit=True)
+    done = 0
+
+    def on_message(client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        nonlocal done
+        doc = json.loads(msg.payload)
+        device = msg.topic.split("/")[3]
+        conn.execute(
+            "INSERT INTO water_readings (device_id, time, seq, ph, turbidity_ntu, free_chlorine_mgl) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (device, doc["ts"], doc["seq"], doc["ph"], doc["turbidity_ntu"], doc["free_chlorine_mgl"]),
+        )
+        done += 1
+
+    client_id = f"bench-naive-{uuid.uuid4().hex[:6]}"
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(f"{prefix}/v1/#", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    publisher = Publisher("127.0.0.1", port, prefix, DEVICES)
+    publisher.run(n)
+    publisher.close()
+    began = time.monotonic()
+    while done < n:
+        time.sleep(0.01)
+    elapsed = time.monotonic() - began
+    client.disconnect()
+    client.loop_stop()
+    conn.close()
+    return n / elapsed  # published first, so this is the drain rate of a full queue
+
+
+# ours ------------------------------------------------------------------------------------
+@contextmanager
+def ingesters(
+    url: str, port: int, prefix: str, count: int, settle: float = 2.5
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = []
+    for i in range(count):
+        argv = [sys.executable, "-m", "citysense.cli", "ingest", "--database-url", url,
+                "--mqtt-url", f"mqtt://127.0.0.1:{port}", "--topic-prefix", prefix,
+                "--client-id", f"{prefix}-{i}", "--log-level", "WARNING"]  # fmt: skip
+        if count > 1:
+            argv += ["--shared", "bench"]
+        procs.append(subprocess.Popen(argv))
+    try:
+        time.sleep(settle)  # connected and subscribed
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(20)
+
+
+def drain(url: str, port: int, count: int, n: int) -> float:
+    """Rate at which `count` ingester processes store `n` messages queued for them at the broker."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    with ingesters(url, port, prefix, count):
+        pass  # the broker now holds their sessions
+    empty(url)
+    publisher = Publisher("127.0.0.1", port, prefix, DEVICES)
+    publisher.run(n)
+    publisher.close()
+    with ingesters(url, port, prefix, count, settle=0.0):
+        # The clock starts at the first committed batch, so process start-up is not counted
+        # (nor is that first batch).
+        while (first := stored(url)) == 0:
+            time.sleep(0.002)
+        began = time.monotonic()
+        wait_stored(url, n, 600)
+        return (n - first) / (time.monotonic() - began)
+
+
+def percentile(h: dict[str, Any], q: float) -> float:
+    """The q-quantile of a heartbeat histogram, linearly interpolated within its bucket."""
+    target = q * h["count"]
+    seen = 0
+    lower = 0.0
+    for bound, n in zip([*h["le"], float("inf")], h["counts"], strict=True):
+        if seen + n >= target and n:
+            upper = bound if bound != float("inf") else lower * 2
+            return lower + (upper - lower) * (target - seen) / n
+        seen += n
+        lower = bound
+    return lower
+
+
+def offered(url: str, port: int, rate: float, seconds: float, count: int = 1) -> dict[str, float]:
+    """Publish at a fixed rate; the achieved rate and publish-to-commit latency percentiles."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    empty(url)
+    total = int(rate * seconds)
+    with ingesters(url, port, prefix, count):
+        publisher = Publisher("127.0.0.1", port, prefix, DEVICES)
+        began = time.monotonic()
+        publisher.run(total, rate=rate)
+        wait_stored(url, total, 120)
+        elapsed = time.monotonic() - began
+        publisher.close()
+        time.sleep(2.5)  # a heartbeat with the final histogram
+        with psycopg.connect(url) as conn:
+            states = [
+                r[0] for r in conn.execute(
+                    "SELECT state FROM service_status WHERE service LIKE %s", (f"ingest:{prefix}-%",)
+                ).fetchall()
+            ]  # fmt: skip
+    merged: dict[str, Any] = {}
+    for state in states:
+        h = state["publish_to_commit_seconds"]
+        if not merged:
+            merged = {**h, "counts": list(h["counts"])}
+        else:
+            merged["counts"] = [a + b for a, b in zip(merged["counts"], h["counts"], strict=True)]
+            merged["count"] += h["count"]
+    return {
+        "offered_per_s": rate,
+        "achieved_per_s": total / elapsed,
+        "p50_ms": 1000 * percentile(merged, 0.50),
+        "p99_ms": 1000 * percentile(merged, 0.99),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=100_000, help="messages per drain measurement")
+    parser.add_argument("--naive-messages", type=int, default=5_000)
+    parser.add_argument("--quick", action="store_true", help="a smaller run, to check the benchmark works")
+    args = parser.parse_args()
+    n = 10_000 if args.quick else args.messages
+    naive_n = 1_000 if args.quick else args.naive_messages
+    if shutil.which("mosquitto_sub") is None:
+        print(
+            "mosquitto_sub and mosquitto_pub are needed: apt-get install mosquitto-clients", file=sys.stderr
+        )
+        return 2
+    results: dict[str, Any] = {"machine": machine(), "when": datetime.now(UTC).isoformat(timespec="seconds")}
+    port = services.free_port()
+    with (
+        services.postgres() as admin,
+        tempfile.TemporaryDirectory() as tmp,
+        services.mosquitto_process(port, Path(tmp)),
+        database(admin) as url,
+    ):
+        results["broker_c_to_c_per_s"] = broker_c_to_c(port, n)
+        results["database_copy_rows_per_s"] = database_copy(url, n)
+        results["naive_per_s"] = naive_ingester(url, port, f"naive{uuid.uuid4().hex[:6]}", naive_n)
+        results["ours_1_process_per_s"] = drain(url, port, 1, n)
+        results["ours_2_processes_per_s"] = drain(url, port, 2, n)
+        results["fixed_load"] = [offered(url, port, rate, 5 if args.quick else 10) for rate in (1000, 5000)]
+    print(json.dumps(results, indent=2))
+    best = max(results["ours_1_process_per_s"], results["ours_2_processes_per_s"])
+    print(f"\nmachine: {results['machine']}")
+    print(f"broker alone, C to C:           {results['broker_c_to_c_per_s']:>10,.0f} msg/s")
+    print(f"database alone, binary COPY:    {results['database_copy_rows_per_s']:>10,.0f} rows/s")
+    print(f"naive ingester (INSERT per msg):{results['naive_per_s']:>10,.0f} msg/s")
+    print(f"citysense ingest, 1 process:    {results['ours_1_process_per_s']:>10,.0f} msg/s")
+    print(f"citysense ingest, 2 processes:  {results['ours_2_processes_per_s']:>10,.0f} msg/s")
+    ratios = (
+        f"best / naive {best / results['naive_per_s']:.1f}x, "
+        f"best / broker C-to-C {best / results['broker_c_to_c_per_s']:.2f}x, "
+        f"best / COPY {best / results['database_copy_rows_per_s']:.2f}x"
+    )
+    print(f"  {ratios}")
+    for row in results["fixed_load"]:
+        print(f"  offered {row['offered_per_s']:,.0f}/s: achieved {row['achieved_per_s']:,.0f}/s, "
+              f"publish-to-commit p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analytics.water.alerts import (
+    AlertKind,
+    AlertPolicy,
+    AlertState,
+    Transition,
+    alert_series,
+    alert_step,
+    sensor_fault_signal,
+)
+from analytics.water.detect import DetectorState
+from analytics.water.pipeline import detector_for, run_batch
+from analytics.water.qc_config import default_qc_config
+
+POLICY = AlertPolicy(escalate_after_s=(600.0, 1800.0), clear_after_s=900.0)
+
+
+def test_one_alert_per_episode_escalates_and_clears() -> None:
+    t = np.arange(0, 60 * 60, 60.0)
+    active = np.zeros(t.size, dtype=bool)
+    active[5:40] = True
+    active[12] = False  # a short quiet spell does not split the alert
+    moves = alert_series(AlertKind.WATER_QUALITY_EVENT, t, active, POLICY)
+    assert [(m.transition, m.severity, m.time) for m in moves] == [
+        (Transition.OPEN, 1, 300.0),
+        (Transition.ESCALATE, 2, 900.0),
+        (Transition.ESCALATE, 3, 2100.0),
+        (Transition.CLEAR, 0, 39 * 60.0 + 900.0),
+    ]
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=80))
+def test_at_most_one_open_alert_and_opens_balance_clears(bits: list[bool]) -> None:
+    t = np.arange(len(bits)) * 120.0
+    state = AlertState.empty(1)
+    opens = clears = 0
+    for i, b in enumerate(bits):
+        st_ = alert_step(POLICY, state, t[i], np.array([b]))
+        opens += int(st_.opened[0])
+        clears += int(st_.cleared[0])
+        assert opens - clears == int(state.open[0])
+        assert 0 <= state.severity[0] <= POLICY.max_severity
+
+
+def test_flat_line_sensor_is_a_sensor_fault_not_a_water_quality_event() -> None:
+    params = ("ph", "turbidity_ntu", "free_chlorine_mgl", "conductivity_uscm", "temperature_c")
+    n = 36 * 60  # 36 hours of 1-minute readings
+    rng = np.random.default_rng(11)
+    x = np.array([7.2, 0.2, 0.6, 250.0, 25.0])[:, None] + np.array([0.02, 0.01, 0.01, 1.0, 0.1])[
+        :, None
+    ] * rng.standard_normal((5, n))
+    x[2, 600:] = 0.63  # the chlorine analyser sticks at a normal-looking value
+    t = np.datetime64("2026-03-01T00:00:00", "s") + np.arange(n) * np.timedelta64(60, "s")
+    cfg = detector_for(params).tuned(window=120, lag=30, timeout=240, threshold=5.0)
+    batch = run_batch(t, x[None], params, default_qc_config(), cfg, DetectorState.empty(cfg, 1))
+    ts = np.arange(n) * 60.0
+    fault = sensor_fault_signal(batch.qc.flat_line, batch.qc.flags)
+    faults = alert_series(AlertKind.SENSOR_FAULT, ts, fault)
+    events = alert_series(AlertKind.WATER_QUALITY_EVENT, ts, batch.detection.event)
+    assert [m.transition for m in faults][:1] == [Transition.OPEN]
+    assert faults[0].time >= (600 + 12 * 60) * 60.0
+    assert not events

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citysense import cmd_detect
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    cmd_detect.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+def _write(path: Path, n: int, event: slice) -> None:
+    rng = np.random.default_rng(4)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["when", "CL2", "PH", "note", "label"])
+        for i in range(n):
+            cl = 0.6 + 0.01 * rng.standard_normal() - (0.4 if event.start <= i < event.stop else 0.0)
+            cell = "" if i == 7 else f"{cl:.4f}"
+            w.writerow(
+                [
+                    f"{1767225600 + 300 * i}",
+                    cell,
+                    f"{7.2 + 0.01 * rng.standard_normal():.3f}",
+                    "x",
+                    int(event.start <= i < event.stop),
+                ]
+            )
+
+
+def test_detect_water_writes_one_row_per_input_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, train, out = tmp_path / "in.csv", tmp_path / "train.csv", tmp_path / "out.csv"
+    _write(src, 300, slice(200, 260))
+    _write(train, 300, slice(150, 210))
+    status = _run(
+        [
+            "detect",
+            "water",
+            "--in",
+            str(src),
+            "--out",
+            str(out),
+            "--time-col",
+            "when",
+            "--map",
+            "CL2=free_chlorine_mgl",
+            "--map",
+            "PH=ph",
+            "--train",
+            str(train),
+            "--label-col",
+            "label",
+        ]
+    )
+    assert status == 0
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 300
+    assert list(rows[0]) == ["time", "event", "probability", "qc_ph", "qc_free_chlorine_mgl"]
+    assert rows[7]["qc_free_chlorine_mgl"] == "9"
+    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
+    events = [i for i, r in enumerate(rows) if r["event"] == "1"]
+    assert events
+    assert all(200 <= i < 270 for i in events)
+    assert "detect water [" in capsys.readouterr().err
+
+
+def test_missing_time_column_is_an_error(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    _write(src, 20, slice(0, 0))
+    assert _run(["detect", "water", "--in", str(src), "--out", str(tmp_path / "o.csv")]) == 2

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from analytics.water.flags import FAIL, FLAG_VALUES, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
+from analytics.water.params import ALL_PARAMETERS
+from analytics.water.qc import in_windows, qc_flags, qc_tests
+from analytics.water.qc_config import QcConfigError, default_qc_config, qc_config_from_toml
+from devices.water import PARAMETERS
+
+CONFIG = default_qc_config()
+T0 = np.datetime64("2026-01-01T00:00:00", "s")
+
+
+def minutes(n: int) -> np.ndarray:
+    return T0 + np.arange(n) * np.timedelta64(60, "s")
+
+
+def test_parameter_names_match_the_wire_format() -> None:
+    assert ALL_PARAMETERS == PARAMETERS
+    assert set(CONFIG.parameters) == set(PARAMETERS)
+
+
+def test_gross_range_spike_rate_and_missing() -> None:
+    rng = np.random.default_rng(1)
+    ph = 7.2 + rng.normal(0, 0.005, 30)
+    ph[5] = 15.0  # outside the sensor span
+    ph[10] = 9.7  # plausible-span edge: suspect, and a spike
+    ph[20] = np.nan
+    flags = qc_flags(minutes(30), ph[None, :], ["ph"], CONFIG)[0]
+    assert flags[5] == FAIL
+    assert flags[10] in (SUSPECT, FAIL)
+    assert flags[20] == MISSING
+    assert flags[0] == NOT_EVALUATED  # no predecessor for spike / rate
+    assert flags[-1] == NOT_EVALUATED  # spike needs the next reading
+    assert (flags[[2, 3, 15, 25]] == PASS).all()
+
+
+def test_flat_line_suspect_then_fail() -> None:
+    n = 26 * 60
+    cl = np.full(n, 0.5)
+    rng = np.random.default_rng(2)
+    cl[:60] += rng.normal(0, 0.01, 60)
+    res = qc_tests(minutes(n), cl[None, :], ["free_chlorine_mgl"], CONFIG)
+    flat = res.flat_line[0]
+    assert (flat[: 12 * 60] == PASS).all()
+    assert (flat[14 * 60 : 24 * 60] == SUSPECT).all()
+    assert (flat[-60:] == FAIL).all()
+
+
+def test_maintenance_windows_are_not_evaluated() -> None:
+    t = minutes(60)
+    x = np.full((1, 60), 7.0) + np.linspace(0, 0.1, 60)
+    x[0, 30] = 20.0
+    x[0, 40] = np.nan
+    windows = np.array([[t[25], t[45]]])
+    flags = qc_flags(t, x, ["ph"], CONFIG, maintenance=windows)[0]
+    assert (flags[25:40] == NOT_EVALUATED).all()
+    assert flags[40] == MISSING
+    assert flags[10] == PASS
+    assert in_windows(t, windows).sum() == 21
+
+
+def test_unknown_parameter_is_not_evaluated() -> None:
+    flags = qc_flags(minutes(5), np.ones((1, 5)), ["toc_mgl"], CONFIG)
+    assert (flags == NOT_EVALUATED).all()
+
+
+def test_cadence_selects_thresholds() -> None:
+    t20 = T0 + np.arange(10) * np.timedelta64(1200, "s")
+    x = np.full((1, 10), 7.0)
+    x[0, 5] = 7.4  # spike of 0.4: suspect at 1 min (0.3), pass at 20 min (0.5)
+    assert qc_tests(minutes(10), x, ["ph"], CONFIG).spike[0, 5] == SUSPECT
+    assert qc_tests(t20, x, ["ph"], CONFIG).spike[0, 5] == PASS
+
+
+def test_bad_config_is_refused() -> None:
+    with pytest.raises(QcConfigError, match=r"ph\.plausible_span"):
+        qc_config_from_toml(
+            "[ph]\nsensor_span=[0,14]\nplausible_span=[-1,10]\nrate_per_s=1\nflat_tolerance=0\n"
+            "flat_suspect_s=0\nflat_fail_s=0\n[[ph.cadence]]\nmax_step_s=60\nspike_suspect=1\nspike_fail=2\n"
+        )
+
+
+values_strategy = hnp.arrays(
+    np.float64,
+    st.tuples(st.integers(1, 3), st.just(len(ALL_PARAMETERS)), st.integers(1, 40)),
+    elements=st.one_of(st.floats(-100, 3000, allow_nan=False), st.just(np.nan)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values_strategy)
+def test_flags_properties(x: np.ndarray) -> None:
+    t = minutes(x.shape[-1])
+    res = qc_tests(t, x, ALL_PARAMETERS, CONFIG)
+    assert res.flags.shape == x.shape
+    assert res.flags.dtype == np.int8
+    assert np.isin(res.flags, FLAG_VALUES).all()
+    assert (res.flags[np.isnan(x)] == MISSING).all()
+    expected = worst(res.gross_range, res.spike, res.rate_of_change, res.flat_line)
+    assert (res.flags == expected).all()  # worst wins
+    # Per-station results do not depend on the other stations in the batch.
+    alone = qc_flags(t, x[:1], ALL_PARAMETERS, CONFIG)
+    assert (alone == res.flags[:1]).all()
+
+
+@given(st.lists(st.sampled_from(FLAG_VALUES), min_size=1, max_size=5))
+def test_worst_wins(flags: list[int]) -> None:
+    assert int(worst(*flags)) == max(flags)
+    if MISSING in flags:
+        assert int(worst(*flags)) == MISSING
