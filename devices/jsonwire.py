@@ -69,6 +69,14 @@ def number(record: Mapping[str, Any], field: str, *, required: bool = False) -> 
     return result
 
 
+def required_number(record: Mapping[str, Any], field: str) -> float:
+    """A finite JSON number that must be present."""
+    value = number(record, field, required=True)
+    if value is None:  # number() raised already; this narrows the type
+        raise DecodeError(Reason.SCHEMA, f"{field} is required")
+    return value
+
+
 def counter(record: Mapping[str, Any], field: str) -> int | None:
     """A non-negative integer that fits PostgreSQL's bigint, or None when absent."""
     value = record.get(field)
@@ -132,3 +140,16 @@ def check_fields(record: Mapping[str, Any], allowed: frozenset[str]) -> None:
     unknown = sorted(set(record) - allowed)
     if unknown:
         raise DecodeError(Reason.SCHEMA, f"unknown field(s): {', '.join(unknown)[:200]}")
+
+
+def format_rfc3339(when: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC (`Z`), microseconds only when present."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def dump_records(records: list[dict[str, Any]]) -> bytes:
+    """The inverse of load_records: one object alone, several as an array; compact, no NaN."""
+    if not records:
+        raise ValueError("nothing to encode")
+    doc: Any = records[0] if len(records) == 1 else records
+    return json.dumps(doc, allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

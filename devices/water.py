@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from devices.errors import DecodeError, Reason
-from devices.jsonwire import check_fields, counter, load_records, number, timestamp
+from devices.jsonwire import (
+    check_fields,
+    counter,
+    dump_records,
+    format_rfc3339,
+    load_records,
+    number,
+    timestamp,
+)
 
 # Measurement fields in column order of `water_readings`. Units are in the field names.
 PARAMETERS: tuple[str, ...] = (
@@ -41,26 +51,43 @@ class WaterReading:
         return tuple(getattr(self, p) for p in PARAMETERS)
 
 
+def reading_from_record(device_id: str, record: Mapping[str, Any], received_at: datetime) -> WaterReading:
+    """One reading from a parsed record (JSON object or sonde line), validated."""
+    check_fields(record, _FIELDS)
+    values = {p: number(record, p) for p in PARAMETERS}
+    if all(v is None for v in values.values()):
+        raise DecodeError(Reason.SCHEMA, "no measurement present")
+    return WaterReading(
+        device_id=device_id,
+        time=timestamp(record, received_at),
+        seq=counter(record, "seq"),
+        **values,
+    )
+
+
 def decode_water(device_id: str, payload: bytes, received_at: datetime) -> list[WaterReading]:
     """Decode a telemetry payload (one object or an array); all of it, or a DecodeError."""
     records = load_records(payload)
     readings = []
     for i, record in enumerate(records):
         try:
-            check_fields(record, _FIELDS)
-            values = {p: number(record, p) for p in PARAMETERS}
-            if all(v is None for v in values.values()):
-                raise DecodeError(Reason.SCHEMA, "no measurement present")
-            readings.append(
-                WaterReading(
-                    device_id=device_id,
-                    time=timestamp(record, received_at),
-                    seq=counter(record, "seq"),
-                    **values,
-                )
-            )
+            readings.append(reading_from_record(device_id, record, received_at))
         except DecodeError as exc:
             if len(records) == 1:
                 raise
             raise DecodeError(exc.reason, f"item {i}: {exc.detail}") from None
     return readings
+
+
+def encode_water(readings: Sequence[WaterReading]) -> bytes:
+    """The telemetry payload for these readings (absent values omitted); decode_water inverts it."""
+    records: list[dict[str, Any]] = []
+    for reading in readings:
+        record: dict[str, Any] = {"ts": format_rfc3339(reading.time)}
+        if reading.seq is not None:
+            record["seq"] = reading.seq
+        for name, value in zip(PARAMETERS, reading.values(), strict=True):
+            if value is not None:
+                record[name] = value
+        records.append(record)
+    return dump_records(records)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from devices.bus import BusPosition, decode_position
 from devices.errors import DecodeError, Reason
+from devices.nmea import decode_nmea
+from devices.status import decode_status
 from devices.topics import Channel, Kind, Topic, parse_topic
 from devices.water import WaterReading, decode_water
 
@@ -49,20 +51,9 @@ class Fates:
     """What one batch of messages becomes, ready to write in one transaction."""
 
     water: list[tuple[WaterReading, datetime]] = field(default_factory=list)  # with arrival time
+    bus: list[tuple[BusPosition, datetime]] = field(default_factory=list)  # with arrival time
     statuses: list[Status] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-
-
-def decode_status(payload: bytes) -> bool:
-    """A retained birth or last-will message: `{"online": bool, ...}`."""
-    try:
-        doc = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise DecodeError(Reason.MALFORMED, "status is not JSON") from None
-    online = doc.get("online") if isinstance(doc, dict) else None
-    if not isinstance(online, bool):
-        raise DecodeError(Reason.SCHEMA, 'status must be an object with "online": true|false')
-    return online
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +79,23 @@ def _water(topic: Topic, message: Inbound, fates: Fates) -> None:
     fates.water.extend((r, message.received_at) for r in readings)
 
 
+def _bus(topic: Topic, message: Inbound, fates: Fates) -> None:
+    decode = decode_nmea if topic.channel is Channel.NMEA else decode_position
+    positions = decode(topic.device_id, message.payload, message.received_at)
+    fates.bus.extend((p, message.received_at) for p in positions)
+
+
 def _status(topic: Topic, message: Inbound, fates: Fates) -> None:
-    fates.statuses.append(Status(topic.device_id, decode_status(message.payload), message.received_at))
+    # An empty payload clears a retained status and yields nothing to record.
+    for status in decode_status(topic.device_id, message.payload, message.received_at):
+        fates.statuses.append(Status(topic.device_id, status.online, status.time))
 
 
 DECODERS: dict[tuple[Kind, Channel], Decoder] = {
     (Kind.WATER, Channel.TELEMETRY): _water,
     (Kind.WATER, Channel.STATUS): _status,
+    (Kind.BUS, Channel.POSITION): _bus,
+    (Kind.BUS, Channel.NMEA): _bus,
     (Kind.BUS, Channel.STATUS): _status,
 }
 
@@ -148,6 +149,7 @@ def finalize(decoded: Iterable[Decoded], registry: Mapping[str, Registration]) -
             fates.dead.append(DeadLetter(m.received_at, m.topic, m.payload, error.reason, error.detail))
             continue
         fates.water.extend(d.values.water)
+        fates.bus.extend(d.values.bus)
         fates.statuses.extend(d.values.statuses)
     return fates
 

@@ -211,8 +211,8 @@ class Ingester:
         m = self.metrics
         m.batches += 1
         m.batch_size.observe(len(decoded))
-        m.stored += written.water_inserted
-        m.duplicates += written.water_duplicates
+        m.stored += written.water_inserted + written.bus_inserted
+        m.duplicates += written.water_duplicates + written.bus_duplicates
         m.dead_lettered.update(str(d.reason) for d in fates.dead)
         for d in decoded:
             m.commit_latency.observe(committed - d.message.received_at.timestamp())

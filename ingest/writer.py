@@ -19,6 +19,19 @@ from ingest.schema import Engine
 _WATER_COLS = ("device_id", "time", "seq", *PARAMETERS, "received_at")
 _WATER_TYPES = ("text", "timestamptz", "int8", *(["float8"] * len(PARAMETERS)), "timestamptz")
 _QC_NOT_EVALUATED, _QC_MISSING = 2, 9
+_BUS_COLS = (
+    "vehicle_id", "time", "lat", "lon", "speed_mps", "heading_deg", "trip_id", "route_id",
+    "odometer_m", "hdop", "seq", "received_at",
+)  # fmt: skip
+_BUS_TYPES = (
+    "text", "timestamptz", "float8", "float8", "float8", "float8", "text", "text",
+    "float8", "float8", "int8", "timestamptz",
+)  # fmt: skip
+_BUS_INSERT = f"""
+    WITH inserted AS (
+        INSERT INTO bus_positions ({", ".join(_BUS_COLS)}) SELECT {", ".join(_BUS_COLS)} FROM bus_staging
+        ON CONFLICT (vehicle_id, time) DO NOTHING RETURNING 1)
+    SELECT count(*) FROM inserted"""
 
 
 def _qc_columns() -> tuple[str, ...]:
@@ -66,6 +79,8 @@ class Written:
     water_inserted: int
     water_duplicates: int
     dead_letters: int
+    bus_inserted: int = 0
+    bus_duplicates: int = 0
 
 
 class Writer:
@@ -80,6 +95,8 @@ class Writer:
         """Per-connection staging table: cheap, invisible to others, emptied on commit."""
         cols = ", ".join(f"{c} {t}" for c, t in zip(_WATER_COLS, _WATER_TYPES, strict=True))
         await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS water_staging ({cols}) ON COMMIT DELETE ROWS")
+        cols = ", ".join(f"{c} {t}" for c, t in zip(_BUS_COLS, _BUS_TYPES, strict=True))
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS bus_staging ({cols}) ON COMMIT DELETE ROWS")
         await conn.commit()
 
     @staticmethod
@@ -103,6 +120,33 @@ class Writer:
                 await cur.execute(self._water_insert)
                 row = await cur.fetchone()
                 inserted = int(row[0]) if row else 0
+        bus_inserted = 0
+        if fates.bus:
+            async with conn.cursor() as cur:
+                async with cur.copy(
+                    f"COPY bus_staging ({', '.join(_BUS_COLS)}) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types(list(_BUS_TYPES))
+                    for p, received_at in fates.bus:
+                        await copy.write_row(
+                            (
+                                p.vehicle_id,
+                                p.time,
+                                p.lat,
+                                p.lon,
+                                p.speed_mps,
+                                p.heading_deg,
+                                p.trip_id,
+                                p.route_id,
+                                p.odometer_m,
+                                p.hdop,
+                                p.seq,
+                                received_at,
+                            )
+                        )
+                await cur.execute(_BUS_INSERT)
+                row = await cur.fetchone()
+                bus_inserted = int(row[0]) if row else 0
         if fates.dead:
             async with (
                 conn.cursor() as cur,
@@ -121,4 +165,10 @@ class Writer:
                        WHERE device_id = %s AND (status_at IS NULL OR status_at <= %s)""",
                     [(s.online, s.at, s.device_id, s.at) for s in fates.statuses],
                 )
-        return Written(inserted, len(fates.water) - inserted, len(fates.dead))
+        return Written(
+            inserted,
+            len(fates.water) - inserted,
+            len(fates.dead),
+            bus_inserted,
+            len(fates.bus) - bus_inserted,
+        )

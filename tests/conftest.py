@@ -88,3 +88,12 @@ def timescale_db(empty_db: str) -> str:
 def prefix() -> str:
     """A topic prefix of this test alone, so tests sharing a broker never see each other."""
     return f"cstest{uuid.uuid4().hex[:10]}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Report how many generated inputs the property tests decoded (tests/cases.py)."""
+    from tests.cases import TALLY
+
+    total = sum(TALLY.values())
+    if total:
+        terminalreporter.write_line(f"generated cases decoded: {total:,} ({len(TALLY)} properties)")

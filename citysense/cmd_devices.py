@@ -1,0 +1,182 @@
+"""`citysense devices ...`: the registry (add, list, disable, enable) and the broker's ACL for it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from devices.registry import SALT_BYTES, Device, device_password, render_acl, render_passwords
+from devices.topics import DEVICE_ID, Kind
+
+DEFAULT_SERVICES = ("citysense-ingest",)
+MIN_KEY_BYTES = 32
+
+
+def register(subparsers: Any) -> None:
+    devices = subparsers.add_parser("devices", help="the device registry and its broker credentials")
+    actions = devices.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    add = actions.add_parser("add", help="register a device (or update and re-enable it)")
+    add.add_argument("device_id")
+    add.add_argument("--kind", required=True, choices=[k.value for k in Kind])
+    add.add_argument("--name", default="")
+    add.add_argument("--site", help="station site (water)")
+    add.add_argument("--route", dest="route_id", help="route id (bus)")
+    add.add_argument("--lat", type=float)
+    add.add_argument("--lon", type=float)
+    add.set_defaults(func=_db_command(run_add))
+
+    listing = actions.add_parser("list", help="list registered devices")
+    listing.add_argument("--kind", choices=[k.value for k in Kind])
+    listing.set_defaults(func=_db_command(run_list))
+
+    for name, enabled in (("disable", False), ("enable", True)):
+        sub = actions.add_parser(
+            name, help=f"{name} a device: its messages are {'dead-lettered' if not enabled else 'stored'}"
+        )
+        sub.add_argument("device_id")
+        sub.set_defaults(func=_db_command(run_enable), enabled=enabled)
+
+    key_help = "secret registry key file, at least 32 random bytes (default: $CITYSENSE_DEVICE_KEY_FILE)"
+    acl = actions.add_parser("acl", help="write a Mosquitto password file and ACL from the registry")
+    acl.add_argument("--password-file", type=Path, required=True)
+    acl.add_argument("--acl-file", type=Path, required=True)
+    acl.add_argument("--key-file", type=Path, help=key_help)
+    acl.add_argument(
+        "--service",
+        action="append",
+        help=f"service account that reads everything (repeatable; default {', '.join(DEFAULT_SERVICES)})",
+    )
+    acl.set_defaults(func=_db_command(run_acl))
+
+    password = actions.add_parser("password", help="print the MQTT password of a device or service account")
+    password.add_argument("user")
+    password.add_argument("--key-file", type=Path, help=key_help)
+    password.set_defaults(func=run_password)
+
+    for sub in (add, listing, acl, *[actions.choices[n] for n in ("disable", "enable")]):
+        add_connection_options(sub, mqtt=False)
+
+
+def _db_command(
+    body: Callable[[argparse.Namespace, psycopg.Connection[Any], Settings], int],
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            settings = Settings.from_args(args)
+            url = settings.require_database()
+            with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+                return body(args, conn, settings)
+        except ConfigError as exc:
+            print(f"citysense: {exc}", file=sys.stderr)
+            return 2
+        except psycopg.OperationalError as exc:
+            print(f"citysense: cannot connect to {redact_database_url(url)}: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
+    if DEVICE_ID.fullmatch(args.device_id) is None:
+        raise ConfigError(f"device id {args.device_id!r} does not match {DEVICE_ID.pattern}")
+    row = conn.execute(
+        """
+        INSERT INTO devices (device_id, kind, name, site, route_id, lat, lon, enabled)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, true)
+        ON CONFLICT (device_id) DO UPDATE SET
+            kind = EXCLUDED.kind, name = EXCLUDED.name, site = EXCLUDED.site,
+            route_id = EXCLUDED.route_id, lat = EXCLUDED.lat, lon = EXCLUDED.lon, enabled = true
+        RETURNING (xmax = 0)
+        """,
+        (args.device_id, args.kind, args.name, args.site, args.route_id, args.lat, args.lon),
+    ).fetchone()
+    print(f"{'added' if row and row[0] else 'updated'} {args.kind} device {args.device_id}")
+    return 0
+
+
+def load_devices(conn: psycopg.Connection[Any], kind: str | None = None) -> list[Device]:
+    rows = conn.execute(
+        "SELECT device_id, kind, name, site, route_id, lat, lon, enabled FROM devices"
+        " WHERE %(kind)s::text IS NULL OR kind = %(kind)s ORDER BY device_id",
+        {"kind": kind},
+    ).fetchall()
+    return [Device(r[0], Kind(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+
+def run_list(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
+    print(f"{'device_id':<24} {'kind':<6} {'enabled':<8} {'site/route':<20} name")
+    for d in load_devices(conn, args.kind):
+        place = d.site or d.route_id or ""
+        print(f"{d.device_id:<24} {d.kind.value:<6} {'yes' if d.enabled else 'no':<8} {place:<20} {d.name}")
+    return 0
+
+
+def run_enable(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
+    cur = conn.execute("UPDATE devices SET enabled = %s WHERE device_id = %s", (args.enabled, args.device_id))
+    if cur.rowcount == 0:
+        print(f"citysense: no device {args.device_id!r}", file=sys.stderr)
+        return 1
+    print(f"{'enabled' if args.enabled else 'disabled'} {args.device_id}")
+    return 0
+
+
+def _key(args: argparse.Namespace) -> bytes:
+    path = args.key_file or (Path(p) if (p := os.environ.get("CITYSENSE_DEVICE_KEY_FILE")) else None)
+    if path is None:
+        raise ConfigError("no registry key: pass --key-file or set CITYSENSE_DEVICE_KEY_FILE")
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the registry key {path}: {exc.strerror}; make one with "
+            f"`head -c 32 /dev/urandom > {path} && chmod 600 {path}`"
+        ) from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"the registry key {path} is shorter than {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def _write_private(path: Path, text: str, mode: int) -> None:
+    """Replace a file atomically, never readable by others while it is written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def run_acl(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
+    key = _key(args)
+    devices = load_devices(conn)
+    services = args.service or list(DEFAULT_SERVICES)
+    _write_private(
+        args.password_file, render_passwords(devices, services, key, lambda: os.urandom(SALT_BYTES)), 0o600
+    )
+    _write_private(args.acl_file, render_acl(devices, services, settings.topic_prefix), 0o644)
+    enabled = sum(d.enabled for d in devices)
+    print(
+        f"wrote {args.password_file} and {args.acl_file}: {enabled} enabled devices, "
+        f"{len(devices) - enabled} disabled left out, services {', '.join(services)}; "
+        "reload Mosquitto (SIGHUP) to apply"
+    )
+    return 0
+
+
+def run_password(args: argparse.Namespace) -> int:
+    try:
+        print(device_password(_key(args), args.user))
+    except ConfigError as exc:
+        print(f"citysense: {exc}", file=sys.stderr)
+        return 2
+    return 0
