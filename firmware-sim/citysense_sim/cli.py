@@ -15,17 +15,11 @@ from pathlib import Path
 from citysense_sim.broker import BrokerConfig, ConfigError
 from citysense_sim.episodes import EpisodePlan
 from citysense_sim.fleet import BusHome, Device, bus_fleet, water_fleet
-from citysense_sim.run import RunConfig, run_fleet
+from citysense_sim.gtfs import Feed, load_feed, packaged_feed_dir, write_zip
+from citysense_sim.gtfs_author import check_feed, write_feed
+from citysense_sim.run import BusFormat, BusOptions, RunConfig, run_fleet
 
 log = logging.getLogger("citysense_sim")
-
-# Route starting points until the bus model reads them from the GTFS feed.
-BUS_HOMES: tuple[BusHome, ...] = (
-    BusHome("DN01", 16.0545, 108.2030),
-    BusHome("DN02", 16.0650, 108.1790),
-    BusHome("DN03", 16.0990, 108.2445),
-    BusHome("DN04", 16.0930, 108.2470),
-)
 
 
 def _non_negative_int(text: str) -> int:
@@ -46,6 +40,12 @@ def _add_fleet_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--water", type=_non_negative_int, default=0, metavar="N", help="water sondes")
     p.add_argument("--buses", type=_non_negative_int, default=0, metavar="M", help="bus trackers")
     p.add_argument("--seed", type=int, default=1, help="random seed: same seed, same fleet and run")
+    p.add_argument(
+        "--gtfs",
+        type=Path,
+        metavar="FEED",
+        help="GTFS feed (zip or directory) the buses drive (default: the packaged Da Nang demo feed)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,16 +90,50 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.5,
         help="water-quality events per sonde per 1000 samples (default 1.5)",
     )
+    run.add_argument(
+        "--bus-interval", type=_positive_float, default=5.0, metavar="SECONDS", help="bus fix interval"
+    )
+    run.add_argument(
+        "--bus-format",
+        choices=[f.value for f in BusFormat],
+        default=BusFormat.JSON.value,
+        help="json positions, nmea sentences, or mixed (every third bus NMEA)",
+    )
+    run.add_argument(
+        "--trip-id-share",
+        type=float,
+        default=0.7,
+        metavar="FRACTION",
+        help="share of JSON trackers that send their trip_id (default 0.7)",
+    )
     run.set_defaults(func=cmd_run)
+
+    gtfs = sub.add_parser("gtfs", help="the Da Nang demo GTFS feed")
+    gtfs_sub = gtfs.add_subparsers(dest="gtfs_command", required=True, metavar="ACTION")
+    zip_p = gtfs_sub.add_parser("zip", help="write the packaged feed as a GTFS zip")
+    zip_p.add_argument("out", type=Path, metavar="FEED.zip")
+    zip_p.set_defaults(func=cmd_gtfs_zip)
+    author = gtfs_sub.add_parser(
+        "author", help="regenerate the feed's text files from the network definition"
+    )
+    author.add_argument("directory", type=Path, nargs="?", help="default: the packaged feed's directory")
+    author.add_argument("--check", action="store_true", help="only report whether the files are up to date")
+    author.set_defaults(func=cmd_gtfs_author)
     return parser
 
 
-def fleet_devices(args: argparse.Namespace) -> list[Device]:
-    return water_fleet(args.water, args.seed) + bus_fleet(args.buses, args.seed, list(BUS_HOMES))
+def bus_homes(feed: Feed) -> list[BusHome]:
+    return [BusHome(route_id, *feed.first_stop(route_id)) for route_id in feed.route_ids]
+
+
+def fleet_devices(args: argparse.Namespace, feed: Feed | None) -> list[Device]:
+    buses = bus_fleet(args.buses, args.seed, bus_homes(feed)) if feed is not None else []
+    return water_fleet(args.water, args.seed) + buses
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    for device in fleet_devices(args):
+    feed = load_feed(args.gtfs) if args.buses else None
+    for device in fleet_devices(args, feed):
         print(device.manifest_line())
     return 0
 
@@ -110,6 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"citysense-sim: {exc}", file=sys.stderr)
         return 2
+    feed = load_feed(args.gtfs) if args.buses else None
+    buses = tuple(bus_fleet(args.buses, args.seed, bus_homes(feed))) if feed is not None else ()
     cfg = RunConfig(
         broker=broker,
         prefix=args.prefix,
@@ -120,10 +156,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         messages=args.messages,
         truth_path=args.truth,
+        buses=buses,
+        bus=BusOptions(feed, args.bus_interval, BusFormat(args.bus_format), args.trip_id_share)
+        if feed is not None
+        else None,
     )
-    log.info("simulating %d sondes against %s, prefix %s", len(cfg.water), broker, cfg.prefix)
+    log.info(
+        "simulating %d sondes and %d buses against %s, prefix %s",
+        len(cfg.water),
+        len(cfg.buses),
+        broker,
+        cfg.prefix,
+    )
     summary = asyncio.run(_run_until_signal(cfg))
     print(json.dumps(summary), flush=True)
+    return 0
+
+
+def cmd_gtfs_zip(args: argparse.Namespace) -> int:
+    count = write_zip(args.out)
+    print(f"wrote {args.out} ({count} files)")
+    return 0
+
+
+def cmd_gtfs_author(args: argparse.Namespace) -> int:
+    directory = args.directory or packaged_feed_dir()
+    if args.check:
+        stale = check_feed(directory)
+        for name in stale:
+            print(f"{directory / name} differs from the network definition")
+        return 1 if stale else 0
+    for path in write_feed(directory):
+        print(f"wrote {path}")
     return 0
 
 
