@@ -68,7 +68,7 @@ class RealizedTrip:
             return self.legs[0].d0, 0.0
         if t >= self.end:
             return self.legs[-1].d1, 0.0
-        i = bisect.bisect_right([leg.t0 for leg in self.legs], t) - 1
+        i = bisect.bisect_right(self.legs, t, key=lambda leg: leg.t0) - 1
         leg = self.legs[max(0, i)]
         span = leg.t1 - leg.t0
         if span <= 0 or leg.d1 == leg.d0:
@@ -206,6 +206,7 @@ class BusTracker:
     heading: float = field(init=False, default=0.0)
     canyon_left: int = field(init=False, default=0)
     parked_at: tuple[float, float] = field(init=False, default=(0.0, 0.0))
+    next_choice: float = field(init=False, default=-math.inf)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"bus:{self.seed}:{self.device.device_id}")
@@ -289,8 +290,12 @@ class BusTracker:
     def _where(
         self, t: float, events: list[dict[str, object]]
     ) -> tuple[str, Trip | None, float, float, float | None]:
-        if self.block is None or t > self.block_midnight + self.block.end_s + 1800:
+        if (self.block is None and t >= self.next_choice) or (
+            self.block is not None and t > self.block_midnight + self.block.end_s + 1800
+        ):
             self._choose_block(t)
+            # A bus with no work looks again a minute later, not at every report.
+            self.next_choice = t + 60.0
         if self.block is None:
             return "out_of_service", None, 0.0, 0.0, None
         while self.current is None or t >= self.current.end:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import platform
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from citysense_sim.episodes import EpisodePlan
 from citysense_sim.fleet import BusHome, Device, bus_fleet, water_fleet
 from citysense_sim.gtfs import Feed, load_feed, packaged_feed_dir, write_zip
 from citysense_sim.gtfs_author import check_feed, write_feed
+from citysense_sim.load import LoadConfig, LoadReport, run_load
 from citysense_sim.run import BusFormat, BusOptions, RunConfig, run_fleet
 
 log = logging.getLogger("citysense_sim")
@@ -48,6 +50,19 @@ def _add_fleet_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_broker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mqtt-url",
+        default=os.environ.get("CITYSENSE_MQTT_URL", "mqtt://127.0.0.1:1883"),
+        help="mqtt://[user:password@]host:port (default: $CITYSENSE_MQTT_URL or 127.0.0.1:1883)",
+    )
+    p.add_argument(
+        "--prefix",
+        default=os.environ.get("CITYSENSE_TOPIC_PREFIX", "citysense"),
+        help="first topic level (default: $CITYSENSE_TOPIC_PREFIX or citysense)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="citysense-sim", description="Simulated Da Nang water sondes and buses for citysense."
@@ -61,16 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="publish the fleet's readings to MQTT in real time")
     _add_fleet_options(run)
-    run.add_argument(
-        "--mqtt-url",
-        default=os.environ.get("CITYSENSE_MQTT_URL", "mqtt://127.0.0.1:1883"),
-        help="mqtt://[user:password@]host:port (default: $CITYSENSE_MQTT_URL or 127.0.0.1:1883)",
-    )
-    run.add_argument(
-        "--prefix",
-        default=os.environ.get("CITYSENSE_TOPIC_PREFIX", "citysense"),
-        help="first topic level (default: $CITYSENSE_TOPIC_PREFIX or citysense)",
-    )
+    _add_broker_options(run)
     run.add_argument(
         "--interval", type=_positive_float, default=900.0, metavar="SECONDS", help="sonde sampling interval"
     )
@@ -107,6 +113,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of JSON trackers that send their trip_id (default 0.7)",
     )
     run.set_defaults(func=cmd_run)
+
+    for name, helptext in (
+        ("load", "load test: many devices multiplexed over a few MQTT connections"),
+        ("bench", "benchmark: like load, then report achieved against offered rate and the machine"),
+    ):
+        lp = sub.add_parser(name, help=helptext)
+        _add_fleet_options(lp)
+        _add_broker_options(lp)
+        lp.add_argument("--rate", type=_positive_float, default=1.0, help="messages per second per device")
+        lp.add_argument("--connections", type=int, default=4, help="MQTT connections to share the devices")
+        lp.add_argument(
+            "--in-flight", type=int, default=64, help="unacknowledged QoS 1 messages per connection"
+        )
+        lp.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
+        lp.add_argument("--messages", type=_non_negative_int, metavar="N", help="stop after N messages")
+        lp.add_argument("--truth", type=Path, metavar="PATH", help="ground-truth log of faults and events")
+        lp.add_argument("--fault-rate", type=float, default=3.0, help="faults per sonde per 1000 samples")
+        lp.add_argument("--event-rate", type=float, default=1.5, help="events per sonde per 1000 samples")
+        lp.add_argument("--nmea-share", type=float, default=0.3, help="share of buses sending NMEA")
+        lp.add_argument("--no-status", action="store_true", help="skip the per-device birth/shutdown status")
+        lp.set_defaults(func=cmd_load, bench=name == "bench")
 
     gtfs = sub.add_parser("gtfs", help="the Da Nang demo GTFS feed")
     gtfs_sub = gtfs.add_subparsers(dest="gtfs_command", required=True, metavar="ACTION")
@@ -171,6 +198,71 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = asyncio.run(_run_until_signal(cfg))
     print(json.dumps(summary), flush=True)
     return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    try:
+        broker = BrokerConfig.from_url(args.mqtt_url)
+    except ConfigError as exc:
+        print(f"citysense-sim: {exc}", file=sys.stderr)
+        return 2
+    if args.duration is None and args.messages is None and args.bench:
+        args.duration = 30.0
+    feed = load_feed(args.gtfs) if args.buses else None
+    cfg = LoadConfig(
+        broker=broker,
+        prefix=args.prefix,
+        water=tuple(water_fleet(args.water, args.seed)),
+        buses=tuple(bus_fleet(args.buses, args.seed, bus_homes(feed))) if feed is not None else (),
+        feed=feed,
+        rate_hz=args.rate,
+        connections=args.connections,
+        in_flight=args.in_flight,
+        seed=args.seed,
+        plan=EpisodePlan(fault_rate=args.fault_rate, event_rate=args.event_rate),
+        nmea_share=args.nmea_share,
+        duration_s=args.duration,
+        messages=args.messages,
+        truth_path=args.truth,
+        status=not args.no_status,
+    )
+    log.info(
+        "load: %d sondes, %d buses at %.2f msg/s each over %d connections to %s",
+        len(cfg.water),
+        len(cfg.buses),
+        cfg.rate_hz,
+        cfg.connections,
+        broker,
+    )
+    report = asyncio.run(_load_until_signal(cfg))
+    doc: dict[str, object] = dict(report.as_dict())
+    if args.bench:
+        doc["cpu_model"] = cpu_model()
+        doc["python"] = sys.version.split()[0]
+    print(json.dumps(doc), flush=True)
+    return 0
+
+
+async def _load_until_signal(cfg: LoadConfig) -> LoadReport:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await run_load(cfg, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def cmd_gtfs_zip(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import itertools
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -101,6 +101,8 @@ class Feed:
     weekly: dict[str, tuple[tuple[bool, ...], date, date]]
     exceptions: dict[tuple[str, date], bool]
     stops: dict[str, tuple[str, float, float]]
+    # Blocks per service day, computed once: trackers ask for them on every report while parked.
+    _blocks: dict[date, tuple[Block, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def services_on(self, day: date) -> set[str]:
         active = set()
@@ -115,8 +117,14 @@ class Feed:
                     active.discard(service_id)
         return active
 
-    def blocks_on(self, day: date) -> list[Block]:
+    def blocks_on(self, day: date) -> tuple[Block, ...]:
         """The day's blocks, sorted by first departure; a trip without block_id is its own block."""
+        cached = self._blocks.get(day)
+        if cached is None:
+            cached = self._blocks[day] = tuple(self._compute_blocks(day))
+        return cached
+
+    def _compute_blocks(self, day: date) -> list[Block]:
         services = self.services_on(day)
         grouped: dict[str, list[Trip]] = defaultdict(list)
         for trip in self.trips.values():

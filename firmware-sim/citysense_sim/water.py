@@ -12,6 +12,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from citysense_sim.episodes import Episode, EpisodePlan, apply_episode
 from citysense_sim.fleet import Device, SiteKind
 from citysense_sim.wire import WATER_PARAMETERS, rfc3339
@@ -119,6 +121,9 @@ class Sonde:
     seed: int = 0
     clock_skew_s: float = 0.0
     rng: random.Random = field(init=False)
+    normals: list[float] = field(init=False, default_factory=list)
+    noise_rng: np.random.Generator = field(init=False)
+    ar_coeffs: tuple[float, dict[str, tuple[float, float]]] = field(init=False, default=(-1.0, {}))
     levels: dict[str, float] = field(init=False)
     ar: dict[str, float] = field(init=False)
     last_time: float | None = field(init=False, default=None)
@@ -128,6 +133,8 @@ class Sonde:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"sonde:{self.seed}:{self.device.device_id}")
+        # Gaussian noise comes in blocks from numpy: random.gauss per value was the hot spot.
+        self.noise_rng = np.random.default_rng(self.rng.getrandbits(64))
         base = LEVELS[SiteKind(self.device.site_kind)]
         r = self.rng
         self.levels = {
@@ -141,12 +148,24 @@ class Sonde:
         }
         self.ar = {p: r.gauss(0.0, VARIABILITY[p].ar_sd) for p in WATER_PARAMETERS}
 
+    def gauss(self) -> float:
+        """A standard normal deviate."""
+        if not self.normals:
+            self.normals = self.noise_rng.standard_normal(256).tolist()
+        return self.normals.pop()
+
     def _advance_ar(self, t: float) -> None:
         dt = self.interval_s if self.last_time is None else max(0.0, t - self.last_time)
-        for p in WATER_PARAMETERS:
-            v = VARIABILITY[p]
-            phi = math.exp(-dt / v.ar_tau_s)
-            self.ar[p] = self.ar[p] * phi + v.ar_sd * math.sqrt(1 - phi * phi) * self.rng.gauss(0.0, 1.0)
+        if self.ar_coeffs[0] != dt:
+            coeffs = {}
+            for p in WATER_PARAMETERS:
+                v = VARIABILITY[p]
+                phi = math.exp(-dt / v.ar_tau_s)
+                coeffs[p] = (phi, v.ar_sd * math.sqrt(1 - phi * phi))
+            self.ar_coeffs = (dt, coeffs)
+        ar = self.ar
+        for p, (phi, scale) in self.ar_coeffs[1].items():
+            ar[p] = ar[p] * phi + scale * self.gauss()
         self.last_time = t
 
     def clean_values(self, t: float) -> dict[str, float]:
@@ -190,7 +209,7 @@ class Sonde:
             if value is None:
                 continue
             v = VARIABILITY[p]
-            noise = self.rng.gauss(0.0, v.noise_sd)
+            noise = v.noise_sd * self.gauss()
             value = value * (1 + noise) if v.relative and p == "flow_m3h" else value + noise
             measured[p] = min(v.hi, max(v.lo, value))
         if self.episode is not None and self.episode.kind == "flatline":
