@@ -14,12 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from citysense_sim.broker import BrokerConfig, ConfigError
+from citysense_sim.bus import BusTracker
 from citysense_sim.episodes import EpisodePlan
 from citysense_sim.fleet import BusHome, Device, bus_fleet, water_fleet
 from citysense_sim.gtfs import Feed, load_feed, packaged_feed_dir, write_zip
 from citysense_sim.gtfs_author import check_feed, write_feed
 from citysense_sim.load import LoadConfig, LoadReport, run_load
-from citysense_sim.run import BusFormat, BusOptions, RunConfig, run_fleet
+from citysense_sim.run import BusFormat, BusOptions, RunConfig, bus_slots, run_fleet
+from citysense_sim.serial_out import PortLine, PtyLine, SerialDevice
+from citysense_sim.truth import TruthLog
+from citysense_sim.water import Sonde
 
 log = logging.getLogger("citysense_sim")
 
@@ -134,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
         lp.add_argument("--nmea-share", type=float, default=0.3, help="share of buses sending NMEA")
         lp.add_argument("--no-status", action="store_true", help="skip the per-device birth/shutdown status")
         lp.set_defaults(func=cmd_load, bench=name == "bench")
+
+    ser = sub.add_parser("serial", help="one device writing to a serial line (a pseudo-terminal by default)")
+    ser.add_argument("--kind", choices=["water", "bus"], required=True)
+    ser.add_argument("--index", type=int, default=0, help="which device of the fleet (0-based) to simulate")
+    _add_fleet_options(ser)
+    ser.add_argument("--link", type=Path, help="make this path a symlink to the pseudo-terminal's slave side")
+    ser.add_argument("--port", help="write to this real serial port (pyserial) instead of a pseudo-terminal")
+    ser.add_argument("--baud", type=int, default=9600)
+    ser.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
+    ser.add_argument("--duration", type=_positive_float, metavar="SECONDS")
+    ser.add_argument("--count", type=_non_negative_int, help="stop after this many samples")
+    ser.add_argument("--truth", type=Path, metavar="PATH")
+    ser.add_argument("--fault-rate", type=float, default=3.0)
+    ser.add_argument("--event-rate", type=float, default=1.5)
+    ser.set_defaults(func=cmd_serial)
 
     gtfs = sub.add_parser("gtfs", help="the Da Nang demo GTFS feed")
     gtfs_sub = gtfs.add_subparsers(dest="gtfs_command", required=True, metavar="ACTION")
@@ -263,6 +282,43 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def cmd_serial(args: argparse.Namespace) -> int:
+    return asyncio.run(_serial(args))
+
+
+async def _serial(args: argparse.Namespace) -> int:
+    seed = args.seed
+    sonde = bus = None
+    if args.kind == "water":
+        device = water_fleet(args.index + 1, seed)[args.index]
+        sonde = Sonde(device, args.interval, EpisodePlan(args.fault_rate, args.event_rate), seed)
+    else:
+        feed = load_feed(args.gtfs)
+        buses = bus_fleet(args.index + 1, seed, bus_homes(feed))
+        device = buses[args.index]
+        slot, slots = bus_slots(tuple(buses))[device.device_id]
+        bus = BusTracker(device, feed, device.site, slot, slots, seed, interval_s=args.interval)
+    line: PtyLine | PortLine = PortLine(args.port, args.baud) if args.port else PtyLine(args.link)
+    where = args.port or (f"{args.link} -> {line.path}" if isinstance(line, PtyLine) and args.link else "")
+    if isinstance(line, PtyLine) and not args.link:
+        where = str(line.path)
+    # The gateway needs the path: print it first, on its own line, and flush.
+    print(json.dumps({"device_id": device.device_id, "kind": args.kind, "port": where}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.duration:
+        loop.call_later(args.duration, stop.set)
+    async with TruthLog(args.truth) as truth, asyncio.TaskGroup() as tg:
+        tg.create_task(truth.run(), name="truth-log")
+        async with SerialDevice(line, args.interval, truth, sonde=sonde, bus=bus) as dev:
+            stats = await dev.run(stop, args.count)
+        await truth.close()
+    print(json.dumps({"lines": stats.lines, "dropped": stats.dropped}), flush=True)
+    return 0
 
 
 def cmd_gtfs_zip(args: argparse.Namespace) -> int:

@@ -42,13 +42,18 @@ class Variability:
 
 # Calibrated on canary_station_b.csv (20-minute steps, Feb-May 2006); see docs/simulator.md.
 VARIABILITY: dict[str, Variability] = {
-    "ph": Variability(0.010, 0.074, 635 * 60, 0.038, 11.4, False, 2, 0.0, 14.0),
-    "turbidity_ntu": Variability(0.005, 0.29, 183 * 60, 0.15, 10.2, True, 3),
-    "free_chlorine_mgl": Variability(0.0035, 0.040, 165 * 60, 0.007, 17.5, True, 3),
-    "conductivity_uscm": Variability(0.5, 1.24, 280 * 60, 1.07, 8.6, False, 1),
-    "temperature_c": Variability(0.058, 0.335, 704 * 60, 0.57, 18.6, False, 2, -5.0, 60.0),
-    "orp_mv": Variability(2.0, 6.0, 165 * 60, 0.0, 0.0, False, 0, -1000.0, 1500.0),
-    "pressure_bar": Variability(0.02, 0.14, 66 * 60, 0.0, 0.0, False, 2),
+    "ph": Variability(0.0105, 0.0742, 633 * 60, 0.0384, 11.4, False, 2, 0.0, 14.0),
+    # Relative to the level: 0.0624 / 0.214 NTU wander, 0.0324 / 0.214 NTU diurnal.
+    "turbidity_ntu": Variability(0.00524, 0.29, 183 * 60, 0.15, 10.2, True, 3),
+    # Relative: 0.137 / 3.14 mg/L wander, 0.0262 / 3.14 mg/L diurnal; noise is the analyser's
+    # stated precision (CANARY's setting), the data being printed to 0.01 mg/L.
+    "free_chlorine_mgl": Variability(0.0035, 0.044, 153 * 60, 0.0083, 17.5, True, 3),
+    "conductivity_uscm": Variability(0.5, 1.25, 282 * 60, 1.06, 8.6, False, 1),
+    "temperature_c": Variability(0.0582, 0.344, 719 * 60, 0.566, 18.6, False, 2, -5.0, 60.0),
+    # Not in the data set: ORP follows chlorine and pH (orp_from) with its own small wander.
+    "orp_mv": Variability(2.0, 6.0, 153 * 60, 0.0, 0.0, False, 0, -1000.0, 1500.0),
+    # Diurnal pressure and flow come from the demand pattern, not from a fitted harmonic.
+    "pressure_bar": Variability(0.02, 0.144, 70 * 60, 0.0, 0.0, False, 2),
     "flow_m3h": Variability(0.01, 0.05, 120 * 60, 0.0, 0.0, True, 1),
 }
 
@@ -74,7 +79,7 @@ LEVELS: dict[SiteKind, SiteLevels] = {
 }
 
 # Pressure falls by this much (bar) per unit of demand above the daily mean.
-PRESSURE_PER_DEMAND = 0.6
+PRESSURE_PER_DEMAND = 0.3
 
 
 def demand_factor(local_hour: float) -> float:
