@@ -38,6 +38,7 @@ class BusOptions:
     fmt: BusFormat = BusFormat.JSON
     trip_id_share: float = 0.7  # JSON trackers that know their trip (the others rely on matching)
     link_outage_rate: float = 0.5  # per bus per 1000 fixes
+    outage_fixes: tuple[int, int] = (6, 60)  # how long an outage lasts, in fixes
     params: BusParams = field(default_factory=BusParams)
 
 
@@ -118,7 +119,7 @@ async def _bus_task(
             await truth.put(event)
         await truth.put(step.truth)
         if rng.random() * 1000 < opts.link_outage_rate:
-            fixes = rng.randint(6, 60)
+            fixes = rng.randint(*opts.outage_fixes)
             end = t + (fixes - 0.5) * opts.interval_s
             await truth.put(
                 {
