@@ -2,10 +2,11 @@
 
 One TCP connection per device (as `run` does) costs a socket, a paho client and a network
 loop each: at 5,000 devices that is most of a core before a reading is made. Here a few
-connections carry many devices' topics, each connection with a pool of publishers that keep
-a bounded number of QoS 1 messages in flight. The devices are the same models as in `run`;
-what is lost is per-device sessions: a connection cannot carry 5,000 last wills, so each
-device publishes a retained birth at start and a retained `online: false` at a clean stop.
+connections carry many devices' topics through `rawmqtt.RawPublisher`, each keeping a
+bounded window of unacknowledged QoS 1 messages. The devices are the same models as in
+`run`; what is lost is per-device sessions: a connection cannot carry 5,000 last wills, so
+each device publishes a retained birth at start and a retained `online: false` at a clean
+stop, and link outages are not modelled.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiomqtt
-
 from citysense_sim.broker import BrokerConfig
 from citysense_sim.bus import BusTracker
 from citysense_sim.clock import clock_skew, sleep_until
 from citysense_sim.episodes import EpisodePlan
 from citysense_sim.fleet import Device
 from citysense_sim.gtfs import Feed
-from citysense_sim.link import FIRMWARE, PUBLISH_TIMEOUT_S
+from citysense_sim.link import FIRMWARE
 from citysense_sim.nmea import fix_payload
+from citysense_sim.rawmqtt import RawPublisher
 from citysense_sim.run import bus_slots
 from citysense_sim.truth import TruthLog
 from citysense_sim.water import Sonde
@@ -120,8 +120,8 @@ class _SimDevice:
         self.phase = phase
         kind = "water" if sonde is not None else "bus"
         channel = "telemetry" if sonde is not None else ("nmea" if nmea else "position")
-        self.data_topic = topic(prefix, kind, device.device_id, channel)
-        self.status_topic = topic(prefix, kind, device.device_id, "status")
+        self.data_topic = topic(prefix, kind, device.device_id, channel).encode()
+        self.status_topic = topic(prefix, kind, device.device_id, "status").encode()
 
     def message(self, t: float, truth: TruthLog, stats: LoadStats) -> bytes | None:
         if self.sonde is not None:
@@ -177,46 +177,6 @@ def build_devices(cfg: LoadConfig) -> list[_SimDevice]:
     return devices
 
 
-class _Window:
-    """Counts PUBACKs for one connection and holds the producer while `size` are unacknowledged."""
-
-    def __init__(self, size: int, stats: LoadStats) -> None:
-        self.size = size
-        self.stats = stats
-        self.sent = 0
-        self.acked = 0
-        self.data_mids: set[int] = set()
-        self.room = asyncio.Event()
-
-    def on_publish(self, client: object, userdata: object, mid: int, *args: object) -> None:
-        # Runs on the event loop thread: aiomqtt drives paho's socket from the loop.
-        self.acked += 1
-        if mid in self.data_mids:
-            self.data_mids.discard(mid)
-            self.stats.acked += 1
-        if self.sent - self.acked < self.size // 2:
-            self.room.set()
-
-    async def publish(
-        self, client: aiomqtt.Client, name: str, payload: bytes, *, data: bool, retain: bool = False
-    ) -> None:
-        while self.sent - self.acked >= self.size:
-            self.room.clear()
-            await asyncio.wait_for(self.room.wait(), PUBLISH_TIMEOUT_S)
-        info = client._client.publish(name, payload, qos=1, retain=retain)
-        if info.rc != 0:
-            self.stats.errors += 1
-            raise aiomqtt.MqttCodeError(info.rc, "could not publish")
-        self.sent += 1
-        if data:
-            self.data_mids.add(info.mid)
-
-    async def drain(self) -> None:
-        while self.sent > self.acked:
-            self.room.clear()
-            await asyncio.wait_for(self.room.wait(), PUBLISH_TIMEOUT_S)
-
-
 async def _connection(
     index: int,
     cfg: LoadConfig,
@@ -228,54 +188,47 @@ async def _connection(
 ) -> None:
     period = 1.0 / cfg.rate_hz
     devices.sort(key=lambda d: d.phase)
-    window = _Window(cfg.in_flight, stats)
-    async with aiomqtt.Client(
+    async with RawPublisher(
         cfg.broker.host,
         cfg.broker.port,
+        f"{cfg.prefix}-load-{index}",
         username=cfg.broker.username,
         password=cfg.broker.password,
-        identifier=f"{cfg.prefix}-load-{index}",
-        clean_session=False,
-        timeout=PUBLISH_TIMEOUT_S,
-        # 0 = no limit in paho: the window bounds what is in flight. (With a paho limit, every
-        # PUBACK makes paho scan all unacknowledged messages, which dominated the profile.)
-        max_inflight_messages=0,
-    ) as client:
-        # Awaiting each PUBACK through aiomqtt costs a future and a timer per message; here
-        # publishes go straight to the paho client underneath and acknowledgements are counted
-        # by a window, which keeps QoS 1 and bounds what is in flight.
-        client._client.on_publish = window.on_publish
-        client._client.disable_logger()  # paho's per-packet debug logging costs ~20 us a message
-        if cfg.status:
-            birth = dumps({"online": True, "ts": rfc3339(time.time()), "firmware": FIRMWARE})
-            for d in devices:
-                await window.publish(client, d.status_topic, birth, data=False, retain=True)
-        # Births go out before the clock starts, so they do not count against the schedule.
-        await sleep_until(started, stop)
-        k = 0
-        while not stop.is_set():
-            base = started + k * period
-            for d in devices:
-                due = base + d.phase
-                now = time.time()
-                # Sleep only when well ahead: a sleep per message would cost more than the message.
-                if due - now > 0.002:
-                    if await sleep_until(due, stop):
-                        break
-                elif now - due > stats.max_lag_s:
-                    stats.max_lag_s = now - due
-                payload = d.message(due, truth, stats)
-                if payload is None:
-                    continue
-                stats.offered += 1
-                # Window full: wait (back-pressure). The lag figure shows when that happens.
-                await window.publish(client, d.data_topic, payload, data=True)
-            k += 1
-        if cfg.status:
-            bye = dumps({"online": False, "ts": rfc3339(time.time()), "reason": "shutdown"})
-            for d in devices:
-                await window.publish(client, d.status_topic, bye, data=False, retain=True)
-        await window.drain()
+        window=cfg.in_flight,
+    ) as pub:
+        try:
+            if cfg.status:
+                birth = dumps({"online": True, "ts": rfc3339(time.time()), "firmware": FIRMWARE})
+                for d in devices:
+                    await pub.publish(d.status_topic, birth, retain=True, data=False)
+            # Births go out before the clock starts, so they do not count against the schedule.
+            await sleep_until(started, stop)
+            k = 0
+            while not stop.is_set():
+                base = started + k * period
+                for d in devices:
+                    due = base + d.phase
+                    now = time.time()
+                    # Sleep only when well ahead: a sleep per message costs more than the message.
+                    if due - now > 0.002:
+                        if await sleep_until(due, stop):
+                            break
+                    elif now - due > stats.max_lag_s:
+                        stats.max_lag_s = now - due
+                    payload = d.message(due, truth, stats)
+                    if payload is None:
+                        continue
+                    stats.offered += 1
+                    # Window full: wait (back-pressure). The lag figure shows when that happens.
+                    await pub.publish(d.data_topic, payload)
+                k += 1
+            if cfg.status:
+                bye = dumps({"online": False, "ts": rfc3339(time.time()), "reason": "shutdown"})
+                for d in devices:
+                    await pub.publish(d.status_topic, bye, retain=True, data=False)
+            await pub.drain_acks()
+        finally:
+            stats.acked += pub.data_acked
 
 
 async def _watch(cfg: LoadConfig, stop: asyncio.Event, stats: LoadStats, started: float) -> None:
