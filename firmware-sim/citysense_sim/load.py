@@ -202,6 +202,7 @@ async def _connection(
                 for d in devices:
                     await pub.publish(d.status_topic, birth, retain=True, data=False)
             # Births go out before the clock starts, so they do not count against the schedule.
+            pub.flush()
             await sleep_until(started, stop)
             k = 0
             while not stop.is_set():
@@ -211,6 +212,7 @@ async def _connection(
                     now = time.time()
                     # Sleep only when well ahead: a sleep per message costs more than the message.
                     if due - now > 0.002:
+                        pub.flush()
                         if await sleep_until(due, stop):
                             break
                     elif now - due > stats.max_lag_s:
