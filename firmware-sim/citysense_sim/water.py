@@ -58,6 +58,13 @@ VARIABILITY: dict[str, Variability] = {
 }
 
 
+# Per parameter, in WATER_PARAMETERS order: what the sensor adds (the hot loop reads tuples).
+_SENSORS: tuple[tuple[str, float, float, float, int, bool], ...] = tuple(
+    (p, v.noise_sd, v.lo, v.hi, v.decimals, p == "flow_m3h")
+    for p, v in ((p, VARIABILITY[p]) for p in WATER_PARAMETERS)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SiteLevels:
     ph: float
@@ -199,34 +206,32 @@ class Sonde:
         if self.episode is None:
             self.episode = self.plan.maybe_start(self.device.device_id, t, self.interval_s, self.rng)
             started = self.episode
-        values = self.clean_values(t)
         # Events change the water; the sensor then measures it with noise; faults corrupt that.
-        measured: dict[str, float | None] = {}
-        for p in WATER_PARAMETERS:
-            measured[p] = values[p]
+        measured: dict[str, float | None] = dict(self.clean_values(t))
         link_up = True
         sampling = True
         if self.episode is not None:
             effect = apply_episode(self.episode, t, measured, self.last_values, self.rng)
             link_up, sampling = effect.link_up, effect.sampling
-        for p in WATER_PARAMETERS:
+        stuck = (
+            self.episode.parameters if self.episode is not None and self.episode.kind == "flatline" else ()
+        )
+        out: list[float | None] = []
+        for p, noise_sd, lo, hi, decimals, multiplicative in _SENSORS:
             value = measured[p]
-            if value is None:
+            if p in stuck and self.last_values.get(p) is not None:
+                out.append(self.last_values[p])
                 continue
-            v = VARIABILITY[p]
-            noise = v.noise_sd * self.gauss()
-            value = value * (1 + noise) if v.relative and p == "flow_m3h" else value + noise
-            measured[p] = min(v.hi, max(v.lo, value))
-        if self.episode is not None and self.episode.kind == "flatline":
-            for p in self.episode.parameters:
-                if self.last_values.get(p) is not None:
-                    measured[p] = self.last_values[p]
+            if value is None:
+                out.append(None)
+                continue
+            noise = noise_sd * self.gauss()
+            value = value * (1 + noise) if multiplicative else value + noise
+            out.append(round(min(hi, max(lo, value)), decimals))
+        # Noise is drawn even while not sampling, so the sequence does not depend on faults.
         if not sampling:
             return StepResult(None, link_up, started)
-        rounded = tuple(
-            None if measured[p] is None else round(float(measured[p] or 0.0), VARIABILITY[p].decimals)
-            for p in WATER_PARAMETERS
-        )
+        rounded = tuple(out)
         self.last_values = dict(zip(WATER_PARAMETERS, rounded, strict=True))
         reading = WaterReading(self.device.device_id, self.seq, t, t + self.clock_skew_s, rounded)
         self.seq += 1
