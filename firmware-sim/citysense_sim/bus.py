@@ -315,7 +315,11 @@ class BusTracker:
                 break
         cur = self.current
         if t < cur.start:
-            # At the first stop, waiting for departure: layover (or not yet in service).
+            # At the first stop, waiting for departure: a layover between trips, "waiting"
+            # before the block's first trip; a long midday gap in a block is out of service.
+            if cur.start - t > 1800:
+                self.parked_at = self._position(cur.trip, cur.legs[0].d0)[:2]
+                return "out_of_service", None, 0.0, 0.0, None
             state = "layover" if self.done_trips > 1 else "waiting"
             return state, cur.trip, cur.legs[0].d0, 0.0, None
         dist, speed = cur.at(t)

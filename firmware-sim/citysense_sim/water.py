@@ -48,7 +48,7 @@ VARIABILITY: dict[str, Variability] = {
     # Relative: 0.137 / 3.14 mg/L wander, 0.0262 / 3.14 mg/L diurnal; noise is the analyser's
     # stated precision (CANARY's setting), the data being printed to 0.01 mg/L.
     "free_chlorine_mgl": Variability(0.0035, 0.044, 153 * 60, 0.0083, 17.5, True, 3),
-    "conductivity_uscm": Variability(0.5, 1.25, 282 * 60, 1.06, 8.6, False, 1),
+    "conductivity_uscm": Variability(0.105, 1.25, 282 * 60, 1.06, 8.6, False, 1),
     "temperature_c": Variability(0.0582, 0.344, 719 * 60, 0.566, 18.6, False, 2, -5.0, 60.0),
     # Not in the data set: ORP follows chlorine and pH (orp_from) with its own small wander.
     "orp_mv": Variability(2.0, 6.0, 153 * 60, 0.0, 0.0, False, 0, -1000.0, 1500.0),

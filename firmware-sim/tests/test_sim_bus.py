@@ -128,3 +128,33 @@ def test_tracker_is_reproducible(feed: Feed) -> None:
         return out
 
     assert run() == run()
+
+
+def test_drives_a_foreign_feed_in_feet() -> None:
+    """TriMet's test feed gives shape_dist_traveled in feet: positions must still be metres."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
+    if not path.is_file():
+        pytest.skip(f"shared data not found at {path}")
+    feed = load_feed(path)
+    (route,) = feed.route_ids
+    shape = next(iter(feed.shapes.values()))
+    assert 15_000 < shape.length < 25_000  # metres (the first shape is 19.06 km)
+    buses = bus_fleet(3, 1, [BusHome(route, *feed.first_stop(route))])
+    slots = bus_slots(tuple(buses))
+    morning = datetime(2018, 2, 6, 15, 0, tzinfo=UTC).timestamp()  # 07:00 in Portland
+    running = 0
+    for bus in buses:
+        tracker = BusTracker(bus, feed, route, *slots[bus.device_id], seed=1)
+        for k in range(0, 1800, 30):
+            truth = tracker.step(morning + k).truth
+            if truth["state"] == "in_trip":
+                running += 1
+                trip = feed.trips[str(truth["trip_id"])]
+                length = feed.shapes[trip.shape_id].length
+                dist = truth["dist_m"]
+                assert isinstance(dist, float)
+                assert 0 <= dist <= length + 1
+                assert 45.4 < float(str(truth["lat"])) < 45.6
+    assert running > 0
