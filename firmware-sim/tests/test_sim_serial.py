@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -61,8 +62,16 @@ def test_pty_carries_lines_to_the_reader(tmp_path: Path) -> None:
             stats = await dev.run(asyncio.Event(), count=5)
             assert stats.lines == 5
             fd = os.open(link, os.O_RDONLY | os.O_NONBLOCK)
+            data = b""
             try:
-                return os.read(fd, 65536)
+                # The kernel moves bytes from the master to the slave side asynchronously.
+                for _ in range(100):
+                    with contextlib.suppress(BlockingIOError):
+                        data += os.read(fd, 65536)
+                    if data.count(b"\r\n") >= 5:
+                        break
+                    await asyncio.sleep(0.02)
+                return data
             finally:
                 os.close(fd)
 
