@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from citysense_sim.geo import Polyline, bearing_deg, densify, haversine_m, offset
+from citysense_sim.geo import Polyline, densify, haversine_m, offset
 from citysense_sim.network import ROUTES, RouteDef
 
 AGENCY_ID = "DNDEMO"
@@ -322,8 +322,3 @@ def check_feed(directory: Path) -> list[str]:
         if not path.is_file() or path.read_text(encoding="utf-8") != buf.getvalue():
             stale.append(name)
     return stale
-
-
-def shape_heading(points: list[tuple[float, float]]) -> float:
-    """Bearing from the first to the last point (used by tests to check directions)."""
-    return bearing_deg(points[0][0], points[0][1], points[-1][0], points[-1][1])

@@ -12,7 +12,6 @@ stop, and link outages are not modelled.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import random
 import resource
@@ -33,8 +32,6 @@ from citysense_sim.run import bus_slots
 from citysense_sim.truth import TruthLog
 from citysense_sim.water import Sonde
 from citysense_sim.wire import dumps, rfc3339, topic
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -21,8 +20,6 @@ from citysense_sim.nmea import fix_payload
 from citysense_sim.truth import TruthLog
 from citysense_sim.water import Sonde
 from citysense_sim.wire import rfc3339
-
-log = logging.getLogger(__name__)
 
 
 class BusFormat(StrEnum):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import os
 import random
 import time
@@ -27,8 +26,6 @@ from citysense_sim.nmea import checksum, fix_payload
 from citysense_sim.truth import TruthLog
 from citysense_sim.water import Sonde, WaterReading
 from citysense_sim.wire import WATER_PARAMETERS, rfc3339
-
-log = logging.getLogger(__name__)
 
 
 def sonde_line(reading: WaterReading) -> bytes:
