@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from citysense_sim.broker import BrokerConfig, ConfigError
-from citysense_sim.bus import BusTracker
+from citysense_sim.bus import BusParams, BusTracker
 from citysense_sim.episodes import EpisodePlan
 from citysense_sim.fleet import BusHome, Device, bus_fleet, water_fleet
 from citysense_sim.gtfs import Feed, load_feed, packaged_feed_dir, write_zip
@@ -54,6 +54,16 @@ def _add_fleet_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_gps_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gps-dropout-rate",
+        type=float,
+        default=10.0,
+        metavar="RATE",
+        help="urban-canyon GPS episodes per bus per 1000 fixes (default 10)",
+    )
+
+
 def _add_broker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mqtt-url",
@@ -82,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fleet_options(run)
     _add_broker_options(run)
     run.add_argument(
-        "--interval", type=_positive_float, default=900.0, metavar="SECONDS", help="sonde sampling interval"
+        "--interval",
+        type=_positive_float,
+        default=900.0,
+        metavar="SECONDS",
+        help="sonde sampling interval (default 900; 60 to 1200 in the field, a few seconds for a demo)",
     )
     run.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
     run.add_argument(
@@ -101,13 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="water-quality events per sonde per 1000 samples (default 1.5)",
     )
     run.add_argument(
-        "--bus-interval", type=_positive_float, default=5.0, metavar="SECONDS", help="bus fix interval"
+        "--bus-interval",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="bus fix interval (default 5; 1 to 30 in the field)",
     )
     run.add_argument(
         "--bus-format",
         choices=[f.value for f in BusFormat],
         default=BusFormat.JSON.value,
         help="json positions, nmea sentences, or mixed (every third bus NMEA)",
+    )
+    _add_gps_option(run)
+    run.add_argument(
+        "--bus-outage-rate",
+        type=float,
+        default=0.5,
+        metavar="RATE",
+        help="bus link outages per bus per 1000 fixes (default 0.5)",
     )
     run.add_argument(
         "--trip-id-share",
@@ -135,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         lp.add_argument("--truth", type=Path, metavar="PATH", help="ground-truth log of faults and events")
         lp.add_argument("--fault-rate", type=float, default=3.0, help="faults per sonde per 1000 samples")
         lp.add_argument("--event-rate", type=float, default=1.5, help="events per sonde per 1000 samples")
+        _add_gps_option(lp)
         lp.add_argument("--nmea-share", type=float, default=0.3, help="share of buses sending NMEA")
         lp.add_argument("--no-status", action="store_true", help="skip the per-device birth/shutdown status")
         lp.set_defaults(func=cmd_load, bench=name == "bench")
@@ -203,7 +230,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         messages=args.messages,
         truth_path=args.truth,
         buses=buses,
-        bus=BusOptions(feed, args.bus_interval, BusFormat(args.bus_format), args.trip_id_share)
+        bus=BusOptions(
+            feed,
+            args.bus_interval,
+            BusFormat(args.bus_format),
+            args.trip_id_share,
+            link_outage_rate=args.bus_outage_rate,
+            params=BusParams(canyon_p=args.gps_dropout_rate / 1000),
+        )
         if feed is not None
         else None,
     )
@@ -240,6 +274,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         seed=args.seed,
         plan=EpisodePlan(fault_rate=args.fault_rate, event_rate=args.event_rate),
         nmea_share=args.nmea_share,
+        bus_params=BusParams(canyon_p=args.gps_dropout_rate / 1000),
         duration_s=args.duration,
         messages=args.messages,
         truth_path=args.truth,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from citysense_sim.broker import BrokerConfig
-from citysense_sim.bus import BusTracker
+from citysense_sim.bus import BusParams, BusTracker
 from citysense_sim.clock import clock_skew, sleep_until
 from citysense_sim.episodes import EpisodePlan
 from citysense_sim.fleet import Device
@@ -47,6 +47,7 @@ class LoadConfig:
     seed: int = 1
     plan: EpisodePlan = field(default_factory=EpisodePlan)
     nmea_share: float = 0.3
+    bus_params: BusParams = field(default_factory=BusParams)
     duration_s: float | None = None
     messages: int | None = None
     truth_path: Path | None = None
@@ -164,6 +165,7 @@ def build_devices(cfg: LoadConfig) -> list[_SimDevice]:
                 d.site,
                 *slots[d.device_id],
                 seed=cfg.seed,
+                params=cfg.bus_params,
                 interval_s=period,
                 clock_skew_s=0.0 if nmea else clock_skew(rng),
             )

@@ -60,6 +60,25 @@ def publish_packet(topic: bytes, payload: bytes, mid: int, retain: bool) -> byte
     )
 
 
+def _split_packet(buf: bytes, pos: int) -> tuple[int, bytes, int] | None:
+    """(first byte, body, next position) of the packet at `pos`, or None if it is incomplete."""
+    if len(buf) - pos < 2:
+        return None
+    length, multiplier, i = 0, 1, pos + 1
+    while True:
+        if i >= len(buf) or i - pos > 4:
+            return None
+        byte = buf[i]
+        length += (byte & 0x7F) * multiplier
+        multiplier *= 128
+        i += 1
+        if not byte & 0x80:
+            break
+    if len(buf) - i < length:
+        return None
+    return buf[pos], buf[i : i + length], i + length
+
+
 class RawPublisher:
     """One connection. `publish` never waits for the acknowledgement; `window` bounds those in flight."""
 
@@ -177,28 +196,33 @@ class RawPublisher:
         assert self._reader is not None
         reader = self._reader
         try:
+            buf = b""
             while True:
-                head = await reader.readexactly(2)
-                length = head[1]
-                if length & 0x80:  # longer than 127: only non-PUBACK packets get here
-                    multiplier, length = 128, length & 0x7F
-                    while True:
-                        byte = (await reader.readexactly(1))[0]
-                        length += (byte & 0x7F) * multiplier
-                        multiplier *= 128
-                        if not byte & 0x80:
-                            break
-                body = await reader.readexactly(length) if length else b""
-                if head[0] == 0x40:  # PUBACK
-                    mid = (body[0] << 8) | body[1]
-                    self.acked += 1
-                    if mid in self._data_mids:
-                        self._data_mids.discard(mid)
-                        self.data_acked += 1
-                    if self.sent - self.acked <= self.window // 2 or self.acked == self.sent:
-                        self._room.set()
+                # Read whatever has arrived and parse every complete packet in it: PUBACKs
+                # come back-to-back, and one read per batch is far cheaper than two per ack.
+                chunk = await reader.read(65536)
+                if not chunk:
+                    raise asyncio.IncompleteReadError(buf, None)
+                buf += chunk
+                pos = 0
+                while True:
+                    parsed = _split_packet(buf, pos)
+                    if parsed is None:
+                        break
+                    kind, body, pos = parsed
+                    if kind == 0x40:  # PUBACK
+                        self._on_puback((body[0] << 8) | body[1])
+                buf = buf[pos:]
         except (OSError, asyncio.IncompleteReadError) as exc:
             self._failure = exc
+            self._room.set()
+
+    def _on_puback(self, mid: int) -> None:
+        self.acked += 1
+        if mid in self._data_mids:
+            self._data_mids.discard(mid)
+            self.data_acked += 1
+        if self.sent - self.acked <= self.window // 2 or self.acked == self.sent:
             self._room.set()
 
     async def _ping(self) -> None:

@@ -31,3 +31,18 @@ def test_connect_packet_persistent_session_with_credentials() -> None:
     assert body[7] == 0xC0  # username + password, clean session off
     assert body[8:10] == b"\x00\x3c"
     assert body[10:] == b"\x00\x03dev\x00\x01u\x00\x01p"
+
+
+def test_packets_split_from_a_stream() -> None:
+    from citysense_sim.rawmqtt import _split_packet
+
+    stream = b"\x40\x02\x00\x01" + b"\xd0\x00" + b"\x40\x02\x01\x00" + b"\x40\x02"
+    got = []
+    pos = 0
+    while (parsed := _split_packet(stream, pos)) is not None:
+        kind, body, pos = parsed
+        got.append((kind, body))
+    assert got == [(0x40, b"\x00\x01"), (0xD0, b""), (0x40, b"\x01\x00")]
+    assert stream[pos:] == b"\x40\x02"  # an incomplete PUBACK waits for more bytes
+    assert _split_packet(b"\x30\xcd", 0) is None  # length continues in the next byte
+    assert _split_packet(b"\x30\x80\x01" + b"x" * 128, 0) == (0x30, b"x" * 128, 131)
