@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         lp.add_argument("--rate", type=_positive_float, default=1.0, help="messages per second per device")
         lp.add_argument("--connections", type=int, default=4, help="MQTT connections to share the devices")
         lp.add_argument(
-            "--in-flight", type=int, default=64, help="unacknowledged QoS 1 messages per connection"
+            "--in-flight", type=int, default=1024, help="unacknowledged QoS 1 messages per connection"
         )
         lp.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
         lp.add_argument("--messages", type=_non_negative_int, metavar="N", help="stop after N messages")
