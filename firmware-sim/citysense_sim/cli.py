@@ -279,6 +279,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         messages=args.messages,
         truth_path=args.truth,
         status=not args.no_status,
+        clear_status=args.bench,
     )
     log.info(
         "load: %d sondes, %d buses at %.2f msg/s each over %d connections to %s",

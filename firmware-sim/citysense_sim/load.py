@@ -52,6 +52,7 @@ class LoadConfig:
     messages: int | None = None
     truth_path: Path | None = None
     status: bool = True  # retained birth and shutdown status per device
+    clear_status: bool = False  # at the end, delete the retained statuses instead (benchmarks)
 
 
 @dataclass(slots=True)
@@ -229,7 +230,13 @@ async def _connection(
                 k += 1
             stats.acked_by_stop += pub.data_acked
             if cfg.status:
-                bye = dumps({"online": False, "ts": rfc3339(time.time()), "reason": "shutdown"})
+                # An empty retained publish deletes the retained status, so repeated
+                # benchmarks do not leave thousands of retained messages on the broker.
+                bye = (
+                    b""
+                    if cfg.clear_status
+                    else dumps({"online": False, "ts": rfc3339(time.time()), "reason": "shutdown"})
+                )
                 for d in devices:
                     await pub.publish(d.status_topic, bye, retain=True, data=False)
             await pub.drain_acks()
