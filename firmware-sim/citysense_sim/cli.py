@@ -20,6 +20,7 @@ from citysense_sim.fleet import BusHome, Device, bus_fleet, water_fleet
 from citysense_sim.gtfs import Feed, load_feed, packaged_feed_dir, write_zip
 from citysense_sim.gtfs_author import check_feed, write_feed
 from citysense_sim.load import LoadConfig, LoadReport, run_load
+from citysense_sim.rawmqtt import RawMqttError
 from citysense_sim.run import BusFormat, BusOptions, RunConfig, bus_slots, run_fleet
 from citysense_sim.serial_out import PortLine, PtyLine, SerialDevice
 from citysense_sim.truth import TruthLog
@@ -32,6 +33,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
@@ -152,9 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         _add_fleet_options(lp)
         _add_broker_options(lp)
         lp.add_argument("--rate", type=_positive_float, default=1.0, help="messages per second per device")
-        lp.add_argument("--connections", type=int, default=4, help="MQTT connections to share the devices")
         lp.add_argument(
-            "--in-flight", type=int, default=1024, help="unacknowledged QoS 1 messages per connection"
+            "--connections", type=_positive_int, default=4, help="MQTT connections to share the devices"
+        )
+        lp.add_argument(
+            "--in-flight",
+            type=_positive_int,
+            default=1024,
+            help="unacknowledged QoS 1 messages per connection",
         )
         lp.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
         lp.add_argument("--messages", type=_non_negative_int, metavar="N", help="stop after N messages")
@@ -289,7 +302,15 @@ def cmd_load(args: argparse.Namespace) -> int:
         cfg.connections,
         broker,
     )
-    report = asyncio.run(_load_until_signal(cfg))
+    failure: str | None = None
+    report: LoadReport | None = None
+    try:
+        report = asyncio.run(_load_until_signal(cfg))
+    except* RawMqttError as group:
+        failure = "; ".join(sorted({str(exc) for exc in _leaves(group)}))
+    if report is None:
+        print(f"citysense-sim: {failure}", file=sys.stderr)
+        return 1
     doc: dict[str, object] = dict(report.as_dict())
     if args.bench:
         doc["cpu_model"] = cpu_model()
@@ -308,6 +329,13 @@ async def _load_until_signal(cfg: LoadConfig) -> LoadReport:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def cpu_model() -> str:
