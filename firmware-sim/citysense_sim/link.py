@@ -213,5 +213,7 @@ class DeviceLink:
         # DISCONNECT on a dead socket.
         for _ in range(50):
             if client._disconnected.done():
+                # Retrieve the "unexpected disconnection" error: it is the point of the exercise.
+                client._disconnected.exception()
                 break
             await asyncio.sleep(0.02)

@@ -12,6 +12,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from citysense_sim.episodes import Episode, EpisodePlan, apply_episode
 from citysense_sim.fleet import Device, SiteKind
 from citysense_sim.wire import WATER_PARAMETERS, rfc3339
@@ -40,15 +42,27 @@ class Variability:
 
 # Calibrated on canary_station_b.csv (20-minute steps, Feb-May 2006); see docs/simulator.md.
 VARIABILITY: dict[str, Variability] = {
-    "ph": Variability(0.010, 0.074, 635 * 60, 0.038, 11.4, False, 2, 0.0, 14.0),
-    "turbidity_ntu": Variability(0.005, 0.29, 183 * 60, 0.15, 10.2, True, 3),
-    "free_chlorine_mgl": Variability(0.0035, 0.040, 165 * 60, 0.007, 17.5, True, 3),
-    "conductivity_uscm": Variability(0.5, 1.24, 280 * 60, 1.07, 8.6, False, 1),
-    "temperature_c": Variability(0.058, 0.335, 704 * 60, 0.57, 18.6, False, 2, -5.0, 60.0),
-    "orp_mv": Variability(2.0, 6.0, 165 * 60, 0.0, 0.0, False, 0, -1000.0, 1500.0),
-    "pressure_bar": Variability(0.02, 0.14, 66 * 60, 0.0, 0.0, False, 2),
+    "ph": Variability(0.0105, 0.0742, 633 * 60, 0.0384, 11.4, False, 2, 0.0, 14.0),
+    # Relative to the level: 0.0624 / 0.214 NTU wander, 0.0324 / 0.214 NTU diurnal.
+    "turbidity_ntu": Variability(0.00524, 0.29, 183 * 60, 0.15, 10.2, True, 3),
+    # Relative: 0.137 / 3.14 mg/L wander, 0.0262 / 3.14 mg/L diurnal; noise is the analyser's
+    # stated precision (CANARY's setting), the data being printed to 0.01 mg/L.
+    "free_chlorine_mgl": Variability(0.0035, 0.044, 153 * 60, 0.0083, 17.5, True, 3),
+    "conductivity_uscm": Variability(0.105, 1.25, 282 * 60, 1.06, 8.6, False, 1),
+    "temperature_c": Variability(0.0582, 0.344, 719 * 60, 0.566, 18.6, False, 2, -5.0, 60.0),
+    # Not in the data set: ORP follows chlorine and pH (orp_from) with its own small wander.
+    "orp_mv": Variability(2.0, 6.0, 153 * 60, 0.0, 0.0, False, 0, -1000.0, 1500.0),
+    # Diurnal pressure and flow come from the demand pattern, not from a fitted harmonic.
+    "pressure_bar": Variability(0.02, 0.144, 70 * 60, 0.0, 0.0, False, 2),
     "flow_m3h": Variability(0.01, 0.05, 120 * 60, 0.0, 0.0, True, 1),
 }
+
+
+# Per parameter, in WATER_PARAMETERS order: what the sensor adds (the hot loop reads tuples).
+_SENSORS: tuple[tuple[str, float, float, float, int, bool], ...] = tuple(
+    (p, v.noise_sd, v.lo, v.hi, v.decimals, p == "flow_m3h")
+    for p, v in ((p, VARIABILITY[p]) for p in WATER_PARAMETERS)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +86,7 @@ LEVELS: dict[SiteKind, SiteLevels] = {
 }
 
 # Pressure falls by this much (bar) per unit of demand above the daily mean.
-PRESSURE_PER_DEMAND = 0.6
+PRESSURE_PER_DEMAND = 0.3
 
 
 def demand_factor(local_hour: float) -> float:
@@ -119,6 +133,9 @@ class Sonde:
     seed: int = 0
     clock_skew_s: float = 0.0
     rng: random.Random = field(init=False)
+    normals: list[float] = field(init=False, default_factory=list)
+    noise_rng: np.random.Generator = field(init=False)
+    ar_coeffs: tuple[float, dict[str, tuple[float, float]]] = field(init=False, default=(-1.0, {}))
     levels: dict[str, float] = field(init=False)
     ar: dict[str, float] = field(init=False)
     last_time: float | None = field(init=False, default=None)
@@ -128,6 +145,8 @@ class Sonde:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"sonde:{self.seed}:{self.device.device_id}")
+        # Gaussian noise comes in blocks from numpy: random.gauss per value was the hot spot.
+        self.noise_rng = np.random.default_rng(self.rng.getrandbits(64))
         base = LEVELS[SiteKind(self.device.site_kind)]
         r = self.rng
         self.levels = {
@@ -141,12 +160,24 @@ class Sonde:
         }
         self.ar = {p: r.gauss(0.0, VARIABILITY[p].ar_sd) for p in WATER_PARAMETERS}
 
+    def gauss(self) -> float:
+        """A standard normal deviate."""
+        if not self.normals:
+            self.normals = self.noise_rng.standard_normal(256).tolist()
+        return self.normals.pop()
+
     def _advance_ar(self, t: float) -> None:
         dt = self.interval_s if self.last_time is None else max(0.0, t - self.last_time)
-        for p in WATER_PARAMETERS:
-            v = VARIABILITY[p]
-            phi = math.exp(-dt / v.ar_tau_s)
-            self.ar[p] = self.ar[p] * phi + v.ar_sd * math.sqrt(1 - phi * phi) * self.rng.gauss(0.0, 1.0)
+        if self.ar_coeffs[0] != dt:
+            coeffs = {}
+            for p in WATER_PARAMETERS:
+                v = VARIABILITY[p]
+                phi = math.exp(-dt / v.ar_tau_s)
+                coeffs[p] = (phi, v.ar_sd * math.sqrt(1 - phi * phi))
+            self.ar_coeffs = (dt, coeffs)
+        ar = self.ar
+        for p, (phi, scale) in self.ar_coeffs[1].items():
+            ar[p] = ar[p] * phi + scale * self.gauss()
         self.last_time = t
 
     def clean_values(self, t: float) -> dict[str, float]:
@@ -175,34 +206,32 @@ class Sonde:
         if self.episode is None:
             self.episode = self.plan.maybe_start(self.device.device_id, t, self.interval_s, self.rng)
             started = self.episode
-        values = self.clean_values(t)
         # Events change the water; the sensor then measures it with noise; faults corrupt that.
-        measured: dict[str, float | None] = {}
-        for p in WATER_PARAMETERS:
-            measured[p] = values[p]
+        measured: dict[str, float | None] = dict(self.clean_values(t))
         link_up = True
         sampling = True
         if self.episode is not None:
             effect = apply_episode(self.episode, t, measured, self.last_values, self.rng)
             link_up, sampling = effect.link_up, effect.sampling
-        for p in WATER_PARAMETERS:
+        stuck = (
+            self.episode.parameters if self.episode is not None and self.episode.kind == "flatline" else ()
+        )
+        out: list[float | None] = []
+        for p, noise_sd, lo, hi, decimals, multiplicative in _SENSORS:
             value = measured[p]
-            if value is None:
+            if p in stuck and self.last_values.get(p) is not None:
+                out.append(self.last_values[p])
                 continue
-            v = VARIABILITY[p]
-            noise = self.rng.gauss(0.0, v.noise_sd)
-            value = value * (1 + noise) if v.relative and p == "flow_m3h" else value + noise
-            measured[p] = min(v.hi, max(v.lo, value))
-        if self.episode is not None and self.episode.kind == "flatline":
-            for p in self.episode.parameters:
-                if self.last_values.get(p) is not None:
-                    measured[p] = self.last_values[p]
+            if value is None:
+                out.append(None)
+                continue
+            noise = noise_sd * self.gauss()
+            value = value * (1 + noise) if multiplicative else value + noise
+            out.append(round(min(hi, max(lo, value)), decimals))
+        # Noise is drawn even while not sampling, so the sequence does not depend on faults.
         if not sampling:
             return StepResult(None, link_up, started)
-        rounded = tuple(
-            None if measured[p] is None else round(float(measured[p] or 0.0), VARIABILITY[p].decimals)
-            for p in WATER_PARAMETERS
-        )
+        rounded = tuple(out)
         self.last_values = dict(zip(WATER_PARAMETERS, rounded, strict=True))
         reading = WaterReading(self.device.device_id, self.seq, t, t + self.clock_skew_s, rounded)
         self.seq += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -24,10 +25,16 @@ def topic(prefix: str, kind: str, device_id: str, channel: str) -> str:
     return f"{prefix}/v1/{kind}/{device_id}/{channel}"
 
 
+@functools.lru_cache(maxsize=8192)
+def _second(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def rfc3339(epoch_s: float) -> str:
     """UTC with millisecond precision and a `Z` offset, e.g. `2026-11-27T06:54:29.123Z`."""
-    when = datetime.fromtimestamp(round(epoch_s, 3), UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    # Thousands of devices report within the same second: format the second once.
+    seconds, millis = divmod(round(epoch_s * 1000), 1000)
+    return f"{_second(seconds)}.{millis:03d}Z"
 
 
 def clean_number(value: float | None, decimals: int) -> float | None:
