@@ -30,3 +30,9 @@ pytest: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.transit.bench_transit
+
+eval: $(STAMP)
+	$(BIN)/python -m tests.transit.eval_transit

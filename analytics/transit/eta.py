@@ -92,6 +92,11 @@ class TravelTimeModel:
         return fallback, (0.25 * fallback) ** 2
 
 
+def empty_model(utc_offset_s: float, bin_s: float = 1800.0) -> TravelTimeModel:
+    """A model that has learned nothing: every link takes its timetable time."""
+    return TravelTimeModel(bin_s=bin_s, utc_offset_s=utc_offset_s, links={}, dwells={})
+
+
 def fit_travel_times(events: StopEvents, utc_offset_s: float, bin_s: float = 1800.0) -> TravelTimeModel:
     """Learn link running times (departure at one stop to arrival at the next) and dwell times from
     past stop events, by local time-of-day bin."""
@@ -166,6 +171,7 @@ def predict(
     hold_at_timepoints: bool = True,
     base_sigma_s: float = 15.0,
     correlated_fraction: float = 0.08,
+    max_stops: int | None = None,
 ) -> Predictions:
     """ETAs at every downstream stop for each vehicle's latest matched fix (one row per vehicle given)."""
     out: dict[str, list[npt.NDArray[np.generic]]] = defaultdict(list)
@@ -186,7 +192,7 @@ def predict(
             frac = (dist_m[i] - sd[k0 - 1]) / max(sd[k0] - sd[k0 - 1], 1e-6)
             c_now = cum_m[k0 - 1] + frac * (cum_m[k0] - cum_m[k0 - 1])
             v_now = cum_v[k0 - 1] + frac * (cum_v[k0] - cum_v[k0 - 1])
-        ks = np.arange(k0, hi - lo)
+        ks = np.arange(k0, hi - lo if max_stops is None else min(hi - lo, k0 + max_stops))
         eta = time[i] + cum_m[ks] - c_now
         if k0 == 0:
             eta = np.maximum(eta, index.stop_dep[lo] + shift[i] + cum_m[ks])

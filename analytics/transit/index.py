@@ -3,6 +3,7 @@ timetables as interpolation knots, and the trip instances running in a time wind
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,6 +21,7 @@ BoolArray = npt.NDArray[np.bool_]
 _TRIP_SPAN = 1.0e7
 _KNOT_EPS = 1.0e-3
 _MARGIN_S = 4 * 3600.0
+_PIECE_M = 200.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,15 +41,12 @@ class TripIndex:
     shape_keys: tuple[str, ...]
     shape_length_m: FloatArray
     shape_lines: npt.NDArray[np.object_]  # shapely LineStrings in local metres
-    # Shape segments: start point, direction vector, length, cumulative distance at start, shape.
-    seg_ax: FloatArray
-    seg_ay: FloatArray
-    seg_dx: FloatArray
-    seg_dy: FloatArray
-    seg_len: FloatArray
-    seg_d0: FloatArray
-    seg_shape: IntArray
-    seg_tree: shapely.STRtree
+    # Shape pieces of a few hundred metres: the lines, their distance along the shape at their start,
+    # their shape, and an R-tree over them.
+    piece_lines: npt.NDArray[np.object_]
+    piece_d0: FloatArray
+    piece_shape: IntArray
+    piece_tree: shapely.STRtree
     # Timetable knots of every trip, concatenated: (distance, service-day seconds), arrival then departure.
     knot_key: FloatArray
     knot_time: FloatArray
@@ -88,13 +87,18 @@ def build_trip_index(feed: Feed) -> TripIndex:
         shape_of[sid] = geom_key[g]
     shapes = [feed.shapes[k] for k in keys]
     lines = np.array([shapely.linestrings(np.stack([s.x, s.y], axis=1)) for s in shapes], dtype=object)
-    ax = np.concatenate([s.x[:-1] for s in shapes])
-    ay = np.concatenate([s.y[:-1] for s in shapes])
-    dx = np.concatenate([np.diff(s.x) for s in shapes])
-    dy = np.concatenate([np.diff(s.y) for s in shapes])
-    d0 = np.concatenate([s.dist_m[:-1] for s in shapes])
-    seg_shape = np.concatenate([np.full(len(s.x) - 1, i, dtype=np.int64) for i, s in enumerate(shapes)])
-    segs = shapely.linestrings(np.stack([np.stack([ax, ay], 1), np.stack([ax + dx, ay + dy], 1)], axis=1))
+    pieces: list[object] = []
+    p_d0: list[float] = []
+    p_shape: list[int] = []
+    for i, s in enumerate(shapes):
+        # Cut where the distance passes a multiple of the piece length; pieces share their end points.
+        cuts = np.unique(np.searchsorted(s.dist_m, np.arange(0.0, s.length_m, _PIECE_M), side="right") - 1)
+        cuts = np.unique(np.concatenate([cuts, [len(s.x) - 1]]))
+        for a, b in itertools.pairwise(cuts):
+            pieces.append(shapely.linestrings(np.stack([s.x[a : b + 1], s.y[a : b + 1]], axis=1)))
+            p_d0.append(float(s.dist_m[a]))
+            p_shape.append(i)
+    piece_lines = np.array(pieces, dtype=object)
     knot_keys, knot_times, knot_off = [], [], [0]
     for i, tr in enumerate(trips):
         n = len(tr.dist_m)
@@ -121,14 +125,10 @@ def build_trip_index(feed: Feed) -> TripIndex:
         shape_keys=tuple(keys),
         shape_length_m=np.array([s.length_m for s in shapes], dtype=np.float64),
         shape_lines=lines,
-        seg_ax=ax,
-        seg_ay=ay,
-        seg_dx=dx,
-        seg_dy=dy,
-        seg_len=np.hypot(dx, dy),
-        seg_d0=d0,
-        seg_shape=seg_shape,
-        seg_tree=shapely.STRtree(segs),
+        piece_lines=piece_lines,
+        piece_d0=np.array(p_d0, dtype=np.float64),
+        piece_shape=np.array(p_shape, dtype=np.int64),
+        piece_tree=shapely.STRtree(piece_lines),
         knot_key=np.concatenate(knot_keys),
         knot_time=np.concatenate(knot_times),
         knot_off=np.array(knot_off, dtype=np.int64),

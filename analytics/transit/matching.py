@@ -55,7 +55,7 @@ class MatchConfig:
     block_bonus: float = 2.0
     bad_switch_cost: float = 25.0
     switch_slack_s: float = 900.0
-    max_candidates: int = 8
+    max_candidates: int = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,21 +132,18 @@ def _locate(
 
     Sorted by fix, then shape."""
     pts = shapely.points(x, y)
-    fi, si = index.seg_tree.query(pts, predicate="dwithin", distance=radius)
+    # Envelope query (cheaper than a distance predicate), then the exact distance filters.
+    boxes = shapely.box(x - radius, y - radius, x + radius, y + radius)
+    fi, pi = index.piece_tree.query(boxes)
     fi = fi.astype(np.int64)
-    si = si.astype(np.int64)
-    ax, ay, dx, dy, ln = (
-        index.seg_ax[si],
-        index.seg_ay[si],
-        index.seg_dx[si],
-        index.seg_dy[si],
-        index.seg_len[si],
-    )
-    px, py = x[fi] - ax, y[fi] - ay
-    t = np.clip((px * dx + py * dy) / np.maximum(ln * ln, 1e-9), 0.0, 1.0)
-    off = np.hypot(px - t * dx, py - t * dy)
-    along = index.seg_d0[si] + t * ln
-    shp = index.seg_shape[si]
+    pi = pi.astype(np.int64)
+    lines = index.piece_lines[pi]
+    p = pts[fi]
+    off = shapely.distance(lines, p)
+    near = off <= radius
+    fi, pi, lines, p, off = fi[near], pi[near], lines[near], p[near], off[near]
+    along = index.piece_d0[pi] + shapely.line_locate_point(lines, p)
+    shp = index.piece_shape[pi]
     order = np.lexsort((along, shp, fi))
     fi, shp, off, along = fi[order], shp[order], off[order], along[order]
     new_group = np.ones(len(fi), dtype=bool)
