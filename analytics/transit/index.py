@@ -59,6 +59,7 @@ class TripIndex:
     stop_arr: FloatArray
     stop_dep: FloatArray
     stop_timepoint: BoolArray
+    stop_key: FloatArray  # trip * _TRIP_SPAN + stop distance: sorted, for searches by (trip, distance)
 
     def scheduled_s(self, trip: IntArray, dist_m: FloatArray) -> FloatArray:
         """Timetable time (service-day seconds) at each distance along each trip, interpolated."""
@@ -139,6 +140,7 @@ def build_trip_index(feed: Feed) -> TripIndex:
         stop_arr=np.concatenate([t.arrival_s for t in trips]),
         stop_dep=np.concatenate([t.departure_s for t in trips]),
         stop_timepoint=np.concatenate([t.timepoint for t in trips]),
+        stop_key=np.repeat(np.arange(len(trips)), np.diff(stop_off)) * _TRIP_SPAN + np.concatenate([t.dist_m for t in trips]),
     )
 
 

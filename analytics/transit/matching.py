@@ -174,7 +174,8 @@ def match_fixes(
     t = fixes.time
     x, y = index.feed.projection.to_xy(fixes.lat, fixes.lon)
     inst = instances_between(index, float(t.min()), float(t.max()))
-    reported = np.array([index.trip_pos.get(str(s), -1) if s else -1 for s in fixes.trip_id], dtype=np.int64)
+    names, inverse = np.unique(fixes.trip_id.astype(str), return_inverse=True)
+    reported = np.array([index.trip_pos.get(s, -1) for s in names], dtype=np.int64)[inverse.ravel()]
 
     # Spatial candidates: (fix, shape) pairs near enough, with offset and distance along.
     lf, ls, loff, lalong = _locate(index, x, y, cfg.max_offroute_m)
@@ -265,7 +266,8 @@ def match_fixes(
     delay_out = np.where(assigned, c_delay[rows, chosen], np.nan)
     off = np.where(assigned, c_off[rows, chosen], np.nan)
     shift = np.where(assigned, inst.shift[np.maximum(ci, 0)] if m else np.nan, np.nan)
-    sdate = np.array([inst.service_date[c] if c >= 0 else None for c in ci], dtype=object)
+    dates = np.array((*inst.service_date, None), dtype=object)
+    sdate = dates[np.where(ci >= 0, ci, len(inst))]
     # A fix that named a known trip but could not be put on it keeps the name, without position or delay.
     trip_named = np.where(assigned, trip, reported)
     ids = np.array((*index.trip_ids, ""), dtype=object)

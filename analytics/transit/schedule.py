@@ -83,12 +83,16 @@ def stop_events(index: TripIndex, fixes: Fixes, match: MatchResult, radius_m: fl
     gstart = np.nonzero(new)[0]
     gend = np.append(gstart[1:], len(order))
     key = g * _SPAN + d
-    # Every stop of every run's trip.
+    # The stops of each run's trip that the run's distances reach (with the zone radius around them).
     gtrip = tr[gstart]
-    n_stops = index.stop_off[gtrip + 1] - index.stop_off[gtrip]
+    stop_key = index.stop_key
+    s_lo = np.searchsorted(stop_key, gtrip * _SPAN + d[gstart] - radius_m, side="left")
+    s_hi = np.searchsorted(stop_key, gtrip * _SPAN + d[gend - 1] + radius_m, side="right")
+    n_stops = np.maximum(s_hi - s_lo, 0)
     eg = np.repeat(np.arange(len(gstart)), n_stops)
-    within = np.arange(len(eg)) - np.repeat(np.cumsum(n_stops) - n_stops, n_stops)
-    sidx = index.stop_off[gtrip[eg]] + within
+    sidx = np.repeat(s_lo, n_stops) + np.arange(len(eg)) - np.repeat(np.cumsum(n_stops) - n_stops, n_stops)
+    within = sidx - index.stop_off[gtrip[eg]]
+    trip_len = index.stop_off[gtrip + 1] - index.stop_off[gtrip]
     sd = index.stop_dist[sidx]
     first_m = index.trip_first_m[gtrip[eg]]
     last_m = index.trip_last_m[gtrip[eg]]
@@ -98,7 +102,7 @@ def stop_events(index: TripIndex, fixes: Fixes, match: MatchResult, radius_m: fl
     departure = _crossing(key, t, eg, xd, gstart, gend, side="right")
     # The first stop has no observable arrival, the last no departure (the bus waits there).
     is_first = within == 0
-    is_last = within == n_stops[eg] - 1
+    is_last = within == trip_len[eg] - 1
     arrival[is_first] = np.nan
     departure[is_last] = np.nan
     keep = ~(np.isnan(arrival) & np.isnan(departure))
