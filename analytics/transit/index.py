@@ -31,6 +31,7 @@ class TripIndex:
     trip_pos: dict[str, int]
     trip_route: tuple[str, ...]
     trip_block: tuple[str, ...]
+    trip_block_code: IntArray  # -1 where the trip has no block
     trip_service: tuple[str, ...]
     trip_direction: IntArray  # -1 when the feed gives none
     trip_shape: IntArray  # index into shape_keys (geometrically identical shapes are merged)
@@ -47,6 +48,21 @@ class TripIndex:
     piece_d0: FloatArray
     piece_shape: IntArray
     piece_tree: shapely.STRtree
+    # All shape points, concatenated: key = shape * _TRIP_SPAN + distance (sorted), x, y.
+    shape_pt_key: FloatArray
+    shape_pt_x: FloatArray
+    shape_pt_y: FloatArray
+
+    def shape_point(self, shape: IntArray, dist_m: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The point at a distance along a shape, for many (shape, distance) at once."""
+        key = shape * _TRIP_SPAN + dist_m
+        j = np.clip(np.searchsorted(self.shape_pt_key, key, side="right") - 1, 0, len(self.shape_pt_key) - 2)
+        k0, k1 = self.shape_pt_key[j], self.shape_pt_key[j + 1]
+        frac = np.clip((key - k0) / np.maximum(k1 - k0, 1e-9), 0.0, 1.0)
+        x = self.shape_pt_x[j] + frac * (self.shape_pt_x[j + 1] - self.shape_pt_x[j])
+        y = self.shape_pt_y[j] + frac * (self.shape_pt_y[j + 1] - self.shape_pt_y[j])
+        return x, y
+
     # Timetable knots of every trip, concatenated: (distance, service-day seconds), arrival then departure.
     knot_key: FloatArray
     knot_time: FloatArray
@@ -114,6 +130,7 @@ def build_trip_index(feed: Feed) -> TripIndex:
         trip_pos={t: i for i, t in enumerate(trip_ids)},
         trip_route=tuple(t.route_id for t in trips),
         trip_block=tuple(t.block_id for t in trips),
+        trip_block_code=_codes([t.block_id for t in trips]),
         trip_service=tuple(t.service_id for t in trips),
         trip_direction=np.array(
             [-1 if t.direction_id is None else t.direction_id for t in trips], dtype=np.int64
@@ -130,6 +147,9 @@ def build_trip_index(feed: Feed) -> TripIndex:
         piece_d0=np.array(p_d0, dtype=np.float64),
         piece_shape=np.array(p_shape, dtype=np.int64),
         piece_tree=shapely.STRtree(piece_lines),
+        shape_pt_key=np.concatenate([i * _TRIP_SPAN + s.dist_m for i, s in enumerate(shapes)]),
+        shape_pt_x=np.concatenate([s.x for s in shapes]),
+        shape_pt_y=np.concatenate([s.y for s in shapes]),
         knot_key=np.concatenate(knot_keys),
         knot_time=np.concatenate(knot_times),
         knot_off=np.array(knot_off, dtype=np.int64),
@@ -140,8 +160,15 @@ def build_trip_index(feed: Feed) -> TripIndex:
         stop_arr=np.concatenate([t.arrival_s for t in trips]),
         stop_dep=np.concatenate([t.departure_s for t in trips]),
         stop_timepoint=np.concatenate([t.timepoint for t in trips]),
-        stop_key=np.repeat(np.arange(len(trips)), np.diff(stop_off)) * _TRIP_SPAN + np.concatenate([t.dist_m for t in trips]),
+        stop_key=np.repeat(np.arange(len(trips)), np.diff(stop_off)) * _TRIP_SPAN
+        + np.concatenate([t.dist_m for t in trips]),
     )
+
+
+def _codes(values: list[str]) -> IntArray:
+    names = sorted({v for v in values if v})
+    code = {v: i for i, v in enumerate(names)}
+    return np.array([code.get(v, -1) for v in values], dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,6 +30,9 @@ StrArray = npt.NDArray[np.object_]
 @dataclass(frozen=True, slots=True)
 class MatchConfig:
     max_offroute_m: float = 100.0
+    # Candidates are searched nearer than that: beyond about sigma_offset * sqrt(2 * none_cost) (61 m)
+    # a fix is better explained as "no trip" anyway.
+    candidate_radius_m: float = 75.0
     sigma_offset_m: float = 25.0
     # Delay prior, charged when a vehicle takes up a trip: buses run late far more often, and far more,
     # than they run early. While on a trip, its delay drifts like a random walk (s per sqrt(s)).
@@ -137,13 +140,13 @@ def _locate(
     fi, pi = index.piece_tree.query(boxes)
     fi = fi.astype(np.int64)
     pi = pi.astype(np.int64)
-    lines = index.piece_lines[pi]
-    p = pts[fi]
-    off = shapely.distance(lines, p)
-    near = off <= radius
-    fi, pi, lines, p, off = fi[near], pi[near], lines[near], p[near], off[near]
-    along = index.piece_d0[pi] + shapely.line_locate_point(lines, p)
+    along = index.piece_d0[pi] + shapely.line_locate_point(index.piece_lines[pi], pts[fi])
     shp = index.piece_shape[pi]
+    # The nearest point of the piece, from its distance along: one GEOS pass instead of two.
+    nx, ny = index.shape_point(shp, along)
+    off = np.hypot(x[fi] - nx, y[fi] - ny)
+    near = off <= radius
+    fi, shp, off, along = fi[near], shp[near], off[near], along[near]
     order = np.lexsort((along, shp, fi))
     fi, shp, off, along = fi[order], shp[order], off[order], along[order]
     new_group = np.ones(len(fi), dtype=bool)
@@ -178,7 +181,7 @@ def match_fixes(
     reported = np.array([index.trip_pos.get(s, -1) for s in names], dtype=np.int64)[inverse.ravel()]
 
     # Spatial candidates: (fix, shape) pairs near enough, with offset and distance along.
-    lf, ls, loff, lalong = _locate(index, x, y, cfg.max_offroute_m)
+    lf, ls, loff, lalong = _locate(index, x, y, min(cfg.candidate_radius_m, cfg.max_offroute_m))
     n_shapes = len(index.shape_keys)
     loc_key = lf * n_shapes + ls
 
@@ -212,18 +215,20 @@ def match_fixes(
     dd = delay - cfg.delay_mean_s
     weak = np.where(dd < 0, cfg.weak_sigma_early_s, cfg.weak_sigma_late_s)
     cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (dd / weak) ** 2
-    has_shape_near = np.zeros(n, dtype=bool)
-    if given_any := bool((reported >= 0).any()):
-        # A fix with a trip_id is off-route when it is far from that trip's shape.
-        near = np.zeros(n, dtype=bool)
-        near[lf] = True
-        want = reported >= 0
-        k2 = np.arange(n) * n_shapes + index.trip_shape[np.maximum(reported, 0)]
-        on_own = np.searchsorted(loc_key, k2, side="right") > np.searchsorted(loc_key, k2, side="left")
-        has_shape_near = np.where(want, on_own, near)
-    else:
-        has_shape_near[lf] = True
-    del given_any
+    # Off-route: farther than max_offroute_m from every shape (from its own trip's, when it names one).
+    near = np.zeros(n, dtype=bool)
+    near[lf] = True
+    want = reported >= 0
+    k2 = np.arange(n) * n_shapes + index.trip_shape[np.maximum(reported, 0)]
+    on_own = np.searchsorted(loc_key, k2, side="right") > np.searchsorted(loc_key, k2, side="left")
+    has_shape_near = np.where(want, on_own, near)
+    far = np.nonzero(~has_shape_near)[0]
+    if len(far) and cfg.max_offroute_m > cfg.candidate_radius_m:
+        ff, fs, _, _ = _locate(index, x[far], y[far], cfg.max_offroute_m)
+        ff = far[ff]
+        own = reported[ff] < 0
+        own |= index.trip_shape[np.maximum(reported[ff], 0)] == fs
+        has_shape_near[ff[own]] = True
 
     # Keep the best K-1 candidates per fix; slot 0 is "no trip".
     k = cfg.max_candidates
@@ -330,7 +335,7 @@ def _decode(
 
     inst_trip = inst.trip
     inst_start, inst_end = inst.start, inst.end
-    blocks = np.array(index.trip_block, dtype=object)
+    blocks = index.trip_block_code
     # Instance key -> position, to seed each vehicle with the state it had after the previous batch.
     key_pos = {
         (int(tr), round(float(sh), 3)): i
@@ -401,7 +406,7 @@ def _transition(
     inst_trip: IntArray,
     inst_start: FloatArray,
     inst_end: FloatArray,
-    blocks: npt.NDArray[np.object_],
+    blocks: IntArray,
     prev: tuple[IntArray, FloatArray, FloatArray, FloatArray],
     cur: tuple[IntArray, FloatArray, FloatArray, FloatArray],
     cfg: MatchConfig,
@@ -435,7 +440,7 @@ def _transition(
     if len(inst_trip):
         follows = inst_start[bc] >= inst_end[ac] - cfg.switch_slack_s
         tb, ta = inst_trip[bc], inst_trip[ac]
-        same_block = (blocks[tb] == blocks[ta]) & (blocks[ta] != "")
+        same_block = (blocks[tb] == blocks[ta]) & (blocks[ta] >= 0)
     else:
         follows = same_block = np.zeros((*a.shape[:1], a.shape[1], b.shape[2]), dtype=bool)
     switch = entry + np.where(
@@ -465,15 +470,17 @@ def _last_states(
     v = fixes.vehicle[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = v[1:] != v[:-1]
-    for i in order[last]:
-        vid = str(fixes.vehicle[i])
-        out[vid] = VehicleState(
-            vid,
-            index.trip_ids[int(trip[i])],
-            sdate[i],
-            float(shift[i]),
-            float(fixes.time[i]),
-            float(dist[i]),
-            float(delay[i]),
-        )
+    sel = order[last]
+    ids = index.trip_ids
+    for vid, tr, sd, sh, t, d, dl in zip(
+        fixes.vehicle[sel].astype(str).tolist(),
+        trip[sel].tolist(),
+        sdate[sel].tolist(),
+        shift[sel].tolist(),
+        fixes.time[sel].tolist(),
+        dist[sel].tolist(),
+        delay[sel].tolist(),
+        strict=True,
+    ):
+        out[vid] = VehicleState(vid, ids[tr], sd, sh, t, d, dl)
     return out
