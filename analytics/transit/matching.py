@@ -246,6 +246,8 @@ def match_fixes(
     keep = rank < k - 1
     pf, pi, rank = pf[keep], pi[keep], rank[keep]
     palong, delay, cost, poff = palong[keep], delay[keep], cost[keep], poff[keep]
+    # Only as many slots as the most ambiguous fix needs: the decoder's work grows with their square.
+    k = 1 + (int(rank.max()) + 1 if len(rank) else 1)
     c_inst = np.full((n, k), -1, dtype=np.int64)
     c_cost = np.full((n, k), np.inf)
     c_along = np.zeros((n, k))
@@ -341,13 +343,13 @@ def _decode(
         (int(tr), round(float(sh), 3)): i
         for i, (tr, sh) in enumerate(zip(inst_trip, inst.shift, strict=True))
     }
-    prev_inst = np.full((n_v, k), -1, dtype=np.int64)
-    prev_cost = np.full((n_v, k), np.inf)
-    prev_cost[:, 0] = 0.0
-    prev_along = np.zeros((n_v, k))
-    prev_delay = np.zeros((n_v, k))
+    # Before the first fix each vehicle has one state: its remembered trip, or none.
+    prev_inst = np.full((n_v, 1), -1, dtype=np.int64)
+    prev_cost = np.zeros((n_v, 1))
+    prev_along = np.zeros((n_v, 1))
+    prev_delay = np.zeros((n_v, 1))
     prev_t = np.full(n_v, -np.inf)
-    for vi, name in enumerate(vnames):
+    for vi, name in enumerate(vnames if states else ()):
         st = states.get(str(name))
         if st is None:
             continue
