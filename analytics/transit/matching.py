@@ -40,8 +40,11 @@ class MatchConfig:
     sigma_early_s: float = 150.0
     sigma_late_s: float = 600.0
     delay_drift: float = 5.0
-    # A weak per-fix prior keeps absurd delays out.
-    weak_sigma_early_s: float = 400.0
+    # A per-fix prior, free within a band of ordinary delays, keeps implausible ones out: running
+    # far ahead of the timetable is rarer than running far behind it.
+    weak_free_early_s: float = 0.0
+    weak_free_late_s: float = 0.0
+    weak_sigma_early_s: float = 900.0
     weak_sigma_late_s: float = 1800.0
     max_early_s: float = 900.0
     max_late_s: float = 2700.0
@@ -213,8 +216,9 @@ def match_fixes(
     ok = (delay >= -cfg.max_early_s) & (delay <= cfg.max_late_s)
     pf, pi, ptrip, poff, palong, delay = pf[ok], pi[ok], ptrip[ok], poff[ok], palong[ok], delay[ok]
     dd = delay - cfg.delay_mean_s
-    weak = np.where(dd < 0, cfg.weak_sigma_early_s, cfg.weak_sigma_late_s)
-    cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (dd / weak) ** 2
+    early = np.maximum(-cfg.weak_free_early_s - dd, 0.0) / cfg.weak_sigma_early_s
+    late = np.maximum(dd - cfg.weak_free_late_s, 0.0) / cfg.weak_sigma_late_s
+    cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (early**2 + late**2)
     # Off-route: farther than max_offroute_m from every shape (from its own trip's, when it names one).
     near = np.zeros(n, dtype=bool)
     near[lf] = True
