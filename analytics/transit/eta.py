@@ -26,7 +26,7 @@ _DAY = 86400.0
 
 @dataclass(frozen=True, slots=True)
 class LinkStats:
-    mean_s: FloatArray  # per time-of-day bin; nan where unseen
+    mean_s: FloatArray  # per time-of-day bin, the median; nan where unseen
     var_s2: FloatArray
     count: IntArray
 
@@ -101,11 +101,12 @@ def fit_travel_times(events: StopEvents, utc_offset_s: float, bin_s: float = 180
     """Learn link running times (departure at one stop to arrival at the next) and dwell times from
     past stop events, by local time-of-day bin."""
     n_bins = round(_DAY / bin_s)
-    order = np.lexsort((events.stop_index, events.trip, events.vehicle.astype(str)))
+    order = np.lexsort((events.stop_index, events.shift, events.trip, events.vehicle.astype(str)))
     tr = events.trip[order]
+    sh = events.shift[order]
     si = events.stop_index[order]
     ve = events.vehicle[order]
-    nxt = (tr[1:] == tr[:-1]) & (si[1:] == si[:-1] + 1) & (ve[1:] == ve[:-1])
+    nxt = (tr[1:] == tr[:-1]) & (sh[1:] == sh[:-1]) & (si[1:] == si[:-1] + 1) & (ve[1:] == ve[:-1])
     a, b = order[:-1][nxt], order[1:][nxt]
     run = events.arrival[b] - events.departure[a]
     ok = np.isfinite(run) & (run >= 0)
@@ -124,11 +125,13 @@ def fit_travel_times(events: StopEvents, utc_offset_s: float, bin_s: float = 180
         bin_s=bin_s,
         utc_offset_s=utc_offset_s,
         links={k: _stats(v, n_bins) for k, v in link_samples.items()},
-        dwells={k: _stats(v, n_bins, robust=True) for k, v in dwell_samples.items()},
+        dwells={k: _stats(v, n_bins) for k, v in dwell_samples.items()},
     )
 
 
-def _stats(samples: list[tuple[int, float]], n_bins: int, robust: bool = False) -> LinkStats:
+def _stats(samples: list[tuple[int, float]], n_bins: int) -> LinkStats:
+    """Median and a robust variance (from the interquartile range) per bin: a mismatched run or a
+    dwell that includes holding at a timepoint must not pull the figures."""
     arr = np.array(samples, dtype=np.float64)
     b = arr[:, 0].astype(np.int64)
     x = arr[:, 1]
@@ -137,9 +140,12 @@ def _stats(samples: list[tuple[int, float]], n_bins: int, robust: bool = False) 
     var = np.full(n_bins, np.nan)
     for k in np.nonzero(count)[0]:
         xs = x[b == k]
-        # Dwell includes holding at timepoints: the median is not pulled by it.
-        mean[k] = np.median(xs) if robust else np.mean(xs)
-        var[k] = np.var(xs) if len(xs) > 1 else (0.25 * mean[k]) ** 2
+        mean[k] = np.median(xs)
+        if len(xs) > 3:
+            q1, q3 = np.percentile(xs, [25, 75])
+            var[k] = ((q3 - q1) / 1.349) ** 2
+        else:
+            var[k] = (0.25 * mean[k]) ** 2
     return LinkStats(mean, var, count)
 
 

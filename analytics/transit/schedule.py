@@ -42,6 +42,7 @@ class StopEvents:
     vehicle: npt.NDArray[np.object_]
     trip: IntArray
     trip_id: npt.NDArray[np.object_]
+    shift: FloatArray  # the trip instance's epoch offset: tells runs of one trip on different days apart
     route_id: npt.NDArray[np.object_]
     direction_id: IntArray
     stop_index: IntArray  # position of the stop in its trip
@@ -116,6 +117,7 @@ def stop_events(index: TripIndex, fixes: Fixes, match: MatchResult, radius_m: fl
         vehicle=v[gstart][eg],
         trip=trip,
         trip_id=ids[trip],
+        shift=shift,
         route_id=routes[trip],
         direction_id=index.trip_direction[trip],
         stop_index=within.astype(np.int64),
@@ -153,4 +155,4 @@ def _empty() -> StopEvents:
     e = np.zeros(0)
     i = np.zeros(0, dtype=np.int64)
     o = np.zeros(0, dtype=object)
-    return StopEvents(o, i, o, o, i, i, o, i, e, e, e, e)
+    return StopEvents(o, i, o, e, o, i, i, o, i, e, e, e, e)

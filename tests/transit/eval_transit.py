@@ -1,6 +1,7 @@
 """Evaluation of trip assignment, delays and ETAs against simulated ground truth on the TriMet feed.
 
-Run: python -m tests.transit.eval_transit (or `make eval`). Deterministic: fixed seeds.
+Run: python -m tests.transit.eval_transit [PERIOD_S [GPS_SIGMA_M [FEED.zip YYYY-MM-DD]]] (or `make eval`,
+the TriMet feed's 2018-02-06 service, fixes every 30 s, 8 m noise). Deterministic: fixed seeds.
 History: `HISTORY_DAYS` simulated days, matched without trip_id, their stop events train the travel-time
 model. Test: `TEST_DAYS` other simulated days, fixes without trip_id. ETAs are made from every in-service
 fix to every downstream stop and scored against the true arrival, binned by the true horizon.
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -28,7 +30,6 @@ HISTORY_DAYS = range(100, 110)
 TEST_DAYS = range(1, 6)
 HORIZONS = ((0, 3), (3, 6), (6, 10), (10, 15), (15, 30))
 TRANSITCLOCK_MAE = (65, 101, 124, 169, 206)
-UTC_OFFSET = -8 * 3600.0  # Portland in February
 
 
 def _concat(evs: list[StopEvents]) -> StopEvents:
@@ -37,13 +38,21 @@ def _concat(evs: list[StopEvents]) -> StopEvents:
     )
 
 
-def _history(feed: Feed, index: TripIndex, period_s: float, sigma_m: float) -> TravelTimeModel:
+def _utc_offset(feed: Feed, day: date) -> float:
+    noon = datetime.combine(day, time(12), tzinfo=ZoneInfo(feed.agency_timezone))
+    off = noon.utcoffset()
+    return off.total_seconds() if off is not None else 0.0
+
+
+def _history(feed: Feed, index: TripIndex, day: date, period_s: float, sigma_m: float) -> TravelTimeModel:
     evs = []
     for seed in HISTORY_DAYS:
-        tr = generate(feed, DAY, seed=seed, period_s=period_s, gps_sigma_m=sigma_m)
-        fx = Fixes.of(tr.vehicle, tr.time, tr.lat, tr.lon)
+        tr = generate(feed, day, seed=seed, period_s=period_s, gps_sigma_m=sigma_m)
+        # Every simulated history day is the same calendar day: name the buses per day so that runs
+        # of different days stay apart, as their dates would keep them in stored data.
+        fx = Fixes.of(np.char.add(tr.vehicle.astype(str), f"@{seed}").astype(object), tr.time, tr.lat, tr.lon)
         evs.append(stop_events(index, fx, match_fixes(index, fx)))
-    return fit_travel_times(_concat(evs), UTC_OFFSET)
+    return fit_travel_times(_concat(evs), _utc_offset(feed, day))
 
 
 def _score(
@@ -53,6 +62,7 @@ def _score(
     m = match_fixes(index, fx)
     ins = tr.in_service
     out: dict[str, list[np.ndarray]] = {
+        "vehicles": [tr.vehicle.astype(str)],
         "hit": [m.trip_id[ins] == tr.true_trip[ins]],
         "layover_assigned": [m.trip[~ins] >= 0],
         "delay_err": [],
@@ -91,19 +101,20 @@ def _score(
     return out
 
 
-def evaluate(period_s: float = 30.0, sigma_m: float = 8.0) -> str:
-    feed = load_feed(TRIMET)
+def evaluate(period_s: float = 30.0, sigma_m: float = 8.0, feed_path: Path = TRIMET, day: date = DAY) -> str:
+    feed = load_feed(feed_path)
     index = build_trip_index(feed)
-    model = _history(feed, index, period_s, sigma_m)
-    baseline = empty_model(UTC_OFFSET)
+    model = _history(feed, index, day, period_s, sigma_m)
+    baseline = empty_model(_utc_offset(feed, day))
     acc: dict[str, list[np.ndarray]] = {}
     for seed in TEST_DAYS:
         for k, v in _score(
-            index, model, baseline, generate(feed, DAY, seed=seed, period_s=period_s, gps_sigma_m=sigma_m)
+            index, model, baseline, generate(feed, day, seed=seed, period_s=period_s, gps_sigma_m=sigma_m)
         ).items():
             acc.setdefault(k, []).extend(v)
     cat = {k: np.concatenate(v) for k, v in acc.items()}
     lines = [
+        f"Feed {feed_path.name}, service of {day}, {len(np.unique(np.concatenate(acc['vehicles'])))} buses. "
         f"Fixes every {period_s:.0f} s, GPS noise {sigma_m:.0f} m (1 sigma); "
         f"{len(HISTORY_DAYS)} history days, {len(TEST_DAYS)} test days, no trip_id sent.",
         "",
@@ -133,7 +144,10 @@ def main() -> None:
     args = sys.argv[1:]
     period = float(args[0]) if args else 30.0
     sigma = float(args[1]) if len(args) > 1 else 8.0
-    print(evaluate(period, sigma))
+    if len(args) > 3:
+        print(evaluate(period, sigma, Path(args[2]), date.fromisoformat(args[3])))
+    else:
+        print(evaluate(period, sigma))
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def test_on_time_window_rejects_a_window_without_zero() -> None:
         OnTimeWindow(30.0, 300.0)
 
 
-def _events(index: TripIndex, tr: Trace) -> StopEvents:
-    fx = Fixes.of(tr.vehicle, tr.time, tr.lat, tr.lon)
+def _events(index: TripIndex, tr: Trace, day_tag: str = "") -> StopEvents:
+    # Simulated days share one calendar date: tag the buses per day to keep their runs apart.
+    fx = Fixes.of(np.char.add(tr.vehicle.astype(str), day_tag).astype(object), tr.time, tr.lat, tr.lon)
     return stop_events(index, fx, match_fixes(index, fx))
 
 
@@ -61,7 +62,7 @@ def test_stop_events_match_the_true_arrivals(trimet_index: TripIndex, trace: Tra
 
 
 def test_eta_beats_schedule_plus_delay(trimet: Feed, trimet_index: TripIndex, trace: Trace) -> None:
-    history = [_events(trimet_index, generate(trimet, SERVICE_DAY, seed=s)) for s in (11, 12, 13)]
+    history = [_events(trimet_index, generate(trimet, SERVICE_DAY, seed=s), f"@{s}") for s in (11, 12, 13)]
     ev = StopEvents(
         **{
             f.name: np.concatenate([getattr(e, f.name) for e in history])
@@ -98,6 +99,7 @@ def test_headways_bunching_and_indices() -> None:
         vehicle=np.array(["a", "b", "c"], dtype=object),
         trip=np.arange(n, dtype=np.int64),
         trip_id=np.array(["t1", "t2", "t3"], dtype=object),
+        shift=np.zeros(n),
         route_id=np.array(["R"] * n, dtype=object),
         direction_id=np.zeros(n, dtype=np.int64),
         stop_index=np.ones(n, dtype=np.int64),
