@@ -48,13 +48,10 @@ class TripIndex:
     piece_d0: FloatArray
     piece_shape: IntArray
     piece_tree: shapely.STRtree
-    piece_first: IntArray  # index of the piece's first point in shape_pt_*
-    piece_nseg: IntArray
     # All shape points, concatenated: key = shape * _TRIP_SPAN + distance (sorted), x, y.
     shape_pt_key: FloatArray
     shape_pt_x: FloatArray
     shape_pt_y: FloatArray
-    shape_pt_dist: FloatArray
 
     def shape_point(self, shape: IntArray, dist_m: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The point at a distance along a shape, for many (shape, distance) at once."""
@@ -110,9 +107,6 @@ def build_trip_index(feed: Feed) -> TripIndex:
     pieces: list[object] = []
     p_d0: list[float] = []
     p_shape: list[int] = []
-    p_first: list[int] = []
-    p_nseg: list[int] = []
-    pt_off = 0
     for i, s in enumerate(shapes):
         # Cut where the distance passes a multiple of the piece length; pieces share their end points.
         cuts = np.unique(np.searchsorted(s.dist_m, np.arange(0.0, s.length_m, _PIECE_M), side="right") - 1)
@@ -121,9 +115,6 @@ def build_trip_index(feed: Feed) -> TripIndex:
             pieces.append(shapely.linestrings(np.stack([s.x[a : b + 1], s.y[a : b + 1]], axis=1)))
             p_d0.append(float(s.dist_m[a]))
             p_shape.append(i)
-            p_first.append(pt_off + int(a))
-            p_nseg.append(int(b - a))
-        pt_off += len(s.x)
     piece_lines = np.array(pieces, dtype=object)
     knot_keys, knot_times, knot_off = [], [], [0]
     for i, tr in enumerate(trips):
@@ -156,12 +147,9 @@ def build_trip_index(feed: Feed) -> TripIndex:
         piece_d0=np.array(p_d0, dtype=np.float64),
         piece_shape=np.array(p_shape, dtype=np.int64),
         piece_tree=shapely.STRtree(piece_lines),
-        piece_first=np.array(p_first, dtype=np.int64),
-        piece_nseg=np.array(p_nseg, dtype=np.int64),
         shape_pt_key=np.concatenate([i * _TRIP_SPAN + s.dist_m for i, s in enumerate(shapes)]),
         shape_pt_x=np.concatenate([s.x for s in shapes]),
         shape_pt_y=np.concatenate([s.y for s in shapes]),
-        shape_pt_dist=np.concatenate([s.dist_m for s in shapes]),
         knot_key=np.concatenate(knot_keys),
         knot_time=np.concatenate(knot_times),
         knot_off=np.array(knot_off, dtype=np.int64),

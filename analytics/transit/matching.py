@@ -137,35 +137,19 @@ def _locate(
     the fix (a shape may pass one place twice, out and back), as offset and distance along.
 
     Sorted by fix, then shape."""
-    # Envelope query (cheaper than a distance predicate), then the exact distance filters.
+    # Envelope query (cheaper than a distance predicate), then the exact distance filters; the
+    # position along is computed only for the pairs that pass.
     boxes = shapely.box(x - radius, y - radius, x + radius, y + radius)
     fi, pi = index.piece_tree.query(boxes)
     fi = fi.astype(np.int64)
     pi = pi.astype(np.int64)
-    if len(pi) == 0:
-        e = np.zeros(0)
-        return fi, pi, e, e
-    # Nearest point of each piece: project onto all its segments at once (numpy over the pairs'
-    # segments, cheaper here than a GEOS call per pair), keep the nearest segment of each pair.
-    nseg = index.piece_nseg[pi]
-    pair = np.repeat(np.arange(len(pi)), nseg)
-    starts = np.cumsum(nseg) - nseg
-    j = index.piece_first[pi][pair] + np.arange(len(pair)) - starts[pair]
-    ax, ay = index.shape_pt_x[j], index.shape_pt_y[j]
-    dx, dy = index.shape_pt_x[j + 1] - ax, index.shape_pt_y[j + 1] - ay
-    px, py = x[fi][pair] - ax, y[fi][pair] - ay
-    len2 = np.maximum(dx * dx + dy * dy, 1e-9)
-    tt = np.clip((px * dx + py * dy) / len2, 0.0, 1.0)
-    d2 = (px - tt * dx) ** 2 + (py - tt * dy) ** 2
-    best = np.minimum.reduceat(d2, starts)
-    is_best = d2 == np.repeat(best, nseg)
-    first_best = np.unique(pair[is_best], return_index=True)[1]
-    sel = np.nonzero(is_best)[0][first_best]
-    along = index.shape_pt_dist[j[sel]] + tt[sel] * np.sqrt(len2[sel])
-    off = np.sqrt(best)
-    shp = index.piece_shape[pi]
+    pts = shapely.points(x, y)[fi]
+    lines = index.piece_lines[pi]
+    off = shapely.distance(lines, pts)
     near = off <= radius
-    fi, shp, off, along = fi[near], shp[near], off[near], along[near]
+    fi, pi, off, lines, pts = fi[near], pi[near], off[near], lines[near], pts[near]
+    along = index.piece_d0[pi] + shapely.line_locate_point(lines, pts)
+    shp = index.piece_shape[pi]
     order = np.lexsort((along, shp, fi))
     fi, shp, off, along = fi[order], shp[order], off[order], along[order]
     new_group = np.ones(len(fi), dtype=bool)
