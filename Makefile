@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water soak eval clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit soak eval eval-water eval-transit clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-ingest bench-water
+bench: bench-ingest bench-water bench-transit
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
@@ -38,9 +38,18 @@ bench-ingest: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
+eval: eval-water eval-transit
+
 # Water event detection: ours vs the CANARY-style baseline on labelled data (docs/water-detection.md).
-eval: $(STAMP)
+eval-water: $(STAMP)
 	$(BIN)/python -m bench.eval_water
+
+# Transit: trip assignment, delay and ETA errors against ground truth, next to TheTransitClock.
+eval-transit: $(STAMP)
+	$(BIN)/python -m tests.transit.eval_transit
+
+bench-transit: $(STAMP)
+	$(BIN)/python -m tests.transit.bench_transit
 
 bench-water: $(STAMP)
 	$(BIN)/python -m bench.bench_water

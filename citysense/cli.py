@@ -15,6 +15,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_api",
     "citysense.cmd_demo",
     "citysense.cmd_detect",
+    "citysense.cmd_match",
+    "citysense.cmd_gtfs",
     "citysense.cmd_gateway",
     "citysense.cmd_devices",
 )

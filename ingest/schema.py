@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from importlib import resources
 
 import psycopg
 
@@ -193,9 +194,14 @@ def _readings(engine: Engine, retention: Retention) -> list[str]:
     return statements
 
 
+def _gtfs(engine: Engine, retention: Retention) -> list[str]:
+    return [resources.files("ingest").joinpath("migrations", "0100_gtfs.sql").read_text(encoding="utf-8")]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
+    Migration(3, "GTFS static feeds", _gtfs),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.state import ApiConfig
 from citysense.settings import MqttUrl
+from ingest.schema import LATEST
 from tests.helpers import register
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -42,7 +43,7 @@ def client(db: str, mqtt_url: str) -> Iterator[TestClient]:
 def test_health_reports_database_and_broker(client: TestClient) -> None:
     body = client.get("/api/v1/health").json()
     assert body["status"] == "ok"
-    assert body["database"] == {"ok": True, "schema_version": 2, "engine": "postgres"}
+    assert body["database"] == {"ok": True, "schema_version": LATEST, "engine": "postgres"}
     assert body["broker"]["reachable"] is True
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from ingest.schema import LATEST
 from tests.helpers import count, publish, register, wait_until
 
 CITYSENSE = [sys.executable, "-m", "citysense.cli"]
@@ -22,10 +23,10 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def test_db_migrate_twice(empty_db: str) -> None:
     first = run("db", "migrate", "--database-url", empty_db)
     assert first.returncode == 0, first.stderr
-    assert "migrated from v0 to v2" in first.stdout
+    assert f"migrated from v0 to v{LATEST}" in first.stdout
     second = run("db", "migrate", "--database-url", empty_db)
     assert second.returncode == 0
-    assert "up to date at v2" in second.stdout
+    assert f"up to date at v{LATEST}" in second.stdout
 
 
 def test_missing_configuration_is_a_clear_error() -> None:

@@ -1,0 +1,1 @@
+"""Transit analytics: GTFS model, trip matching, schedule adherence, ETAs, headways, GTFS-Realtime."""

@@ -1,0 +1,236 @@
+"""Flat, vectorisable views of a feed: trips and stops as arrays, shapes as an R-tree of segments,
+timetables as interpolation knots, and the trip instances running in a time window."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from analytics.transit.gtfs import Feed
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Key spacing that separates one trip's distances (metres) from the next trip's in one sorted array.
+_TRIP_SPAN = 1.0e7
+_KNOT_EPS = 1.0e-3
+_MARGIN_S = 4 * 3600.0
+_PIECE_M = 200.0
+
+
+@dataclass(frozen=True, eq=False)
+class TripIndex:
+    feed: Feed
+    trip_ids: tuple[str, ...]
+    trip_pos: dict[str, int]
+    trip_route: tuple[str, ...]
+    trip_block: tuple[str, ...]
+    trip_block_code: IntArray  # -1 where the trip has no block
+    trip_service: tuple[str, ...]
+    trip_direction: IntArray  # -1 when the feed gives none
+    trip_shape: IntArray  # index into shape_keys (geometrically identical shapes are merged)
+    trip_start_s: FloatArray
+    trip_end_s: FloatArray
+    trip_first_m: FloatArray
+    trip_last_m: FloatArray
+    shape_keys: tuple[str, ...]
+    shape_length_m: FloatArray
+    shape_lines: npt.NDArray[np.object_]  # shapely LineStrings in local metres
+    # Shape pieces of a few hundred metres: the lines, their distance along the shape at their start,
+    # their shape, and an R-tree over them.
+    piece_lines: npt.NDArray[np.object_]
+    piece_d0: FloatArray
+    piece_shape: IntArray
+    piece_tree: shapely.STRtree
+    # All shape points, concatenated: key = shape * _TRIP_SPAN + distance (sorted), x, y.
+    shape_pt_key: FloatArray
+    shape_pt_x: FloatArray
+    shape_pt_y: FloatArray
+
+    def shape_point(self, shape: IntArray, dist_m: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The point at a distance along a shape, for many (shape, distance) at once."""
+        key = shape * _TRIP_SPAN + dist_m
+        j = np.clip(np.searchsorted(self.shape_pt_key, key, side="right") - 1, 0, len(self.shape_pt_key) - 2)
+        k0, k1 = self.shape_pt_key[j], self.shape_pt_key[j + 1]
+        frac = np.clip((key - k0) / np.maximum(k1 - k0, 1e-9), 0.0, 1.0)
+        x = self.shape_pt_x[j] + frac * (self.shape_pt_x[j + 1] - self.shape_pt_x[j])
+        y = self.shape_pt_y[j] + frac * (self.shape_pt_y[j + 1] - self.shape_pt_y[j])
+        return x, y
+
+    # Timetable knots of every trip, concatenated: (distance, service-day seconds), arrival then departure.
+    knot_key: FloatArray
+    knot_time: FloatArray
+    knot_off: IntArray
+    # Stops of every trip, concatenated in trip order; stop_off[i]:stop_off[i+1] are trip i's.
+    stop_off: IntArray
+    stop_id: tuple[str, ...]
+    stop_seq: IntArray
+    stop_dist: FloatArray
+    stop_arr: FloatArray
+    stop_dep: FloatArray
+    stop_timepoint: BoolArray
+    stop_key: FloatArray  # trip * _TRIP_SPAN + stop distance: sorted, for searches by (trip, distance)
+
+    def scheduled_s(self, trip: IntArray, dist_m: FloatArray) -> FloatArray:
+        """Timetable time (service-day seconds) at each distance along each trip, interpolated."""
+        key = trip * _TRIP_SPAN + dist_m
+        j = np.searchsorted(self.knot_key, key, side="right") - 1
+        j = np.clip(j, self.knot_off[trip], self.knot_off[trip + 1] - 2)
+        k0, k1 = self.knot_key[j], self.knot_key[j + 1]
+        frac = np.clip((key - k0) / np.maximum(k1 - k0, 1e-9), 0.0, 1.0)
+        t0, t1 = self.knot_time[j], self.knot_time[j + 1]
+        return np.asarray(t0 + frac * (t1 - t0), dtype=np.float64)
+
+
+def build_trip_index(feed: Feed) -> TripIndex:
+    trip_ids = tuple(sorted(feed.trips))
+    trips = [feed.trips[t] for t in trip_ids]
+    # Merge shapes with identical geometry: feeds repeat them per service period.
+    shape_of: dict[str, int] = {}
+    keys: list[str] = []
+    geom_key: dict[bytes, int] = {}
+    for sid in sorted(feed.shapes):
+        s = feed.shapes[sid]
+        g = np.round(np.stack([s.x, s.y]), 2).tobytes()
+        if g not in geom_key:
+            geom_key[g] = len(keys)
+            keys.append(sid)
+        shape_of[sid] = geom_key[g]
+    shapes = [feed.shapes[k] for k in keys]
+    lines = np.array([shapely.linestrings(np.stack([s.x, s.y], axis=1)) for s in shapes], dtype=object)
+    pieces: list[object] = []
+    p_d0: list[float] = []
+    p_shape: list[int] = []
+    for i, s in enumerate(shapes):
+        # Cut where the distance passes a multiple of the piece length; pieces share their end points.
+        cuts = np.unique(np.searchsorted(s.dist_m, np.arange(0.0, s.length_m, _PIECE_M), side="right") - 1)
+        cuts = np.unique(np.concatenate([cuts, [len(s.x) - 1]]))
+        for a, b in itertools.pairwise(cuts):
+            pieces.append(shapely.linestrings(np.stack([s.x[a : b + 1], s.y[a : b + 1]], axis=1)))
+            p_d0.append(float(s.dist_m[a]))
+            p_shape.append(i)
+    piece_lines = np.array(pieces, dtype=object)
+    knot_keys, knot_times, knot_off = [], [], [0]
+    for i, tr in enumerate(trips):
+        n = len(tr.dist_m)
+        x = np.repeat(tr.dist_m, 2) + np.arange(2 * n) * _KNOT_EPS
+        knot_keys.append(i * _TRIP_SPAN + x)
+        knot_times.append(np.stack([tr.arrival_s, tr.departure_s], axis=1).ravel())
+        knot_off.append(knot_off[-1] + 2 * n)
+    stop_off = np.cumsum([0] + [len(t.stop_ids) for t in trips]).astype(np.int64)
+    return TripIndex(
+        feed=feed,
+        trip_ids=trip_ids,
+        trip_pos={t: i for i, t in enumerate(trip_ids)},
+        trip_route=tuple(t.route_id for t in trips),
+        trip_block=tuple(t.block_id for t in trips),
+        trip_block_code=_codes([t.block_id for t in trips]),
+        trip_service=tuple(t.service_id for t in trips),
+        trip_direction=np.array(
+            [-1 if t.direction_id is None else t.direction_id for t in trips], dtype=np.int64
+        ),
+        trip_shape=np.array([shape_of[t.shape_id] for t in trips], dtype=np.int64),
+        trip_start_s=np.array([t.start_s for t in trips], dtype=np.float64),
+        trip_end_s=np.array([t.end_s for t in trips], dtype=np.float64),
+        trip_first_m=np.array([t.dist_m[0] for t in trips], dtype=np.float64),
+        trip_last_m=np.array([t.dist_m[-1] for t in trips], dtype=np.float64),
+        shape_keys=tuple(keys),
+        shape_length_m=np.array([s.length_m for s in shapes], dtype=np.float64),
+        shape_lines=lines,
+        piece_lines=piece_lines,
+        piece_d0=np.array(p_d0, dtype=np.float64),
+        piece_shape=np.array(p_shape, dtype=np.int64),
+        piece_tree=shapely.STRtree(piece_lines),
+        shape_pt_key=np.concatenate([i * _TRIP_SPAN + s.dist_m for i, s in enumerate(shapes)]),
+        shape_pt_x=np.concatenate([s.x for s in shapes]),
+        shape_pt_y=np.concatenate([s.y for s in shapes]),
+        knot_key=np.concatenate(knot_keys),
+        knot_time=np.concatenate(knot_times),
+        knot_off=np.array(knot_off, dtype=np.int64),
+        stop_off=stop_off,
+        stop_id=tuple(s for t in trips for s in t.stop_ids),
+        stop_seq=np.concatenate([t.stop_sequence for t in trips]),
+        stop_dist=np.concatenate([t.dist_m for t in trips]),
+        stop_arr=np.concatenate([t.arrival_s for t in trips]),
+        stop_dep=np.concatenate([t.departure_s for t in trips]),
+        stop_timepoint=np.concatenate([t.timepoint for t in trips]),
+        stop_key=np.repeat(np.arange(len(trips)), np.diff(stop_off)) * _TRIP_SPAN
+        + np.concatenate([t.dist_m for t in trips]),
+    )
+
+
+def _codes(values: list[str]) -> IntArray:
+    names = sorted({v for v in values if v})
+    code = {v: i for i, v in enumerate(names)}
+    return np.array([code.get(v, -1) for v in values], dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Instances:
+    """Trip instances (a trip on a service date; frequency trips once per departure) in a time window.
+
+    `shift` turns a trip's service-day seconds into epoch seconds for this instance.
+    """
+
+    trip: IntArray
+    service_date: tuple[date, ...]
+    shift: FloatArray
+    start: FloatArray  # epoch s of the first departure
+    end: FloatArray  # epoch s of the last arrival
+    # Frequency-based instances: their first departure as service-day seconds; -1 for timetabled trips.
+    freq_start_s: IntArray
+
+    def __len__(self) -> int:
+        return len(self.trip)
+
+
+def instances_between(index: TripIndex, t0: float, t1: float) -> Instances:
+    """Instances whose service overlaps [t0, t1] (epoch seconds), over the service days that can reach it."""
+    feed = index.feed
+    freq_by_trip: dict[int, list[tuple[int, int, int]]] = {}
+    for f in feed.frequencies:
+        freq_by_trip.setdefault(index.trip_pos[f.trip_id], []).append((f.start_s, f.end_s, f.headway_s))
+    trip_l: list[int] = []
+    date_l: list[date] = []
+    shift_l: list[float] = []
+    fs_l: list[int] = []
+    for day in feed.service_dates_between(t0, t1, lookback_days=2):
+        ref = feed.service_day_reference(day)
+        services = feed.service_ids_on(day)
+        if not services:
+            continue
+        active = [i for i, s in enumerate(index.trip_service) if s in services]
+        for i in active:
+            if i in freq_by_trip:
+                for f_start, f_end, headway in freq_by_trip[i]:
+                    for dep in range(f_start, f_end, headway):
+                        trip_l.append(i)
+                        date_l.append(day)
+                        shift_l.append(ref + dep - float(index.trip_start_s[i]))
+                        fs_l.append(dep)
+            else:
+                trip_l.append(i)
+                date_l.append(day)
+                shift_l.append(ref)
+                fs_l.append(-1)
+    trip = np.array(trip_l, dtype=np.int64)
+    shift = np.array(shift_l, dtype=np.float64)
+    start: FloatArray = index.trip_start_s[trip] + shift
+    end: FloatArray = index.trip_end_s[trip] + shift
+    # Keep those within a margin of the window wider than any layover or delay the matcher allows.
+    keep = (end >= t0 - _MARGIN_S) & (start <= t1 + _MARGIN_S)
+    idx = np.nonzero(keep)[0]
+    return Instances(
+        trip=trip[idx],
+        service_date=tuple(date_l[i] for i in idx),
+        shift=shift[idx],
+        start=start[idx],
+        end=end[idx],
+        freq_start_s=np.array(fs_l, dtype=np.int64)[idx] if len(fs_l) else np.zeros(0, dtype=np.int64),
+    )

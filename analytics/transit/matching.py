@@ -1,0 +1,492 @@
+"""Map matching: a batch of GPS fixes -> trip instance and distance along its shape.
+
+Fixes that carry a trip_id are located on that trip's shape. Fixes without one are assigned by a
+hidden-Markov decoding over the trip instances running near that time whose shape passes close by:
+the emission cost weighs distance from the shape and the delay it would imply; the transition cost keeps
+each vehicle's progress monotone along a trip and lets it change trip only to one that follows (cheaper
+within its block), so a bus is followed across layovers. The decoding runs for all vehicles at once,
+vectorised over vehicles and candidates, stepping over each vehicle's fixes in time order. A fix farther
+than `max_offroute_m` from every candidate shape is flagged off-route and left unassigned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from analytics.transit.index import Instances, TripIndex, instances_between
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+StrArray = npt.NDArray[np.object_]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchConfig:
+    max_offroute_m: float = 100.0
+    # Candidates are searched nearer than that: beyond about sigma_offset * sqrt(2 * none_cost) (61 m)
+    # a fix is better explained as "no trip" anyway.
+    candidate_radius_m: float = 75.0
+    sigma_offset_m: float = 25.0
+    # Delay prior, charged when a vehicle takes up a trip: buses run late far more often, and far more,
+    # than they run early. While on a trip, its delay drifts like a random walk (s per sqrt(s)).
+    delay_mean_s: float = 30.0
+    sigma_early_s: float = 150.0
+    sigma_late_s: float = 600.0
+    delay_drift: float = 5.0
+    # A per-fix prior, free within a band of ordinary delays, keeps implausible ones out: running
+    # far ahead of the timetable is rarer than running far behind it.
+    weak_free_early_s: float = 0.0
+    weak_free_late_s: float = 0.0
+    weak_sigma_early_s: float = 900.0
+    weak_sigma_late_s: float = 1800.0
+    max_early_s: float = 900.0
+    max_late_s: float = 2700.0
+    layover_s: float = 1800.0  # how long before its departure a bus may wait at the first stop
+    terminal_m: float = 60.0
+    back_tolerance_m: float = 40.0
+    max_speed_mps: float = 35.0
+    none_cost: float = 3.0
+    enter_cost: float = 1.0
+    mid_entry_cost: float = 8.0  # joining a trip away from its start, unless after a gap in the fixes
+    mid_entry_gap_s: float = 600.0
+    idle_at_end_cost: float = 2.0  # a bus standing at its trip's last stop has finished that trip
+    switch_cost: float = 3.0
+    block_bonus: float = 2.0
+    bad_switch_cost: float = 25.0
+    switch_slack_s: float = 900.0
+    max_candidates: int = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Fixes:
+    """A batch of GPS fixes; `trip_id` holds '' where the device sent none."""
+
+    vehicle: StrArray
+    time: FloatArray  # epoch seconds
+    lat: FloatArray
+    lon: FloatArray
+    trip_id: StrArray
+
+    @staticmethod
+    def of(
+        vehicle: npt.ArrayLike,
+        time: npt.ArrayLike,
+        lat: npt.ArrayLike,
+        lon: npt.ArrayLike,
+        trip_id: npt.ArrayLike | None = None,
+    ) -> Fixes:
+        v = np.asarray(vehicle, dtype=object)
+        tid = np.full(len(v), "", dtype=object) if trip_id is None else np.asarray(trip_id, dtype=object)
+        return Fixes(
+            v,
+            np.asarray(time, dtype=np.float64),
+            np.asarray(lat, dtype=np.float64),
+            np.asarray(lon, dtype=np.float64),
+            tid,
+        )
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleState:
+    """What the matcher remembers of a vehicle: its last matched fix. Rebuildable from stored positions
+    (trip_id, time, shape_dist_m, delay_s), `service_date` and `shift` being those of the trip's run."""
+
+    vehicle_id: str
+    trip_id: str
+    service_date: date
+    shift: float
+    time: float
+    dist_m: float
+    delay_s: float
+
+
+@dataclass(frozen=True, eq=False)
+class MatchResult:
+    """Per input fix, in input order. `trip` is the index in TripIndex.trip_ids, -1 when unassigned."""
+
+    trip: IntArray
+    trip_id: StrArray
+    route_id: StrArray
+    service_date: npt.NDArray[np.object_]  # date or None
+    shift: FloatArray  # epoch offset of the matched instance's timetable; nan when unassigned
+    dist_m: FloatArray  # along the trip's shape, monotone within a vehicle's run of one trip
+    offset_m: FloatArray  # distance from the shape
+    delay_s: FloatArray  # positive = late
+    off_route: BoolArray
+    states: Mapping[str, VehicleState] = field(default_factory=dict)
+
+    @property
+    def assigned(self) -> BoolArray:
+        return np.asarray(self.trip >= 0)
+
+
+def _locate(
+    index: TripIndex, x: FloatArray, y: FloatArray, radius: float
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    """Every (fix, shape, passage) within `radius`: the nearest point of each passage of the shape near
+    the fix (a shape may pass one place twice, out and back), as offset and distance along.
+
+    Sorted by fix, then shape."""
+    # Envelope query (cheaper than a distance predicate), then the exact distance filters; the
+    # position along is computed only for the pairs that pass.
+    boxes = shapely.box(x - radius, y - radius, x + radius, y + radius)
+    fi, pi = index.piece_tree.query(boxes)
+    fi = fi.astype(np.int64)
+    pi = pi.astype(np.int64)
+    pts = shapely.points(x, y)[fi]
+    lines = index.piece_lines[pi]
+    off = shapely.distance(lines, pts)
+    near = off <= radius
+    fi, pi, off, lines, pts = fi[near], pi[near], off[near], lines[near], pts[near]
+    along = index.piece_d0[pi] + shapely.line_locate_point(lines, pts)
+    shp = index.piece_shape[pi]
+    order = np.lexsort((along, shp, fi))
+    fi, shp, off, along = fi[order], shp[order], off[order], along[order]
+    new_group = np.ones(len(fi), dtype=bool)
+    new_group[1:] = (fi[1:] != fi[:-1]) | (shp[1:] != shp[:-1]) | (np.diff(along) > 3.0 * radius)
+    passage = np.cumsum(new_group)
+    best = np.lexsort((off, passage))
+    first = np.ones(len(best), dtype=bool)
+    first[1:] = passage[best][1:] != passage[best][:-1]
+    keep = np.sort(best[first])
+    return fi[keep], shp[keep], off[keep], along[keep]
+
+
+def match_fixes(
+    index: TripIndex,
+    fixes: Fixes,
+    states: Mapping[str, VehicleState] | None = None,
+    config: MatchConfig | None = None,
+) -> MatchResult:
+    cfg = config or MatchConfig()
+    states = states or {}
+    n = len(fixes)
+    if n == 0:
+        e = np.zeros(0)
+        return MatchResult(
+            np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, object), np.zeros(0, object), e, e, e, e,
+            np.zeros(0, bool),
+        )  # fmt: skip
+    t = fixes.time
+    x, y = index.feed.projection.to_xy(fixes.lat, fixes.lon)
+    inst = instances_between(index, float(t.min()), float(t.max()))
+    names, inverse = np.unique(fixes.trip_id.astype(str), return_inverse=True)
+    reported = np.array([index.trip_pos.get(s, -1) for s in names], dtype=np.int64)[inverse.ravel()]
+
+    # Spatial candidates: (fix, shape) pairs near enough, with offset and distance along.
+    lf, ls, loff, lalong = _locate(index, x, y, min(cfg.candidate_radius_m, cfg.max_offroute_m))
+    n_shapes = len(index.shape_keys)
+    loc_key = lf * n_shapes + ls
+
+    # Temporal candidates: (fix, instance) whose service window covers the fix time.
+    m = len(inst)
+    if m:
+        win = (t[:, None] >= (inst.start - cfg.layover_s)[None, :]) & (
+            t[:, None] <= (inst.end + cfg.max_late_s)[None, :]
+        )
+        given = reported >= 0
+        win[given] &= inst.trip[None, :] == reported[given][:, None]
+        pf, pi = np.nonzero(win)
+    else:
+        pf = pi = np.zeros(0, dtype=np.int64)
+    ptrip = inst.trip[pi] if m else pi
+    key = pf * n_shapes + index.trip_shape[ptrip]
+    lo = np.searchsorted(loc_key, key, side="left")
+    cnt = np.searchsorted(loc_key, key, side="right") - lo
+    rep = np.repeat(np.arange(len(key)), cnt)
+    loc = lo[rep] + np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    pf, pi, ptrip = pf[rep], pi[rep], ptrip[rep]
+    poff, palong = loff[loc], lalong[loc]
+    # Nothing downstream of the last stop or upstream of the first belongs to the trip.
+    palong = np.clip(palong, index.trip_first_m[ptrip], index.trip_last_m[ptrip])
+    sched = index.scheduled_s(ptrip, palong) + inst.shift[pi]
+    delay = t[pf] - sched
+    at_start = (palong <= index.trip_first_m[ptrip] + cfg.terminal_m) & (delay < 0)
+    delay = np.where(at_start, 0.0, delay)  # waiting at the first stop before departure is on time
+    ok = (delay >= -cfg.max_early_s) & (delay <= cfg.max_late_s)
+    pf, pi, ptrip, poff, palong, delay = pf[ok], pi[ok], ptrip[ok], poff[ok], palong[ok], delay[ok]
+    dd = delay - cfg.delay_mean_s
+    early = np.maximum(-cfg.weak_free_early_s - dd, 0.0) / cfg.weak_sigma_early_s
+    late = np.maximum(dd - cfg.weak_free_late_s, 0.0) / cfg.weak_sigma_late_s
+    cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (early**2 + late**2)
+    # Off-route: farther than max_offroute_m from every shape (from its own trip's, when it names one).
+    near = np.zeros(n, dtype=bool)
+    near[lf] = True
+    want = reported >= 0
+    k2 = np.arange(n) * n_shapes + index.trip_shape[np.maximum(reported, 0)]
+    on_own = np.searchsorted(loc_key, k2, side="right") > np.searchsorted(loc_key, k2, side="left")
+    has_shape_near = np.where(want, on_own, near)
+    far = np.nonzero(~has_shape_near)[0]
+    if len(far) and cfg.max_offroute_m > cfg.candidate_radius_m:
+        ff, fs, _, _ = _locate(index, x[far], y[far], cfg.max_offroute_m)
+        ff = far[ff]
+        own = reported[ff] < 0
+        own |= index.trip_shape[np.maximum(reported[ff], 0)] == fs
+        has_shape_near[ff[own]] = True
+
+    # Keep the best K-1 candidates per fix; slot 0 is "no trip".
+    k = cfg.max_candidates
+    order = np.lexsort((cost, pf))
+    pf, pi, palong, delay, cost, poff = (
+        pf[order],
+        pi[order],
+        palong[order],
+        delay[order],
+        cost[order],
+        poff[order],
+    )
+    starts = np.searchsorted(pf, np.arange(n))
+    rank = np.arange(len(pf)) - starts[pf]
+    keep = rank < k - 1
+    pf, pi, rank = pf[keep], pi[keep], rank[keep]
+    palong, delay, cost, poff = palong[keep], delay[keep], cost[keep], poff[keep]
+    # Only as many slots as the most ambiguous fix needs: the decoder's work grows with their square.
+    k = 1 + (int(rank.max()) + 1 if len(rank) else 1)
+    c_inst = np.full((n, k), -1, dtype=np.int64)
+    c_cost = np.full((n, k), np.inf)
+    c_along = np.zeros((n, k))
+    c_delay = np.zeros((n, k))
+    c_off = np.zeros((n, k))
+    c_cost[:, 0] = cfg.none_cost
+    c_inst[pf, rank + 1] = pi
+    c_cost[pf, rank + 1] = cost
+    c_along[pf, rank + 1] = palong
+    c_delay[pf, rank + 1] = delay
+    c_off[pf, rank + 1] = poff
+    # A fix that names its trip is that trip's when it is on its shape at a plausible time.
+    named = (reported >= 0) & np.isfinite(c_cost[:, 1])
+    c_cost[named, 0] = np.inf
+
+    chosen = _decode(index, inst, fixes, c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    rows = np.arange(n)
+    ci = c_inst[rows, chosen]
+    assigned = ci >= 0
+    trip = np.where(assigned, inst.trip[np.maximum(ci, 0)] if m else -1, -1)
+    dist = np.where(assigned, c_along[rows, chosen], np.nan)
+    dist = _monotone_runs(fixes.vehicle, t, ci, dist)
+    delay_out = np.where(assigned, c_delay[rows, chosen], np.nan)
+    off = np.where(assigned, c_off[rows, chosen], np.nan)
+    shift = np.where(assigned, inst.shift[np.maximum(ci, 0)] if m else np.nan, np.nan)
+    dates = np.array((*inst.service_date, None), dtype=object)
+    sdate = dates[np.where(ci >= 0, ci, len(inst))]
+    # A fix that named a known trip but could not be put on it keeps the name, without position or delay.
+    trip_named = np.where(assigned, trip, reported)
+    ids = np.array((*index.trip_ids, ""), dtype=object)
+    routes = np.array((*index.trip_route, ""), dtype=object)
+    tid = ids[trip_named]
+    rid = routes[trip_named]
+    return MatchResult(
+        trip=trip.astype(np.int64),
+        trip_id=tid,
+        route_id=rid,
+        service_date=sdate,
+        shift=shift,
+        dist_m=dist,
+        offset_m=off,
+        delay_s=delay_out,
+        off_route=~has_shape_near,
+        states=_last_states(index, fixes, trip, sdate, shift, dist, delay_out, states),
+    )
+
+
+def _monotone_runs(vehicle: StrArray, t: FloatArray, inst: IntArray, dist: FloatArray) -> FloatArray:
+    """Running maximum of distance within each run of a vehicle's assigned fixes on one instance."""
+    out = dist.copy()
+    sel = np.nonzero(inst >= 0)[0]
+    if len(sel) == 0:
+        return out
+    order = sel[np.lexsort((t[sel], vehicle[sel].astype(str)))]
+    v = vehicle[order]
+    ii = inst[order]
+    d = dist[order]
+    new_run = np.ones(len(d), dtype=bool)
+    new_run[1:] = (v[1:] != v[:-1]) | (ii[1:] != ii[:-1])
+    run = np.cumsum(new_run)
+    out[order] = np.maximum.accumulate(run * 1.0e8 + d) - run * 1.0e8
+    return out
+
+
+def _decode(
+    index: TripIndex,
+    inst: Instances,
+    fixes: Fixes,
+    c_inst: IntArray,
+    c_cost: FloatArray,
+    c_along: FloatArray,
+    c_delay: FloatArray,
+    t: FloatArray,
+    states: Mapping[str, VehicleState],
+    cfg: MatchConfig,
+) -> IntArray:
+    """Viterbi over each vehicle's fixes in time order, all vehicles at once; returns the chosen slot."""
+    n, k = c_inst.shape
+    vnames, vcode = np.unique(fixes.vehicle.astype(str), return_inverse=True)
+    order = np.lexsort((t, vcode))
+    counts = np.bincount(vcode, minlength=len(vnames))
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    n_v, n_l = len(vnames), int(counts.max())
+    step_pos = np.arange(n) - first[vcode[order]]
+    grid = np.full((n_v, n_l), -1, dtype=np.int64)  # fix index at (vehicle, step), -1 = padding
+    grid[vcode[order], step_pos] = order
+
+    inst_trip = inst.trip
+    inst_start, inst_end = inst.start, inst.end
+    blocks = index.trip_block_code
+    # Instance key -> position, to seed each vehicle with the state it had after the previous batch.
+    key_pos = {
+        (int(tr), round(float(sh), 3)): i
+        for i, (tr, sh) in enumerate(zip(inst_trip, inst.shift, strict=True))
+    }
+    # Before the first fix each vehicle has one state: its remembered trip, or none.
+    prev_inst = np.full((n_v, 1), -1, dtype=np.int64)
+    prev_cost = np.zeros((n_v, 1))
+    prev_along = np.zeros((n_v, 1))
+    prev_delay = np.zeros((n_v, 1))
+    prev_t = np.full(n_v, -np.inf)
+    for vi, name in enumerate(vnames if states else ()):
+        st = states.get(str(name))
+        if st is None:
+            continue
+        tr = index.trip_pos.get(st.trip_id, -1)
+        p = key_pos.get((tr, round(st.shift, 3)), -1)
+        if p >= 0:
+            prev_inst[vi, 0] = p
+            prev_along[vi, 0] = st.dist_m
+            prev_delay[vi, 0] = st.delay_s
+            prev_t[vi] = st.time
+
+    back = np.zeros((n_l, n_v, k), dtype=np.int64)
+    ident = np.broadcast_to(np.arange(k), (n_v, k))
+    for step in range(n_l):
+        fx = grid[:, step]
+        active = fx >= 0
+        f = np.maximum(fx, 0)
+        cur_inst = c_inst[f]
+        cur_along = c_along[f]
+        cur_delay = c_delay[f]
+        cur_t = t[f]
+        trans = _transition(
+            index,
+            inst_trip,
+            inst_start,
+            inst_end,
+            blocks,
+            (prev_inst, prev_along, prev_delay, prev_t),
+            (cur_inst, cur_along, cur_delay, cur_t),
+            cfg,
+        )
+        total = prev_cost[:, :, None] + trans
+        arg = np.argmin(total, axis=1)
+        best = np.take_along_axis(total, arg[:, None, :], axis=1)[:, 0, :] + c_cost[f]
+        best -= np.min(best, axis=1, keepdims=True)
+        back[step] = np.where(active[:, None], arg, ident)
+        prev_cost = np.where(active[:, None], best, prev_cost)
+        prev_inst = np.where(active[:, None], cur_inst, prev_inst)
+        prev_along = np.where(active[:, None], cur_along, prev_along)
+        prev_delay = np.where(active[:, None], cur_delay, prev_delay)
+        prev_t = np.where(active, cur_t, prev_t)
+
+    chosen = np.zeros(n, dtype=np.int64)
+    slot = np.argmin(prev_cost, axis=1)
+    rows = np.arange(n_v)
+    for step in range(n_l - 1, -1, -1):
+        fx = grid[:, step]
+        active = fx >= 0
+        chosen[fx[active]] = slot[active]
+        slot = back[step][rows, slot]
+    return chosen
+
+
+def _transition(
+    index: TripIndex,
+    inst_trip: IntArray,
+    inst_start: FloatArray,
+    inst_end: FloatArray,
+    blocks: IntArray,
+    prev: tuple[IntArray, FloatArray, FloatArray, FloatArray],
+    cur: tuple[IntArray, FloatArray, FloatArray, FloatArray],
+    cfg: MatchConfig,
+) -> FloatArray:
+    """Cost of going from each candidate of the previous fix to each candidate of this one: (V, K, K)."""
+    prev_inst, prev_along, prev_delay, prev_t = prev
+    cur_inst, cur_along, cur_delay, cur_t = cur
+    a = prev_inst[:, :, None]
+    b = cur_inst[:, None, :]
+    a_ok, b_ok = a >= 0, b >= 0
+    ac, bc = np.maximum(a, 0), np.maximum(b, 0)
+    dt = np.maximum(cur_t - prev_t, 1.0)[:, None, None]
+    forward = cur_along[:, None, :] - prev_along[:, :, None]
+    back_m = -forward - cfg.back_tolerance_m
+    same_cost = np.where(back_m > 0, np.minimum(10.0, back_m / 20.0), 0.0) + np.where(
+        forward / dt > cfg.max_speed_mps, 5.0, 0.0
+    )
+    if len(inst_trip):
+        last_b = index.trip_last_m[inst_trip[bc]] - cfg.terminal_m
+        idle = (prev_along[:, :, None] >= last_b) & (cur_along[:, None, :] >= last_b)
+        drift = (cur_delay[:, None, :] - prev_delay[:, :, None]) / (cfg.delay_drift * np.sqrt(dt))
+        same_cost = same_cost + np.where(idle, cfg.idle_at_end_cost, 0.0) + 0.5 * drift**2
+        mid = (cur_along > index.trip_first_m[inst_trip[np.maximum(cur_inst, 0)]] + 2 * cfg.terminal_m)[
+            :, None, :
+        ]
+        dd = cur_delay - cfg.delay_mean_s
+        prior = (0.5 * (dd / np.where(dd < 0, cfg.sigma_early_s, cfg.sigma_late_s)) ** 2)[:, None, :]
+        entry = cfg.enter_cost + prior + np.where(mid & (dt < cfg.mid_entry_gap_s), cfg.mid_entry_cost, 0.0)
+    else:
+        entry = np.full((*a.shape[:1], a.shape[1], b.shape[2]), cfg.enter_cost)
+    if len(inst_trip):
+        follows = inst_start[bc] >= inst_end[ac] - cfg.switch_slack_s
+        tb, ta = inst_trip[bc], inst_trip[ac]
+        same_block = (blocks[tb] == blocks[ta]) & (blocks[ta] >= 0)
+    else:
+        follows = same_block = np.zeros((*a.shape[:1], a.shape[1], b.shape[2]), dtype=bool)
+    switch = entry + np.where(
+        follows, cfg.switch_cost - np.where(same_block, cfg.block_bonus, 0.0), cfg.bad_switch_cost
+    )
+    out = np.where(a_ok & b_ok, np.where(a == b, same_cost, switch), 0.0)
+    out = np.where(~a_ok & b_ok, entry, out)
+    out = np.where(a_ok & ~b_ok, cfg.enter_cost, out)
+    return np.asarray(out, dtype=np.float64)
+
+
+def _last_states(
+    index: TripIndex,
+    fixes: Fixes,
+    trip: IntArray,
+    sdate: npt.NDArray[np.object_],
+    shift: FloatArray,
+    dist: FloatArray,
+    delay: FloatArray,
+    previous: Mapping[str, VehicleState],
+) -> dict[str, VehicleState]:
+    out = dict(previous)
+    ok = np.nonzero(trip >= 0)[0]
+    if len(ok) == 0:
+        return out
+    order = ok[np.lexsort((fixes.time[ok], fixes.vehicle[ok].astype(str)))]
+    v = fixes.vehicle[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = v[1:] != v[:-1]
+    sel = order[last]
+    ids = index.trip_ids
+    for vid, tr, sd, sh, t, d, dl in zip(
+        fixes.vehicle[sel].astype(str).tolist(),
+        trip[sel].tolist(),
+        sdate[sel].tolist(),
+        shift[sel].tolist(),
+        fixes.time[sel].tolist(),
+        dist[sel].tolist(),
+        delay[sel].tolist(),
+        strict=True,
+    ):
+        out[vid] = VehicleState(vid, ids[tr], sd, sh, t, d, dl)
+    return out
