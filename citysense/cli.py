@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_ingest",
     "citysense.cmd_api",
     "citysense.cmd_demo",
+    "citysense.cmd_analyze",
     "citysense.cmd_detect",
     "citysense.cmd_match",
     "citysense.cmd_gtfs",

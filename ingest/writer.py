@@ -19,6 +19,8 @@ from ingest.schema import Engine
 _WATER_COLS = ("device_id", "time", "seq", *PARAMETERS, "received_at")
 _WATER_TYPES = ("text", "timestamptz", "int8", *(["float8"] * len(PARAMETERS)), "timestamptz")
 _QC_NOT_EVALUATED, _QC_MISSING = 2, 9
+# NOTIFY channels, sent in the transaction that stored new rows (so only once committed).
+WATER_CHANNEL, BUS_CHANNEL = "citysense_water", "citysense_bus"
 _BUS_COLS = (
     "vehicle_id", "time", "lat", "lon", "speed_mps", "heading_deg", "trip_id", "route_id",
     "odometer_m", "hdop", "seq", "received_at",
@@ -165,6 +167,12 @@ class Writer:
                        WHERE device_id = %s AND (status_at IS NULL OR status_at <= %s)""",
                     [(s.online, s.at, s.device_id, s.at) for s in fates.statuses],
                 )
+        if inserted or bus_inserted:
+            # Delivered at commit: the analytics workers and the API's live views wake up.
+            async with conn.cursor() as cur:
+                channels = [c for c, n in ((WATER_CHANNEL, inserted), (BUS_CHANNEL, bus_inserted)) if n]
+                for channel in channels:
+                    await cur.execute("SELECT pg_notify(%s, '')", (channel,))
         return Written(
             inserted,
             len(fates.water) - inserted,
