@@ -26,10 +26,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
-    url = Settings.from_args(args).require_database()
     chosen = [w for w in WORKERS if not args.only or w.rsplit(".", 1)[-1] in args.only]
 
     async def main(stop: asyncio.Event) -> None:
+        url = Settings.from_args(args).require_database()  # a ConfigError is reported cleanly
         async with asyncio.TaskGroup() as tasks:
             for name in chosen:
                 worker = importlib.import_module(name)
