@@ -30,7 +30,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 
-from bench.mqttload import Publisher, water_payload
+from bench.mqttload import Publisher
 from devices.water import PARAMETERS
 from ingest.schema import Engine, migrate
 from tests import services
@@ -89,19 +89,22 @@ def wait_stored(url: str, n: int, limit: float) -> float:
 
 # (a) -------------------------------------------------------------------------------------
 def broker_c_to_c(port: int, n: int) -> float:
-    """Drain rate of `n` queued QoS 1 messages by mosquitto_sub, published by mosquitto_pub."""
+    """Drain rate of `n` queued QoS 1 messages by mosquitto_sub, the broker's C client.
+
+    The queue is filled by our own publisher, which waits for every PUBACK (mosquitto_pub -l
+    was seen to exit with much of its input unsent).
+    """
     client_id = f"bench-c-{uuid.uuid4().hex[:6]}"
-    topic = f"benchc/{client_id}"
+    prefix = f"benchc{uuid.uuid4().hex[:6]}"
     base = ["-h", "127.0.0.1", "-p", str(port), "-q", "1"]
-    subprocess.run(["mosquitto_sub", *base, "-c", "-i", client_id, "-t", topic, "-E"], check=True)
-    with tempfile.NamedTemporaryFile("wb", suffix=".txt") as lines:
-        lines.write(b"".join(water_payload(i, time.time() + i * 1e-6) + b"\n" for i in range(n)))
-        lines.flush()
-        with open(lines.name, "rb") as stdin:
-            subprocess.run(["mosquitto_pub", *base, "-l", "-t", topic], stdin=stdin, check=True)
+    topic_filter = f"{prefix}/#"
+    subprocess.run(["mosquitto_sub", *base, "-c", "-i", client_id, "-t", topic_filter, "-E"], check=True)
+    publisher = Publisher("127.0.0.1", port, prefix, DEVICES)
+    publisher.run(n)
+    publisher.close()
     began = time.monotonic()
     subprocess.run(
-        ["mosquitto_sub", *base, "-c", "-i", client_id, "-t", topic, "-C", str(n)],
+        ["mosquitto_sub", *base, "-c", "-i", client_id, "-t", topic_filter, "-C", str(n), "-W", "600"],
         stdout=subprocess.DEVNULL, check=True,
     )  # fmt: skip
     return n / (time.monotonic() - began)
