@@ -29,13 +29,15 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+
+
 def load_records(payload: bytes) -> list[Mapping[str, Any]]:
     """Parse a payload that is one JSON object or a non-empty array of them."""
     if len(payload) > MAX_PAYLOAD:
         raise DecodeError(Reason.TOO_LARGE, f"{len(payload)} bytes, limit {MAX_PAYLOAD}")
     try:
-        text = payload.decode("utf-8")
-        doc = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+        doc = _DECODER.decode(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DecodeError(Reason.MALFORMED, f"not UTF-8 at byte {exc.start}") from None
     except json.JSONDecodeError as exc:

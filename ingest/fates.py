@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from devices.bus import BusPosition, decode_position
 from devices.errors import DecodeError, Reason
@@ -56,13 +57,18 @@ class Fates:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
+# What one message decodes to: the Fates list it belongs in ("water", "bus" or "statuses"),
+# and its items for that list.
+Values = tuple[str, list[Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """A message decoded before the registry is consulted: its topic, and its values or error."""
 
     message: Inbound
     topic: Topic | None
-    values: Fates | None
+    values: Values | None
     error: DecodeError | None
 
 
@@ -71,24 +77,24 @@ def device_ids(decoded: Iterable[Decoded]) -> set[str]:
     return {d.topic.device_id for d in decoded if d.topic is not None}
 
 
-Decoder = Callable[[Topic, Inbound, Fates], None]
+Decoder = Callable[[Topic, Inbound], Values]
 
 
-def _water(topic: Topic, message: Inbound, fates: Fates) -> None:
+def _water(topic: Topic, message: Inbound) -> Values:
     readings = decode_water(topic.device_id, message.payload, message.received_at)
-    fates.water.extend((r, message.received_at) for r in readings)
+    return "water", [(r, message.received_at) for r in readings]
 
 
-def _bus(topic: Topic, message: Inbound, fates: Fates) -> None:
+def _bus(topic: Topic, message: Inbound) -> Values:
     decode = decode_nmea if topic.channel is Channel.NMEA else decode_position
     positions = decode(topic.device_id, message.payload, message.received_at)
-    fates.bus.extend((p, message.received_at) for p in positions)
+    return "bus", [(p, message.received_at) for p in positions]
 
 
-def _status(topic: Topic, message: Inbound, fates: Fates) -> None:
+def _status(topic: Topic, message: Inbound) -> Values:
     # An empty payload clears a retained status and yields nothing to record.
-    for status in decode_status(topic.device_id, message.payload, message.received_at):
-        fates.statuses.append(Status(topic.device_id, status.online, status.time))
+    found = decode_status(topic.device_id, message.payload, message.received_at)
+    return "statuses", [Status(topic.device_id, status.online, status.time) for status in found]
 
 
 DECODERS: dict[tuple[Kind, Channel], Decoder] = {
@@ -114,10 +120,9 @@ def predecode(messages: Iterable[Inbound], prefix: str) -> list[Decoded]:
             error = DecodeError(Reason.BAD_TOPIC, f"{topic.channel} messages are not accepted yet")
             out.append(Decoded(message, topic, None, error))
             continue
-        # Decode into a Fates of its own so a failure leaves nothing of this message behind.
-        values = Fates()
+        # A message decodes whole or not at all: nothing of a failed one is kept.
         try:
-            decoder(topic, message, values)
+            values = decoder(topic, message)
         except DecodeError as exc:
             out.append(Decoded(message, topic, None, exc))
             continue
@@ -148,9 +153,8 @@ def finalize(decoded: Iterable[Decoded], registry: Mapping[str, Registration]) -
             m = d.message
             fates.dead.append(DeadLetter(m.received_at, m.topic, m.payload, error.reason, error.detail))
             continue
-        fates.water.extend(d.values.water)
-        fates.bus.extend(d.values.bus)
-        fates.statuses.extend(d.values.statuses)
+        where, items = d.values
+        getattr(fates, where).extend(items)
     return fates
 
 
