@@ -185,7 +185,7 @@ def test_json_shaped_documents_give_values_or_decode_error(name: str, doc: objec
 @cases(150)
 @given(readings=st.lists(water_readings(), min_size=1, max_size=4))
 def test_water_round_trip(readings: list[WaterReading]) -> None:
-    same_device = [replace(r, device_id="wq-1") for r in readings]
+    same_device = [r._replace(device_id="wq-1") for r in readings]
     assert decode_water("wq-1", encode_water(same_device), RECEIVED_AT) == same_device
 
 

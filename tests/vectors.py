@@ -65,9 +65,9 @@ def load_vectors() -> Iterator[Vector]:
 
 
 def matches(value: Any, expected: Mapping[str, Any]) -> list[str]:
-    """Differences between a decoded dataclass and an expected record; empty when equal."""
+    """Differences between a decoded value (dataclass or NamedTuple) and an expected record."""
     problems = []
-    names = {f.name for f in fields(value)}
+    names = set(value._fields) if hasattr(value, "_fields") else {f.name for f in fields(value)}
     if names != set(expected):
         problems.append(f"fields {sorted(names)} != {sorted(expected)}")
     for name in names & set(expected):
