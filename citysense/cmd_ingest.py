@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
         help="join the MQTT shared subscription GROUP, to spread messages over several ingesters",
     )
     parser.add_argument("--max-batch", type=int, default=5000, help="messages per transaction at most")
-    parser.add_argument("--linger", type=float, default=0.1, help="seconds a batch may wait to fill")
+    parser.add_argument("--linger", type=float, default=0.05, help="seconds a batch may wait to fill")
     add_logging_options(parser)
     parser.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from devices.bus import BusPosition, decode_position
 from devices.errors import DecodeError, Reason
@@ -15,9 +15,11 @@ from devices.topics import Channel, Kind, Topic, parse_topic
 from devices.water import WaterReading, decode_water
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A message as the broker delivered it. `token` is whatever acknowledges it (a packet id)."""
+class Inbound(NamedTuple):
+    """A message as the broker delivered it. `token` is whatever acknowledges it (a packet id).
+
+    NamedTuples here and in Decoded: one of each is made per message on the ingest path, where a
+    frozen dataclass costs several times as much to build."""
 
     topic: str
     payload: bytes
@@ -62,8 +64,7 @@ class Fates:
 Values = tuple[str, list[Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     """A message decoded before the registry is consulted: its topic, and its values or error."""
 
     message: Inbound

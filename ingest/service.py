@@ -38,7 +38,7 @@ class IngestConfig:
     # Ingesters sharing one subscription ($share/GROUP/...): the broker spreads messages.
     shared_group: str | None = None
     max_batch: int = 5000
-    linger_s: float = 0.1
+    linger_s: float = 0.05
     retention: Retention = field(default_factory=Retention)
     heartbeat_s: float = 2.0
     maintenance_s: float = 3600.0
