@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    match = subparsers.add_parser("match", help="offline matching of historical data (CONTRACT §8)")
+    match = subparsers.add_parser("match", help="offline trip matching and delays for a file of bus fixes")
     sub = match.add_subparsers(dest="match_kind", required=True, metavar="KIND")
     bus = sub.add_parser(
         "bus",
