@@ -24,7 +24,7 @@ _CHUNK = 2048
 def register(subparsers: Any) -> None:
     detect_p = subparsers.add_parser("detect", help="offline analytics on history files")
     sub = detect_p.add_subparsers(dest="detect_kind", required=True, metavar="KIND")
-    p = sub.add_parser("water", help="water QC flags and event detection on a CSV (CONTRACT §8)")
+    p = sub.add_parser("water", help="water QC flags and event detection on a CSV file")
     p.add_argument("--in", dest="input", type=Path, required=True, help="input CSV")
     p.add_argument("--out", type=Path, required=True, help="output CSV: time, event, probability, QC flags")
     p.add_argument("--time-col", default="time", help="name of the time column (default: time)")
