@@ -11,9 +11,9 @@ from devices.errors import DecodeError, Reason
 from devices.jsonwire import (
     check_fields,
     counter,
+    decode_each,
     dump_records,
     format_rfc3339,
-    load_records,
     number,
     required_number,
     text,
@@ -85,16 +85,7 @@ def _position(vehicle_id: str, record: Mapping[str, Any], received_at: datetime)
 
 def decode_position(vehicle_id: str, payload: bytes, received_at: datetime) -> list[BusPosition]:
     """Decode a position payload (one object or an array); all of it, or a DecodeError."""
-    records = load_records(payload)
-    positions = []
-    for i, record in enumerate(records):
-        try:
-            positions.append(_position(vehicle_id, record, received_at))
-        except DecodeError as exc:
-            if len(records) == 1:
-                raise
-            raise DecodeError(exc.reason, f"item {i}: {exc.detail}") from None
-    return positions
+    return decode_each(payload, lambda record: _position(vehicle_id, record, received_at))
 
 
 def encode_position(positions: Sequence[BusPosition]) -> bytes:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from devices.errors import DecodeError, Reason
 
@@ -54,6 +54,23 @@ def load_records(payload: bytes) -> list[Mapping[str, Any]]:
                 raise DecodeError(Reason.SCHEMA, f"array item {i} is not an object")
         return doc
     raise DecodeError(Reason.SCHEMA, "payload is neither an object nor an array of objects")
+
+
+T = TypeVar("T")
+
+
+def decode_each(payload: bytes, one: Callable[[Mapping[str, Any]], T]) -> list[T]:
+    """Every record of a payload through `one`: all of them, or the first error, naming its item."""
+    records = load_records(payload)
+    out = []
+    for i, record in enumerate(records):
+        try:
+            out.append(one(record))
+        except DecodeError as exc:
+            if len(records) == 1:
+                raise
+            raise DecodeError(exc.reason, f"item {i}: {exc.detail}") from None
+    return out
 
 
 def number(record: Mapping[str, Any], field: str, *, required: bool = False) -> float | None:

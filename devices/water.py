@@ -14,9 +14,9 @@ from devices.jsonwire import (
     MAX_PAYLOAD,
     check_fields,
     counter,
+    decode_each,
     dump_records,
     format_rfc3339,
-    load_records,
     number,
     timestamp,
 )
@@ -129,16 +129,7 @@ def decode_water(device_id: str, payload: bytes, received_at: datetime) -> list[
 
 def _decode_strict(device_id: str, payload: bytes, received_at: datetime) -> list[WaterReading]:
     """The reference decoder: every rule spelled out, every error with its reason."""
-    records = load_records(payload)
-    readings = []
-    for i, record in enumerate(records):
-        try:
-            readings.append(reading_from_record(device_id, record, received_at))
-        except DecodeError as exc:
-            if len(records) == 1:
-                raise
-            raise DecodeError(exc.reason, f"item {i}: {exc.detail}") from None
-    return readings
+    return decode_each(payload, lambda record: reading_from_record(device_id, record, received_at))
 
 
 def encode_water(readings: Sequence[WaterReading]) -> bytes:

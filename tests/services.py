@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -20,6 +19,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from citysense import embedded
+
 
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
@@ -28,9 +29,7 @@ def port_open(host: str, port: int) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return embedded.free_port(0)
 
 
 def wait_for(check: object, timeout: float, what: str) -> None:
@@ -72,12 +71,6 @@ def postgres() -> Iterator[str]:
             server.cleanup()
 
 
-def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
-    )
-
-
 PRODUCTION_CONF = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
@@ -104,7 +97,7 @@ def mosquitto_process(
     port: int, data_dir: Path | None = None, conf_text: str | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A private Mosquitto on 127.0.0.1:port, with the production settings by default."""
-    binary = mosquitto_binary()
+    binary = embedded.mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto is not installed: `apt-get install mosquitto`")
     with tempfile.TemporaryDirectory(prefix="citysense-mqtt-") as tmp:
