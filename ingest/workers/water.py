@@ -69,6 +69,10 @@ def _dt(seconds: float) -> datetime:
     return _EPOCH + timedelta(microseconds=round(seconds * 1e6))
 
 
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) < 1e-6
+
+
 def _severity(kind: AlertKind, level: int) -> str:
     names = _SEVERITY[kind]
     return names[min(max(level, 1), len(names)) - 1]
@@ -76,6 +80,7 @@ def _severity(kind: AlertKind, level: int) -> str:
 
 @dataclass(slots=True)
 class _Fetched:
+    progress: float = math.nan
     times: list[float] = field(default_factory=list)
     values: list[list[float]] = field(default_factory=list)
 
@@ -101,10 +106,12 @@ class WaterWorker:
         cfg = self.config
         async with self.conn.transaction():
             await self.conn.execute(f"SET LOCAL statement_timeout = {int(cfg.statement_timeout_s * 1000)}")
+            # One wake-up at a time across processes (`analyze` and a `replay` may both run).
+            await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('citysense.water_worker'))")
             rows = await (
                 await self.conn.execute(
                     f"""
-                    SELECT r.device_id, r.time, {", ".join("r." + p for p in PARAMETERS)}
+                    SELECT r.device_id, g.evaluated_until, r.time, {", ".join("r." + p for p in PARAMETERS)}
                     FROM water_readings r
                     JOIN devices d ON d.device_id = r.device_id AND d.kind = 'water'
                     LEFT JOIN water_analytics_progress g ON g.device_id = r.device_id
@@ -125,8 +132,14 @@ class WaterWorker:
             batch: dict[str, _Fetched] = defaultdict(_Fetched)
             for row in rows:
                 f = batch[row[0]]
-                f.times.append(_us(row[1]) / 1e6)
-                f.values.append([math.nan if v is None else float(v) for v in row[2:]])
+                f.progress = math.nan if row[1] is None else _us(row[1]) / 1e6
+                f.times.append(_us(row[2]) / 1e6)
+                f.values.append([math.nan if v is None else float(v) for v in row[3:]])
+            for device, f in batch.items():
+                track = self.tracks.get(device)
+                if track is not None and not _same(track.evaluated_until, f.progress):
+                    # Another process moved this station on: rebuild it from the database.
+                    del self.tracks[device]
             devices = sorted(batch)
             windows = await self._windows(devices, min(f.times[0] for f in batch.values()))
             await self._load([d for d in devices if d not in self.tracks], windows)
