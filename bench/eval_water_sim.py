@@ -155,6 +155,15 @@ def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dic
         for t in opens:
             if not any(a <= t <= b for a, b in event_spans[device]):
                 false_starts += 1
+    fault_spans = defaultdict(list)
+    for f in faults:
+        fault_spans[f.device_id].append((f.start, f.end + GRACE_S))
+    stray_faults = sum(
+        not any(a <= t <= b for a, b in fault_spans[device])
+        for (device, kind), opens in act.opened.items()
+        if kind is AlertKind.SENSOR_FAULT
+        for t in opens
+    )
     delays = [p["delay_min"] for p in per_event if p["delay_min"] is not None]
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for p in per_event:
@@ -182,6 +191,9 @@ def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dic
             for k, v in sorted(fault_kind.items())
         },
         "false_alarm_starts_per_station_week": round(false_starts / max(weeks * stations, 1e-9), 2),
+        "sensor_fault_alerts_outside_faults_per_station_week": round(
+            stray_faults / max(weeks * stations, 1e-9), 2
+        ),
         "missed": [p for p in per_event if p["delay_min"] is None],
     }
 
@@ -250,6 +262,10 @@ def main() -> None:
     print(
         "water_quality_event false alarm starts per station-week:",
         result["false_alarm_starts_per_station_week"],
+    )
+    print(
+        "sensor_fault alerts opened outside any fault, per station-week:",
+        result["sensor_fault_alerts_outside_faults_per_station_week"],
     )
     print(f"live path: {readings} readings in {live_s:.2f} s ({result['run']['us_per_reading']} us/reading)")  # type: ignore[index]
     print(f"machine: {os.cpu_count()} CPUs, {_cpu()}")

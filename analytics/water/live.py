@@ -10,7 +10,7 @@ stored context through the detector, and the alert states come from the open `al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +38,21 @@ class LiveConfig:
     qc: QcConfig
     detector: DetectorConfig = field(default_factory=lambda: detector_for(ALL_PARAMETERS))
     compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
+    # A sensor reporting the very same value this many readings in a row is stuck (0: no test):
+    # noise makes repeats rare, so this catches a frozen transmitter long before the flat-line
+    # span of the QC configuration, which is meant for slowly-varying values.
+    stuck_readings: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "ph": 10,
+            "turbidity_ntu": 5,
+            "free_chlorine_mgl": 5,
+            "conductivity_uscm": 10,
+            "temperature_c": 5,
+            "orp_mv": 8,
+            "pressure_bar": 8,
+        }
+    )
+    missing_readings: int = 3  # one parameter absent while the others report: an instrument fault
     context_s: float = 86400.0  # the longest flat-line span of the QC configuration
     max_context: int = 2000  # readings of context per station, at most
     reflag: int = 3  # trailing context readings whose flags are recomputed (spike needs the next one)
@@ -98,6 +113,35 @@ def row_flag(flags: npt.NDArray[np.int8], covered: npt.NDArray[np.bool_]) -> npt
     present = np.where((flags == MISSING) | ~covered[:, None], np.int8(0), flags)
     worst = present.max(axis=0).astype(np.int8)
     return np.where(worst == 0, np.int8(MISSING), worst).astype(np.int8)
+
+
+def _run_length(repeat: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """Per element (..., n): how many elements in a row up to it are True."""
+    n = repeat.shape[-1]
+    ar = np.arange(1, n + 1)
+    last_false = np.maximum.accumulate(np.where(repeat, 0, ar), axis=-1)
+    return np.where(repeat, ar - last_false, 0).astype(np.int64)
+
+
+def _failed(verdict: np.generic) -> bool:
+    """A check's verdict: a boolean (instrument checks) or a QC flag (suspect or fail)."""
+    if isinstance(verdict, np.bool_):
+        return bool(verdict)
+    return int(verdict) in (SUSPECT, FAIL)
+
+
+def instrument_checks(config: LiveConfig, x: FloatArray) -> dict[str, npt.NDArray[np.bool_]]:
+    """Per parameter and reading (P, n): stuck (same value `stuck_readings` times) and missing
+    (absent `missing_readings` times while the row has other values)."""
+    same = np.zeros(x.shape, dtype=bool)
+    same[:, 1:] = np.isfinite(x[:, 1:]) & (x[:, 1:] == x[:, :-1])
+    limit = np.array([config.stuck_readings.get(p, 0) for p in PARAMETERS])[:, None]
+    # A run of k equal pairs is k + 1 equal readings.
+    stuck = (limit > 0) & (_run_length(same) + 1 >= limit)
+    reported = np.asarray(np.isfinite(x).any(axis=0), dtype=np.bool_)
+    absent = ~np.isfinite(x) & reported[None, :]
+    missing = _run_length(absent) >= config.missing_readings
+    return {"stuck": stuck, "missing": missing}
 
 
 def rebuild(
@@ -187,8 +231,11 @@ def advance(
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, flags, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
+        checks = instrument_checks(config, all_x)
         fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
+        fault |= (checks["stuck"] | checks["missing"]).any(axis=0)
         tests = {
+            **checks,
             "flat_line": qc.flat_line[0],
             "gross_range": qc.gross_range[0],
             "spike": qc.spike[0],
@@ -224,13 +271,16 @@ def advance(
                     bad = [
                         p
                         for i, p in enumerate(PARAMETERS)
-                        if tests["flat_line"][i, j] in (SUSPECT, FAIL) or flags[i, j] == FAIL
+                        if tests["flat_line"][i, j] in (SUSPECT, FAIL)
+                        or flags[i, j] == FAIL
+                        or checks["stuck"][i, j]
+                        or checks["missing"][i, j]
                     ]
                     evidence = {
                         "parameters": bad,
                         "values": _values(all_x, bad, j),
                         "tests": {
-                            p: [name for name, res in tests.items() if res[i, j] in (SUSPECT, FAIL)]
+                            p: [name for name, res in tests.items() if _failed(res[i, j])]
                             for i, p in enumerate(PARAMETERS)
                             if p in bad
                         },

@@ -177,9 +177,10 @@ async def test_flat_line_is_a_sensor_fault_not_a_water_quality_event(db: str) ->
     faults = alerts(db, "sensor_fault")
     assert len(faults) == 1
     assert faults[0][4]["parameters"] == ["turbidity_ntu"]
-    assert faults[0][4]["tests"] == {"turbidity_ntu": ["flat_line"]}
-    # Suspect once unchanged for four hours.
-    assert faults[0][2] >= T0 + timedelta(minutes=120 + 240)
+    # The same value five readings in a row: stuck (the flat-line span of four hours comes later).
+    assert faults[0][4]["tests"] == {"turbidity_ntu": ["stuck"]}
+    assert faults[0][2] == T0 + timedelta(minutes=2 * 64)
+    assert "flat_line" in faults[0][4]["latest"]["tests"]["turbidity_ntu"]  # type: ignore[index]
     assert alerts(db, "water_quality_event") == []
 
 
