@@ -14,11 +14,9 @@ from typing import Any
 
 import psycopg
 
-from analytics.water.params import ALL_PARAMETERS
 from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
 from citysense.water_csv import parse_time
-
-KINDS = ("maintenance", "calibration")
+from ingest.maintenance import INSERT, KINDS, LIST, REFLAG, STATION_KIND
 
 
 def _time(text: str) -> datetime:
@@ -71,22 +69,20 @@ def _db(body: Any) -> Any:
 def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any]) -> int:
     if args.end <= args.start:
         raise ConfigError("--end must be after --start")
-    row = conn.execute("SELECT kind FROM devices WHERE device_id = %s", (args.device,)).fetchone()
+    row = conn.execute(STATION_KIND, {"device": args.device}).fetchone()
     if row is None or row[0] != "water":
         raise ConfigError(f"{args.device!r} is not a registered water station")
-    by = args.by or getpass.getuser()
-    flags = ", ".join(f"{p}_qc = CASE WHEN {p} IS NULL THEN 9 ELSE 2 END" for p in ALL_PARAMETERS)
+    params = {
+        "device": args.device,
+        "start": args.start,
+        "end": args.end,
+        "kind": args.kind,
+        "note": args.note,
+        "by": args.by or getpass.getuser(),
+    }
     with conn.transaction():
-        window = conn.execute(
-            "INSERT INTO maintenance_windows (device_id, starts_at, ends_at, kind, note, created_by)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING window_id",
-            (args.device, args.start, args.end, args.kind, args.note, by),
-        ).fetchone()
-        cur = conn.execute(
-            f"UPDATE water_readings SET {flags}, qc_flag = 2"
-            " WHERE device_id = %s AND time >= %s AND time <= %s",
-            (args.device, args.start, args.end),
-        )
+        window = conn.execute(INSERT, params).fetchone()
+        cur = conn.execute(REFLAG, params)
     assert window is not None
     print(
         f"window {window[0]}: {args.kind} of {args.device} from {args.start.isoformat()} to "
@@ -96,12 +92,8 @@ def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any]) -> int:
 
 
 def run_list(args: argparse.Namespace, conn: psycopg.Connection[Any]) -> int:
-    rows = conn.execute(
-        "SELECT window_id, device_id, starts_at, ends_at, kind, note, created_by FROM maintenance_windows"
-        " WHERE %(d)s::text IS NULL OR device_id = %(d)s ORDER BY starts_at DESC",
-        {"d": args.device},
-    ).fetchall()
+    rows = conn.execute(LIST, {"device": args.device}).fetchall()
     print("window\tdevice\tstart\tend\tkind\tby\tnote")
-    for wid, device, start, end, kind, note, by in rows:
+    for wid, device, start, end, kind, note, by, _ in rows:
         print(f"{wid}\t{device}\t{start.isoformat()}\t{end.isoformat()}\t{kind}\t{by}\t{note}")
     return 0

@@ -5,10 +5,17 @@ from __future__ import annotations
 import csv
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
 import psycopg
 import pytest
+from fastapi import Header
+from fastapi.testclient import TestClient
 
+from api.app import create_app
+from api.errors import ApiError
+from api.maintenance import make_router
+from api.state import ApiConfig
 from citysense.cli import main
 from tests.helpers import register
 from tests.water.test_worker import T0, insert, series
@@ -117,3 +124,38 @@ def test_maintenance_add_flags_stored_readings_and_lists(db: str, capsys: pytest
         start.isoformat(),
     ]
     assert main([*swapped, "--database-url", db]) == 2
+
+
+async def authorize(x_user: Annotated[str | None, Header()] = None) -> str:
+    """Stands for the application's role check: the header names an allowed user."""
+    if x_user != "operator":
+        raise ApiError(403, "forbidden", "not allowed")
+    return x_user
+
+
+def test_maintenance_api_with_an_authorisation_dependency(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    insert(db, "wq-1", series(30))
+    app = create_app(ApiConfig(db))
+    app.include_router(make_router(authorize))
+    url = "/api/v1/water/stations/wq-1/maintenance"
+    body = {
+        "starts_at": (T0 + timedelta(minutes=5)).isoformat(),
+        "ends_at": (T0 + timedelta(minutes=9)).isoformat(),
+        "kind": "calibration",
+        "note": "chlorine probe",
+    }
+    with TestClient(app) as client:
+        assert client.post(url, json=body).status_code == 403
+        r = client.post(url, json=body, headers={"x-user": "operator"})
+        assert r.status_code == 201, r.text
+        assert r.json()["readings_marked_not_evaluated"] == 5
+        assert r.json()["window"]["created_by"] == "operator"
+        bad = {**body, "ends_at": body["starts_at"]}
+        assert client.post(url, json=bad, headers={"x-user": "operator"}).status_code == 422
+        assert (
+            client.post(url.replace("wq-1", "nope"), json=body, headers={"x-user": "operator"}).status_code
+            == 404
+        )
+        listed = client.get(url).json()["windows"]
+    assert [w["note"] for w in listed] == ["chlorine probe"]
