@@ -13,6 +13,7 @@ restart resumes where the last committed wake-up ended, and opens no alert twice
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -58,6 +59,7 @@ class WaterWorkerConfig:
     max_rows: int = 100_000  # readings per wake-up, at most (bounded work)
     statement_timeout_s: float = 60.0
     connect_timeout_s: float = 10.0
+    max_backoff_s: float = 30.0  # between reconnection attempts
 
 
 def _us(t: datetime) -> int:
@@ -313,8 +315,27 @@ def _coalesced(changes: list[AlertChange]) -> list[AlertChange]:
 
 
 async def run(database_url: str, stop: asyncio.Event, config: WaterWorkerConfig | None = None) -> None:
-    """Follow the ingester until `stop` is set."""
+    """Follow the ingester until `stop` is set.
+
+    A lost database connection is retried with backoff (the state is rebuilt from the database,
+    nothing is lost); any other database error (a statement refused) ends the worker.
+    """
     cfg = config or WaterWorkerConfig()
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await _follow(database_url, stop, cfg)
+            return
+        except psycopg.OperationalError as exc:
+            log.warning("water worker: database unavailable (%s); retrying in %.0f s", exc, delay)
+        except psycopg.Error as exc:
+            raise WaterWorkerError(f"water worker: {exc}") from exc
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, cfg.max_backoff_s)
+
+
+async def _follow(database_url: str, stop: asyncio.Event, cfg: WaterWorkerConfig) -> None:
     async with (
         await psycopg.AsyncConnection.connect(
             database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
@@ -325,13 +346,9 @@ async def run(database_url: str, stop: asyncio.Event, config: WaterWorkerConfig 
     ):
         await listener.execute(f"LISTEN {CHANNEL}")
         worker = WaterWorker(conn, cfg)
-        log.info("water worker started")
+        log.info("water worker following %s", CHANNEL)
         while not stop.is_set():
-            try:
-                fetched = await worker.tick()
-            except psycopg.Error as exc:
-                raise WaterWorkerError(f"water worker: {exc}") from exc
-            if fetched >= cfg.max_rows // 2:
+            if await worker.tick() >= cfg.max_rows // 2:
                 continue  # a backlog: carry on without waiting
             await _wait(listener, stop, cfg.poll_s)
 

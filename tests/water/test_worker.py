@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
+import psycopg.conninfo
 import pytest
 
 from analytics.water.params import ALL_PARAMETERS
 from ingest.workers import water
 from ingest.workers.water import WaterWorker, WaterWorkerConfig
 from tests.helpers import register
+from tests.proxy import proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -226,3 +228,35 @@ async def test_run_follows_notifications_and_stops(db: str) -> None:
     assert all(f == 1 for _, f, _ in flags(db, "wq-1")[1:-1])  # well before the 30 s poll
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_run_survives_a_lost_database_connection(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    rows = series(80)
+    insert(db, "wq-1", rows[:40])
+    info = psycopg.conninfo.conninfo_to_dict(db)
+    with proxy(str(info.get("host", "127.0.0.1")), int(info.get("port", 5432))) as pg:
+        info.update(host="127.0.0.1", port=pg.port)
+        via = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        cfg = WaterWorkerConfig(poll_s=0.2, max_backoff_s=0.5, connect_timeout_s=2)
+        task = asyncio.create_task(water.run(via, stop, cfg))
+        try:
+            for _ in range(100):
+                if flags(db, "wq-1")[-2][1] == 1:
+                    break
+                await asyncio.sleep(0.05)
+            pg.cut()
+            insert(db, "wq-1", rows[40:])
+            await asyncio.sleep(1.0)
+            assert not task.done()  # waiting to reconnect, not dead
+            pg.restore()
+            for _ in range(200):
+                if flags(db, "wq-1")[-2][1] == 1:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    stored = flags(db, "wq-1")
+    assert all(f == 1 for _, f, _ in stored[1:-1])
