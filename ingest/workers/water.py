@@ -163,7 +163,7 @@ class WaterWorker:
             await self.conn.execute(
                 "SELECT device_id, starts_at, ends_at FROM maintenance_windows"
                 " WHERE device_id = ANY(%s) AND ends_at >= %s ORDER BY device_id, starts_at",
-                (devices, _dt(since - self.config.live.context_s)),
+                (devices, _dt(since - 2 * self.config.live.context_s)),  # the context too
             )
         ).fetchall()
         grouped: dict[str, list[tuple[float, float]]] = defaultdict(list)
