@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit soak eval eval-water eval-transit clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit soak eval eval-water eval-water-sim eval-transit clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ bench-ingest: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
-eval: eval-water eval-transit
+eval: eval-water eval-water-sim eval-transit
 
 # Water event detection: ours vs the CANARY-style baseline on labelled data (docs/water-detection.md).
 eval-water: $(STAMP)
@@ -56,3 +56,7 @@ bench-water: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Water, live path on firmware-sim ground truth: detection delay per event, fault classification.
+eval-water-sim: $(STAMP)
+	$(BIN)/python -m bench.eval_water_sim

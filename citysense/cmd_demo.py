@@ -143,6 +143,7 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             "ingester",
             [*me, "ingest", "--client-id", "citysense-demo-ingest", "--mqtt-protocol", protocol],
         )
+        await children.start("analytics", [*me, "analyze", "--log-level", "WARNING"])
         await children.start("api", [*me, "api", "--port", str(port), "--log-level", "WARNING"])
         await wait_port(port, 30.0)
         await children.start(

@@ -139,7 +139,9 @@ def _spike(
 
 def _rate(x: FloatArray, t: FloatArray, valid: BoolArray, p: ParameterQc, step: float) -> Flags:
     if p.rate_per_s <= 0:
-        return np.full(x.shape, NOT_EVALUATED, dtype=np.int8)
+        # Disabled for this parameter (as a flat-line span of 0): it has no objection. A 2 here
+        # would make the parameter's aggregate 'not evaluated' for ever (worst wins).
+        return np.full(x.shape, PASS, dtype=np.int8)
     tb = np.broadcast_to(t, x.shape)
     prev = _prev_valid(valid)
     xp = np.take_along_axis(x, np.maximum(prev, 0), axis=-1)
@@ -198,8 +200,16 @@ def qc_tests(
             f"values of shape {x.shape} do not match {len(parameters)} parameters x {t.size} times"
         )
     step = cadence_s(t)
-    valid = np.isfinite(x)
+    measured = np.isfinite(x)
     shape = x.shape
+    mask: BoolArray | None = None
+    if maintenance is not None:
+        m = np.asarray(maintenance)
+        mask = np.broadcast_to(m if m.dtype == np.bool_ else in_windows(t, m), shape)
+        # Readings taken during maintenance (a probe in a calibration buffer) are no neighbours
+        # for the spike, rate and flat-line tests of the readings around the window.
+        x = np.where(mask, np.nan, x)
+    valid = np.isfinite(x)
     gross = np.full(shape, NOT_EVALUATED, dtype=np.int8)
     spike = gross.copy()
     rate = gross.copy()
@@ -215,13 +225,10 @@ def qc_tests(
         rate[..., i, :] = _rate(xi, t, vi, p, step)
         flat[..., i, :] = _flat(xi, vi, p, step)
     agg = worst(gross, spike, rate, flat)
-    if maintenance is not None:
-        m = np.asarray(maintenance)
-        mask = m if m.dtype == np.bool_ else in_windows(t, m)
-        agg = np.where(np.broadcast_to(mask, shape), np.int8(NOT_EVALUATED), agg).astype(np.int8)
-    agg[~valid] = MISSING
-    for f in (gross, spike, rate, flat):
+    for f in (agg, gross, spike, rate, flat):
         f[~valid] = MISSING
+        if mask is not None:
+            f[mask & measured] = NOT_EVALUATED
     return QcResult(gross_range=gross, spike=spike, rate_of_change=rate, flat_line=flat, flags=agg)
 
 

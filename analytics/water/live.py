@@ -1,0 +1,305 @@
+"""The live water analytics of one station: QC, compliance, detection and alert transitions.
+
+Pure: the worker (ingest/workers/water.py) fetches readings and maintenance windows, calls
+`advance` with them and writes back what it returns. A `StationTrack` holds what one station
+needs between calls: a bounded context of recent readings (for the flat-line, spike and
+failure-count tests and for sustained compliance breaches), the detector state and one alert
+state machine per kind. It is rebuilt from the database after a restart: `rebuild` replays the
+stored context through the detector, and the alert states come from the open `alerts` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.water.alerts import POLICIES, AlertKind, AlertState, alert_step, sensor_fault_signal
+from analytics.water.compliance import ComplianceConfig, sustained, verdicts
+from analytics.water.detect import DetectorConfig, DetectorState, detect, rows_for
+from analytics.water.flags import FAIL, MISSING, SUSPECT
+from analytics.water.params import ALL_PARAMETERS
+from analytics.water.pipeline import detector_for
+from analytics.water.qc import qc_tests, usable
+from analytics.water.qc_config import QcConfig
+
+FloatArray = npt.NDArray[np.float64]
+# open: a new alert; escalate: its level rose; active: still active (last activity, evidence); clear.
+Change = Literal["open", "escalate", "active", "clear"]
+
+PARAMETERS = ALL_PARAMETERS
+
+
+@dataclass(frozen=True, slots=True)
+class LiveConfig:
+    qc: QcConfig
+    detector: DetectorConfig = field(default_factory=lambda: detector_for(ALL_PARAMETERS))
+    compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
+    # A sensor reporting the very same value this many readings in a row is stuck (0: no test):
+    # noise makes repeats rare, so this catches a frozen transmitter long before the flat-line
+    # span of the QC configuration, which is meant for slowly-varying values.
+    stuck_readings: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "ph": 10,
+            "turbidity_ntu": 5,
+            "free_chlorine_mgl": 5,
+            "conductivity_uscm": 10,
+            "temperature_c": 5,
+            "orp_mv": 8,
+            "pressure_bar": 8,
+        }
+    )
+    missing_readings: int = 3  # one parameter absent while the others report: an instrument fault
+    context_s: float = 86400.0  # the longest flat-line span of the QC configuration
+    max_context: int = 2000  # readings of context per station, at most
+    reflag: int = 3  # trailing context readings whose flags are recomputed (spike needs the next one)
+
+
+@dataclass(slots=True)
+class StationTrack:
+    """What one station carries between calls. Arrays are (P, n) over ALL_PARAMETERS."""
+
+    times: FloatArray
+    values: FloatArray
+    evaluated: npt.NDArray[np.bool_]  # whether the stored flags of a context reading are final
+    detector: DetectorState
+    alerts: dict[AlertKind, AlertState]
+    evaluated_until: float  # epoch seconds of the newest reading fed to the detector; NaN if none
+
+    @classmethod
+    def empty(cls, config: LiveConfig) -> StationTrack:
+        return cls(
+            times=np.empty(0),
+            values=np.empty((len(PARAMETERS), 0)),
+            evaluated=np.empty(0, dtype=bool),
+            detector=DetectorState.empty(config.detector, 1),
+            alerts={k: AlertState.empty(1) for k in AlertKind},
+            evaluated_until=float("nan"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRow:
+    time: float  # epoch seconds
+    flags: tuple[int, ...]  # per parameter, ALL_PARAMETERS order
+    qc_flag: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    kind: AlertKind
+    change: Change
+    time: float  # epoch seconds of the reading that caused it
+    level: int  # 1.. (0 on clear)
+    evidence: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    flags: list[FlagRow]
+    changes: list[AlertChange]
+    evaluated_until: float
+    fresh: int  # readings past the previous `evaluated_until` (fed to the detector)
+
+
+def row_flag(flags: npt.NDArray[np.int8], covered: npt.NDArray[np.bool_]) -> npt.NDArray[np.int8]:
+    """The worst flag of each reading over its measured parameters that QC covers (P,) (9 if none).
+
+    A parameter without QC thresholds (flow) is always 'not evaluated'; it would hide the verdict.
+    """
+    present = np.where((flags == MISSING) | ~covered[:, None], np.int8(0), flags)
+    worst = present.max(axis=0).astype(np.int8)
+    return np.where(worst == 0, np.int8(MISSING), worst).astype(np.int8)
+
+
+def _run_length(repeat: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """Per element (..., n): how many elements in a row up to it are True."""
+    n = repeat.shape[-1]
+    ar = np.arange(1, n + 1)
+    last_false = np.maximum.accumulate(np.where(repeat, 0, ar), axis=-1)
+    return np.where(repeat, ar - last_false, 0).astype(np.int64)
+
+
+def _failed(verdict: np.generic) -> bool:
+    """A check's verdict: a boolean (instrument checks) or a QC flag (suspect or fail)."""
+    if isinstance(verdict, np.bool_):
+        return bool(verdict)
+    return int(verdict) in (SUSPECT, FAIL)
+
+
+def instrument_checks(config: LiveConfig, x: FloatArray) -> dict[str, npt.NDArray[np.bool_]]:
+    """Per parameter and reading (P, n): stuck (same value `stuck_readings` times) and missing
+    (absent `missing_readings` times while the row has other values)."""
+    same = np.zeros(x.shape, dtype=bool)
+    same[:, 1:] = np.isfinite(x[:, 1:]) & (x[:, 1:] == x[:, :-1])
+    limit = np.array([config.stuck_readings.get(p, 0) for p in PARAMETERS])[:, None]
+    # A run of k equal pairs is k + 1 equal readings.
+    stuck = (limit > 0) & (_run_length(same) + 1 >= limit)
+    reported = np.asarray(np.isfinite(x).any(axis=0), dtype=np.bool_)
+    absent = ~np.isfinite(x) & reported[None, :]
+    missing = _run_length(absent) >= config.missing_readings
+    return {"stuck": stuck, "missing": missing}
+
+
+def rebuild(
+    config: LiveConfig,
+    times: FloatArray,
+    values: FloatArray,
+    windows: FloatArray,
+    alerts: dict[AlertKind, AlertState],
+) -> StationTrack:
+    """A track from the stored context (already evaluated readings, oldest first) and open alerts."""
+    track = StationTrack.empty(config)
+    track.alerts = alerts
+    if times.size:
+        qc = qc_tests(times, values[None], PARAMETERS, config.qc, windows if windows.size else None)
+        _detect(config, track, values, qc.flags[0])
+        track.times, track.values = times, values
+        track.evaluated = np.ones(times.size, dtype=bool)
+        track.evaluated_until = float(times[-1])
+    return track
+
+
+def _detect(
+    config: LiveConfig, track: StationTrack, values: FloatArray, flags: npt.NDArray[np.int8]
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    rows = rows_for(PARAMETERS, config.detector.quality, config.detector.context)
+    d = detect(config.detector, track.detector, values[None, rows], usable(flags)[None, rows])
+    return np.asarray(d.probability[0], dtype=np.float64), np.asarray(d.event[0], dtype=np.bool_)
+
+
+def _values(values: FloatArray, names: Sequence[str], j: int) -> dict[str, float]:
+    idx = {p: i for i, p in enumerate(PARAMETERS)}
+    out = {}
+    for p in names:
+        v = values[idx[p], j]
+        if np.isfinite(v):
+            out[p] = round(float(v), 4)
+    return out
+
+
+def advance(
+    config: LiveConfig,
+    track: StationTrack,
+    times: FloatArray,
+    values: FloatArray,
+    windows: FloatArray,
+    late: npt.NDArray[np.bool_] | None = None,
+) -> Outcome:
+    """Evaluate a station's new readings (times (n,), values (P, n), newest last) in place.
+
+    `windows`: maintenance windows (k, 2) in epoch seconds covering the context and new readings.
+    Readings at or before `evaluated_until` are late arrivals: they are flagged but not fed to
+    the detector or the alert machines (their moment has passed).
+    """
+    if late is None:
+        late = (
+            np.zeros(times.size, dtype=bool)
+            if np.isnan(track.evaluated_until)
+            else times <= track.evaluated_until
+        )
+    # Merge with the context (late readings slot in by time).
+    all_t = np.concatenate([track.times, times])
+    all_x = np.concatenate([track.values, values], axis=1)
+    is_new = np.concatenate([np.zeros(track.times.size, dtype=bool), np.ones(times.size, dtype=bool)])
+    final = np.concatenate([track.evaluated, np.zeros(times.size, dtype=bool)])
+    order = np.argsort(all_t, kind="stable")
+    all_t, all_x, is_new, final = all_t[order], all_x[:, order], is_new[order], final[order]
+    keep = np.concatenate([np.diff(all_t) > 0, [True]]) if all_t.size else np.zeros(0, dtype=bool)
+    all_t, all_x, is_new, final = all_t[keep], all_x[:, keep], is_new[keep], final[keep]
+    n = all_t.size
+    qc = qc_tests(all_t, all_x[None], PARAMETERS, config.qc, windows if windows.size else None)
+    flags = qc.flags[0]
+    # Write: new readings, and the trailing ones whose flags depended on a neighbour not yet seen.
+    tail = np.zeros(n, dtype=bool)
+    tail[max(0, n - times.size - config.reflag) :] = True
+    write = is_new | tail | ~final
+    rf = row_flag(flags, np.array([config.qc.get(p) is not None for p in PARAMETERS]))
+    out_flags = [
+        FlagRow(float(all_t[j]), tuple(int(f) for f in flags[:, j]), int(rf[j]))
+        for j in np.flatnonzero(write)
+    ]
+    # Detection, compliance and sensor faults over the readings in time order after the watermark.
+    fresh = is_new & ~np.isin(all_t, times[late])
+    idx = np.flatnonzero(fresh)
+    changes: list[AlertChange] = []
+    if idx.size:
+        prob, event = _detect(config, track, all_x[:, idx], flags[:, idx])
+        lim = config.compliance.limit_array(PARAMETERS)
+        verdict = verdicts(all_x, flags, lim)
+        breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
+        checks = instrument_checks(config, all_x)
+        fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
+        fault |= (checks["stuck"] | checks["missing"]).any(axis=0)
+        tests = {
+            **checks,
+            "flat_line": qc.flat_line[0],
+            "gross_range": qc.gross_range[0],
+            "spike": qc.spike[0],
+            "rate_of_change": qc.rate_of_change[0],
+        }
+        for k, j in enumerate(idx.tolist()):
+            t = float(all_t[j])
+            faulty = bool(fault[j])
+            breach_params = [p for i, p in enumerate(PARAMETERS) if breach[i, j]]
+            # A station whose instruments look faulty is not evidence about the water.
+            active = {
+                AlertKind.WATER_QUALITY_EVENT: bool(event[k]) and not faulty,
+                AlertKind.COMPLIANCE_BREACH: bool(breach_params),
+                AlertKind.SENSOR_FAULT: faulty,
+            }
+            for kind, is_active in active.items():
+                state = track.alerts[kind]
+                step = alert_step(POLICIES[kind], state, t, np.array([is_active]))
+                evidence: dict[str, object] = {}
+                if kind is AlertKind.WATER_QUALITY_EVENT:
+                    evidence = {
+                        "probability": round(float(prob[k]), 4),
+                        "parameters": list(config.detector.quality),
+                        "values": _values(all_x, config.detector.quality, j),
+                    }
+                elif kind is AlertKind.COMPLIANCE_BREACH:
+                    evidence = {
+                        "parameters": breach_params,
+                        "values": _values(all_x, breach_params, j),
+                        "limits": {p: list(config.compliance.limits[p]) for p in breach_params},
+                    }
+                else:
+                    bad = [
+                        p
+                        for i, p in enumerate(PARAMETERS)
+                        if tests["flat_line"][i, j] in (SUSPECT, FAIL)
+                        or flags[i, j] == FAIL
+                        or checks["stuck"][i, j]
+                        or checks["missing"][i, j]
+                    ]
+                    evidence = {
+                        "parameters": bad,
+                        "values": _values(all_x, bad, j),
+                        "tests": {
+                            p: [name for name, res in tests.items() if _failed(res[i, j])]
+                            for i, p in enumerate(PARAMETERS)
+                            if p in bad
+                        },
+                    }
+                if step.cleared[0]:
+                    changes.append(AlertChange(kind, "clear", t, 0, {}))
+                if step.opened[0]:
+                    changes.append(AlertChange(kind, "open", t, int(step.severity[0]), evidence))
+                elif step.escalated[0]:
+                    changes.append(AlertChange(kind, "escalate", t, int(step.severity[0]), evidence))
+                elif is_active and state.open[0]:
+                    # Still active: the row keeps its last activity and latest evidence.
+                    changes.append(AlertChange(kind, "active", t, int(step.severity[0]), evidence))
+        track.evaluated_until = float(all_t[idx[-1]])
+    # Keep a bounded context: the last context_s seconds, at most max_context readings.
+    if n:
+        start = max(0, n - config.max_context)
+        cut = np.searchsorted(all_t, all_t[-1] - config.context_s, side="left")
+        start = max(start, int(cut))
+        done = np.ones(n, dtype=bool)
+        track.times, track.values, track.evaluated = all_t[start:], all_x[:, start:], done[start:]
+    return Outcome(out_flags, changes, track.evaluated_until, int(idx.size))

@@ -1,0 +1,275 @@
+"""Evaluation of the live water path on firmware-sim ground truth.
+
+Generates a simulated history offline with firmware-sim's own sonde model (faults and events as
+`citysense-sim run` injects them, and its ground-truth episodes), feeds it to the same code the
+water worker runs (analytics/water/live.py, in wake-ups of `--wakeup` readings per station) and
+scores the alerts against the truth:
+
+- per contamination event: detected (a water_quality_event or compliance_breach alert active at
+  a reading inside the event or up to 30 minutes after its start) and the delay from its start;
+- per sensor fault: reported as a sensor fault (a sensor_fault alert active during the fault or
+  within 30 minutes after it), and whether a water_quality_event alert opened during it instead;
+- water_quality_event alerts opened outside any event: false alarm starts per station-week.
+
+Run: make eval-water-sim   (or .venv/bin/python -m bench.eval_water_sim --days 7 --stations 10)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from citysense_sim.episodes import EpisodeClass, EpisodePlan
+from citysense_sim.fleet import water_fleet
+from citysense_sim.water import Sonde
+from citysense_sim.wire import WATER_PARAMETERS
+
+from analytics.water.alerts import AlertKind
+from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.qc_config import default_qc_config
+
+GRACE_S = 1800.0  # the issue's target: detected within 30 minutes
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    device_id: str
+    cls: EpisodeClass
+    kind: str
+    start: float
+    end: float
+    parameters: tuple[str, ...]
+
+
+def simulate(
+    stations: int, days: float, interval_s: float, seed: int, plan: EpisodePlan
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Truth]]:
+    """Per station (times (n,), values (P, n) in ALL_PARAMETERS order) and the truth episodes."""
+    assert tuple(WATER_PARAMETERS) == tuple(PARAMETERS)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    truth: list[Truth] = []
+    steps = int(days * 86400 / interval_s)
+    for device in water_fleet(stations, seed):
+        sonde = Sonde(device, interval_s, plan, seed)
+        times: list[float] = []
+        rows: list[list[float]] = []
+        phase = (device.index % max(stations, 1)) * interval_s / max(stations, 1)
+        for i in range(steps):
+            step = sonde.step(T0 + phase + i * interval_s)
+            if step.started is not None:
+                e = step.started
+                truth.append(Truth(e.device_id, e.cls, e.kind, e.start, e.end, e.parameters))
+            if step.reading is not None:  # link outages buffer, they do not lose: all arrive
+                times.append(step.reading.ts)
+                rows.append([np.nan if v is None else float(v) for v in step.reading.values])
+        out[device.device_id] = (np.asarray(times), np.asarray(rows, dtype=np.float64).T)
+    return out, truth
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """Per station and kind: reading times where its alert was active, and the opening times."""
+
+    active: dict[tuple[str, AlertKind], np.ndarray]
+    opened: dict[tuple[str, AlertKind], list[float]]
+
+
+def run_live(
+    data: dict[str, tuple[np.ndarray, np.ndarray]], config: LiveConfig, wakeup: int
+) -> tuple[Activity, float, int]:
+    active: dict[tuple[str, AlertKind], list[float]] = defaultdict(list)
+    opened: dict[tuple[str, AlertKind], list[float]] = defaultdict(list)
+    started = time.perf_counter()
+    readings = 0
+    for device, (t, x) in data.items():
+        track = StationTrack.empty(config)
+        for i in range(0, t.size, wakeup):
+            out = advance(config, track, t[i : i + wakeup], x[:, i : i + wakeup], np.empty((0, 2)))
+            readings += out.fresh
+            for c in out.changes:
+                key = (device, c.kind)
+                if c.change == "open":
+                    opened[key].append(c.time)
+                if c.change != "clear":
+                    active[key].append(c.time)
+    elapsed = time.perf_counter() - started
+    return (
+        Activity({k: np.asarray(v) for k, v in active.items()}, dict(opened)),
+        elapsed,
+        readings,
+    )
+
+
+def _any_between(times: np.ndarray | None, lo: float, hi: float) -> float | None:
+    if times is None or times.size == 0:
+        return None
+    i = int(np.searchsorted(times, lo, side="left"))
+    return float(times[i]) if i < times.size and times[i] <= hi else None
+
+
+def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dict[str, object]:
+    events = [e for e in truth if e.cls is EpisodeClass.EVENT]
+    faults = [e for e in truth if e.cls is EpisodeClass.FAULT]
+    per_event = []
+    for e in events:
+        hi = e.start + GRACE_S
+        wqe = _any_between(act.active.get((e.device_id, AlertKind.WATER_QUALITY_EVENT)), e.start, hi)
+        # A breach counts if it opened during the event (not one already open before it).
+        opens = act.opened.get((e.device_id, AlertKind.COMPLIANCE_BREACH), [])
+        cmp_ = _any_between(np.asarray(opens), e.start, hi)
+        first = min((v for v in (wqe, cmp_) if v is not None), default=None)
+        per_event.append(
+            {
+                "kind": e.kind,
+                "device": e.device_id,
+                "duration_min": round((e.end - e.start) / 60, 1),
+                "delay_min": None if first is None else round((first - e.start) / 60, 1),
+                "by": None
+                if first is None
+                else ("water_quality_event" if first == wqe else "compliance_breach"),
+            }
+        )
+    event_spans = defaultdict(list)
+    for e in events:
+        event_spans[e.device_id].append((e.start, e.end + GRACE_S))
+    per_fault = []
+    for f in faults:
+        sf = _any_between(act.active.get((f.device_id, AlertKind.SENSOR_FAULT)), f.start, f.end + GRACE_S)
+        opened = act.opened.get((f.device_id, AlertKind.WATER_QUALITY_EVENT), [])
+        as_wqe = any(
+            f.start <= t <= f.end + GRACE_S and not any(a <= t <= b for a, b in event_spans[f.device_id])
+            for t in opened
+        )
+        per_fault.append({"kind": f.kind, "sensor_fault": sf is not None, "as_water_quality_event": as_wqe})
+    false_starts = 0
+    for (device, kind), opens in act.opened.items():
+        if kind is not AlertKind.WATER_QUALITY_EVENT:
+            continue
+        for t in opens:
+            if not any(a <= t <= b for a, b in event_spans[device]):
+                false_starts += 1
+    fault_spans = defaultdict(list)
+    for f in faults:
+        fault_spans[f.device_id].append((f.start, f.end + GRACE_S))
+    stray_faults = sum(
+        not any(a <= t <= b for a, b in fault_spans[device])
+        for (device, kind), opens in act.opened.items()
+        if kind is AlertKind.SENSOR_FAULT
+        for t in opens
+    )
+    delays = [p["delay_min"] for p in per_event if p["delay_min"] is not None]
+    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for p in per_event:
+        by_kind[str(p["kind"])][0] += 1
+        by_kind[str(p["kind"])][1] += p["delay_min"] is not None
+    fault_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for q in per_fault:
+        fk = fault_kind[str(q["kind"])]
+        fk[0] += 1
+        fk[1] += bool(q["sensor_fault"])
+        fk[2] += bool(q["as_water_quality_event"])
+    return {
+        "events": len(events),
+        "events_detected_30min": sum(p["delay_min"] is not None for p in per_event),
+        "events_detected_30min_by_detector": sum(p["by"] == "water_quality_event" for p in per_event),
+        "delay_min_median": float(np.median(delays)) if delays else None,
+        "delay_min_max": float(np.max(delays)) if delays else None,
+        "events_by_kind": {k: {"events": v[0], "detected": v[1]} for k, v in sorted(by_kind.items())},
+        "detected_by": dict(Counter(str(p["by"]) for p in per_event if p["by"])),
+        "faults": len(faults),
+        "faults_as_sensor_fault": sum(bool(q["sensor_fault"]) for q in per_fault),
+        "faults_as_water_quality_event": sum(bool(q["as_water_quality_event"]) for q in per_fault),
+        "faults_by_kind": {
+            k: {"faults": v[0], "sensor_fault": v[1], "as_water_quality_event": v[2]}
+            for k, v in sorted(fault_kind.items())
+        },
+        "false_alarm_starts_per_station_week": round(false_starts / max(weeks * stations, 1e-9), 2),
+        "sensor_fault_alerts_outside_faults_per_station_week": round(
+            stray_faults / max(weeks * stations, 1e-9), 2
+        ),
+        "missed": [p for p in per_event if p["delay_min"] is None],
+    }
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--stations", type=int, default=10)
+    ap.add_argument("--days", type=float, default=7.0)
+    ap.add_argument("--interval", type=float, default=60.0, help="sampling interval, seconds")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fault-rate", type=float, default=3.0, help="per sonde per 1000 samples (sim default)")
+    ap.add_argument("--event-rate", type=float, default=1.5, help="per sonde per 1000 samples (sim default)")
+    ap.add_argument("--wakeup", type=int, default=10, help="readings per station per worker wake-up")
+    ap.add_argument("--json", action="store_true", help="print the full result as JSON")
+    args = ap.parse_args()
+    plan = EpisodePlan(args.fault_rate, args.event_rate)
+    t0 = time.perf_counter()
+    data, truth = simulate(args.stations, args.days, args.interval, args.seed, plan)
+    sim_s = time.perf_counter() - t0
+    config = LiveConfig(qc=default_qc_config())
+    act, live_s, readings = run_live(data, config, args.wakeup)
+    result = score(truth, act, args.days / 7.0, args.stations)
+    result["machine"] = {"nproc": os.cpu_count(), "cpu": _cpu()}
+    result["run"] = {
+        "stations": args.stations,
+        "days": args.days,
+        "interval_s": args.interval,
+        "seed": args.seed,
+        "readings": readings,
+        "simulate_s": round(sim_s, 2),
+        "live_path_s": round(live_s, 2),
+        "us_per_reading": round(1e6 * live_s / max(readings, 1), 1),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(
+        f"firmware-sim ground truth: {args.stations} stations x {args.days} days"
+        f" at {args.interval:.0f} s, seed {args.seed}"
+    )
+    print(
+        f"events detected within 30 min: {result['events_detected_30min']}/{result['events']}"
+        f" (median delay {result['delay_min_median']} min, max {result['delay_min_max']} min)"
+    )
+    for k, v in result["events_by_kind"].items():  # type: ignore[attr-defined]
+        print(f"  {k}: {v['detected']}/{v['events']}")
+    print(
+        f"faults reported as sensor_fault: {result['faults_as_sensor_fault']}/{result['faults']};"
+        f" as water_quality_event: {result['faults_as_water_quality_event']}"
+    )
+    for k, v in result["faults_by_kind"].items():  # type: ignore[attr-defined]
+        print(
+            f"  {k}: sensor_fault {v['sensor_fault']}/{v['faults']}, as event {v['as_water_quality_event']}"
+        )
+    print(
+        "water_quality_event false alarm starts per station-week:",
+        result["false_alarm_starts_per_station_week"],
+    )
+    print(
+        "sensor_fault alerts opened outside any fault, per station-week:",
+        result["sensor_fault_alerts_outside_faults_per_station_week"],
+    )
+    print(f"live path: {readings} readings in {live_s:.2f} s ({result['run']['us_per_reading']} us/reading)")  # type: ignore[index]
+    print(f"machine: {os.cpu_count()} CPUs, {_cpu()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""The water worker: QC flags, compliance, event detection and alerts for what the ingester stored.
+
+It LISTENs on `citysense_water` (ingest/writer.py notifies on each commit of water readings) and
+polls every `poll_s` in case a notification was missed. Each wake-up fetches, for all stations at
+once and at most `max_rows` readings, what came after each station's `evaluated_until`
+(table `water_analytics_progress`), runs analytics/water/live.py over it and writes back, in one
+transaction: the `<parameter>_qc` and `qc_flag` columns (COPY into a temporary table, then one
+UPDATE ... FROM), the alert rows, and the new progress. A station seen for the first time since
+start is rebuilt from the database: its context of evaluated readings and its open alerts; so a
+restart resumes where the last committed wake-up ended, and opens no alert twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import TupleRow
+
+from analytics.water.alerts import AlertKind, AlertState
+from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
+from analytics.water.qc_config import default_qc_config
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "citysense_water"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_KINDS = tuple(str(k) for k in AlertKind)
+# Severity text of the alerts table by level (1 on opening, rising with duration).
+_SEVERITY: dict[AlertKind, tuple[str, ...]] = {
+    AlertKind.WATER_QUALITY_EVENT: ("warning", "critical", "critical"),
+    AlertKind.COMPLIANCE_BREACH: ("warning", "critical", "critical"),
+    AlertKind.SENSOR_FAULT: ("info", "warning", "critical"),
+}
+_PARAM_COLS = ", ".join(PARAMETERS)
+_QC_COLS = tuple(f"{p}_qc" for p in PARAMETERS)
+# A late reading (older than its station's progress) is picked up if it arrived this soon
+# before the last wake-up committed: commits of the ingester and of the worker may overlap.
+_LATE_MARGIN = timedelta(seconds=10)
+
+
+class WaterWorkerError(Exception):
+    """The worker cannot go on (the database refused a statement)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaterWorkerConfig:
+    live: LiveConfig = field(default_factory=lambda: LiveConfig(qc=default_qc_config()))
+    poll_s: float = 10.0  # catch-up poll when no notification arrives
+    max_rows: int = 100_000  # readings per wake-up, at most (bounded work)
+    statement_timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    max_backoff_s: float = 30.0  # between reconnection attempts
+
+
+def _us(t: datetime) -> int:
+    d = t - _EPOCH
+    return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+
+
+def _dt(seconds: float) -> datetime:
+    return _EPOCH + timedelta(microseconds=round(seconds * 1e6))
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) < 1e-6
+
+
+def _severity(kind: AlertKind, level: int) -> str:
+    names = _SEVERITY[kind]
+    return names[min(max(level, 1), len(names)) - 1]
+
+
+@dataclass(slots=True)
+class _Fetched:
+    progress: float = math.nan
+    times: list[float] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)
+
+
+class WaterWorker:
+    """One owner of the per-station tracks; `tick` is one wake-up."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[TupleRow], config: WaterWorkerConfig) -> None:
+        self.conn = conn
+        self.config = config
+        self.tracks: dict[str, StationTrack] = {}
+
+    async def tick(self) -> int:
+        """Evaluate what is new; returns the number of readings past the stations' progress."""
+        try:
+            return await self._tick()
+        except BaseException:
+            # The in-memory state may be ahead of what was committed: rebuild it from the database.
+            self.tracks.clear()
+            raise
+
+    async def _tick(self) -> int:
+        cfg = self.config
+        async with self.conn.transaction():
+            await self.conn.execute(f"SET LOCAL statement_timeout = {int(cfg.statement_timeout_s * 1000)}")
+            # One wake-up at a time across processes (`analyze` and a `replay` may both run).
+            await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('citysense.water_worker'))")
+            rows = await (
+                await self.conn.execute(
+                    f"""
+                    SELECT r.device_id, g.evaluated_until, r.time, {", ".join("r." + p for p in PARAMETERS)}
+                    FROM water_readings r
+                    JOIN devices d ON d.device_id = r.device_id AND d.kind = 'water'
+                    LEFT JOIN water_analytics_progress g ON g.device_id = r.device_id
+                    WHERE g.device_id IS NULL OR r.time > g.evaluated_until
+                       OR (r.qc_flag = 2 AND r.received_at > g.updated_at - %(margin)s
+                           AND r.time < g.evaluated_until AND r.time > g.evaluated_until - %(context)s)
+                    ORDER BY r.device_id, r.time
+                    LIMIT %(limit)s""",
+                    {
+                        "margin": _LATE_MARGIN,
+                        "context": timedelta(seconds=cfg.live.context_s),
+                        "limit": cfg.max_rows,
+                    },
+                )
+            ).fetchall()
+            if not rows:
+                return 0
+            batch: dict[str, _Fetched] = defaultdict(_Fetched)
+            for row in rows:
+                f = batch[row[0]]
+                f.progress = math.nan if row[1] is None else _us(row[1]) / 1e6
+                f.times.append(_us(row[2]) / 1e6)
+                f.values.append([math.nan if v is None else float(v) for v in row[3:]])
+            for device, f in batch.items():
+                track = self.tracks.get(device)
+                if track is not None and not _same(track.evaluated_until, f.progress):
+                    # Another process moved this station on: rebuild it from the database.
+                    del self.tracks[device]
+            devices = sorted(batch)
+            windows = await self._windows(devices, min(f.times[0] for f in batch.values()))
+            await self._load([d for d in devices if d not in self.tracks], windows)
+            outcomes: dict[str, Outcome] = {}
+            for device in devices:
+                f = batch[device]
+                outcomes[device] = advance(
+                    cfg.live,
+                    self.tracks[device],
+                    np.asarray(f.times),
+                    np.asarray(f.values, dtype=np.float64).T.reshape(len(PARAMETERS), -1),
+                    windows.get(device, np.empty((0, 2))),
+                )
+            await self._write(outcomes)
+            return sum(o.fresh for o in outcomes.values())
+
+    async def _windows(self, devices: list[str], since: float) -> dict[str, np.ndarray]:
+        rows = await (
+            await self.conn.execute(
+                "SELECT device_id, starts_at, ends_at FROM maintenance_windows"
+                " WHERE device_id = ANY(%s) AND ends_at >= %s ORDER BY device_id, starts_at",
+                (devices, _dt(since - 2 * self.config.live.context_s)),  # the context too
+            )
+        ).fetchall()
+        grouped: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for device, start, end in rows:
+            grouped[device].append((_us(start) / 1e6, _us(end) / 1e6))
+        return {d: np.asarray(w, dtype=np.float64) for d, w in grouped.items()}
+
+    async def _load(self, devices: list[str], windows: dict[str, np.ndarray]) -> None:
+        """Rebuild the tracks of stations not seen since start: context and open alerts."""
+        if not devices:
+            return
+        live = self.config.live
+        alerts: dict[str, dict[AlertKind, AlertState]] = {
+            d: {k: AlertState.empty(1) for k in AlertKind} for d in devices
+        }
+        for device, kind, opened_at, last_active, level in await (
+            await self.conn.execute(
+                "SELECT subject_id, kind, opened_at, (evidence->>'last_active_s')::float8,"
+                " coalesce((evidence->>'level')::int, 1) FROM alerts"
+                " WHERE subject_kind = 'station' AND subject_id = ANY(%s) AND kind = ANY(%s)"
+                " AND cleared_at IS NULL",
+                (devices, list(_KINDS)),
+            )
+        ).fetchall():
+            st = alerts[device][AlertKind(kind)]
+            opened = _us(opened_at) / 1e6
+            st.open[0] = True
+            st.opened_at[0] = opened
+            st.last_active[0] = opened if last_active is None else last_active
+            st.severity[0] = level
+        for device in devices:
+            rows = await (
+                await self.conn.execute(
+                    f"""
+                    SELECT r.time, {", ".join("r." + p for p in PARAMETERS)}
+                    FROM water_readings r JOIN water_analytics_progress g ON g.device_id = r.device_id
+                    WHERE r.device_id = %(d)s AND r.time <= g.evaluated_until
+                      AND r.time > g.evaluated_until - %(context)s
+                    ORDER BY r.time DESC LIMIT %(limit)s""",
+                    {"d": device, "context": timedelta(seconds=live.context_s), "limit": live.max_context},
+                )
+            ).fetchall()
+            rows.reverse()
+            times = np.asarray([_us(r[0]) / 1e6 for r in rows], dtype=np.float64)
+            values = np.asarray(
+                [[math.nan if v is None else float(v) for v in r[1:]] for r in rows], dtype=np.float64
+            ).T.reshape(len(PARAMETERS), -1)
+            self.tracks[device] = rebuild(
+                live, times, values, windows.get(device, np.empty((0, 2))), alerts[device]
+            )
+            if times.size:
+                log.info("water worker: station %s rebuilt from %d readings", device, times.size)
+
+    async def _write(self, outcomes: dict[str, Outcome]) -> None:
+        conn = self.conn
+        await conn.execute(
+            f"""CREATE TEMP TABLE IF NOT EXISTS water_flags_staging (
+                device_id text, time timestamptz, {", ".join(c + " smallint" for c in _QC_COLS)},
+                qc_flag smallint) ON COMMIT DELETE ROWS"""
+        )
+        cur = conn.cursor()
+        async with cur.copy(
+            f"COPY water_flags_staging (device_id, time, {', '.join(_QC_COLS)}, qc_flag) FROM STDIN"
+        ) as copy:
+            for device, outcome in outcomes.items():
+                for fr in outcome.flags:
+                    await copy.write_row((device, _dt(fr.time), *fr.flags, fr.qc_flag))
+        sets = ", ".join(f"{c} = s.{c}" for c in (*_QC_COLS, "qc_flag"))
+        changed = " OR ".join(f"r.{c} IS DISTINCT FROM s.{c}" for c in (*_QC_COLS, "qc_flag"))
+        await conn.execute(
+            f"UPDATE water_readings r SET {sets} FROM water_flags_staging s"
+            f" WHERE r.device_id = s.device_id AND r.time = s.time AND ({changed})"
+        )
+        for device, outcome in outcomes.items():
+            for change in _coalesced(outcome.changes):
+                await self._alert(device, change)
+        progress = [
+            (d, _dt(o.evaluated_until)) for d, o in outcomes.items() if not math.isnan(o.evaluated_until)
+        ]
+        if progress:
+            await conn.cursor().executemany(
+                "INSERT INTO water_analytics_progress (device_id, evaluated_until) VALUES (%s, %s)"
+                " ON CONFLICT (device_id) DO UPDATE SET evaluated_until = EXCLUDED.evaluated_until,"
+                " updated_at = now()",
+                progress,
+            )
+
+    async def _alert(self, device: str, change: AlertChange) -> None:
+        kind = change.kind
+        if change.change == "clear":
+            await self.conn.execute(
+                "UPDATE alerts SET cleared_at = %s WHERE subject_kind = 'station' AND subject_id = %s"
+                " AND kind = %s AND cleared_at IS NULL",
+                (_dt(change.time), device, str(kind)),
+            )
+            return
+        # The evidence of the opening reading stays; later readings update `latest`.
+        progress: dict[str, Any] = {
+            "level": change.level,
+            "last_active_s": change.time,
+            "last_active_at": _dt(change.time).isoformat(),
+        }
+        if change.change == "open":
+            evidence = {**change.evidence, **progress}
+        else:
+            evidence = {**progress, "latest": change.evidence}
+        params = {
+            "kind": str(kind),
+            "severity": _severity(kind, change.level),
+            "device": device,
+            "at": _dt(change.time),
+            "evidence": json.dumps(evidence),
+        }
+        if change.change == "open":
+            # The unique index on active water alerts makes a second opening an update of the first.
+            await self.conn.execute(
+                """
+                INSERT INTO alerts (kind, severity, subject_kind, subject_id, opened_at, evidence)
+                VALUES (%(kind)s, %(severity)s, 'station', %(device)s, %(at)s, %(evidence)s::jsonb)
+                ON CONFLICT (subject_kind, subject_id, kind)
+                    WHERE cleared_at IS NULL
+                      AND kind IN ('water_quality_event', 'compliance_breach', 'sensor_fault')
+                DO UPDATE SET severity = EXCLUDED.severity,
+                              evidence = alerts.evidence || EXCLUDED.evidence""",
+                params,
+            )
+            return
+        await self.conn.execute(
+            """
+            UPDATE alerts SET severity = %(severity)s, evidence = evidence || %(evidence)s::jsonb
+            WHERE subject_kind = 'station' AND subject_id = %(device)s AND kind = %(kind)s
+              AND cleared_at IS NULL""",
+            params,
+        )
+
+
+def _coalesced(changes: list[AlertChange]) -> list[AlertChange]:
+    """Of consecutive 'active' updates of one kind only the last matters."""
+    out: list[AlertChange] = []
+    last: dict[AlertKind, int] = {}
+    for c in changes:
+        i = last.get(c.kind)
+        if c.change == "active" and i is not None and out[i].change == "active":
+            out[i] = c
+            continue
+        last[c.kind] = len(out)
+        out.append(c)
+    return out
+
+
+async def run(database_url: str, stop: asyncio.Event, config: WaterWorkerConfig | None = None) -> None:
+    """Follow the ingester until `stop` is set.
+
+    A lost database connection is retried with backoff (the state is rebuilt from the database,
+    nothing is lost); any other database error (a statement refused) ends the worker.
+    """
+    cfg = config or WaterWorkerConfig()
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await _follow(database_url, stop, cfg)
+            return
+        except psycopg.OperationalError as exc:
+            log.warning("water worker: database unavailable (%s); retrying in %.0f s", exc, delay)
+        except psycopg.Error as exc:
+            raise WaterWorkerError(f"water worker: {exc}") from exc
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, cfg.max_backoff_s)
+
+
+async def _follow(database_url: str, stop: asyncio.Event, cfg: WaterWorkerConfig) -> None:
+    async with (
+        await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
+        ) as listener,
+        await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
+        ) as conn,
+    ):
+        await listener.execute(f"LISTEN {CHANNEL}")
+        worker = WaterWorker(conn, cfg)
+        log.info("water worker following %s", CHANNEL)
+        while not stop.is_set():
+            if await worker.tick() >= cfg.max_rows // 2:
+                continue  # a backlog: carry on without waiting
+            await _wait(listener, stop, cfg.poll_s)
+
+
+async def _wait(listener: psycopg.AsyncConnection[TupleRow], stop: asyncio.Event, wait_s: float) -> None:
+    """Until a notification, `stop`, or the poll interval; pending notifications are drained."""
+    notified = asyncio.ensure_future(_next_notify(listener, wait_s))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({notified, stopped}, timeout=wait_s + 1, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (notified, stopped):
+            task.cancel()
+        await asyncio.gather(notified, stopped, return_exceptions=True)
+
+
+async def _next_notify(listener: psycopg.AsyncConnection[TupleRow], wait_s: float) -> None:
+    async for _ in listener.notifies(timeout=wait_s, stop_after=1):
+        pass
+    # Drain what else is queued, so one wake-up serves every commit so far.
+    async for _ in listener.notifies(timeout=0.01):
+        pass

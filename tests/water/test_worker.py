@@ -1,0 +1,262 @@
+"""The water worker against a real database: flags, compliance, sensor faults, restarts, maintenance."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+import psycopg.conninfo
+import pytest
+
+from analytics.water.params import ALL_PARAMETERS
+from ingest.workers import water
+from ingest.workers.water import WaterWorker, WaterWorkerConfig
+from tests.helpers import register
+from tests.proxy import proxy
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+NORMAL = {
+    "ph": 7.2,
+    "turbidity_ntu": 0.3,
+    "free_chlorine_mgl": 0.5,
+    "conductivity_uscm": 300.0,
+    "temperature_c": 28.0,
+    "orp_mv": 650.0,
+    "pressure_bar": 3.0,
+    "flow_m3h": 50.0,
+}
+NOISE = {
+    "ph": 0.02,
+    "turbidity_ntu": 0.01,
+    "free_chlorine_mgl": 0.01,
+    "conductivity_uscm": 2.0,
+    "temperature_c": 0.05,
+    "orp_mv": 3.0,
+    "pressure_bar": 0.02,
+    "flow_m3h": 1.0,
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def series(n: int, step_s: float = 60.0, seed: int = 1, start: datetime = T0) -> list[dict[str, object]]:
+    """n normal readings, one every step_s."""
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, object]] = []
+    for i in range(n):
+        row: dict[str, object] = {"time": start + timedelta(seconds=i * step_s)}
+        for p in ALL_PARAMETERS:
+            row[p] = round(NORMAL[p] + NOISE[p] * float(rng.standard_normal()), 4)
+        out.append(row)
+    return out
+
+
+def insert(db: str, device: str, rows: Sequence[dict[str, object]]) -> None:
+    """As the ingester stores them: flags 2 (not evaluated), 9 where missing."""
+    cols = ", ".join(("device_id", "time", *ALL_PARAMETERS))
+    qc = ", ".join(f"{p}_qc" for p in ALL_PARAMETERS)
+    flags = ", ".join(f"CASE WHEN %({p})s::float8 IS NULL THEN 9 ELSE 2 END" for p in ALL_PARAMETERS)
+    values = ", ".join(f"%({p})s" for p in ("device_id", "time", *ALL_PARAMETERS))
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.cursor().executemany(
+            f"INSERT INTO water_readings ({cols}, {qc}) VALUES ({values}, {flags})",
+            [{"device_id": device, **{p: None for p in ALL_PARAMETERS}, **r} for r in rows],
+        )
+
+
+@asynccontextmanager
+async def worker_on(db: str) -> AsyncIterator[WaterWorker]:
+    """A worker as `citysense analyze` runs it, one wake-up at a time."""
+    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        yield WaterWorker(conn, WaterWorkerConfig(max_rows=5000))
+
+
+async def drain(worker: WaterWorker) -> None:
+    """Run wake-ups until nothing new is left."""
+    for _ in range(100):
+        if await worker.tick() == 0:
+            return
+    raise AssertionError("the worker did not catch up")
+
+
+def alerts(
+    db: str, kind: str | None = None
+) -> list[tuple[str, str, datetime, datetime | None, dict[str, object]]]:
+    with psycopg.connect(db) as conn:
+        return conn.execute(
+            "SELECT kind, subject_id, opened_at, cleared_at, evidence FROM alerts"
+            " WHERE %(k)s::text IS NULL OR kind = %(k)s ORDER BY alert_id",
+            {"k": kind},
+        ).fetchall()
+
+
+def flags(db: str, device: str) -> list[tuple[datetime, int, int]]:
+    with psycopg.connect(db) as conn:
+        return conn.execute(
+            "SELECT time, qc_flag, turbidity_ntu_qc FROM water_readings WHERE device_id = %s ORDER BY time",
+            (device,),
+        ).fetchall()
+
+
+async def test_flags_are_stored_and_the_newest_is_reflagged(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    rows = series(60)
+    insert(db, "wq-1", rows[:59])
+    async with worker_on(db) as worker:
+        await drain(worker)
+        stored = flags(db, "wq-1")
+        assert stored[0][1] == 2  # no previous reading: the spike test cannot run
+        assert all(f == 1 for _, f, _ in stored[1:-1]), stored[:5]
+        assert stored[-1][1] == 2  # its spike test waits for the next reading
+        insert(db, "wq-1", rows[59:])
+        await drain(worker)
+    stored = flags(db, "wq-1")
+    assert [f for _, f, _ in stored[-2:]] == [1, 2]
+    with psycopg.connect(db) as conn:
+        row = conn.execute("SELECT evaluated_until FROM water_analytics_progress").fetchone()
+    assert row is not None
+    assert row[0] == rows[-1]["time"]
+
+
+async def test_compliance_breach_opens_one_alert_and_clears_after_quiet(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    rows = series(240)
+    for r in rows[60:100]:  # 40 minutes above the 2 NTU limit
+        r["turbidity_ntu"] = round(3.0 + float(r["turbidity_ntu"]) - 0.3, 4)  # type: ignore[arg-type]
+    insert(db, "wq-1", rows)
+    async with worker_on(db) as worker:
+        await drain(worker)
+    breaches = alerts(db, "compliance_breach")
+    assert len(breaches) == 1
+    _, subject, opened, cleared, evidence = breaches[0]
+    assert subject == "wq-1"
+    # Opened once the breach had lasted the minimum duration (15 min), of passing readings.
+    assert T0 + timedelta(minutes=74) <= opened <= T0 + timedelta(minutes=77)
+    # Cleared an hour after the last breaching reading.
+    assert cleared is not None
+    assert T0 + timedelta(minutes=158) <= cleared <= T0 + timedelta(minutes=161)
+    assert evidence["parameters"] == ["turbidity_ntu"]
+    assert evidence["limits"] == {"turbidity_ntu": [None, 2.0]}
+    assert evidence["values"]["turbidity_ntu"] > 2.0  # type: ignore[index]
+
+
+async def test_restart_resumes_without_duplicating_alerts(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    rows = series(240)
+    for r in rows[60:100]:
+        r["turbidity_ntu"] = 3.0 + float(r["turbidity_ntu"])  # type: ignore[arg-type]
+    insert(db, "wq-1", rows[:90])  # the breach is open when the worker stops
+    async with worker_on(db) as first:
+        await drain(first)
+    assert [a[3] for a in alerts(db, "compliance_breach")] == [None]
+    insert(db, "wq-1", rows[90:])
+    async with worker_on(db) as second:  # a new process: state rebuilt from the database
+        await drain(second)
+    breaches = alerts(db, "compliance_breach")
+    assert len(breaches) == 1
+    assert breaches[0][3] is not None
+    assert len(alerts(db)) == len({(a[0], a[2]) for a in alerts(db)})
+
+
+async def test_flat_line_is_a_sensor_fault_not_a_water_quality_event(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    rows = series(300, step_s=120.0)  # ten hours
+    stuck = rows[60]["turbidity_ntu"]
+    for r in rows[60:]:
+        r["turbidity_ntu"] = stuck  # bit-for-bit stuck for eight hours
+    insert(db, "wq-1", rows)
+    async with worker_on(db) as worker:
+        await drain(worker)
+    faults = alerts(db, "sensor_fault")
+    assert len(faults) == 1
+    assert faults[0][4]["parameters"] == ["turbidity_ntu"]
+    # The same value five readings in a row: stuck (the flat-line span of four hours comes later).
+    assert faults[0][4]["tests"] == {"turbidity_ntu": ["stuck"]}
+    assert faults[0][2] == T0 + timedelta(minutes=2 * 64)
+    assert "flat_line" in faults[0][4]["latest"]["tests"]["turbidity_ntu"]  # type: ignore[index]
+    assert alerts(db, "water_quality_event") == []
+
+
+async def test_maintenance_window_marks_readings_not_evaluated(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    rows = series(90)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO maintenance_windows (device_id, starts_at, ends_at, kind, note, created_by)"
+            " VALUES ('wq-1', %s, %s, 'calibration', 'pH probe', 'test')",
+            (T0 + timedelta(minutes=30), T0 + timedelta(minutes=45)),
+        )
+    for r in rows[30:46]:
+        r["ph"] = 4.0  # calibration buffer: far outside the limits, and not a breach
+    insert(db, "wq-1", rows)
+    async with worker_on(db) as worker:
+        await drain(worker)
+    stored = flags(db, "wq-1")
+    inside = [f for t, f, _ in stored if T0 + timedelta(minutes=30) <= t <= T0 + timedelta(minutes=45)]
+    assert inside == [2] * 16
+    # Its neighbours (minutes 29 and 46) have no neighbour on that side for the spike test: 2.
+    outside = [
+        (t, f)
+        for t, f, _ in stored[1:-1]
+        if not T0 + timedelta(minutes=29) <= t <= T0 + timedelta(minutes=46)
+    ]
+    assert all(f == 1 for _, f in outside), [x for x in outside if x[1] != 1]
+    assert alerts(db, "compliance_breach") == []
+
+
+async def test_run_follows_notifications_and_stops(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    stop = asyncio.Event()
+    task = asyncio.create_task(water.run(db, stop, WaterWorkerConfig(poll_s=30.0)))
+    await asyncio.sleep(0.5)
+    insert(db, "wq-1", series(20))
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify('citysense_water', '')")
+    for _ in range(100):
+        if all(f == 1 for _, f, _ in flags(db, "wq-1")[1:-1]):
+            break
+        await asyncio.sleep(0.05)
+    assert all(f == 1 for _, f, _ in flags(db, "wq-1")[1:-1])  # well before the 30 s poll
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_run_survives_a_lost_database_connection(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    rows = series(80)
+    insert(db, "wq-1", rows[:40])
+    info = psycopg.conninfo.conninfo_to_dict(db)
+    with proxy(str(info.get("host", "127.0.0.1")), int(info.get("port", 5432))) as pg:
+        info.update(host="127.0.0.1", port=pg.port)
+        via = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        cfg = WaterWorkerConfig(poll_s=0.2, max_backoff_s=0.5, connect_timeout_s=2)
+        task = asyncio.create_task(water.run(via, stop, cfg))
+        try:
+            for _ in range(100):
+                if flags(db, "wq-1")[-2][1] == 1:
+                    break
+                await asyncio.sleep(0.05)
+            pg.cut()
+            insert(db, "wq-1", rows[40:])
+            await asyncio.sleep(1.0)
+            assert not task.done()  # waiting to reconnect, not dead
+            pg.restore()
+            for _ in range(200):
+                if flags(db, "wq-1")[-2][1] == 1:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    stored = flags(db, "wq-1")
+    assert all(f == 1 for _, f, _ in stored[1:-1])
