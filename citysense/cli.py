@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_analyze",
     "citysense.cmd_detect",
     "citysense.cmd_match",
+    "citysense.cmd_replay",
     "citysense.cmd_gtfs",
     "citysense.cmd_gateway",
     "citysense.cmd_devices",
