@@ -56,7 +56,8 @@ def main() -> None:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"feed: {len(feed.trips)} trips, {len(index.shape_keys)} distinct shapes, "
-        f"{len(index.piece_lines)} pieces"
+        f"{len(index.piece_lines)} pieces, {len(index.useg_ax)} distinct street segments in "
+        f"{int(index.useg_chain.max()) + 1} chains"
     )
     print(f"batch of {BATCH} fixes; median and best of {REPEAT} runs, ms")
     ins = np.nonzero(tr.in_service)[0]
