@@ -367,28 +367,32 @@ def _decode(
     inst_trip = inst.trip
     inst_start, inst_end = inst.start, inst.end
     blocks = index.trip_block_code
-    # Instance key -> position, to seed each vehicle with the state it had after the previous batch.
-    key_pos = {
-        (int(tr), round(float(sh), 3)): i
-        for i, (tr, sh) in enumerate(zip(inst_trip, inst.shift, strict=True))
-    }
     # Before the first fix each vehicle has one state: its remembered trip, or none.
     prev_inst = np.full((n_v, 1), -1, dtype=np.int64)
     prev_cost = np.zeros((n_v, 1))
     prev_along = np.zeros((n_v, 1))
     prev_delay = np.zeros((n_v, 1))
     prev_t = np.full(n_v, -np.inf)
-    for vi, name in enumerate(vnames if states else ()):
-        st = states.get(str(name))
-        if st is None:
-            continue
-        tr = index.trip_pos.get(st.trip_id, -1)
-        p = key_pos.get((tr, round(st.shift, 3)), -1)
-        if p >= 0:
-            prev_inst[vi, 0] = p
-            prev_along[vi, 0] = st.dist_m
-            prev_delay[vi, 0] = st.delay_s
-            prev_t[vi] = st.time
+    if states and len(inst_trip):
+        got = [states.get(name) for name in vnames.tolist()]
+        vi = np.array([i for i, g in enumerate(got) if g is not None], dtype=np.int64)
+        if len(vi):
+            # Columns of the remembered states, then each one's instance (trip, shift) by a search.
+            _, trip_ids, _, shifts, times, dists, delays = zip(*(got[i] for i in vi), strict=True)
+            tr = np.array([index.trip_pos.get(x, -1) for x in trip_ids], dtype=np.int64)
+            sh = np.array(shifts, dtype=np.float64)
+            base = float(inst.shift.min())
+            inst_key = inst_trip * _SPAN + (inst.shift - base)
+            by_key = np.argsort(inst_key)
+            q = tr * _SPAN + (sh - base)
+            j = np.clip(np.searchsorted(inst_key[by_key], q), 0, len(by_key) - 1)
+            # Shifts of one trip's instances are a day or a headway apart: a match is exact to the ms.
+            found = (tr >= 0) & (np.abs(inst_key[by_key][j] - q) < 1e-3)
+            vi, j = vi[found], j[found]
+            prev_inst[vi, 0] = by_key[j]
+            prev_along[vi, 0] = np.array(dists, dtype=np.float64)[found]
+            prev_delay[vi, 0] = np.array(delays, dtype=np.float64)[found]
+            prev_t[vi] = np.array(times, dtype=np.float64)[found]
 
     back = np.zeros((n_l, n_v, k), dtype=np.int64)
     ident = np.broadcast_to(np.arange(k), (n_v, k))
