@@ -61,6 +61,40 @@ def feature(r: LatestRow, now: float) -> dict[str, Any]:
     }
 
 
+def _utc(column: str) -> str:
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+
+
+# The collection is built by the database: 2,000 buses in a few milliseconds, where building the
+# dictionaries and encoding them in Python took well over a hundred. Same shape as feature() below.
+LIVE_SQL = f"""
+    SELECT json_build_object(
+        'type', 'FeatureCollection',
+        'generated_at', {_utc("now()")},
+        'count', count(*),
+        'features', coalesce(json_agg(json_build_object(
+            'type', 'Feature',
+            'id', vehicle_id,
+            'geometry', json_build_object('type', 'Point', 'coordinates',
+                json_build_array(round(lon::numeric, 6), round(lat::numeric, 6))),
+            'properties', json_build_object(
+                'vehicle_id', vehicle_id,
+                'time', {_utc("time")},
+                'age_s', round(greatest(0, extract(epoch FROM now() - time))::numeric, 1),
+                'route_id', route_id,
+                'trip_id', trip_id,
+                'delay_s', round(delay_s),
+                'status', CASE WHEN delay_s IS NULL THEN NULL WHEN delay_s < {ON_TIME.early_s} THEN 'early'
+                               WHEN delay_s > {ON_TIME.late_s} THEN 'late' ELSE 'on_time' END,
+                'shape_dist_m', round(shape_dist_m::numeric, 1),
+                'next_stop_id', next_stop_id,
+                'speed_mps', speed_mps,
+                'heading_deg', heading_deg,
+                'off_route', off_route))
+            ORDER BY vehicle_id), '[]'))::text
+    FROM bus_latest WHERE time > now() - make_interval(secs => %s)"""
+
+
 @router.get(
     "/api/v1/buses/live",
     responses={200: {"content": {"application/geo+json": {}}, "description": "GeoJSON FeatureCollection"}},
@@ -73,17 +107,14 @@ async def buses_live(
     state = state_of(request)
 
     async def build() -> bytes:
-        rows = await latest_rows(state.pool, max_age_s)
-        now = time.time()
-        body = {
-            "type": "FeatureCollection",
-            "generated_at": datetime.fromtimestamp(now, tz=UTC).isoformat(),
-            "count": len(rows),
-            "features": [feature(r, now) for r in rows],
-        }
-        return json.dumps(body, separators=(",", ":")).encode()
+        async with state.pool.connection(timeout=5.0) as conn:
+            cur = await conn.execute(LIVE_SQL, (max_age_s,))
+            row = await cur.fetchone()
+        assert row is not None
+        text: str = row[0]
+        return text.encode()
 
-    body: bytes = await state.transit.cached("live", LIVE_TTL_S, max_age_s, build)
+    body: bytes = await state.transit.cached("live", LIVE_TTL_S, max_age_s, build, stale_s=LIVE_TTL_S)
     return Response(body, media_type="application/geo+json", headers={"Cache-Control": "max-age=1"})
 
 
@@ -102,14 +133,16 @@ async def buses_stream(
     each time a bus's matched position changes; a comment every 15 s keeps proxies from closing it."""
     state = state_of(request)
     url = state.config.database_url
-    try:
-        listen = await psycopg.AsyncConnection.connect(
-            url, autocommit=True, connect_timeout=5, application_name="citysense-api-stream"
-        )
-    except psycopg.OperationalError as exc:
-        raise ApiError(503, "database_unavailable", "the live stream needs the database") from exc
 
     async def events() -> AsyncIterator[bytes]:
+        # Connected here, not before the response: a client gone before the first byte leaves nothing open.
+        try:
+            listen = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=5, application_name="citysense-api-stream"
+            )
+        except psycopg.OperationalError:
+            yield b'event: error\ndata: {"code": "database_unavailable"}\n\n'
+            return
         try:
             # The ingester's commits and the transit worker's updates both wake the stream.
             await listen.execute(f"LISTEN {BUS_CHANNEL}")

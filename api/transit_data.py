@@ -91,13 +91,19 @@ class TransitData:
             self.checked_at = time.monotonic()
         return self.index
 
-    async def cached(self, name: str, ttl_s: float, key: Any, build: Callable[[], Awaitable[Any]]) -> Any:
-        """The value built at most `ttl_s` ago for `key`, building it once however many ask at once."""
+    async def cached(
+        self, name: str, ttl_s: float, key: Any, build: Callable[[], Awaitable[Any]], stale_s: float = 0.0
+    ) -> Any:
+        """The value built at most `ttl_s` ago for `key`, building it once however many ask at once.
+        While one request rebuilds it, the others get the previous value if it is at most `stale_s`
+        older than that, rather than waiting."""
         hit = self._cache.get(name)
         now = time.monotonic()
         if hit is not None and hit.key == key and now - hit.at < ttl_s:
             return hit.body
         lock = self._cache_locks.setdefault(name, asyncio.Lock())
+        if hit is not None and hit.key == key and lock.locked() and now - hit.at < ttl_s + stale_s:
+            return hit.body
         async with lock:
             hit = self._cache.get(name)
             if hit is not None and hit.key == key and time.monotonic() - hit.at < ttl_s:
