@@ -292,13 +292,16 @@ def match_fixes(
     named = (reported >= 0) & np.isfinite(c_cost[:, 1])
     c_cost[named, 0] = np.inf
 
-    chosen = _decode(index, inst, fixes, c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    # Vehicles as integer codes, once: sorting and grouping by them is cheaper than by strings.
+    vnames, vcode = np.unique(fixes.vehicle.astype(str), return_inverse=True)
+    vcode = vcode.ravel().astype(np.int64)
+    chosen = _decode(index, inst, (vnames, vcode), c_inst, c_cost, c_along, c_delay, t, states, cfg)
     rows = np.arange(n)
     ci = c_inst[rows, chosen]
     assigned = ci >= 0
     trip = np.where(assigned, inst.trip[np.maximum(ci, 0)] if m else -1, -1)
     dist = np.where(assigned, c_along[rows, chosen], np.nan)
-    dist = _monotone_runs(fixes.vehicle, t, ci, dist)
+    dist = _monotone_runs(vcode, t, ci, dist)
     delay_out = np.where(assigned, c_delay[rows, chosen], np.nan)
     off = np.where(assigned, c_off[rows, chosen], np.nan)
     shift = np.where(assigned, inst.shift[np.maximum(ci, 0)] if m else np.nan, np.nan)
@@ -320,17 +323,17 @@ def match_fixes(
         offset_m=off,
         delay_s=delay_out,
         off_route=~has_shape_near,
-        states=_last_states(index, fixes, trip, sdate, shift, dist, delay_out, states),
+        states=_last_states(index, fixes, vcode, trip, sdate, shift, dist, delay_out, states),
     )
 
 
-def _monotone_runs(vehicle: StrArray, t: FloatArray, inst: IntArray, dist: FloatArray) -> FloatArray:
+def _monotone_runs(vehicle: IntArray, t: FloatArray, inst: IntArray, dist: FloatArray) -> FloatArray:
     """Running maximum of distance within each run of a vehicle's assigned fixes on one instance."""
     out = dist.copy()
     sel = np.nonzero(inst >= 0)[0]
     if len(sel) == 0:
         return out
-    order = sel[np.lexsort((t[sel], vehicle[sel].astype(str)))]
+    order = sel[np.lexsort((t[sel], vehicle[sel]))]
     v = vehicle[order]
     ii = inst[order]
     d = dist[order]
@@ -344,7 +347,7 @@ def _monotone_runs(vehicle: StrArray, t: FloatArray, inst: IntArray, dist: Float
 def _decode(
     index: TripIndex,
     inst: Instances,
-    fixes: Fixes,
+    vehicles: tuple[npt.NDArray[np.str_], IntArray],
     c_inst: IntArray,
     c_cost: FloatArray,
     c_along: FloatArray,
@@ -355,7 +358,7 @@ def _decode(
 ) -> IntArray:
     """Viterbi over each vehicle's fixes in time order, all vehicles at once; returns the chosen slot."""
     n, k = c_inst.shape
-    vnames, vcode = np.unique(fixes.vehicle.astype(str), return_inverse=True)
+    vnames, vcode = vehicles
     order = np.lexsort((t, vcode))
     counts = np.bincount(vcode, minlength=len(vnames))
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -490,6 +493,7 @@ def _transition(
 def _last_states(
     index: TripIndex,
     fixes: Fixes,
+    vcode: IntArray,
     trip: IntArray,
     sdate: npt.NDArray[np.object_],
     shift: FloatArray,
@@ -501,8 +505,8 @@ def _last_states(
     ok = np.nonzero(trip >= 0)[0]
     if len(ok) == 0:
         return out
-    order = ok[np.lexsort((fixes.time[ok], fixes.vehicle[ok].astype(str)))]
-    v = fixes.vehicle[order]
+    order = ok[np.lexsort((fixes.time[ok], vcode[ok]))]
+    v = vcode[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = v[1:] != v[:-1]
     sel = order[last]
