@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit soak eval eval-water eval-water-sim eval-transit clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit bench-transit-live soak eval eval-water eval-water-sim eval-transit clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-ingest bench-water bench-transit
+bench: bench-ingest bench-water bench-transit bench-transit-live
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
@@ -50,6 +50,11 @@ eval-transit: $(STAMP)
 
 bench-transit: $(STAMP)
 	$(BIN)/python -m tests.transit.bench_transit
+
+# GET /api/v1/buses/live with 2,000 buses through a real server, 1 and 4 clients.
+bench-transit-live: $(STAMP)
+	$(BIN)/python -m bench.bench_transit_live --clients 1 --requests 6000
+	$(BIN)/python -m bench.bench_transit_live --clients 4
 
 bench-water: $(STAMP)
 	$(BIN)/python -m bench.bench_water

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from api import errors, health, metrics, pages, water
+from api import errors, gtfsrt_routes, health, metrics, pages, transit, water
 from api.state import ApiConfig, AppState
 
 
@@ -39,6 +39,8 @@ def create_app(config: ApiConfig) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(water.router)
+    app.include_router(transit.router)
+    app.include_router(gtfsrt_routes.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)
     return app

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
+
+from api.transit_data import TransitData
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,7 @@ class ApiConfig:
 class AppState:
     config: ApiConfig
     pool: AsyncConnectionPool
+    transit: TransitData = field(default_factory=TransitData)
 
 
 def state_of(request: Request) -> AppState:

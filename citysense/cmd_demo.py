@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -22,9 +23,11 @@ from typing import Any
 
 import psycopg
 
+from analytics.transit.gtfs import load_feed
 from citysense.embedded import embedded_broker, embedded_postgres, free_port, wait_port
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import MqttUrl, Settings, add_connection_options, redact_database_url
+from ingest.gtfs_store import import_feed
 from ingest.partitions import maintain
 from ingest.schema import migrate
 
@@ -71,6 +74,15 @@ def register_fleet(database_url: str, sondes: int, buses: int) -> None:
                VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (device_id) DO NOTHING""",
             rows,
         )
+
+
+def import_demo_feed(database_url: str, data_dir: Path) -> None:
+    """The Da Nang demo GTFS feed the simulated buses drive, as `citysense gtfs import` loads it."""
+    zip_path = data_dir / "danang-gtfs.zip"
+    subprocess.run([*_sim_command(), "gtfs", "zip", str(zip_path)], check=True, capture_output=True)
+    data = zip_path.read_bytes()
+    with psycopg.connect(database_url) as conn:
+        import_feed(conn, load_feed(data), hashlib.sha256(data).hexdigest(), zip_path.name)
 
 
 class Children:
@@ -129,6 +141,8 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             _, version, engine = migrate(conn)
             maintain(conn, engine, datetime.now(UTC))
         await asyncio.to_thread(register_fleet, database_url, args.sondes, args.buses)
+        if args.buses:
+            await asyncio.to_thread(import_demo_feed, database_url, data_dir)
         port = free_port(args.port)
         env = {
             **os.environ,
@@ -143,6 +157,7 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             "ingester",
             [*me, "ingest", "--client-id", "citysense-demo-ingest", "--mqtt-protocol", protocol],
         )
+        # The analytics workers: water QC and alerts; trip matching, delays and bus alerts.
         await children.start("analytics", [*me, "analyze", "--log-level", "WARNING"])
         await children.start("api", [*me, "api", "--port", str(port), "--log-level", "WARNING"])
         await wait_port(port, 30.0)
@@ -155,6 +170,8 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
                 str(args.sondes),
                 "--interval",
                 str(args.interval),
+                "--buses",
+                str(args.buses),
                 "--mqtt-url",
                 mqtt_url,
                 "--prefix",
@@ -168,6 +185,8 @@ citysense demo is running: {args.sondes} sondes, {args.buses} buses, schema v{ve
   Web page:   http://127.0.0.1:{port}/
   API docs:   http://127.0.0.1:{port}/docs
   Stations:   http://127.0.0.1:{port}/api/v1/water/stations
+  Buses:      http://127.0.0.1:{port}/api/v1/buses/live
+  GTFS-RT:    http://127.0.0.1:{port}/gtfs-rt/vehicle-positions?format=json
   Health:     http://127.0.0.1:{port}/api/v1/health
   Broker:     {broker_shown}   (topics under {settings.topic_prefix}/v1/...)
   Database:   {redact_database_url(database_url)}

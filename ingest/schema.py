@@ -229,11 +229,43 @@ def _water_analytics(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _transit_live(engine: Engine, retention: Retention) -> list[str]:
+    return [
+        # Set by the transit worker on every fix it has looked at, matched or not: the partial index
+        # keeps "what is still to match" cheap however large the table grows, and whatever order the
+        # ingester's transactions commit in.
+        "ALTER TABLE bus_positions ADD COLUMN IF NOT EXISTS matched_at timestamptz",
+        "CREATE INDEX IF NOT EXISTS bus_positions_unmatched ON bus_positions (time) WHERE matched_at IS NULL",
+        # The latest matched fix of each vehicle: the live map, the SSE stream and GTFS-Realtime read it,
+        # and the transit worker rebuilds its per-vehicle state from it.
+        """
+        CREATE TABLE IF NOT EXISTS bus_latest (
+            vehicle_id    text PRIMARY KEY,
+            time          timestamptz NOT NULL,
+            lat           double precision NOT NULL,
+            lon           double precision NOT NULL,
+            speed_mps     double precision,
+            heading_deg   double precision,
+            trip_id       text,
+            route_id      text,
+            service_date  date,
+            shift_s       double precision,
+            shape_dist_m  double precision,
+            delay_s       double precision,
+            next_stop_id  text,
+            off_route     boolean NOT NULL DEFAULT false,
+            updated_at    timestamptz NOT NULL DEFAULT now()
+        )""",
+        "CREATE INDEX IF NOT EXISTS bus_latest_updated_at ON bus_latest (updated_at)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
     Migration(3, "GTFS static feeds", _gtfs),
     Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
+    Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -297,8 +329,11 @@ def migrate(
         if before > LATEST:
             raise MigrationError(f"database schema v{before} is newer than this program (v{LATEST})")
         chosen = recorded or engine or detect_engine(conn)
+        # Versions are applied by set, not by "above the highest": branches that each add a version
+        # merge in any order, and a database that has v5 still gets a v4 merged later.
+        applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
         for migration in MIGRATIONS:
-            if migration.version <= before:
+            if migration.version in applied:
                 continue
             log.info("applying schema v%d (%s) for %s", migration.version, migration.name, chosen)
             for statement in migration.statements(chosen, retention):

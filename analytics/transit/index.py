@@ -6,12 +6,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 
-from analytics.transit.gtfs import Feed
+from analytics.transit.gtfs import Feed, Shape
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -22,6 +23,7 @@ _TRIP_SPAN = 1.0e7
 _KNOT_EPS = 1.0e-3
 _MARGIN_S = 4 * 3600.0
 _PIECE_M = 200.0
+_CHAIN_M = 100.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +50,20 @@ class TripIndex:
     piece_d0: FloatArray
     piece_shape: IntArray
     piece_tree: shapely.STRtree
+    # The segments of all shapes, each street segment once however many shapes run along it (in either
+    # direction): start point and vector, an R-tree over them, and for each, the shapes that use it
+    # (ref_off[u]:ref_off[u+1]) with the distance along that shape at the segment's start point and +1 or
+    # -1 for the direction the shape runs it in.
+    useg_ax: FloatArray
+    useg_ay: FloatArray
+    useg_dx: FloatArray
+    useg_dy: FloatArray
+    useg_tree: shapely.STRtree
+    useg_chain: IntArray
+    ref_off: IntArray
+    ref_shape: IntArray
+    ref_base: FloatArray
+    ref_sign: FloatArray
     # All shape points, concatenated: key = shape * _TRIP_SPAN + distance (sorted), x, y.
     shape_pt_key: FloatArray
     shape_pt_x: FloatArray
@@ -116,6 +132,7 @@ def build_trip_index(feed: Feed) -> TripIndex:
             p_d0.append(float(s.dist_m[a]))
             p_shape.append(i)
     piece_lines = np.array(pieces, dtype=object)
+    useg = _unique_segments(shapes)
     knot_keys, knot_times, knot_off = [], [], [0]
     for i, tr in enumerate(trips):
         n = len(tr.dist_m)
@@ -147,6 +164,16 @@ def build_trip_index(feed: Feed) -> TripIndex:
         piece_d0=np.array(p_d0, dtype=np.float64),
         piece_shape=np.array(p_shape, dtype=np.int64),
         piece_tree=shapely.STRtree(piece_lines),
+        useg_ax=useg.ax,
+        useg_ay=useg.ay,
+        useg_dx=useg.dx,
+        useg_dy=useg.dy,
+        useg_tree=useg.tree,
+        useg_chain=useg.chain,
+        ref_off=useg.ref_off,
+        ref_shape=useg.ref_shape,
+        ref_base=useg.ref_base,
+        ref_sign=useg.ref_sign,
         shape_pt_key=np.concatenate([i * _TRIP_SPAN + s.dist_m for i, s in enumerate(shapes)]),
         shape_pt_x=np.concatenate([s.x for s in shapes]),
         shape_pt_y=np.concatenate([s.y for s in shapes]),
@@ -163,6 +190,110 @@ def build_trip_index(feed: Feed) -> TripIndex:
         stop_key=np.repeat(np.arange(len(trips)), np.diff(stop_off)) * _TRIP_SPAN
         + np.concatenate([t.dist_m for t in trips]),
     )
+
+
+class _Segments(NamedTuple):
+    ax: FloatArray
+    ay: FloatArray
+    dx: FloatArray
+    dy: FloatArray
+    tree: shapely.STRtree
+    chain: IntArray
+    ref_off: IntArray
+    ref_shape: IntArray
+    ref_base: FloatArray
+    ref_sign: FloatArray
+
+
+def _unique_segments(shapes: list[Shape]) -> _Segments:
+    ax, ay, bx, by, shp, d0, d1 = [], [], [], [], [], [], []
+    for i, s in enumerate(shapes):
+        ax.append(s.x[:-1])
+        ay.append(s.y[:-1])
+        bx.append(s.x[1:])
+        by.append(s.y[1:])
+        shp.append(np.full(len(s.x) - 1, i, dtype=np.int64))
+        d0.append(s.dist_m[:-1])
+        d1.append(s.dist_m[1:])
+    px, py, qx, qy = (np.concatenate(v) for v in (ax, ay, bx, by))
+    shape = np.concatenate(shp)
+    dp, dq = np.concatenate(d0), np.concatenate(d1)
+    keep = np.hypot(qx - px, qy - py) > 1e-6
+    px, py, qx, qy, dp, dq = (v[keep] for v in (px, py, qx, qy, dp, dq))
+    shape = shape[keep]
+    # Canonical orientation: from the lexicographically smaller end point.
+    p_r = np.stack([np.round(px, 2), np.round(py, 2)], axis=1)
+    q_r = np.stack([np.round(qx, 2), np.round(qy, 2)], axis=1)
+    flip = (q_r[:, 0] < p_r[:, 0]) | ((q_r[:, 0] == p_r[:, 0]) & (q_r[:, 1] < p_r[:, 1]))
+    a = np.where(flip[:, None], q_r, p_r)
+    b = np.where(flip[:, None], p_r, q_r)
+    uniq, first, inverse = np.unique(
+        np.concatenate([a, b], axis=1), axis=0, return_index=True, return_inverse=True
+    )
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=len(uniq))
+    ux = np.where(flip, qx, px)[first]
+    uy = np.where(flip, qy, py)[first]
+    vx = np.where(flip, px, qx)[first]
+    vy = np.where(flip, py, qy)[first]
+    lines = shapely.linestrings(np.stack([np.stack([ux, uy], axis=1), np.stack([vx, vy], axis=1)], axis=1))
+    ref_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    ref_shape = shape[order]
+    ref_sign = np.where(flip, -1.0, 1.0)[order]
+    return _Segments(
+        ax=ux,
+        ay=uy,
+        dx=vx - ux,
+        dy=vy - uy,
+        tree=shapely.STRtree(lines),
+        chain=_chains(inverse, shape, ref_off, ref_shape, ref_sign, np.hypot(vx - ux, vy - uy)),
+        ref_off=ref_off,
+        ref_shape=ref_shape,
+        # Distance along the shape at the canonical start point, and the direction it is run in.
+        ref_base=np.where(flip, dq, dp)[order].astype(np.float64),
+        ref_sign=ref_sign,
+    )
+
+
+def _chains(
+    seg_useg: IntArray,
+    seg_shape: IntArray,
+    ref_off: IntArray,
+    ref_shape: IntArray,
+    ref_sign: FloatArray,
+    length: FloatArray,
+) -> IntArray:
+    """Group unique segments into chains: runs of consecutive segments of a shape that the same shapes
+    use in the same directions, at most _CHAIN_M long. A fix is nearest to at most one point of a chain
+    per passage, so the matcher keeps one projection per (fix, chain) before handing it to the shapes."""
+    n = len(ref_off) - 1
+    users = [
+        tuple(
+            zip(
+                ref_shape[ref_off[u] : ref_off[u + 1]].tolist(),
+                ref_sign[ref_off[u] : ref_off[u + 1]].tolist(),
+                strict=True,
+            )
+        )
+        for u in range(n)
+    ]
+    chain = np.full(n, -1, dtype=np.int64)
+    next_id = 0
+    run_len = 0.0
+    prev: int | None = None
+    prev_shape = -1
+    for u, s in zip(seg_useg.tolist(), seg_shape.tolist(), strict=True):
+        if chain[u] >= 0:
+            prev = None
+            continue
+        if prev is None or s != prev_shape or users[u] != users[prev] or run_len + length[u] > _CHAIN_M:
+            next_id += 1
+            run_len = 0.0
+        chain[u] = next_id - 1
+        run_len += float(length[u])
+        prev, prev_shape = u, s
+    return chain
 
 
 def _codes(values: list[str]) -> IntArray:

@@ -1,0 +1,91 @@
+"""Matched fixes as stored (trip_id, shape_dist_m, delay_s per fix) back to a MatchResult, so that stop
+events, headways and route performance can be computed from the database after the fact. Pure.
+
+The stored columns do not name the trip instance (service day, and departure of a frequency-based trip):
+it is recovered from the timetable, since the scheduled time at the fix's distance is its time minus its
+delay. Instances of one trip are a day (or a headway) apart, far more than any delay error.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.transit.index import TripIndex
+from analytics.transit.matching import MatchResult
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def instance_shifts(
+    index: TripIndex, trip: IntArray, time: FloatArray, delay_s: FloatArray, dist_m: FloatArray
+) -> tuple[FloatArray, npt.NDArray[np.object_]]:
+    """Per fix on a trip (trip >= 0): the instance's epoch shift and service date; nan / None elsewhere."""
+    n = len(trip)
+    shift = np.full(n, np.nan)
+    dates = np.full(n, None, dtype=object)
+    on = np.nonzero((trip >= 0) & np.isfinite(time) & np.isfinite(dist_m))[0]
+    if len(on) == 0:
+        return shift, dates
+    feed = index.feed
+    d = np.where(np.isfinite(delay_s[on]), delay_s[on], 0.0)
+    raw = time[on] - d - index.scheduled_s(trip[on], dist_m[on])
+    freq: dict[int, list[tuple[int, int, int]]] = {}
+    for f in feed.frequencies:
+        freq.setdefault(index.trip_pos[f.trip_id], []).append((f.start_s, f.end_s, f.headway_s))
+    refs: dict[date, float] = {}
+    # The service day whose reference is nearest the raw shift: its local noon is 12 h after it.
+    for j, i in enumerate(on):
+        tr = int(trip[i])
+        day = feed.service_date_of(float(raw[j]) + 43200.0)
+        best: tuple[float, float, date] | None = None
+        for cand in (day - timedelta(days=1), day, day + timedelta(days=1)):
+            ref = refs.get(cand)
+            if ref is None:
+                ref = refs[cand] = feed.service_day_reference(cand)
+            if tr in freq:
+                start = float(index.trip_start_s[tr])
+                for f_start, f_end, headway in freq[tr]:
+                    k = np.clip(
+                        round((raw[j] - ref + start - f_start) / headway), 0, (f_end - f_start - 1) // headway
+                    )
+                    s = ref + f_start + k * headway - start
+                    if best is None or abs(s - raw[j]) < best[0]:
+                        best = (abs(s - raw[j]), s, cand)
+            elif best is None or abs(ref - raw[j]) < best[0]:
+                best = (abs(ref - raw[j]), ref, cand)
+        assert best is not None
+        shift[i], dates[i] = best[1], best[2]
+    return shift, dates
+
+
+def stored_match(
+    index: TripIndex,
+    trip_id: npt.NDArray[np.object_],
+    time: FloatArray,
+    dist_m: FloatArray,
+    delay_s: FloatArray,
+) -> MatchResult:
+    """A MatchResult for stored fixes (in the given order); fixes without a known trip or distance are
+    unassigned."""
+    names, inverse = np.unique(np.asarray(trip_id, dtype=object).astype(str), return_inverse=True)
+    trip = np.array([index.trip_pos.get(s, -1) for s in names], dtype=np.int64)[inverse.ravel()]
+    trip = np.where(np.isfinite(dist_m), trip, -1)
+    shift, dates = instance_shifts(index, trip, time, delay_s, dist_m)
+    ids = np.array((*index.trip_ids, ""), dtype=object)
+    routes = np.array((*index.trip_route, ""), dtype=object)
+    assigned = trip >= 0
+    return MatchResult(
+        trip=trip,
+        trip_id=ids[trip],
+        route_id=routes[trip],
+        service_date=dates,
+        shift=shift,
+        dist_m=np.where(assigned, dist_m, np.nan),
+        offset_m=np.full(len(trip), np.nan),
+        delay_s=np.where(assigned, delay_s, np.nan),
+        off_route=np.zeros(len(trip), dtype=bool),
+    )

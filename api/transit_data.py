@@ -1,0 +1,152 @@
+"""What the transit endpoints share: the TripIndex of the active GTFS feed (rebuilt when another feed
+becomes active), the latest fix of each bus read from `bus_latest`, and short-lived caches of rendered
+responses so that many clients polling at once cost one query a second, not one each."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from psycopg_pool import AsyncConnectionPool
+
+from analytics.transit.index import TripIndex, build_trip_index
+from analytics.transit.matching import Fixes, MatchResult
+from ingest.gtfs_load import active_feed_id, load_feed
+
+FEED_CHECK_S = 10.0  # how often the active feed id is asked for
+
+
+@dataclass(frozen=True, slots=True)
+class LatestRow:
+    vehicle_id: str
+    time: datetime
+    epoch: float
+    lat: float
+    lon: float
+    speed_mps: float | None
+    heading_deg: float | None
+    trip_id: str | None
+    route_id: str | None
+    service_date: date | None
+    shift_s: float | None
+    shape_dist_m: float | None
+    delay_s: float | None
+    next_stop_id: str | None
+    off_route: bool
+
+
+LATEST_SELECT = """
+    SELECT vehicle_id, time, extract(epoch FROM time)::float8, lat, lon, speed_mps, heading_deg, trip_id,
+           route_id, service_date, shift_s, shape_dist_m, delay_s, next_stop_id, off_route
+    FROM bus_latest"""
+
+
+async def latest_rows(pool: AsyncConnectionPool, max_age_s: float) -> list[LatestRow]:
+    async with pool.connection(timeout=5.0) as conn:
+        cur = await conn.execute(
+            LATEST_SELECT + " WHERE time > now() - make_interval(secs => %s) ORDER BY vehicle_id",
+            (max_age_s,),
+        )
+        return [LatestRow(*r) for r in await cur.fetchall()]
+
+
+@dataclass(slots=True)
+class Cached:
+    body: Any
+    at: float
+    key: Any
+
+
+@dataclass(slots=True)
+class TransitData:
+    """Owned by the app's lifespan state; all methods are safe for concurrent requests."""
+
+    feed_id: int | None = None
+    index: TripIndex | None = None
+    checked_at: float = -1e9
+    _index_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _cache: dict[str, Cached] = field(default_factory=dict)
+    _cache_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    async def trip_index(self, pool: AsyncConnectionPool) -> TripIndex | None:
+        if time.monotonic() - self.checked_at < FEED_CHECK_S:
+            return self.index
+        async with self._index_lock:
+            if time.monotonic() - self.checked_at < FEED_CHECK_S:
+                return self.index
+            async with pool.connection(timeout=5.0) as conn:
+                feed_id = await active_feed_id(conn)
+                if feed_id is not None and feed_id != self.feed_id:
+                    feed = await load_feed(conn, feed_id)
+                    self.index = await asyncio.to_thread(build_trip_index, feed)
+                elif feed_id is None:
+                    self.index = None
+            self.feed_id = feed_id
+            self.checked_at = time.monotonic()
+        return self.index
+
+    async def cached(
+        self, name: str, ttl_s: float, key: Any, build: Callable[[], Awaitable[Any]], stale_s: float = 0.0
+    ) -> Any:
+        """The value built at most `ttl_s` ago for `key`, building it once however many ask at once.
+        While one request rebuilds it, the others get the previous value if it is at most `stale_s`
+        older than that, rather than waiting."""
+        hit = self._cache.get(name)
+        now = time.monotonic()
+        if hit is not None and hit.key == key and now - hit.at < ttl_s:
+            return hit.body
+        lock = self._cache_locks.setdefault(name, asyncio.Lock())
+        if hit is not None and hit.key == key and lock.locked() and now - hit.at < ttl_s + stale_s:
+            return hit.body
+        async with lock:
+            hit = self._cache.get(name)
+            if hit is not None and hit.key == key and time.monotonic() - hit.at < ttl_s:
+                return hit.body
+            body = await build()
+            self._cache[name] = Cached(body, time.monotonic(), key)
+            return body
+
+
+def as_match(index: TripIndex, rows: list[LatestRow]) -> tuple[Fixes, MatchResult]:
+    """bus_latest rows as the matcher's values, for the pure GTFS-Realtime builders. A row counts as on
+    its trip only when the trip is in the active feed and the row has its instance and distance."""
+    n = len(rows)
+    fixes = Fixes.of(
+        [r.vehicle_id for r in rows], [r.epoch for r in rows], [r.lat for r in rows], [r.lon for r in rows]
+    )
+    trip = np.array(
+        [
+            index.trip_pos.get(r.trip_id, -1)
+            if r.trip_id and r.shift_s is not None and r.shape_dist_m is not None and r.service_date
+            else -1
+            for r in rows
+        ],
+        dtype=np.int64,
+    )
+    nan = np.nan
+
+    def floats(values: list[float | None]) -> npt.NDArray[np.float64]:
+        return np.array([nan if v is None else float(v) for v in values], dtype=np.float64)
+
+    ids = np.array((*index.trip_ids, ""), dtype=object)
+    routes = np.array((*index.trip_route, ""), dtype=object)
+    dates = np.array([r.service_date for r in rows] + [None], dtype=object)[:n]
+    dates[trip < 0] = None
+    match = MatchResult(
+        trip=trip,
+        trip_id=ids[trip],
+        route_id=routes[trip],
+        service_date=dates,
+        shift=floats([r.shift_s for r in rows]),
+        dist_m=floats([r.shape_dist_m for r in rows]),
+        offset_m=np.full(n, nan),
+        delay_s=floats([r.delay_s for r in rows]),
+        off_route=np.array([r.off_route for r in rows], dtype=bool),
+    )
+    return fixes, match

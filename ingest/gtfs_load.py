@@ -1,0 +1,126 @@
+"""Read the active GTFS feed back from the database (migration 0100_gtfs.sql) as an analytics Feed.
+
+The analytics workers and the API build their TripIndex from this, so both follow `citysense gtfs import`
+without a restart: `active_feed_id` is cheap enough to ask on every cycle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from analytics.transit.geo import LocalProjection
+from analytics.transit.gtfs import Feed, Frequency, Route, ServiceCalendar, Shape, Stop, Trip
+
+
+async def active_feed_id(conn: psycopg.AsyncConnection[Any]) -> int | None:
+    """The active feed, or None when no feed was imported (or the GTFS tables do not exist yet)."""
+    cur = await conn.execute(
+        "SELECT CASE WHEN to_regclass('gtfs_feeds') IS NULL THEN NULL"
+        " ELSE (SELECT feed_id FROM gtfs_feeds WHERE active) END"
+    )
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def load_feed(conn: psycopg.AsyncConnection[Any], feed_id: int) -> Feed:
+    async def rows(query: str) -> list[tuple[Any, ...]]:
+        cur = await conn.execute(query, (feed_id,))
+        return await cur.fetchall()
+
+    head = await rows("SELECT agency_timezone, dist_unit FROM gtfs_feeds WHERE feed_id = %s")
+    if not head:
+        raise LookupError(f"no GTFS feed {feed_id}")
+    timezone, dist_unit = head[0]
+    routes = {
+        r[0]: Route(r[0], r[1], r[2], r[3], int(r[4]))
+        for r in await rows(
+            "SELECT route_id, agency_id, short_name, long_name, route_type"
+            " FROM gtfs_routes WHERE feed_id = %s"
+        )
+    }
+    stops = {
+        r[0]: Stop(r[0], r[1], float(r[2]), float(r[3]))
+        for r in await rows(
+            "SELECT stop_id, name, lat, lon FROM gtfs_stops WHERE feed_id = %s ORDER BY stop_id"
+        )
+    }
+    lats = np.array([s.lat for s in stops.values()], dtype=np.float64)
+    lons = np.array([s.lon for s in stops.values()], dtype=np.float64)
+    projection = LocalProjection(float(np.mean(lats)), float(np.mean(lons)))
+
+    points: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for sid, la, lo, d in await rows(
+        "SELECT shape_id, lat, lon, dist_m FROM gtfs_shapes WHERE feed_id = %s ORDER BY shape_id, seq"
+    ):
+        points[sid].append((la, lo, d))
+    shapes: dict[str, Shape] = {}
+    for sid, pts in points.items():
+        arr = np.array(pts, dtype=np.float64)
+        x, y = projection.to_xy(arr[:, 0], arr[:, 1])
+        shapes[sid] = Shape(sid, arr[:, 0].copy(), arr[:, 1].copy(), x, y, arr[:, 2].copy())
+
+    times: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for r in await rows(
+        "SELECT trip_id, stop_sequence, stop_id, arrival_s, departure_s, dist_m, timepoint"
+        " FROM gtfs_stop_times WHERE feed_id = %s ORDER BY trip_id, stop_sequence"
+    ):
+        times[r[0]].append(r[1:])
+    trips: dict[str, Trip] = {}
+    for tid, rid, service, shape, direction, block, headsign in await rows(
+        "SELECT trip_id, route_id, service_id, shape_id, direction_id, block_id, headsign"
+        " FROM gtfs_trips WHERE feed_id = %s"
+    ):
+        st = times.get(tid)
+        if not st:
+            continue
+        trips[tid] = Trip(
+            trip_id=tid,
+            route_id=rid,
+            service_id=service,
+            shape_id=shape,
+            direction_id=None if direction is None else int(direction),
+            block_id=block,
+            headsign=headsign,
+            stop_ids=tuple(s[1] for s in st),
+            stop_sequence=np.array([s[0] for s in st], dtype=np.int64),
+            arrival_s=np.array([s[2] for s in st], dtype=np.float64),
+            departure_s=np.array([s[3] for s in st], dtype=np.float64),
+            dist_m=np.array([s[4] for s in st], dtype=np.float64),
+            timepoint=np.array([s[5] for s in st], dtype=np.bool_),
+        )
+    calendars = {
+        r[0]: ServiceCalendar(r[0], (r[1], r[2], r[3], r[4], r[5], r[6], r[7]), r[8], r[9])
+        for r in await rows(
+            "SELECT service_id, monday, tuesday, wednesday, thursday, friday, saturday, sunday,"
+            " start_date, end_date FROM gtfs_calendar WHERE feed_id = %s"
+        )
+    }
+    calendar_dates = {
+        (r[0], r[1]): int(r[2])
+        for r in await rows(
+            "SELECT service_id, date, exception_type FROM gtfs_calendar_dates WHERE feed_id = %s"
+        )
+    }
+    frequencies = tuple(
+        Frequency(r[0], int(r[1]), int(r[2]), int(r[3]), bool(r[4]))
+        for r in await rows(
+            "SELECT trip_id, start_s, end_s, headway_s, exact_times FROM gtfs_frequencies"
+            " WHERE feed_id = %s ORDER BY trip_id, start_s"
+        )
+    )
+    return Feed(
+        agency_timezone=timezone,
+        routes=routes,
+        stops=stops,
+        shapes=shapes,
+        trips=trips,
+        calendars=calendars,
+        calendar_dates=calendar_dates,
+        frequencies=frequencies,
+        projection=projection,
+        dist_unit=dist_unit,
+    )

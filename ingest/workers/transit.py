@@ -1,0 +1,325 @@
+"""Transit worker: matches the bus fixes the ingester commits to trips, writes their trip, route,
+distance along the shape and delay back to `bus_positions`, keeps `bus_latest` (one row per vehicle),
+and opens and clears the delay and bunching alerts.
+
+It wakes on NOTIFY citysense_bus (sent by the ingester at commit) and polls every few seconds anyway.
+The fixes still to match are those with `matched_at IS NULL` (a partial index), so nothing depends on
+the order in which the ingester's transactions commit. Per-vehicle matcher state is rebuilt from
+`bus_latest`, open alert episodes from `alerts`, and the TripIndex is rebuilt when another GTFS feed
+becomes active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time as clock
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from analytics.transit.index import TripIndex, build_trip_index
+from analytics.transit.live import AlertChange, AlertConfig, LiveTransit
+from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
+from ingest.gtfs_load import active_feed_id, load_feed
+from ingest.writer import BUS_CHANNEL
+
+log = logging.getLogger(__name__)
+
+TRANSIT_CHANNEL = "citysense_transit"  # sent when bus_latest changed: the live views wake up
+
+
+@dataclass(frozen=True, slots=True)
+class TransitConfig:
+    poll_s: float = 5.0
+    batch_max: int = 20_000
+    # A vehicle's remembered trip is used only for fixes within this long of it.
+    state_max_age_s: float = 3 * 3600.0
+    connect_timeout_s: float = 5.0
+    match: MatchConfig = field(default_factory=MatchConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Unmatched fixes as read from bus_positions, in time order."""
+
+    times: list[datetime]
+    fixes: Fixes
+    speed: list[float | None]
+    heading: list[float | None]
+    sent_route: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+_SELECT = """
+    SELECT vehicle_id, time, extract(epoch FROM time)::float8, lat, lon, speed_mps, heading_deg,
+           coalesce(trip_id, ''), route_id
+    FROM bus_positions WHERE matched_at IS NULL ORDER BY time LIMIT %s"""
+
+_UPDATE = """
+    UPDATE bus_positions AS b
+    SET trip_id = coalesce(nullif(b.trip_id, ''), u.trip_id),
+        route_id = coalesce(nullif(b.route_id, ''), u.route_id),
+        shape_dist_m = u.dist_m, delay_s = u.delay_s, matched_at = now()
+    FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::float8[], %s::float8[])
+         AS u(vehicle_id, time, trip_id, route_id, dist_m, delay_s)
+    WHERE b.vehicle_id = u.vehicle_id AND b.time = u.time AND b.matched_at IS NULL"""
+
+_LATEST_COLS = (
+    "vehicle_id", "time", "lat", "lon", "speed_mps", "heading_deg", "trip_id", "route_id",
+    "service_date", "shift_s", "shape_dist_m", "delay_s", "next_stop_id", "off_route",
+)  # fmt: skip
+_LATEST_TYPES = (
+    "text", "timestamptz", "float8", "float8", "float8", "float8", "text", "text",
+    "date", "float8", "float8", "float8", "text", "bool",
+)  # fmt: skip
+_UPSERT_LATEST = f"""
+    INSERT INTO bus_latest ({", ".join(_LATEST_COLS)}, updated_at)
+    SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in _LATEST_TYPES)})
+    ON CONFLICT (vehicle_id) DO UPDATE SET
+        {", ".join(f"{c} = excluded.{c}" for c in _LATEST_COLS[1:])}, updated_at = now()
+    WHERE bus_latest.time <= excluded.time"""
+
+
+class TransitWorker:
+    """Owns the matcher's state; handed a connection for each step."""
+
+    def __init__(self, config: TransitConfig | None = None) -> None:
+        self.config = config or TransitConfig()
+        self.feed_id: int | None = None
+        self.index: TripIndex | None = None
+        self.states: dict[str, VehicleState] = {}
+        self.live = LiveTransit(self.config.alerts)
+        self.matched = 0
+
+    async def start(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Load the active feed and rebuild state from the database."""
+        await self.refresh_feed(conn)
+        self.live = LiveTransit(self.config.alerts)
+        cur = await conn.execute(
+            "SELECT kind, subject_id, alert_id, extract(epoch FROM opened_at)::float8 FROM alerts"
+            " WHERE kind = ANY(%s) AND cleared_at IS NULL ORDER BY alert_id",
+            (["bus_delay", "bus_bunching"],),
+        )
+        for kind, subject, alert_id, opened in await cur.fetchall():
+            self.live.open_alerts[(kind, subject)] = int(alert_id)
+            if kind == "bus_bunching":
+                self.live.last_bunching[subject] = float(opened)
+        await conn.commit()
+
+    async def refresh_feed(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        feed_id = await active_feed_id(conn)
+        if feed_id == self.feed_id:
+            await conn.commit()
+            return
+        if feed_id is None:
+            self.feed_id, self.index, self.states = None, None, {}
+            await conn.commit()
+            return
+        started = clock.perf_counter()
+        feed = await load_feed(conn, feed_id)
+        await conn.commit()
+        self.index = await asyncio.to_thread(build_trip_index, feed)
+        self.feed_id = feed_id
+        self.states = await self._rebuild_states(conn)
+        log.info(
+            "transit: GTFS feed %d active, %d trips, index built in %.1f s; %d vehicle states",
+            feed_id,
+            len(self.index.trip_ids),
+            clock.perf_counter() - started,
+            len(self.states),
+        )
+
+    async def _rebuild_states(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, VehicleState]:
+        assert self.index is not None
+        cur = await conn.execute(
+            "SELECT vehicle_id, trip_id, service_date, shift_s, extract(epoch FROM time)::float8,"
+            " shape_dist_m, delay_s FROM bus_latest WHERE service_date IS NOT NULL AND shift_s IS NOT NULL"
+            " AND shape_dist_m IS NOT NULL AND delay_s IS NOT NULL"
+        )
+        rows = await cur.fetchall()
+        await conn.commit()
+        return {
+            r[0]: VehicleState(r[0], r[1], r[2], float(r[3]), float(r[4]), float(r[5]), float(r[6]))
+            for r in rows
+            if r[1] in self.index.trip_pos
+        }
+
+    async def step(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        """Match what is unmatched (up to batch_max fixes); returns how many fixes were handled."""
+        await self.refresh_feed(conn)
+        batch = await self._read(conn)
+        if not len(batch):
+            return 0
+        match = await asyncio.to_thread(self._match, batch.fixes)
+        changes: list[AlertChange] = []
+        if self.index is not None:
+            changes, _ = self.live.update(self.index, batch.fixes, match)
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.execute(_UPDATE, self._update_params(batch, match))
+            await cur.execute(_UPSERT_LATEST, self._latest_params(batch, match))
+            await self._write_alerts(cur, changes)
+            await cur.execute("SELECT pg_notify(%s, '')", (TRANSIT_CHANNEL,))
+        self.matched += len(batch)
+        return len(batch)
+
+    async def _read(self, conn: psycopg.AsyncConnection[Any]) -> Batch:
+        cur = await conn.execute(_SELECT, (self.config.batch_max,))
+        rows = await cur.fetchall()
+        await conn.commit()
+        fixes = Fixes.of(
+            [r[0] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            [r[7] for r in rows],
+        )
+        return Batch(
+            [r[1] for r in rows], fixes, [r[5] for r in rows], [r[6] for r in rows], [r[8] for r in rows]
+        )
+
+    def _match(self, fixes: Fixes) -> MatchResult:
+        """Runs off the event loop. Without an active feed every fix is left unassigned."""
+        if self.index is None:
+            n = len(fixes)
+            nan = np.full(n, np.nan)
+            empty = np.full(n, "", dtype=object)
+            return MatchResult(
+                np.full(n, -1, np.int64), empty, empty, np.full(n, None, object), nan, nan, nan, nan,
+                np.zeros(n, bool),
+            )  # fmt: skip
+        first: dict[str, float] = {}
+        for v, t in zip(fixes.vehicle.tolist(), fixes.time.tolist(), strict=True):
+            first[v] = min(first.get(v, t), t)
+        # A remembered trip helps only fixes that come after it, and not long after.
+        states = {
+            v: s
+            for v, s in self.states.items()
+            if v in first and s.time < first[v] <= s.time + self.config.state_max_age_s
+        }
+        result = match_fixes(self.index, fixes, states, self.config.match)
+        self.states.update(result.states)
+        return result
+
+    def _update_params(self, batch: Batch, m: MatchResult) -> tuple[list[Any], ...]:
+        on = m.trip >= 0
+        return (
+            batch.fixes.vehicle.tolist(),
+            batch.times,
+            [str(t) if t else None for t in m.trip_id.tolist()],
+            [str(r) if r else None for r in m.route_id.tolist()],
+            _floats(np.where(on, m.dist_m, np.nan)),
+            _floats(np.where(on, m.delay_s, np.nan)),
+        )
+
+    def _latest_params(self, batch: Batch, m: MatchResult) -> tuple[list[Any], ...]:
+        fx = batch.fixes
+        order = np.lexsort((fx.time, fx.vehicle.astype(str)))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = fx.vehicle[order][1:] != fx.vehicle[order][:-1]
+        rows = order[last]
+        next_stop: list[str | None] = []
+        for i in rows:
+            stop = None
+            if self.index is not None and m.trip[i] >= 0:
+                tr = int(m.trip[i])
+                lo, hi = int(self.index.stop_off[tr]), int(self.index.stop_off[tr + 1])
+                k = int(np.searchsorted(self.index.stop_dist[lo:hi], m.dist_m[i], side="right"))
+                stop = self.index.stop_id[lo + min(k, hi - lo - 1)]
+            next_stop.append(stop)
+        on = m.trip[rows] >= 0
+        return (
+            fx.vehicle[rows].tolist(),
+            [batch.times[i] for i in rows],
+            fx.lat[rows].tolist(),
+            fx.lon[rows].tolist(),
+            [batch.speed[i] for i in rows],
+            [batch.heading[i] for i in rows],
+            [str(m.trip_id[i]) or None for i in rows],
+            [str(m.route_id[i]) or batch.sent_route[i] or None for i in rows],
+            [m.service_date[i] if on[j] else None for j, i in enumerate(rows)],
+            _floats(np.where(on, m.shift[rows], np.nan)),
+            _floats(np.where(on, m.dist_m[rows], np.nan)),
+            _floats(np.where(on, m.delay_s[rows], np.nan)),
+            next_stop,
+            m.off_route[rows].tolist(),
+        )
+
+    async def _write_alerts(self, cur: psycopg.AsyncCursor[Any], changes: list[AlertChange]) -> None:
+        opened: dict[tuple[str, str], int] = {}
+        for ch in changes:
+            at = datetime.fromtimestamp(ch.at, tz=UTC)
+            if ch.alert_id is None:
+                await cur.execute(
+                    "INSERT INTO alerts (kind, severity, subject_kind, subject_id, opened_at, evidence)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) RETURNING alert_id",
+                    (ch.kind, ch.severity, ch.subject_kind, ch.subject_id, at, json.dumps(ch.evidence)),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                opened[(ch.kind, ch.subject_id)] = int(row[0])
+                if self.live.open_alerts.get((ch.kind, ch.subject_id)) == -1:
+                    self.live.open_alerts[(ch.kind, ch.subject_id)] = int(row[0])
+            else:
+                alert_id = ch.alert_id if ch.alert_id >= 0 else opened.get((ch.kind, ch.subject_id))
+                if alert_id is not None:
+                    await cur.execute(
+                        "UPDATE alerts SET cleared_at = %s WHERE alert_id = %s AND cleared_at IS NULL",
+                        (at, alert_id),
+                    )
+
+
+def _floats(a: np.ndarray[Any, Any]) -> list[float | None]:
+    return [None if not np.isfinite(x) else float(x) for x in a.tolist()]
+
+
+async def _wait(listen: psycopg.AsyncConnection[Any], stop: asyncio.Event, wait_s: float) -> None:
+    """Until a notification, `stop`, or `wait_s` seconds, whichever comes first."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while not stop.is_set():
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        async for _ in listen.notifies(timeout=min(left, 0.5), stop_after=1):
+            return
+
+
+async def run(database_url: str, stop: asyncio.Event, config: TransitConfig | None = None) -> None:
+    cfg = config or TransitConfig()
+    worker = TransitWorker(cfg)
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            async with (
+                await psycopg.AsyncConnection.connect(
+                    database_url,
+                    autocommit=True,
+                    connect_timeout=int(cfg.connect_timeout_s),
+                    application_name="citysense-transit-listen",
+                ) as listen,
+                await psycopg.AsyncConnection.connect(
+                    database_url,
+                    connect_timeout=int(cfg.connect_timeout_s),
+                    application_name="citysense-transit",
+                ) as conn,
+            ):
+                await listen.execute(f"LISTEN {BUS_CHANNEL}")
+                await worker.start(conn)
+                backoff = 1.0
+                while not stop.is_set():
+                    handled = await worker.step(conn)
+                    if handled < cfg.batch_max:
+                        await _wait(listen, stop, cfg.poll_s)
+        except psycopg.OperationalError as exc:
+            log.warning("transit: database unavailable (%s); retrying in %.0f s", exc, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 30.0)
