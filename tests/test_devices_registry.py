@@ -16,9 +16,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from citysense.cli import main
+from citysense.embedded import mosquitto_binary
 from devices.registry import device_password
 from tests.helpers import wait_until
-from tests.services import free_port, mosquitto_binary, port_open, wait_for
+from tests.services import free_port, port_open, wait_for
 
 
 def cli(*argv: str) -> int:
