@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from api import errors, health, metrics, pages, water
+from api import alerts, errors, health, metrics, pages, routes, sessions, water
 from api.state import ApiConfig, AppState
 
 
@@ -40,5 +40,9 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(health.router)
     app.include_router(water.router)
     app.include_router(metrics.router)
+    app.include_router(sessions.router)
+    app.include_router(alerts.router)
+    app.include_router(routes.router)
+    app.include_router(pages.config_router)
     app.include_router(pages.router)
     return app

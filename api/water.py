@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from psycopg.rows import dict_row
 
+from api.auth import View, view
 from api.errors import ApiError
 from api.state import pool_of
 from devices.water import PARAMETERS
@@ -40,7 +41,7 @@ def compliance(latest: dict[str, Any] | None) -> str:
     return "compliant"
 
 
-@router.get("/stations")
+@router.get("/stations", dependencies=[view(View.STATIONS)])
 async def stations(request: Request) -> dict[str, Any]:
     """Every water station with its latest reading and compliance status."""
     columns = ", ".join(f"r.{p}" for p in PARAMETERS)
@@ -84,7 +85,7 @@ def _bucket(value: str | None) -> timedelta | None:
     return timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
 
 
-@router.get("/stations/{device_id}/readings")
+@router.get("/stations/{device_id}/readings", dependencies=[view(View.READINGS)])
 async def readings(
     request: Request,
     device_id: str,
@@ -105,7 +106,8 @@ async def readings(
         if await cur.fetchone() is None:
             raise ApiError(404, "unknown_station", f"no water station {device_id!r}")
         if width is None:
-            columns = ", ".join(("time", "seq", *PARAMETERS, "qc_flag"))
+            flags = (f"{p}_qc" for p in PARAMETERS)
+            columns = ", ".join(("time", "seq", *PARAMETERS, *flags, "qc_flag"))
             await cur.execute(
                 f"""SELECT {columns} FROM water_readings
                     WHERE device_id = %s AND time >= %s AND time < %s ORDER BY time LIMIT %s""",

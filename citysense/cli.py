@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_gtfs",
     "citysense.cmd_gateway",
     "citysense.cmd_devices",
+    "citysense.cmd_users",
 )
 
 
