@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 
 from api.auth import Role, User, require_user
-from api.errors import ApiError
+from api.errors import ApiError, documented
 from api.state import pool_of
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depends(require_user)])
@@ -30,12 +30,10 @@ _ROLE_FOR_SUBJECT = {
 }
 _COLUMNS = """alert_id, kind, severity, subject_kind, subject_id, opened_at, cleared_at, state,
     acknowledged_by, acknowledged_at, resolved_by, resolved_at, notes, evidence"""
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "not logged in"},
-    403: {"description": "role not allowed, or CSRF token missing"},
-    404: {"description": "no such alert"},
-    409: {"description": "the alert is already in that state or resolved"},
-}
+_ERRORS = documented(401, 403, 404, 409)
+
+
+_TEXT = r"^[^\x00]+$"
 
 
 class Note(BaseModel):
@@ -73,7 +71,8 @@ class AlertPage(BaseModel):
 
 
 class NoteBody(BaseModel):
-    note: str = Field(min_length=1, max_length=4000, description="what was found or done")
+    # No NUL: PostgreSQL text and jsonb cannot hold it.
+    note: str = Field(min_length=1, max_length=4000, pattern=_TEXT, description="what was found or done")
 
 
 def _where(
@@ -93,12 +92,14 @@ def _where(
     return clauses, params
 
 
-@router.get("", responses={401: _ERRORS[401]})
+@router.get("", responses=documented(401))
 async def list_alerts(
     request: Request,
     state: Annotated[State | None, Query()] = None,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
-    subject: Annotated[str | None, Query(max_length=64, description="station or vehicle or route id")] = None,
+    kind: Annotated[str | None, Query(max_length=64, pattern=_TEXT)] = None,
+    subject: Annotated[
+        str | None, Query(max_length=64, pattern=_TEXT, description="station or vehicle or route id")
+    ] = None,
     subject_kind: Annotated[SubjectKind | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -139,7 +140,7 @@ async def _fetch(request: Request, alert_id: int) -> dict[str, Any]:
     return row
 
 
-@router.get("/{alert_id}", responses={k: _ERRORS[k] for k in (401, 404)})
+@router.get("/{alert_id}", responses=documented(401, 404))
 async def get_alert(request: Request, alert_id: int) -> Alert:
     """One alert with its notes and evidence."""
     if not 1 <= alert_id <= 2**62:

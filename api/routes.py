@@ -8,12 +8,13 @@ from fastapi import APIRouter, Request
 from psycopg.rows import dict_row
 
 from api.auth import View, view
+from api.errors import documented
 from api.state import pool_of
 
 router = APIRouter(prefix="/api/v1", tags=["transit"])
 
 
-@router.get("/routes", dependencies=[view(View.ROUTES)])
+@router.get("/routes", dependencies=[view(View.ROUTES)], responses=documented(401))
 async def routes(request: Request) -> dict[str, Any]:
     """A GeoJSON FeatureCollection: one MultiLineString per route, every distinct shape of its trips."""
     async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:

@@ -10,14 +10,14 @@ from pydantic import BaseModel, Field
 
 from api import passwords
 from api.auth import SESSION_COOKIE, SESSION_LIFETIME, User, expiry, new_token, require_user, token_digest
-from api.errors import ApiError
+from api.errors import ApiError, documented
 from api.state import pool_of, state_of
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 class Credentials(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -28,7 +28,7 @@ class Session(BaseModel):
     token: str | None = Field(None, description="bearer token for programs; only in the login response")
 
 
-@router.post("/login", responses={401: {"description": "wrong username or password"}})
+@router.post("/login", responses=documented(401))
 async def login(request: Request, response: Response, credentials: Credentials) -> Session:
     """Check a password; set the session cookie and return a bearer token for the same session."""
     async with pool_of(request).connection() as conn:
@@ -62,7 +62,7 @@ async def login(request: Request, response: Response, credentials: Credentials) 
     return Session(username=credentials.username, role=row[1], csrf_token=csrf, token=token)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=documented(401, 403))
 async def logout(request: Request, user: Annotated[User, Depends(require_user)]) -> Response:
     """End this session (cookie or bearer token)."""
     token = request.cookies.get(SESSION_COOKIE) if user.via_cookie else None
@@ -75,7 +75,7 @@ async def logout(request: Request, user: Annotated[User, Depends(require_user)])
     return response
 
 
-@router.get("/me", responses={401: {"description": "not logged in"}})
+@router.get("/me", responses=documented(401))
 async def me(user: Annotated[User, Depends(require_user)]) -> Session:
     """The logged-in user, with the CSRF token the pages send on state changes."""
     return Session(username=user.username, role=user.role.value, csrf_token=user.csrf_token, token=None)

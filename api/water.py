@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from psycopg.rows import dict_row
 
 from api.auth import View, view
-from api.errors import ApiError
+from api.errors import ApiError, documented
 from api.state import pool_of
+from devices.topics import DEVICE_ID
 from devices.water import PARAMETERS
 
 router = APIRouter(prefix="/api/v1/water", tags=["water"])
@@ -41,7 +42,7 @@ def compliance(latest: dict[str, Any] | None) -> str:
     return "compliant"
 
 
-@router.get("/stations", dependencies=[view(View.STATIONS)])
+@router.get("/stations", dependencies=[view(View.STATIONS)], responses=documented(401))
 async def stations(request: Request) -> dict[str, Any]:
     """Every water station with its latest reading and compliance status."""
     columns = ", ".join(f"r.{p}" for p in PARAMETERS)
@@ -85,13 +86,24 @@ def _bucket(value: str | None) -> timedelta | None:
     return timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
 
 
-@router.get("/stations/{device_id}/readings", dependencies=[view(View.READINGS)])
+@router.get(
+    "/stations/{device_id}/readings",
+    dependencies=[view(View.READINGS)],
+    responses=documented(400, 401, 404, 413),
+)
 async def readings(
     request: Request,
     device_id: str,
     start: Annotated[datetime | None, Query(description="RFC 3339; default: end minus 24 h")] = None,
     end: Annotated[datetime | None, Query(description="RFC 3339; default: now")] = None,
-    bucket: Annotated[str | None, Query(description="e.g. 5m, 1h, 1d; omit for raw readings")] = None,
+    bucket: Annotated[
+        str | None,
+        Query(
+            description="e.g. 5m, 1h, 1d; omit for raw readings",
+            # Documented, and checked below so that a bad bucket is a 400 `bad_bucket`.
+            json_schema_extra={"pattern": _BUCKET.pattern},
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """A station's time series between `start` and `end`, raw or averaged per bucket."""
     end = end or datetime.now(UTC)
@@ -101,6 +113,8 @@ async def readings(
     if start >= end:
         raise ApiError(400, "bad_range", "start must be before end")
     width = _bucket(bucket)
+    if DEVICE_ID.fullmatch(device_id) is None:  # e.g. a NUL byte, which PostgreSQL cannot compare
+        raise ApiError(404, "unknown_station", f"no water station {device_id!r}")
     async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT 1 FROM devices WHERE device_id = %s AND kind = 'water'", (device_id,))
         if await cur.fetchone() is None:
