@@ -45,7 +45,15 @@ def serve(config: ApiConfig) -> Iterator[str]:
     """The API on a free local port for as long as the block runs; yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        uvicorn.Config(
+            create_app(config),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="on",
+            # Open event streams would otherwise hold the shutdown until they end.
+            timeout_graceful_shutdown=1,
+        )
     )
     thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
     thread.start()

@@ -90,3 +90,21 @@ def add_route(db: str) -> None:
             " VALUES (%s, 'S1', %s, %s, %s, %s)",
             [(feed[0], i, 16.05 + i * 0.005, 108.15 + i * 0.01, i * 1200.0) for i in range(6)],
         )
+        # A complete little feed: two stops, one weekday trip between them at 08:00.
+        conn.execute(
+            "INSERT INTO gtfs_stops (feed_id, stop_id, name, lat, lon)"
+            " VALUES (%s, 'A', 'Kim Lien', 16.05, 108.15), (%s, 'B', 'Cho Han', 16.075, 108.2)",
+            (feed[0], feed[0]),
+        )
+        conn.execute(
+            """INSERT INTO gtfs_stop_times (feed_id, trip_id, stop_sequence, stop_id, arrival_s,
+                   departure_s, dist_m, timepoint)
+               VALUES (%s, 'T1', 1, 'A', 28800, 28800, 0, true),
+                      (%s, 'T1', 2, 'B', 30600, 30600, 6000, true)""",
+            (feed[0], feed[0]),
+        )
+        conn.execute(
+            "INSERT INTO gtfs_calendar VALUES (%s, 'WK', true, true, true, true, true, true, true,"
+            " '2020-01-01', '2099-12-31')",
+            (feed[0],),
+        )

@@ -62,7 +62,7 @@ def login(page: Page, site: str, user: str, then: str = "/water") -> None:
     page.wait_for_url(f"{site}{then}*")
 
 
-def test_water_staff_acknowledge_an_alert(page: Page, site: str, db: str) -> None:
+def test_water_staff_acknowledge_an_alert(site: str, page: Page, db: str) -> None:
     alert = add_alert(db, opened_at=datetime.now(UTC).replace(second=0, microsecond=0))
     add_alert(db, kind="turbidity_high", subject_id="wq-2")
     page.goto(f"{site}/water")
@@ -104,14 +104,14 @@ def test_water_staff_acknowledge_an_alert(page: Page, site: str, db: str) -> Non
     page.click("#lang-switch")
 
 
-def test_planner_cannot_change_a_water_alert(page: Page, site: str, db: str) -> None:
+def test_planner_cannot_change_a_water_alert(site: str, page: Page, db: str) -> None:
     alert = add_alert(db)
     login(page, site, "tuan", then=f"/water/alerts/{alert}")
     expect(page.locator("#action-message")).to_contain_text("role")
     expect(page.locator("#acknowledge")).to_be_disabled()
 
 
-def test_public_pages_station_map_and_transit(page: Page, site: str) -> None:
+def test_public_pages_station_map_and_transit(site: str, page: Page) -> None:
     page.goto(f"{site}/")
     expect(page.locator("#rows tr")).to_have_count(2)
     expect(page.locator("#compliance")).to_contain_text("1 in breach")
@@ -128,7 +128,7 @@ def test_public_pages_station_map_and_transit(page: Page, site: str) -> None:
     shot(page, "performance")
 
 
-def test_watch_a_bus_move(page: Page, site: str, db: str) -> None:
+def test_watch_a_bus_move(site: str, page: Page, db: str) -> None:
     with psycopg.connect(db) as conn:
         has_latest = conn.execute("SELECT to_regclass('bus_latest') IS NOT NULL").fetchone()
     if not (has_latest and has_latest[0]):
@@ -156,4 +156,5 @@ def test_watch_a_bus_move(page: Page, site: str, db: str) -> None:
     move(16.07, 108.19, 700)
     expect(bus).not_to_have_attribute("data-x", before or "")
     expect(bus.locator("circle")).to_have_attribute("fill", "#b3261e")
+    expect(page.locator('#rows tr[data-vehicle="bus-7"]')).to_contain_text("+11.7")
     shot(page, "transit-live")
