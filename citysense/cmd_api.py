@@ -27,6 +27,11 @@ def register(subparsers: Any) -> None:
         "(default: $CITYSENSE_PUBLIC_VIEWS or stations,buses,routes; 'none' for none)",
     )
     parser.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="mark the session cookie Secure, when served over HTTPS (default: $CITYSENSE_SECURE_COOKIES=1)",
+    )
+    parser.add_argument(
         "--tile-url", help="optional map tile URL template {z}/{x}/{y} (default: $CITYSENSE_TILE_URL)"
     )
     add_logging_options(parser)
@@ -59,6 +64,8 @@ def api_config(
         broker_host=mqtt.host if mqtt else None,
         broker_port=mqtt.port if mqtt else None,
         tile_url=tile_url,
+        secure_cookies=bool(getattr(args, "secure_cookies", False))
+        or env.get("CITYSENSE_SECURE_COOKIES") == "1",
     )
     if views:
         config = replace(config, public_views=parse_public_views(views))

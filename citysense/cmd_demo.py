@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -109,6 +110,27 @@ class Children:
                     await proc.wait()
 
 
+DEMO_USERS = {"water": "water_staff", "transit": "transport_planner", "admin": "admin"}
+
+
+def demo_users(database_url: str) -> str:
+    """One user per role for trying the pages, with a fresh random password; returns it."""
+    from api.passwords import hash_password
+
+    password = secrets.token_urlsafe(12)
+    hashed = hash_password(password)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name, role in DEMO_USERS.items():
+            conn.execute(
+                """INSERT INTO users (username, role, password_hash) VALUES (%s, %s, %s)
+                   ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role,
+                       password_hash = EXCLUDED.password_hash, enabled = true""",
+                (name, role, hashed),
+            )
+            conn.execute("DELETE FROM sessions WHERE username = %s", (name,))
+    return password
+
+
 async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
     settings = Settings.from_args(args)
     data_dir: Path = args.data_dir.resolve()
@@ -129,6 +151,7 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             _, version, engine = migrate(conn)
             maintain(conn, engine, datetime.now(UTC))
         await asyncio.to_thread(register_fleet, database_url, args.sondes, args.buses)
+        password = await asyncio.to_thread(demo_users, database_url)
         port = free_port(args.port)
         env = {
             **os.environ,
@@ -143,7 +166,10 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             "ingester",
             [*me, "ingest", "--client-id", "citysense-demo-ingest", "--mqtt-protocol", protocol],
         )
-        await children.start("api", [*me, "api", "--port", str(port), "--log-level", "WARNING"])
+        views = "stations,readings,buses,routes"  # the demo shows every read-only view to anyone
+        await children.start(
+            "api", [*me, "api", "--port", str(port), "--log-level", "WARNING", "--public-views", views]
+        )
         await wait_port(port, 30.0)
         await children.start(
             "simulator",
@@ -170,6 +196,7 @@ citysense demo is running: {args.sondes} sondes, {args.buses} buses, schema v{ve
   Health:     http://127.0.0.1:{port}/api/v1/health
   Broker:     {broker_shown}   (topics under {settings.topic_prefix}/v1/...)
   Database:   {redact_database_url(database_url)}
+  Log in:     {", ".join(DEMO_USERS)} with password {password} (new at each start)
 Press Ctrl-C to stop.
 """,
             flush=True,

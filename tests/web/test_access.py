@@ -156,3 +156,30 @@ def test_routes_are_geojson_shapes(client: TestClient) -> None:
     (line,) = route["geometry"]["coordinates"]
     assert len(line) == 6
     assert line[0] == [108.15, 16.05]
+
+
+def test_api_configuration_from_options_and_environment() -> None:
+    from citysense.cli import build_parser
+    from citysense.cmd_api import api_config
+    from citysense.settings import ConfigError, Settings
+
+    args = build_parser().parse_args(
+        ["api", "--database-url", "postgresql://x@h/db", "--public-views", "none"]
+    )
+    config = api_config(
+        Settings.from_args(args, env={}), args, env={"CITYSENSE_TILE_URL": "https://t/{z}/{x}/{y}"}
+    )
+    assert config.public_views == frozenset()
+    assert config.tile_url == "https://t/{z}/{x}/{y}"
+    assert config.secure_cookies is False
+    args = build_parser().parse_args(["api", "--database-url", "postgresql://x@h/db", "--secure-cookies"])
+    config = api_config(
+        Settings.from_args(args, env={}), args, env={"CITYSENSE_PUBLIC_VIEWS": "stations,readings"}
+    )
+    assert config.public_views == {"stations", "readings"}
+    assert config.secure_cookies is True
+    args = build_parser().parse_args(
+        ["api", "--database-url", "postgresql://x@h/db", "--public-views", "alerts"]
+    )
+    with pytest.raises(ConfigError, match="unknown public view"):
+        api_config(Settings.from_args(args, env={}), args, env={})
