@@ -125,6 +125,13 @@ def test_public_pages_station_map_and_transit(site: str, page: Page) -> None:
     shot(page, "transit")
     page.goto(f"{site}/transit/performance")
     expect(page.locator("#route option")).to_have_count(1)
+    page.click("#show")
+    paths = page.request.get(f"{site}/openapi.json").json()["paths"]
+    if "/api/v1/routes/{route_id}/performance" in paths:
+        expect(page.locator("#figures")).to_contain_text("On time")
+        expect(page.locator("#histogram rect")).not_to_have_count(0)
+    else:  # the performance endpoint is the transit API's; the page says what went wrong
+        expect(page.locator("#message")).to_contain_text("Error")
     shot(page, "performance")
 
 
