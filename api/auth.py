@@ -119,3 +119,20 @@ def view(name: View) -> Any:
 
 def expiry(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) + SESSION_LIFETIME
+
+
+def role_name(*roles: Role) -> Any:
+    """A dependency returning the user's name when they hold one of `roles` (or are admin), else 403.
+
+    For routers that take an authorisation callable, e.g. the maintenance windows:
+    `maintenance.make_router(role_name(Role.WATER_STAFF))`.
+    """
+    allowed = frozenset((*roles, Role.ADMIN))
+
+    async def authorize(user: Annotated[User, Depends(require_user)]) -> str:
+        if user.role not in allowed:
+            needed = " or ".join(sorted(r.value for r in allowed))
+            raise ApiError(403, "forbidden", f"this needs role {needed}")
+        return user.username
+
+    return authorize

@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Iterator
+from typing import Annotated
 
 import psycopg
 import pytest
+from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import SESSION_COOKIE
+from api.auth import SESSION_COOKIE, Role, role_name
 from api.state import ApiConfig
 from citysense.cli import main
 from tests.web.fixtures import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
@@ -183,3 +185,27 @@ def test_api_configuration_from_options_and_environment() -> None:
     )
     with pytest.raises(ConfigError, match="unknown public view"):
         api_config(Settings.from_args(args, env={}), args, env={})
+
+
+WaterStaffName = Annotated[str, Depends(role_name(Role.WATER_STAFF))]
+
+
+def test_role_name_dependency_for_other_routers(db: str) -> None:
+    add_users(db)
+    router = APIRouter()
+
+    @router.post("/probe")
+    async def probe(user: WaterStaffName) -> dict[str, str]:
+        return {"user": user}
+
+    app = create_app(ApiConfig(db))
+    app.include_router(router)
+    with TestClient(app) as c:
+        assert c.post("/probe").status_code == 401
+        for name, status in (("mai", 200), ("tuan", 403), ("root", 200)):
+            token = login(c, name)["token"]
+            c.cookies.clear()
+            response = c.post("/probe", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == status, name
+            if status == 200:
+                assert response.json() == {"user": name}
