@@ -9,7 +9,7 @@ import pytest
 
 from devices.water import PARAMETERS
 from ingest.partitions import maintain
-from ingest.schema import LATEST, Engine, Retention, current, migrate
+from ingest.schema import LATEST, MIGRATIONS, Engine, Retention, current, migrate
 
 PUBLIC_TABLES = {"devices", "water_readings", "bus_positions", "alerts", "dead_letters"}
 
@@ -32,7 +32,8 @@ def test_migrate_is_idempotent_and_records_its_version(empty_db: str) -> None:
         assert migrate(conn, engine=Engine.POSTGRES) == (0, LATEST, Engine.POSTGRES)
         assert migrate(conn) == (LATEST, LATEST, Engine.POSTGRES)
         versions = conn.execute("SELECT version, engine FROM schema_migrations ORDER BY version").fetchall()
-        assert [v for v, _ in versions] == list(range(1, LATEST + 1))
+        # Versions are numbered per branch of work, so they need not be contiguous.
+        assert [v for v, _ in versions] == [m.version for m in MIGRATIONS]
         assert {e for _, e in versions} == {"postgres"}
 
 
