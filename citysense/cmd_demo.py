@@ -113,11 +113,16 @@ class Children:
 DEMO_USERS = {"water": "water_staff", "transit": "transport_planner", "admin": "admin"}
 
 
-def demo_users(database_url: str) -> str:
-    """One user per role for trying the pages, with a fresh random password; returns it."""
+def demo_users(database_url: str, password_file: Path) -> None:
+    """One user per role for trying the pages, with a fresh random password written to a file only
+    its owner can read: passwords never appear on screen."""
     from api.passwords import hash_password
 
     password = secrets.token_urlsafe(12)
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(password + "\n")
     hashed = hash_password(password)
     with psycopg.connect(database_url, autocommit=True) as conn:
         for name, role in DEMO_USERS.items():
@@ -128,7 +133,6 @@ def demo_users(database_url: str) -> str:
                 (name, role, hashed),
             )
             conn.execute("DELETE FROM sessions WHERE username = %s", (name,))
-    return password
 
 
 async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
@@ -151,7 +155,8 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             _, version, engine = migrate(conn)
             maintain(conn, engine, datetime.now(UTC))
         await asyncio.to_thread(register_fleet, database_url, args.sondes, args.buses)
-        password = await asyncio.to_thread(demo_users, database_url)
+        password_file = data_dir / "demo-password"
+        await asyncio.to_thread(demo_users, database_url, password_file)
         port = free_port(args.port)
         env = {
             **os.environ,
@@ -196,7 +201,7 @@ citysense demo is running: {args.sondes} sondes, {args.buses} buses, schema v{ve
   Health:     http://127.0.0.1:{port}/api/v1/health
   Broker:     {broker_shown}   (topics under {settings.topic_prefix}/v1/...)
   Database:   {redact_database_url(database_url)}
-  Log in:     {", ".join(DEMO_USERS)} with password {password} (new at each start)
+  Log in:     {", ".join(DEMO_USERS)}, with the password in {password_file} (new at each start)
 Press Ctrl-C to stop.
 """,
             flush=True,

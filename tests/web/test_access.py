@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import psycopg
@@ -209,3 +210,16 @@ def test_role_name_dependency_for_other_routers(db: str) -> None:
             assert response.status_code == status, name
             if status == 200:
                 assert response.json() == {"user": name}
+
+
+def test_demo_users_get_a_password_only_in_a_private_file(db: str, tmp_path: Path) -> None:
+    from citysense.cmd_demo import DEMO_USERS, demo_users
+
+    password_file = tmp_path / "demo" / "demo-password"
+    demo_users(db, password_file)
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    password = password_file.read_text().strip()
+    with TestClient(create_app(ApiConfig(db))) as c:
+        for name, role in DEMO_USERS.items():
+            response = c.post("/api/v1/auth/login", json={"username": name, "password": password})
+            assert response.json()["role"] == role
