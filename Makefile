@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit bench-transit-live soak eval eval-water eval-water-sim eval-transit clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit bench-transit-live bench-api soak eval eval-water eval-water-sim eval-transit clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-ingest bench-water bench-transit bench-transit-live
+bench: bench-ingest bench-water bench-transit bench-transit-live bench-api
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
@@ -58,6 +58,10 @@ bench-transit-live: $(STAMP)
 
 bench-water: $(STAMP)
 	$(BIN)/python -m bench.bench_water
+
+# 30 days of 1-minute readings of one station, bucketed hourly, through the API (docs/benchmarks.md).
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.bench_api
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

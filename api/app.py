@@ -8,7 +8,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from api import errors, gtfsrt_routes, health, metrics, pages, transit, water
+from api import (
+    alerts,
+    errors,
+    gtfsrt_routes,
+    health,
+    maintenance,
+    metrics,
+    pages,
+    routes,
+    sessions,
+    transit,
+    water,
+)
+from api.auth import Role, role_name
 from api.state import ApiConfig, AppState
 
 
@@ -39,8 +52,13 @@ def create_app(config: ApiConfig) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(water.router)
+    app.include_router(maintenance.make_router(role_name(Role.WATER_STAFF)))
     app.include_router(transit.router)
     app.include_router(gtfsrt_routes.router)
     app.include_router(metrics.router)
+    app.include_router(sessions.router)
+    app.include_router(alerts.router)
+    app.include_router(routes.router)
+    app.include_router(pages.config_router)
     app.include_router(pages.router)
     return app

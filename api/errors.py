@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    problems: list[dict[str, str]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error of the API has this shape."""
+
+    error: ErrorDetail
+
+
+_MEANING = {
+    400: "malformed parameter",
+    401: "not logged in, or the view is not public",
+    403: "role not allowed, or the CSRF token is missing",
+    404: "not found",
+    409: "conflicts with the current state",
+    413: "too many rows: narrow the range",
+    503: "a service the endpoint needs is unavailable",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses, all in the one error format."""
+    return {status: {"model": ErrorBody, "description": _MEANING[status]} for status in statuses}
 
 
 class ApiError(Exception):

@@ -27,6 +27,8 @@ from analytics.transit.gtfsrt import (
 )
 from analytics.transit.index import TripIndex
 from analytics.transit.realtime import trip_predictions, vehicle_snapshots
+from api.auth import View, view
+from api.errors import documented
 from api.state import AppState, state_of
 from api.transit_data import as_match, latest_rows
 
@@ -142,22 +144,25 @@ async def _serve(request: Request, name: str, fmt: str | None) -> Response:
 
 
 Format = Annotated[Literal["protobuf", "json"] | None, Query(alias="format", description="json: readable")]
-_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {PROTOBUF: {}, "application/json": {}}}}
+_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {PROTOBUF: {}, "application/json": {}}},
+    **documented(401),
+}
 
 
-@router.get("/vehicle-positions", responses=_DOC)
+@router.get("/vehicle-positions", dependencies=[view(View.BUSES)], responses=_DOC)
 async def vehicle_positions(request: Request, fmt: Format = None) -> Response:
     """VehiclePositions: every bus heard in the last 5 minutes, with its trip when matched."""
     return await _serve(request, "vehicles", fmt)
 
 
-@router.get("/trip-updates", responses=_DOC)
+@router.get("/trip-updates", dependencies=[view(View.BUSES)], responses=_DOC)
 async def trip_updates(request: Request, fmt: Format = None) -> Response:
     """TripUpdates: the current delay and an ETA with uncertainty at every downstream stop."""
     return await _serve(request, "trips", fmt)
 
 
-@router.get("/alerts", responses=_DOC)
+@router.get("/alerts", dependencies=[view(View.BUSES)], responses=_DOC)
 async def alerts(request: Request, fmt: Format = None) -> Response:
     """Alerts: the open delay and bunching alerts."""
     return await _serve(request, "alerts", fmt)

@@ -16,6 +16,13 @@ class ApiConfig:
     broker_host: str | None = None
     broker_port: int | None = None
     pool_max: int = 10
+    # Read-only views anyone may see without logging in (api.auth.View values).
+    public_views: frozenset[str] = frozenset({"stations", "buses", "routes"})
+    # Optional background map tiles, e.g. https://tile.example/{z}/{x}/{y}.png; none: vector only.
+    tile_url: str | None = None
+    timezone: str = "Asia/Ho_Chi_Minh"
+    # Send the session cookie with the Secure attribute (behind HTTPS).
+    secure_cookies: bool = False
 
 
 @dataclass(slots=True)

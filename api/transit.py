@@ -20,7 +20,8 @@ from analytics.transit.headways import HeadwayConfig, route_performance
 from analytics.transit.matching import Fixes
 from analytics.transit.schedule import OnTimeWindow, stop_events
 from analytics.transit.stored import stored_match
-from api.errors import ApiError
+from api.auth import View, view
+from api.errors import ApiError, documented
 from api.state import state_of
 from api.transit_data import LATEST_SELECT, LatestRow, latest_rows
 from ingest.workers.transit import TRANSIT_CHANNEL
@@ -98,7 +99,11 @@ LIVE_SQL = f"""
 
 @router.get(
     "/api/v1/buses/live",
-    responses={200: {"content": {"application/geo+json": {}}, "description": "GeoJSON FeatureCollection"}},
+    dependencies=[view(View.BUSES)],
+    responses={
+        200: {"content": {"application/geo+json": {}}, "description": "GeoJSON FeatureCollection"},
+        **documented(401),
+    },
 )
 async def buses_live(
     request: Request,
@@ -126,7 +131,11 @@ async def buses_live(
 
 @router.get(
     "/api/v1/buses/stream",
-    responses={200: {"content": {"text/event-stream": {}}, "description": "position events"}},
+    dependencies=[view(View.BUSES)],
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "position events"},
+        **documented(401),
+    },
 )
 async def buses_stream(
     request: Request,
@@ -215,7 +224,11 @@ def _event(r: LatestRow, now: float) -> bytes:
     return f"event: position\nid: {r.epoch:.3f}\ndata: {data}\n\n".encode()
 
 
-@router.get("/api/v1/routes/{route_id}/performance")
+@router.get(
+    "/api/v1/routes/{route_id}/performance",
+    dependencies=[view(View.ROUTES)],
+    responses=documented(401, 404, 503),
+)
 async def performance(
     request: Request,
     route_id: str,

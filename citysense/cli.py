@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_devices",
     "citysense.cmd_maintenance",
     "citysense.cmd_replay",
+    "citysense.cmd_users",
 )
 
 

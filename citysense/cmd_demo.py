@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -121,6 +122,31 @@ class Children:
                     await proc.wait()
 
 
+DEMO_USERS = {"water": "water_staff", "transit": "transport_planner", "admin": "admin"}
+
+
+def demo_users(database_url: str, password_file: Path) -> None:
+    """One user per role for trying the pages, with a fresh random password written to a file only
+    its owner can read: passwords never appear on screen."""
+    from api.passwords import hash_password
+
+    password = secrets.token_urlsafe(12)
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(password + "\n")
+    hashed = hash_password(password)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name, role in DEMO_USERS.items():
+            conn.execute(
+                """INSERT INTO users (username, role, password_hash) VALUES (%s, %s, %s)
+                   ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role,
+                       password_hash = EXCLUDED.password_hash, enabled = true""",
+                (name, role, hashed),
+            )
+            conn.execute("DELETE FROM sessions WHERE username = %s", (name,))
+
+
 async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
     settings = Settings.from_args(args)
     data_dir: Path = args.data_dir.resolve()
@@ -143,6 +169,8 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         await asyncio.to_thread(register_fleet, database_url, args.sondes, args.buses)
         if args.buses:
             await asyncio.to_thread(import_demo_feed, database_url, data_dir)
+        password_file = data_dir / "demo-password"
+        await asyncio.to_thread(demo_users, database_url, password_file)
         port = free_port(args.port)
         env = {
             **os.environ,
@@ -159,7 +187,10 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         )
         # The analytics workers: water QC and alerts; trip matching, delays and bus alerts.
         await children.start("analytics", [*me, "analyze", "--log-level", "WARNING"])
-        await children.start("api", [*me, "api", "--port", str(port), "--log-level", "WARNING"])
+        views = "stations,readings,buses,routes"  # the demo shows every read-only view to anyone
+        await children.start(
+            "api", [*me, "api", "--port", str(port), "--log-level", "WARNING", "--public-views", views]
+        )
         await wait_port(port, 30.0)
         await children.start(
             "simulator",
@@ -190,6 +221,7 @@ citysense demo is running: {args.sondes} sondes, {args.buses} buses, schema v{ve
   Health:     http://127.0.0.1:{port}/api/v1/health
   Broker:     {broker_shown}   (topics under {settings.topic_prefix}/v1/...)
   Database:   {redact_database_url(database_url)}
+  Log in:     {", ".join(DEMO_USERS)}, with the password in {password_file} (new at each start)
 Press Ctrl-C to stop.
 """,
             flush=True,

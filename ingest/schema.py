@@ -260,12 +260,37 @@ def _transit_live(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _users(engine: Engine, retention: Retention) -> list[str]:
+    return [
+        """
+        CREATE TABLE users (
+            username       text PRIMARY KEY CHECK (username ~ '^[a-z0-9][a-z0-9_.-]{0,63}$'),
+            role           text NOT NULL CHECK (role IN ('water_staff', 'transport_planner', 'admin')),
+            password_hash  text NOT NULL,
+            enabled        boolean NOT NULL DEFAULT true,
+            created_at     timestamptz NOT NULL DEFAULT now()
+        )""",
+        # Only a hash of each session token is stored: a copy of the table logs nobody in.
+        """
+        CREATE TABLE sessions (
+            token_sha256  bytea PRIMARY KEY,
+            username      text NOT NULL REFERENCES users ON DELETE CASCADE,
+            csrf_token    text NOT NULL,
+            created_at    timestamptz NOT NULL DEFAULT now(),
+            expires_at    timestamptz NOT NULL
+        )""",
+        "CREATE INDEX sessions_expires_at ON sessions (expires_at)",
+        "CREATE INDEX alerts_state_opened ON alerts (state, opened_at DESC)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
     Migration(3, "GTFS static feeds", _gtfs),
     Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
     Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
+    Migration(6, "users and sessions", _users),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.auth import View
 from api.state import ApiConfig
 from citysense.settings import MqttUrl
 from ingest.schema import LATEST
@@ -36,7 +37,9 @@ def client(db: str, mqtt_url: str) -> Iterator[TestClient]:
                SELECT device_id, date_trunc('hour', time), count(*), count(ph), sum(ph), min(ph), max(ph)
                FROM water_readings GROUP BY 1, 2"""
         )
-    with TestClient(create_app(ApiConfig(db, broker.host, broker.port))) as c:
+    # Every read-only view public: these tests are about the data, tests/web about access.
+    config = ApiConfig(db, broker.host, broker.port, public_views=frozenset(View))
+    with TestClient(create_app(config)) as c:
         yield c
 
 

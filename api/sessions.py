@@ -1,0 +1,81 @@
+"""Log in and out; who am I. Passwords are checked against argon2 hashes (api.passwords)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+
+from api import passwords
+from api.auth import SESSION_COOKIE, SESSION_LIFETIME, User, expiry, new_token, require_user, token_digest
+from api.errors import ApiError, documented
+from api.state import pool_of, state_of
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class Credentials(BaseModel):
+    username: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Session(BaseModel):
+    username: str
+    role: str
+    csrf_token: str = Field(description="send as X-CSRF-Token on state changes made with the cookie")
+    token: str | None = Field(None, description="bearer token for programs; only in the login response")
+
+
+@router.post("/login", responses=documented(401))
+async def login(request: Request, response: Response, credentials: Credentials) -> Session:
+    """Check a password; set the session cookie and return a bearer token for the same session."""
+    async with pool_of(request).connection() as conn:
+        cur = await conn.execute(
+            "SELECT password_hash, role FROM users WHERE username = %s AND enabled",
+            (credentials.username,),
+        )
+        row = await cur.fetchone()
+    # The hash is checked (off the event loop: argon2 is slow on purpose) even for an unknown
+    # user, so the response time does not tell which usernames exist.
+    stored = row[0] if row else None
+    ok = await asyncio.to_thread(passwords.verify, stored, credentials.password)
+    if row is None or not ok:
+        raise ApiError(401, "bad_credentials", "wrong username or password")
+    token, csrf = new_token(), new_token()
+    async with pool_of(request).connection() as conn:
+        await conn.execute("DELETE FROM sessions WHERE expires_at < now()")
+        await conn.execute(
+            "INSERT INTO sessions (token_sha256, username, csrf_token, expires_at) VALUES (%s, %s, %s, %s)",
+            (token_digest(token), credentials.username, csrf, expiry()),
+        )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=state_of(request).config.secure_cookies,
+        path="/",
+    )
+    return Session(username=credentials.username, role=row[1], csrf_token=csrf, token=token)
+
+
+@router.post("/logout", status_code=204, responses=documented(401, 403))
+async def logout(request: Request, user: Annotated[User, Depends(require_user)]) -> Response:
+    """End this session (cookie or bearer token)."""
+    token = request.cookies.get(SESSION_COOKIE) if user.via_cookie else None
+    if token is None:
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    async with pool_of(request).connection() as conn:
+        await conn.execute("DELETE FROM sessions WHERE token_sha256 = %s", (token_digest(token),))
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/me", responses=documented(401))
+async def me(user: Annotated[User, Depends(require_user)]) -> Session:
+    """The logged-in user, with the CSRF token the pages send on state changes."""
+    return Session(username=user.username, role=user.role.value, csrf_token=user.csrf_token, token=None)

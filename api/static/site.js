@@ -1,0 +1,178 @@
+// Shared by every page: language (vi/en), times in the configured zone, API calls, the header.
+"use strict";
+
+const CS = (() => {
+  const COMMON = {
+    en: {
+      overview: "Overview", water: "Water alerts", stations: "Stations", transit: "Live buses",
+      performance: "Route performance", login: "Log in", logout: "Log out", api: "API",
+      loading: "Loading…", error: "Error", none: "None", all: "All",
+      state_open: "open", state_acknowledged: "acknowledged", state_resolved: "resolved",
+      compliant: "compliant", breach: "breach", unknown: "no data",
+      times_in: "Times in",
+    },
+    vi: {
+      overview: "Tổng quan", water: "Cảnh báo nước", stations: "Trạm quan trắc", transit: "Xe buýt trực tuyến",
+      performance: "Hiệu quả tuyến", login: "Đăng nhập", logout: "Đăng xuất", api: "API",
+      loading: "Đang tải…", error: "Lỗi", none: "Không có", all: "Tất cả",
+      state_open: "mới", state_acknowledged: "đã tiếp nhận", state_resolved: "đã xử lý",
+      compliant: "đạt chuẩn", breach: "vượt ngưỡng", unknown: "chưa có dữ liệu",
+      times_in: "Giờ theo",
+    },
+  };
+  let dict = { en: { ...COMMON.en }, vi: { ...COMMON.vi } };
+  let config = { public_views: [], tile_url: null, timezone: "Asia/Ho_Chi_Minh" };
+  let me = null;
+  const listeners = [];
+
+  const lang = () => localStorage.getItem("citysense.lang") || (navigator.language.startsWith("vi") ? "vi" : "en");
+  const t = (key) => (dict[lang()] && dict[lang()][key]) || dict.en[key] || key;
+
+  function applyTranslations(root = document) {
+    document.documentElement.lang = lang();
+    for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+    const sw = document.getElementById("lang-switch");
+    if (sw) sw.textContent = lang() === "vi" ? "English" : "Tiếng Việt";
+  }
+
+  function setLang(value) {
+    localStorage.setItem("citysense.lang", value);
+    applyTranslations();
+    for (const fn of listeners) fn();
+  }
+
+  const tz = () => config.timezone || "Asia/Ho_Chi_Minh";
+  const locale = () => (lang() === "vi" ? "vi-VN" : "en-GB");
+  function time(value, opts = {}) {
+    if (!value) return "–";
+    return new Date(value).toLocaleString(locale(), { timeZone: tz(), dateStyle: "short", timeStyle: "medium", ...opts });
+  }
+  function clock(value) {
+    return new Date(value).toLocaleTimeString(locale(), { timeZone: tz(), hour: "2-digit", minute: "2-digit" });
+  }
+  const num = (v, d) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.error && body.error.message) || `HTTP ${status}`);
+      this.status = status;
+      this.code = body && body.error && body.error.code;
+    }
+  }
+
+  async function api(path, { method = "GET", body, redirect = true } = {}) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf_token;
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+    const data = res.status === 204 ? null : await res.json().catch(() => null);
+    if (res.status === 401 && redirect) {
+      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+      throw new ApiError(res.status, data);
+    }
+    if (!res.ok) throw new ApiError(res.status, data);
+    return data;
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") node.className = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (v !== undefined && v !== null) node.setAttribute(k, v);
+    }
+    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return node;
+  }
+
+  function header(active) {
+    const nav = document.getElementById("nav");
+    if (!nav) return;
+    const links = [["/", "overview"], ["/water", "water"], ["/water/stations", "stations"], ["/transit", "transit"], ["/transit/performance", "performance"]];
+    const items = links.map(([href, key]) => el("a", { href, class: key === active ? "active" : "", "data-i18n": key }, t(key)));
+    const user = el("span", { class: "user", id: "user" });
+    const swLang = el("button", { id: "lang-switch", type: "button", class: "link", onclick: () => setLang(lang() === "vi" ? "en" : "vi") });
+    nav.replaceChildren(el("strong", {}, "citysense"), ...items, el("span", { class: "spacer" }), user, swLang);
+    renderUser();
+  }
+
+  function renderUser() {
+    const box = document.getElementById("user");
+    if (!box) return;
+    if (me) {
+      const out = el("button", { type: "button", class: "link", id: "logout", "data-i18n": "logout", onclick: async () => {
+        await api("/api/v1/auth/logout", { method: "POST", redirect: false }).catch(() => null);
+        me = null;
+        location.href = "/login";
+      } }, t("logout"));
+      box.replaceChildren(el("span", { id: "whoami" }, `${me.username} (${me.role})`), " ", out);
+    } else {
+      box.replaceChildren(el("a", { href: "/login?next=" + encodeURIComponent(location.pathname), "data-i18n": "login" }, t("login")));
+    }
+  }
+
+  async function init({ page, words = {}, active }) {
+    dict = { en: { ...COMMON.en, ...(words.en || {}) }, vi: { ...COMMON.vi, ...(words.vi || {}) } };
+    config = await api("/api/v1/config", { redirect: false }).catch(() => config);
+    me = await api("/api/v1/auth/me", { redirect: false }).catch(() => null);
+    header(active || page);
+    applyTranslations();
+    const foot = document.getElementById("tz");
+    if (foot) foot.textContent = tz();
+  }
+
+  return {
+    init, t, time, clock, num, api, el, lang, setLang, applyTranslations, ApiError,
+    onLang: (fn) => listeners.push(fn),
+    me: () => me,
+    config: () => config,
+    isPublic: (view) => config.public_views.includes(view),
+  };
+})();
+
+// Maps drawn by the page as SVG vectors, in Web Mercator so that optional tiles
+// (config.tile_url, {z}/{x}/{y}) line up underneath; without a tile URL nothing is fetched.
+const CSMap = (() => {
+  const NS = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs = {}) {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    return node;
+  }
+  const mx = (lon, z) => (lon + 180) / 360 * 256 * 2 ** z;
+  const my = (lat, z) => {
+    const r = lat * Math.PI / 180;
+    return (1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2 * 256 * 2 ** z;
+  };
+  // A projection [lon, lat] -> [x, y] fitting `points` into width x height, and the zoom used.
+  function projection(points, width, height, pad = 30, wholeZoom = false) {
+    let lons = points.map((p) => p[0]), lats = points.map((p) => p[1]);
+    if (!points.length) { lons = [108.1, 108.3]; lats = [15.95, 16.15]; } // Da Nang
+    const [x0, x1, y0, y1] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
+    const spanX = Math.max(mx(x1, 0) - mx(x0, 0), 1e-4), spanY = Math.max(my(y0, 0) - my(y1, 0), 1e-4);
+    let z = Math.min(Math.log2((width - 2 * pad) / spanX), Math.log2((height - 2 * pad) / spanY), 18);
+    if (wholeZoom) z = Math.floor(z);
+    const cx = (mx(x0, z) + mx(x1, z)) / 2, cy = (my(y0, z) + my(y1, z)) / 2;
+    const dx = width / 2 - cx, dy = height / 2 - cy;
+    const project = ([lon, lat]) => [mx(lon, z) + dx, my(lat, z) + dy];
+    project.zoom = z; project.dx = dx; project.dy = dy;
+    return project;
+  }
+  // <image> tiles behind the vectors, when a tile URL is configured.
+  function tiles(layer, project, width, height, url) {
+    if (!url) return;
+    const z = project.zoom, n = 2 ** z;
+    for (let tx = Math.floor(-project.dx / 256); tx * 256 + project.dx < width; tx++) {
+      for (let ty = Math.floor(-project.dy / 256); ty * 256 + project.dy < height; ty++) {
+        if (ty < 0 || ty >= n) continue;
+        const href = url.replace("{z}", z).replace("{x}", ((tx % n) + n) % n).replace("{y}", ty);
+        layer.append(svg("image", { href, x: tx * 256 + project.dx, y: ty * 256 + project.dy, width: 256, height: 256 }));
+      }
+    }
+  }
+  function line(coords, project) {
+    return coords.map((c, i) => { const [x, y] = project(c); return `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`; }).join("");
+  }
+  return { svg, projection, tiles, line };
+})();
