@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from api.errors import ApiError
+from api.errors import ApiError, documented
 from api.state import pool_of
 from ingest.maintenance import INSERT, LIST, REFLAG, STATION_KIND
 
@@ -33,22 +33,23 @@ class WindowIn(BaseModel):
 def make_router(authorize: Authorize) -> APIRouter:
     router = APIRouter(prefix="/api/v1/water/stations", tags=["water"])
 
-    async def station(conn: Any, device_id: str) -> None:
-        cur = await conn.execute(STATION_KIND, {"device": device_id})
+    async def station(cur: Any, device_id: str) -> None:
+        await cur.execute(STATION_KIND, {"device": device_id})
         row = await cur.fetchone()
         if row is None or row["kind"] != "water":
             raise ApiError(404, "not_found", f"no water station {device_id!r}")
 
-    @router.get("/{device_id}/maintenance")
+    @router.get("/{device_id}/maintenance", responses=documented(404))
     async def list_windows(device_id: str, request: Request) -> dict[str, Any]:
         """The station's maintenance and calibration windows, newest first."""
-        async with pool_of(request).connection() as conn:
-            conn.row_factory = dict_row  # type: ignore[assignment]
-            await station(conn, device_id)
-            rows = await (await conn.execute(LIST, {"device": device_id})).fetchall()
+        # A cursor of its own: the pooled connection's row factory must stay as the pool gave it.
+        async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await station(cur, device_id)
+            await cur.execute(LIST, {"device": device_id})
+            rows = await cur.fetchall()
         return {"device_id": device_id, "windows": rows}
 
-    @router.post("/{device_id}/maintenance", status_code=201)
+    @router.post("/{device_id}/maintenance", status_code=201, responses=documented(401, 403, 404))
     async def add_window(
         device_id: str,
         window: WindowIn,
@@ -69,12 +70,13 @@ def make_router(authorize: Authorize) -> APIRouter:
             "note": window.note,
             "by": user,
         }
-        async with pool_of(request).connection() as conn:
-            conn.row_factory = dict_row  # type: ignore[assignment]
-            await station(conn, device_id)
+        async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await station(cur, device_id)
             async with conn.transaction():
-                row = await (await conn.execute(INSERT, params)).fetchone()
-                cur = await conn.execute(REFLAG, params)
-        return {"window": row, "readings_marked_not_evaluated": cur.rowcount}
+                await cur.execute(INSERT, params)
+                row = await cur.fetchone()
+                await cur.execute(REFLAG, params)
+                marked = cur.rowcount
+        return {"window": row, "readings_marked_not_evaluated": marked}
 
     return router

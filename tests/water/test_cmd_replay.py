@@ -5,20 +5,17 @@ from __future__ import annotations
 import csv
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
 
 import psycopg
 import pytest
-from fastapi import Header
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.errors import ApiError
-from api.maintenance import make_router
 from api.state import ApiConfig
 from citysense.cli import main
 from tests.helpers import register
 from tests.water.test_worker import T0, insert, series
+from tests.web.fixtures import PASSWORD, add_users
 
 
 def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
@@ -126,18 +123,18 @@ def test_maintenance_add_flags_stored_readings_and_lists(db: str, capsys: pytest
     assert main([*swapped, "--database-url", db]) == 2
 
 
-async def authorize(x_user: Annotated[str | None, Header()] = None) -> str:
-    """Stands for the application's role check: the header names an allowed user."""
-    if x_user != "operator":
-        raise ApiError(403, "forbidden", "not allowed")
-    return x_user
+def login(client: TestClient, name: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    body: dict[str, str] = response.json()
+    return body
 
 
-def test_maintenance_api_with_an_authorisation_dependency(db: str) -> None:
+def test_maintenance_api_needs_water_staff(db: str) -> None:
     register(db, ("wq-1", "water", True))
     insert(db, "wq-1", series(30))
+    add_users(db)
     app = create_app(ApiConfig(db))
-    app.include_router(make_router(authorize))
     url = "/api/v1/water/stations/wq-1/maintenance"
     body = {
         "starts_at": (T0 + timedelta(minutes=5)).isoformat(),
@@ -146,16 +143,16 @@ def test_maintenance_api_with_an_authorisation_dependency(db: str) -> None:
         "note": "chlorine probe",
     }
     with TestClient(app) as client:
-        assert client.post(url, json=body).status_code == 403
-        r = client.post(url, json=body, headers={"x-user": "operator"})
+        assert client.post(url, json=body).status_code == 401
+        planner = {"Authorization": f"Bearer {login(client, 'tuan')['token']}"}
+        assert client.post(url, json=body, headers=planner).status_code == 403
+        staff = {"Authorization": f"Bearer {login(client, 'mai')['token']}"}
+        r = client.post(url, json=body, headers=staff)
         assert r.status_code == 201, r.text
         assert r.json()["readings_marked_not_evaluated"] == 5
-        assert r.json()["window"]["created_by"] == "operator"
+        assert r.json()["window"]["created_by"] == "mai"
         bad = {**body, "ends_at": body["starts_at"]}
-        assert client.post(url, json=bad, headers={"x-user": "operator"}).status_code == 422
-        assert (
-            client.post(url.replace("wq-1", "nope"), json=body, headers={"x-user": "operator"}).status_code
-            == 404
-        )
+        assert client.post(url, json=bad, headers=staff).status_code == 422
+        assert client.post(url.replace("wq-1", "nope"), json=body, headers=staff).status_code == 404
         listed = client.get(url).json()["windows"]
     assert [w["note"] for w in listed] == ["chlorine probe"]
