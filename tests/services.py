@@ -167,6 +167,8 @@ class PrivatePostgres:
         self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", log, "start")
 
     def close(self) -> None:
-        if not _can_connect(self.admin_url):
-            self.start()
+        # Stopped here with our own pg_ctl: after a stop and start by the test, the wheel's
+        # handle still knows the first postmaster's pid and would leave the new one running.
+        if _can_connect(self.admin_url):
+            self.stop()
         self._server.cleanup()
