@@ -7,7 +7,6 @@ Run: make bench-api   (or .venv/bin/python -m bench.bench_api)
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import sys
 import time
@@ -22,23 +21,13 @@ from psycopg import sql
 from api.app import create_app
 from api.auth import View
 from api.state import ApiConfig
+from bench.machine import cpu_model
 from devices.water import PARAMETERS
 from ingest.schema import Engine, migrate
 from tests import services
 
 DAYS = 30
 TARGET_MS = 100.0
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _load(url: str, end: datetime) -> int:
@@ -110,7 +99,7 @@ def main() -> int:
         finally:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    print(f"machine: {_cpu()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"{'bucket':<30} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}   target p99 < {TARGET_MS:.0f} ms")
     ok = True
     for label, times in results.items():

@@ -14,7 +14,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -29,18 +28,9 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from bench.machine import machine
 from ingest.schema import Engine, migrate
 from tests import services
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"nproc {os.cpu_count()}, {cpu}, Python {platform.python_version()}"
 
 
 @contextmanager

@@ -20,20 +20,10 @@ from analytics.water.params import ALL_PARAMETERS, CONTEXT_PARAMETERS, QUALITY_P
 from analytics.water.pipeline import detector_for
 from analytics.water.qc import qc_tests, usable
 from analytics.water.qc_config import default_qc_config
+from bench.machine import cpu_model
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
 NOISE = np.array([0.02, 0.02, 0.02, 1.0, 0.1, 5.0, 0.05, 5.0])
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def step_10k(stations: int = 10_000, warm: int = 200, measured: int = 100) -> tuple[list[float], list[float]]:
@@ -88,7 +78,7 @@ def replay_year(lag: int) -> tuple[float, float, float, int]:
 
 def main() -> int:
     print(
-        f"machine: {os.cpu_count()} CPUs (nproc), {_cpu()}, "
+        f"machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, "
         f"Python {platform.python_version()}, numpy {np.__version__}"
     )
     print(f"load average at start: {os.getloadavg()[0]:.2f} (other work on the machine inflates wall times)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from citysense_sim.wire import WATER_PARAMETERS
 from analytics.water.alerts import AlertKind
 from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
+from bench.machine import cpu_model
 
 GRACE_S = 1800.0  # the target: detected within 30 minutes
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -198,17 +198,6 @@ def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dic
     }
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--stations", type=int, default=10)
@@ -227,7 +216,7 @@ def main() -> None:
     config = LiveConfig(qc=default_qc_config())
     act, live_s, readings = run_live(data, config, args.wakeup)
     result = score(truth, act, args.days / 7.0, args.stations)
-    result["machine"] = {"nproc": os.cpu_count(), "cpu": _cpu()}
+    result["machine"] = {"nproc": os.cpu_count(), "cpu": cpu_model()}
     result["run"] = {
         "stations": args.stations,
         "days": args.days,
@@ -268,7 +257,7 @@ def main() -> None:
         result["sensor_fault_alerts_outside_faults_per_station_week"],
     )
     print(f"live path: {readings} readings in {live_s:.2f} s ({result['run']['us_per_reading']} us/reading)")  # type: ignore[index]
-    print(f"machine: {os.cpu_count()} CPUs, {_cpu()}")
+    print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,22 +28,13 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 
+from bench.machine import machine
 from bench.mqttload import Publisher
 from devices.water import PARAMETERS
 from ingest.schema import Engine, migrate
 from tests import services
 
 DEVICES = [f"bench-{i:04d}" for i in range(200)]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 @contextmanager
