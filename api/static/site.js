@@ -54,9 +54,10 @@ const CS = (() => {
   const num = (v, d) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
 
   class ApiError extends Error {
-    constructor(status, body) {
+    constructor(status, body, retryAfter = null) {
       super((body && body.error && body.error.message) || `HTTP ${status}`);
       this.status = status;
+      this.retryAfter = retryAfter === null ? null : Number(retryAfter); // seconds, with a 429
       this.code = body && body.error && body.error.code;
     }
   }
@@ -71,7 +72,7 @@ const CS = (() => {
       location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
       throw new ApiError(res.status, data);
     }
-    if (!res.ok) throw new ApiError(res.status, data);
+    if (!res.ok) throw new ApiError(res.status, data, res.headers.get("Retry-After"));
     return data;
   }
 
