@@ -30,6 +30,7 @@ _MEANING = {
     404: "not found",
     409: "conflicts with the current state",
     413: "too many rows: narrow the range",
+    429: "too many failed attempts: retry after the seconds in Retry-After",
     503: "a service the endpoint needs is unavailable",
 }
 
@@ -40,11 +41,12 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def _body(code: str, message: str, **extra: object) -> dict[str, object]:
@@ -54,7 +56,7 @@ def _body(code: str, message: str, **extra: object) -> dict[str, object]:
 def install(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse(_body(exc.code, exc.message), status_code=exc.status)
+        return JSONResponse(_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

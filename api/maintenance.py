@@ -1,26 +1,41 @@
-"""Maintenance and calibration windows of a water station (POST and GET).
+"""Maintenance and calibration windows of water stations: list, enter, end now, delete.
 
 Entering a window hides data from the analytics (its readings are flagged 'not evaluated'), so
-only authorised staff may do it: `make_router` takes the application's authorisation
-dependency, which returns the name of the user (recorded as `created_by`) or raises. The router
-is not mounted by `create_app` until that dependency exists.
+only authorised staff may change windows: `make_router` takes the application's authorisation
+dependency, which returns the name of the user (recorded as `created_by`) or raises. Reading
+them needs a login: they name the staff who entered them.
+
+An upcoming window may be deleted and an ongoing one ended now; a past window stays as it is,
+because the readings in it were already marked not evaluated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
+from api.auth import User, require_user
 from api.errors import ApiError, documented
 from api.state import pool_of
-from ingest.maintenance import INSERT, LIST, REFLAG, STATION_KIND
+from ingest.maintenance import (
+    DELETE_UPCOMING,
+    END_NOW,
+    INSERT,
+    LIST,
+    LIST_STATE,
+    REFLAG,
+    STATE_OF,
+    STATION_KIND,
+)
 
 Authorize = Callable[..., Awaitable[str]]
+WindowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class WindowIn(BaseModel):
@@ -31,7 +46,7 @@ class WindowIn(BaseModel):
 
 
 def make_router(authorize: Authorize) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/water/stations", tags=["water"])
+    router = APIRouter(prefix="/api/v1/water", tags=["water"])
 
     async def station(cur: Any, device_id: str) -> None:
         await cur.execute(STATION_KIND, {"device": device_id})
@@ -39,8 +54,26 @@ def make_router(authorize: Authorize) -> APIRouter:
         if row is None or row["kind"] != "water":
             raise ApiError(404, "not_found", f"no water station {device_id!r}")
 
-    @router.get("/{device_id}/maintenance", responses=documented(404))
-    async def list_windows(device_id: str, request: Request) -> dict[str, Any]:
+    @router.get("/maintenance", responses=documented(401, 404))
+    async def list_all(
+        request: Request,
+        _: Annotated[User, Depends(require_user)],
+        device_id: Annotated[str | None, Query(max_length=200, description="only this station")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
+        """Windows of every water station (or one), newest start first, each with its `state`:
+        `upcoming`, `ongoing` or `past`."""
+        async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            if device_id is not None:
+                await station(cur, device_id)
+            await cur.execute(LIST_STATE, {"device": device_id, "limit": limit})
+            rows = await cur.fetchall()
+        return {"windows": rows}
+
+    @router.get("/stations/{device_id}/maintenance", responses=documented(401, 404))
+    async def list_windows(
+        device_id: str, request: Request, _: Annotated[User, Depends(require_user)]
+    ) -> dict[str, Any]:
         """The station's maintenance and calibration windows, newest first."""
         # A cursor of its own: the pooled connection's row factory must stay as the pool gave it.
         async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -49,7 +82,7 @@ def make_router(authorize: Authorize) -> APIRouter:
             rows = await cur.fetchall()
         return {"device_id": device_id, "windows": rows}
 
-    @router.post("/{device_id}/maintenance", status_code=201, responses=documented(401, 403, 404))
+    @router.post("/stations/{device_id}/maintenance", status_code=201, responses=documented(401, 403, 404))
     async def add_window(
         device_id: str,
         window: WindowIn,
@@ -78,5 +111,46 @@ def make_router(authorize: Authorize) -> APIRouter:
                 await cur.execute(REFLAG, params)
                 marked = cur.rowcount
         return {"window": row, "readings_marked_not_evaluated": marked}
+
+    async def refuse(cur: Any, params: dict[str, Any], wanted: str, doing: str) -> None:
+        await cur.execute(STATE_OF, params)
+        row = await cur.fetchone()
+        if row is None:
+            raise ApiError(404, "not_found", f"no window {params['window']} of station {params['device']!r}")
+        raise ApiError(
+            409, "wrong_state", f"the window is {row['state']}: only an {wanted} window can be {doing}"
+        )
+
+    @router.post(
+        "/stations/{device_id}/maintenance/{window_id}/end", responses=documented(401, 403, 404, 409)
+    )
+    async def end_window(
+        device_id: str, window_id: WindowId, request: Request, user: str = Depends(authorize)
+    ) -> dict[str, Any]:
+        """End an ongoing window now; readings from now on are evaluated again."""
+        params = {"device": device_id, "window": window_id}
+        async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(END_NOW, params)
+            row = await cur.fetchone()
+            if row is None:
+                await refuse(cur, params, "ongoing", "ended")
+        return {"window": row}
+
+    @router.delete(
+        "/stations/{device_id}/maintenance/{window_id}",
+        status_code=204,
+        response_class=Response,
+        responses=documented(401, 403, 404, 409),
+    )
+    async def delete_window(
+        device_id: str, window_id: WindowId, request: Request, user: str = Depends(authorize)
+    ) -> Response:
+        """Delete a window that has not started yet."""
+        params = {"device": device_id, "window": window_id}
+        async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(DELETE_UPCOMING, params)
+            if cur.rowcount == 0:
+                await refuse(cur, params, "upcoming", "deleted")
+        return Response(status_code=204)
 
     return router

@@ -24,6 +24,7 @@ _PAGES = {
     "/login": "login.html",
     "/water": "water.html",
     "/water/stations": "stations.html",
+    "/water/maintenance": "maintenance.html",
     "/transit": "transit.html",
     "/transit/performance": "performance.html",
 }

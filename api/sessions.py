@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api import passwords
 from api.auth import SESSION_COOKIE, SESSION_LIFETIME, User, expiry, new_token, require_user, token_digest
 from api.errors import ApiError, documented
+from api.ratelimit import TooManyFailures
 from api.state import pool_of, state_of
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -28,21 +29,32 @@ class Session(BaseModel):
     token: str | None = Field(None, description="bearer token for programs; only in the login response")
 
 
-@router.post("/login", responses=documented(401))
+@router.post("/login", responses=documented(401, 429))
 async def login(request: Request, response: Response, credentials: Credentials) -> Session:
-    """Check a password; set the session cookie and return a bearer token for the same session."""
-    async with pool_of(request).connection() as conn:
-        cur = await conn.execute(
-            "SELECT password_hash, role FROM users WHERE username = %s AND enabled",
-            (credentials.username,),
-        )
-        row = await cur.fetchone()
-    # The hash is checked (off the event loop: argon2 is slow on purpose) even for an unknown
-    # user, so the response time does not tell which usernames exist.
-    stored = row[0] if row else None
-    ok = await asyncio.to_thread(passwords.verify, stored, credentials.password)
-    if row is None or not ok:
+    """Check a password; set the session cookie and return a bearer token for the same session.
+
+    Too many failed logins for the user name or from the client address within the configured
+    window are refused with 429 and `Retry-After`, before the password is looked at."""
+    limiter = state_of(request).logins
+    address = request.client.host if request.client else "unknown"
+    began = limiter.clock()
+    try:
+        limiter.begin(credentials.username, address, began)
+    except TooManyFailures as exc:
+        raise ApiError(
+            429,
+            "too_many_failures",
+            f"{exc}: try again in {exc.retry_after_s} s",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from None
+    try:
+        role = await _check(request, credentials)
+    except Exception:
+        limiter.forgive(credentials.username, address, began)  # the database failed, not the password
+        raise
+    if role is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    limiter.succeeded(credentials.username, address, began)
     token, csrf = new_token(), new_token()
     async with pool_of(request).connection() as conn:
         await conn.execute("DELETE FROM sessions WHERE expires_at < now()")
@@ -59,7 +71,22 @@ async def login(request: Request, response: Response, credentials: Credentials) 
         secure=state_of(request).config.secure_cookies,
         path="/",
     )
-    return Session(username=credentials.username, role=row[1], csrf_token=csrf, token=token)
+    return Session(username=credentials.username, role=role, csrf_token=csrf, token=token)
+
+
+async def _check(request: Request, credentials: Credentials) -> str | None:
+    """The user's role when the password is right, else None."""
+    async with pool_of(request).connection() as conn:
+        cur = await conn.execute(
+            "SELECT password_hash, role FROM users WHERE username = %s AND enabled",
+            (credentials.username,),
+        )
+        row = await cur.fetchone()
+    # The hash is checked (off the event loop: argon2 is slow on purpose) even for an unknown
+    # user, so the response time does not tell which usernames exist.
+    stored = row[0] if row else None
+    ok = await asyncio.to_thread(passwords.verify, stored, credentials.password)
+    return str(row[1]) if row is not None and ok else None
 
 
 @router.post("/logout", status_code=204, responses=documented(401, 403))

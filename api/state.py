@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
 
+from api.ratelimit import LoginLimit, LoginLimiter
 from api.transit_data import TransitData
 
 
@@ -23,6 +24,8 @@ class ApiConfig:
     timezone: str = "Asia/Ho_Chi_Minh"
     # Send the session cookie with the Secure attribute (behind HTTPS).
     secure_cookies: bool = False
+    # Failed logins allowed per user name and per client address within a window (api.ratelimit).
+    login_limit: LoginLimit = field(default_factory=LoginLimit)
 
 
 @dataclass(slots=True)
@@ -30,6 +33,10 @@ class AppState:
     config: ApiConfig
     pool: AsyncConnectionPool
     transit: TransitData = field(default_factory=TransitData)
+    logins: LoginLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logins = LoginLimiter(self.config.login_limit)
 
 
 def state_of(request: Request) -> AppState:

@@ -8,6 +8,7 @@ import gzip
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ import psycopg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from analytics.transit.headways import HeadwayConfig, route_performance
+from analytics.transit.headways import HeadwayConfig, headway_profile, route_performance
 from analytics.transit.matching import Fixes
 from analytics.transit.schedule import OnTimeWindow, stop_events
 from analytics.transit.stored import stored_match
@@ -33,6 +34,7 @@ LIVE_TTL_S = 1.0  # the live collection is rebuilt at most once a second, whoeve
 HEARTBEAT_S = 15.0
 STREAM_BATCH = 5000
 ON_TIME = OnTimeWindow()
+HEADWAY_BIN_S = 3600.0  # the headway profile's slices: the service day's local hours
 
 
 def _status(delay: float | None) -> str | None:
@@ -237,7 +239,8 @@ async def performance(
     ] = None,
 ) -> dict[str, Any]:
     """One route's service day: on-time share (window -1/+5 min), delay distribution, stop events,
-    headway regularity (std/mean), excess wait time and bunching events."""
+    headway regularity (std/mean), excess wait time, bunching events, and actual against scheduled
+    headways hour by hour (`headway_profile`)."""
     state = state_of(request)
     index = await state.transit.trip_index(state.pool)
     if index is None:
@@ -278,10 +281,12 @@ async def performance(
             m.offset_m[sel], m.delay_s[sel], m.off_route[sel],
         )  # fmt: skip
         events = stop_events(index, sub, subm)
-        perf = route_performance(
-            route_id, day.isoformat(), subm.route_id, subm.delay_s, events, HeadwayConfig(on_time=ON_TIME)
-        )
-        return perf.to_dict()
+        config = HeadwayConfig(on_time=ON_TIME)
+        perf = route_performance(route_id, day.isoformat(), subm.route_id, subm.delay_s, events, config)
+        body = perf.to_dict()
+        profile = headway_profile(events, route_id, ref, HEADWAY_BIN_S, config)
+        body["headway_profile"] = [asdict(b) for b in profile]
+        return body
 
     body = await asyncio.to_thread(compute)
     r = feed.routes[route_id]

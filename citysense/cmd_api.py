@@ -13,6 +13,7 @@ from citysense.runtime import add_logging_options, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
 
 if TYPE_CHECKING:
+    from api.ratelimit import LoginLimit
     from api.state import ApiConfig
 
 
@@ -32,6 +33,12 @@ def register(subparsers: Any) -> None:
         help="mark the session cookie Secure, when served over HTTPS (default: $CITYSENSE_SECURE_COOKIES=1)",
     )
     parser.add_argument(
+        "--login-limit",
+        metavar="USER,ADDRESS/SECONDS",
+        help="failed logins allowed per user name and per client address within SECONDS, then 429 "
+        "(default: $CITYSENSE_LOGIN_LIMIT or 5,30/900; 0 for no limit of that kind)",
+    )
+    parser.add_argument(
         "--tile-url", help="optional map tile URL template {z}/{x}/{y} (default: $CITYSENSE_TILE_URL)"
     )
     add_logging_options(parser)
@@ -48,6 +55,25 @@ def parse_public_views(text: str) -> frozenset[str]:
             f"unknown public view(s) {', '.join(sorted(unknown))}; choose from {', '.join(v for v in View)}"
         )
     return frozenset(names)
+
+
+def parse_login_limit(text: str) -> LoginLimit:
+    """`USER,ADDRESS/SECONDS`, e.g. `5,30/900`: failed logins per user name and per address in the window."""
+    from api.ratelimit import LoginLimit
+
+    counts, slash, seconds = text.strip().partition("/")
+    user, comma, address = counts.partition(",")
+    try:
+        limit = LoginLimit(int(user), int(address), float(seconds))
+    except ValueError:
+        limit = None
+    if not (slash and comma) or limit is None or limit.per_user < 0 or limit.per_address < 0:
+        raise ConfigError(
+            f"login limit must look like 5,30/900 (per user, per address / seconds), got {text!r}"
+        )
+    if not 0 < limit.window_s <= 86400 * 7:
+        raise ConfigError(f"login limit window must be between 1 s and a week, got {seconds!r}")
+    return limit
 
 
 def api_config(
@@ -69,6 +95,9 @@ def api_config(
     )
     if views:
         config = replace(config, public_views=parse_public_views(views))
+    login_limit = getattr(args, "login_limit", None) or env.get("CITYSENSE_LOGIN_LIMIT")
+    if login_limit:
+        config = replace(config, login_limit=parse_login_limit(login_limit))
     return config
 
 

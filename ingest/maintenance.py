@@ -25,3 +25,24 @@ LIST = """
     FROM maintenance_windows WHERE %(device)s::text IS NULL OR device_id = %(device)s
     ORDER BY starts_at DESC"""
 COLUMNS = ("window_id", "device_id", "starts_at", "ends_at", "kind", "note", "created_by", "created_at")
+
+# For the web page: every station's windows (or one station's), with where they stand now.
+# `upcoming` windows may be deleted, `ongoing` ones ended now; past ones stay, since the readings
+# in them were already marked not evaluated.
+_STATE = """CASE WHEN starts_at > now() THEN 'upcoming' WHEN ends_at > now() THEN 'ongoing'
+                 ELSE 'past' END AS state"""
+LIST_STATE = f"""
+    SELECT window_id, device_id, starts_at, ends_at, kind, note, created_by, created_at, {_STATE}
+    FROM maintenance_windows WHERE %(device)s::text IS NULL OR device_id = %(device)s
+    ORDER BY starts_at DESC, window_id DESC LIMIT %(limit)s"""
+STATE_OF = f"""
+    SELECT {_STATE} FROM maintenance_windows WHERE window_id = %(window)s AND device_id = %(device)s"""
+# Ending a window now marks nothing more: what is stored in it is already flagged, what arrives
+# after now is not in it. Both statements re-check the state, so a race cannot change a past window.
+END_NOW = f"""
+    UPDATE maintenance_windows SET ends_at = now()
+    WHERE window_id = %(window)s AND device_id = %(device)s AND starts_at < now() AND ends_at > now()
+    RETURNING window_id, device_id, starts_at, ends_at, kind, note, created_by, created_at, {_STATE}"""
+DELETE_UPCOMING = """
+    DELETE FROM maintenance_windows
+    WHERE window_id = %(window)s AND device_id = %(device)s AND starts_at > now()"""

@@ -193,3 +193,59 @@ def route_performance(
 
 def _fields(events: StopEvents) -> dict[str, Any]:
     return {k: getattr(events, k) for k in events.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class HeadwayBin:
+    """Headways observed in one slice of the service day, at every stop of the route together."""
+
+    start: float  # epoch seconds
+    end: float
+    headways: int
+    actual_p10_s: float | None
+    actual_p50_s: float | None
+    actual_p90_s: float | None
+    scheduled_p50_s: float | None
+    bunched: int
+
+
+def headway_profile(
+    events: StopEvents,
+    route_id: str,
+    origin_s: float,
+    bin_s: float = 3600.0,
+    config: HeadwayConfig | None = None,
+) -> tuple[HeadwayBin, ...]:
+    """Actual against scheduled headways over the day: per `bin_s` slice from `origin_s` (the service
+    day's reference, so slices are the local hours), the spread of actual headways (10th, 50th and
+    90th percentile), the median scheduled one and the number bunched. Slices from the first to the
+    last with a headway; those between without one have 0 headways and None for the figures."""
+    if not bin_s > 0:
+        raise ValueError(f"bin_s must be positive, got {bin_s}")
+    sel = events.route_id == route_id
+    hw = headways(StopEvents(**{k: v[sel] for k, v in _fields(events).items()}), config)
+    ok = np.isfinite(hw.time) & np.isfinite(hw.actual_s)
+    if not np.any(ok):
+        return ()
+    slot = np.floor((hw.time[ok] - origin_s) / bin_s).astype(np.int64)
+    actual, scheduled, bunched = hw.actual_s[ok], hw.scheduled_s[ok], hw.bunched[ok]
+    bins = []
+    for k in range(int(slot.min()), int(slot.max()) + 1):
+        inside = slot == k
+        a = actual[inside]
+        s = scheduled[inside]
+        s = s[np.isfinite(s) & (s > 0)]
+        p10, p50, p90 = (_num(float(v)) for v in np.percentile(a, (10, 50, 90))) if len(a) else (None,) * 3
+        bins.append(
+            HeadwayBin(
+                start=origin_s + k * bin_s,
+                end=origin_s + (k + 1) * bin_s,
+                headways=len(a),
+                actual_p10_s=p10,
+                actual_p50_s=p50,
+                actual_p90_s=p90,
+                scheduled_p50_s=_num(float(np.median(s))) if len(s) else None,
+                bunched=int(np.sum(bunched[inside])),
+            )
+        )
+    return tuple(bins)

@@ -4,7 +4,7 @@
 const CS = (() => {
   const COMMON = {
     en: {
-      overview: "Overview", water: "Water alerts", stations: "Stations", transit: "Live buses",
+      overview: "Overview", water: "Water alerts", stations: "Stations", maintenance: "Maintenance", transit: "Live buses",
       performance: "Route performance", login: "Log in", logout: "Log out", api: "API",
       loading: "Loading…", error: "Error", none: "None", all: "All",
       state_open: "open", state_acknowledged: "acknowledged", state_resolved: "resolved",
@@ -12,7 +12,7 @@ const CS = (() => {
       times_in: "Times in",
     },
     vi: {
-      overview: "Tổng quan", water: "Cảnh báo nước", stations: "Trạm quan trắc", transit: "Xe buýt trực tuyến",
+      overview: "Tổng quan", water: "Cảnh báo nước", stations: "Trạm quan trắc", maintenance: "Bảo trì", transit: "Xe buýt trực tuyến",
       performance: "Hiệu quả tuyến", login: "Đăng nhập", logout: "Đăng xuất", api: "API",
       loading: "Đang tải…", error: "Lỗi", none: "Không có", all: "Tất cả",
       state_open: "mới", state_acknowledged: "đã tiếp nhận", state_resolved: "đã xử lý",
@@ -51,13 +51,40 @@ const CS = (() => {
   function clock(value) {
     return new Date(value).toLocaleTimeString(locale(), { timeZone: tz(), hour: "2-digit", minute: "2-digit" });
   }
+  // The offset (ms) of `zone` from UTC at the instant `ms`.
+  function offsetMs(ms, zone) {
+    const parts = {};
+    const fmt = new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    for (const p of fmt.formatToParts(new Date(ms))) parts[p.type] = p.value;
+    const wall = Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second);
+    return wall - Math.floor(ms / 1000) * 1000;
+  }
+  // A wall-clock time "YYYY-MM-DDTHH:MM" (as <input type="datetime-local"> gives it) in `zone`
+  // (the configured one by default), as an RFC 3339 UTC time; null when it is not such a time.
+  function fromLocal(text, zone = tz()) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(text || "");
+    if (!m) return null;
+    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+    let utc = wall - offsetMs(wall, zone);
+    utc = wall - offsetMs(utc, zone); // once more, in case the offset changed in between
+    return new Date(utc).toISOString();
+  }
+  // An instant as "YYYY-MM-DDTHH:MM" on the wall clocks of `zone`, for a datetime-local input.
+  const toLocal = (ms, zone = tz()) => new Date(ms + offsetMs(ms, zone)).toISOString().slice(0, 16);
   const num = (v, d) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
 
   class ApiError extends Error {
-    constructor(status, body) {
+    constructor(status, body, retryAfter = null) {
       super((body && body.error && body.error.message) || `HTTP ${status}`);
       this.status = status;
+      this.retryAfter = retryAfter === null ? null : Number(retryAfter); // seconds, with a 429
       this.code = body && body.error && body.error.code;
+      this.problems = (body && body.error && body.error.problems) || [];
+    }
+    // The API's message with what was wrong with each field, for people to read.
+    get text() {
+      return [this.message, ...this.problems.map((p) => `${p.location}: ${p.problem}`)].join("; ");
     }
   }
 
@@ -71,7 +98,7 @@ const CS = (() => {
       location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
       throw new ApiError(res.status, data);
     }
-    if (!res.ok) throw new ApiError(res.status, data);
+    if (!res.ok) throw new ApiError(res.status, data, res.headers.get("Retry-After"));
     return data;
   }
 
@@ -89,7 +116,7 @@ const CS = (() => {
   function header(active) {
     const nav = document.getElementById("nav");
     if (!nav) return;
-    const links = [["/", "overview"], ["/water", "water"], ["/water/stations", "stations"], ["/transit", "transit"], ["/transit/performance", "performance"]];
+    const links = [["/", "overview"], ["/water", "water"], ["/water/stations", "stations"], ["/water/maintenance", "maintenance"], ["/transit", "transit"], ["/transit/performance", "performance"]];
     const items = links.map(([href, key]) => el("a", { href, class: key === active ? "active" : "", "data-i18n": key }, t(key)));
     const user = el("span", { class: "user", id: "user" });
     const swLang = el("button", { id: "lang-switch", type: "button", class: "link", onclick: () => setLang(lang() === "vi" ? "en" : "vi") });
@@ -123,7 +150,7 @@ const CS = (() => {
   }
 
   return {
-    init, t, time, clock, num, api, el, lang, setLang, applyTranslations, ApiError,
+    init, t, time, clock, num, api, fromLocal, toLocal, tz, el, lang, setLang, applyTranslations, ApiError,
     onLang: (fn) => listeners.push(fn),
     me: () => me,
     config: () => config,

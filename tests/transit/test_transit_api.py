@@ -91,6 +91,11 @@ def test_route_performance(client: TestClient, live: tuple[str, str, str], danan
     assert body["headways"] >= 0
     assert isinstance(body["bunching"], list)
     assert sum(body["delay_histogram"].values()) == body["fixes"]
+    # The headway profile covers every headway of the day, hour by hour, and every bunching event.
+    profile = body["headway_profile"]
+    assert sum(b["headways"] for b in profile) == body["headways"]
+    assert sum(b["bunched"] for b in profile) == len(body["bunching"])
+    assert all(b["end"] - b["start"] == 3600 for b in profile)
     assert client.get("/api/v1/routes/nope/performance").status_code == 404
     assert client.get(f"/api/v1/routes/{live[2]}/performance?date=1999-01-01").json()["fixes"] == 0
     assert client.get(f"/api/v1/routes/{live[2]}/performance?date=soon").status_code == 422

@@ -75,6 +75,12 @@ def test_water_staff_acknowledge_an_alert(site: str, page: Page, db: str) -> Non
     login(page, site, "mai")
     expect(page.locator("#count-open")).to_contain_text("2")
     expect(page.locator("#rows tr")).to_have_count(2)
+    page.fill("#f-kind", "turbidity_high")
+    page.press("#f-kind", "Enter")  # the kind filter applies on Enter too, not only with Apply
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(page.locator("#rows")).to_contain_text("wq-2")
+    expect(page.locator("#count-open")).to_contain_text("1")
+    page.fill("#f-kind", "")
     page.select_option("#f-station", "wq-1")
     expect(page.locator("#rows tr")).to_have_count(1)
     shot(page, "water-inbox")

@@ -1,0 +1,48 @@
+"""In Debian's Chromium: the route performance page charts actual against scheduled headways over
+the day, drawn by the page as SVG, with the bunching events marked."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from tests.web.headway_fixture import add_bunched_buses
+from tests.web.test_browser import browser, login, page, shot, site  # noqa: F401  (fixtures)
+
+
+def test_headway_chart_marks_bunching(site: str, page: Page, db: str) -> None:  # noqa: F811
+    add_bunched_buses(db)
+    login(page, site, "tuan", then="/transit/performance")
+    page.select_option("#route", "R1")
+    page.click("#show")
+    expect(page.locator("#figures")).to_contain_text("On time")
+    chart = page.locator("#headways")
+    # Two hours with headways (08:00 and 09:00): a 10th to 90th percentile band and a median point each.
+    expect(chart.locator("rect.band")).to_have_count(2)
+    expect(chart.locator("circle.actual-point")).to_have_count(2)
+    assert chart.locator("path.scheduled").get_attribute("d"), "the scheduled headway is drawn"
+    assert chart.locator("path.actual").get_attribute("d"), "the actual headway is drawn"
+    # The third bus reached both stops a minute after the late second one: two bunching events.
+    bunches = chart.locator("circle.bunch")
+    expect(bunches).to_have_count(2)
+    expect(bunches.first.locator("title")).to_contain_text("bus-3 1.0 min after bus-2")
+    expect(page.locator("#bunching-rows tr")).to_have_count(2)
+    expect(page.locator("#bunching-rows")).to_contain_text("bus-3")
+    # The hour labels are Asia/Ho_Chi_Minh clock times, from local midnight of the service day.
+    labels = chart.locator("text").all_text_contents()
+    assert "08:00" in labels, labels
+    assert "09:00" in labels, labels
+    first_band = chart.locator("rect.band").first.locator("title")
+    # From 08:00 to 09:00: buses 2 and 3 at stops A and B; from 09:00 to 10:00: bus 4 at both.
+    hour = "08:00\u201309:00"
+    expect(first_band).to_contain_text(f"{hour}: 4 headways, Headway 1.0 min … 19.0 min, Scheduled 10.0 min")
+    shot(page, "performance-headways")
+    page.click("#lang-switch")
+    expect(page.locator("#headways + p.legend")).to_contain_text("xe dồn cục")
+    shot(page, "performance-headways-vi")
+    page.click("#lang-switch")
+
+
+def test_a_day_without_headways_says_so(site: str, page: Page) -> None:  # noqa: F811
+    page.goto(f"{site}/transit/performance?route=R1&date=2020-01-06")
+    expect(page.locator("#headways #no-headways")).to_have_text("No headways observed on this day.")
+    expect(page.locator("#bunching-rows")).to_contain_text("No bunching.")
