@@ -1,5 +1,6 @@
 """Matched fixes as stored (trip_id, shape_dist_m, delay_s per fix) back to a MatchResult, so that stop
-events, headways and route performance can be computed from the database after the fact. Pure.
+events, headways, route performance and learned travel times can be computed from the database after the
+fact. Pure.
 
 The stored columns do not name the trip instance (service day, and departure of a frequency-based trip):
 it is recovered from the timetable, since the scheduled time at the fix's distance is its time minus its
@@ -13,8 +14,10 @@ from datetime import date, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from analytics.transit.eta import TravelTimeModel, fit_travel_times
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import MatchResult
+from analytics.transit.matching import Fixes, MatchResult
+from analytics.transit.schedule import stop_events
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -89,3 +92,23 @@ def stored_match(
         delay_s=np.where(assigned, delay_s, np.nan),
         off_route=np.zeros(len(trip), dtype=bool),
     )
+
+
+def travel_times_from_stored(
+    index: TripIndex,
+    vehicle: npt.NDArray[np.object_],
+    trip_id: npt.NDArray[np.object_],
+    time: FloatArray,
+    dist_m: FloatArray,
+    delay_s: FloatArray,
+    utc_offset_s: float,
+    bin_s: float = 1800.0,
+) -> TravelTimeModel:
+    """The link and dwell times learned, by local time of day, from stored matched fixes (any order):
+    their stop events, as `fit_travel_times` takes them. Fixes of trips the index lacks are left out."""
+    match = stored_match(index, trip_id, time, dist_m, delay_s)
+    n = len(time)
+    fixes = Fixes(
+        np.asarray(vehicle, dtype=object), time, np.zeros(n), np.zeros(n), np.asarray(trip_id, object)
+    )
+    return fit_travel_times(stop_events(index, fixes, match), utc_offset_s, bin_s)
