@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
 
+from api.stream import BusStream
 from api.transit_data import TransitData
 
 
@@ -23,12 +24,15 @@ class ApiConfig:
     timezone: str = "Asia/Ho_Chi_Minh"
     # Send the session cookie with the Secure attribute (behind HTTPS).
     secure_cookies: bool = False
+    # Batches of bus events a stream client may fall behind by before it is dropped.
+    stream_queue_max: int = 256
 
 
 @dataclass(slots=True)
 class AppState:
     config: ApiConfig
     pool: AsyncConnectionPool
+    stream: BusStream
     transit: TransitData = field(default_factory=TransitData)
 
 
