@@ -61,12 +61,22 @@ class BusStream:
         self.batches = 0  # change batches fanned out, since start
         self.connects = 0  # LISTEN connections opened, since start
         self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()  # LISTEN is on and the cursor set
 
-    def subscribe(self) -> Subscriber:
+    async def subscribe(self) -> Subscriber:
+        """A new subscriber. Returns once the hub listens (or after the connection timeout, when the
+        database cannot be reached): a snapshot read after that misses no change."""
         sub = Subscriber(asyncio.Queue(maxsize=self.queue_max))
         self.subscribers.add(sub)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="bus-stream-listen")
+        try:
+            await asyncio.wait_for(self._listening.wait(), self.connect_timeout_s)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            self.subscribers.discard(sub)  # the client left while waiting
+            raise
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -112,13 +122,17 @@ class BusStream:
                     else:
                         cursor = await self._publish(cursor)  # what changed while disconnected
                     backoff = 1.0
-                    while self.subscribers:
-                        woke = False
-                        async for _ in listen.notifies(timeout=1.0, stop_after=1):
-                            woke = True
-                        if woke:
-                            cursor = await self._publish(cursor)
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+                    self._listening.set()
+                    try:
+                        while self.subscribers:
+                            woke = False
+                            async for _ in listen.notifies(timeout=1.0, stop_after=1):
+                                woke = True
+                            if woke:
+                                cursor = await self._publish(cursor)
+                    finally:
+                        self._listening.clear()
+            except (psycopg.Error, PoolTimeout) as exc:
                 log.warning("bus stream: database unavailable (%s); retrying in %.0f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)

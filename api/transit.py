@@ -150,7 +150,7 @@ async def buses_stream(
 
     async def events() -> AsyncIterator[bytes]:
         # Subscribed before the snapshot is read, so that nothing falls between (a bus may come twice).
-        sub = state.stream.subscribe()
+        sub = await state.stream.subscribe()
         try:
             try:
                 rows = await latest_rows(state.pool, max_age_s)
