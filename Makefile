@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit bench-transit-live bench-api soak eval eval-water eval-water-sim eval-transit clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit bench-transit-live bench-transit-learn bench-api soak eval eval-water eval-water-sim eval-transit clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-ingest bench-water bench-transit bench-transit-live bench-api
+bench: bench-ingest bench-water bench-transit bench-transit-live bench-transit-learn bench-api
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
@@ -55,6 +55,11 @@ bench-transit: $(STAMP)
 bench-transit-live: $(STAMP)
 	$(BIN)/python -m bench.bench_transit_live --clients 1 --requests 6000
 	$(BIN)/python -m bench.bench_transit_live --clients 4
+
+# Learning the live TripUpdates' travel times from 14 days of stored fixes (docs/benchmarks.md).
+bench-transit-learn: $(STAMP)
+	$(BIN)/python -m bench.bench_transit_learn
+	$(BIN)/python -m bench.bench_transit_learn --fleets 10
 
 bench-water: $(STAMP)
 	$(BIN)/python -m bench.bench_water

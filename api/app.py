@@ -23,6 +23,7 @@ from api import (
 )
 from api.auth import Role, role_name
 from api.state import ApiConfig, AppState
+from api.stream import BusStream
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -37,10 +38,12 @@ def create_app(config: ApiConfig) -> FastAPI:
         )
         # Start even when the database is down: /health must be able to say so.
         await pool.open(wait=False)
-        app.state.citysense = AppState(config=config, pool=pool)
+        stream = BusStream(config.database_url, pool, transit.render_event, config.stream_queue_max)
+        app.state.citysense = AppState(config=config, pool=pool, stream=stream)
         try:
             yield
         finally:
+            await stream.close()
             await pool.close()
 
     app = FastAPI(

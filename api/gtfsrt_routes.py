@@ -9,14 +9,12 @@ import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from google.transit import gtfs_realtime_pb2 as rt
 
-from analytics.transit.eta import empty_model
 from analytics.transit.gtfsrt import (
     ServiceAlert,
     VehicleSnapshot,
@@ -25,7 +23,6 @@ from analytics.transit.gtfsrt import (
     trip_updates_feed,
     vehicle_positions_feed,
 )
-from analytics.transit.index import TripIndex
 from analytics.transit.realtime import trip_predictions, vehicle_snapshots
 from api.auth import View, view
 from api.errors import documented
@@ -38,11 +35,6 @@ FEED_TTL_S = 2.0
 MAX_AGE_S = 300.0  # a bus silent longer is left out of the feeds
 MAX_SPEED_MPS = 26.0  # the validator's W004 bound: a faster reported speed is left out, not published
 PROTOBUF = "application/x-protobuf"
-
-
-def _utc_offset(index: TripIndex, now: float) -> float:
-    off = datetime.fromtimestamp(now, tz=UTC).astimezone(ZoneInfo(index.feed.agency_timezone)).utcoffset()
-    return off.total_seconds() if off is not None else 0.0
 
 
 async def _vehicles_and_trips(state: AppState, which: str) -> rt.FeedMessage:
@@ -67,7 +59,9 @@ async def _vehicles_and_trips(state: AppState, which: str) -> rt.FeedMessage:
         )
         bearing = np.array([np.nan if r.heading_deg is None else r.heading_deg for r in rows])
         return vehicle_positions_feed(now, vehicle_snapshots(index, fixes, match, picked, speed, bearing))
-    trips, _ = trip_predictions(index, empty_model(_utc_offset(index, now)), fixes, match, picked)
+    # Link and dwell times learned from the stored fixes by time of day; the timetable's where none were.
+    model = await state.transit.travel_model(state.pool, index)
+    trips, _ = trip_predictions(index, model, fixes, match, picked)
     return trip_updates_feed(now, trips)
 
 
@@ -158,7 +152,8 @@ async def vehicle_positions(request: Request, fmt: Format = None) -> Response:
 
 @router.get("/trip-updates", dependencies=[view(View.BUSES)], responses=_DOC)
 async def trip_updates(request: Request, fmt: Format = None) -> Response:
-    """TripUpdates: the current delay and an ETA with uncertainty at every downstream stop."""
+    """TripUpdates: the current delay and an ETA with uncertainty at every downstream stop, from the link
+    and dwell times learned from the stored fixes at this time of day (the timetable's where none)."""
     return await _serve(request, "trips", fmt)
 
 

@@ -8,6 +8,7 @@ from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
 
 from api.ratelimit import LoginLimit, LoginLimiter
+from api.stream import BusStream
 from api.transit_data import TransitData
 
 
@@ -26,12 +27,15 @@ class ApiConfig:
     secure_cookies: bool = False
     # Failed logins allowed per user name and per client address within a window (api.ratelimit).
     login_limit: LoginLimit = field(default_factory=LoginLimit)
+    # Batches of bus events a stream client may fall behind by before it is dropped.
+    stream_queue_max: int = 256
 
 
 @dataclass(slots=True)
 class AppState:
     config: ApiConfig
     pool: AsyncConnectionPool
+    stream: BusStream
     transit: TransitData = field(default_factory=TransitData)
     logins: LoginLimiter = field(init=False)
 

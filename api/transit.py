@@ -4,6 +4,7 @@ stream, and one route's service day (on-time share, delays, headway regularity, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import time
@@ -16,6 +17,7 @@ import numpy as np
 import psycopg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from psycopg_pool import PoolTimeout
 
 from analytics.transit.headways import HeadwayConfig, headway_profile, route_performance
 from analytics.transit.matching import Fixes
@@ -24,15 +26,12 @@ from analytics.transit.stored import stored_match
 from api.auth import View, view
 from api.errors import ApiError, documented
 from api.state import state_of
-from api.transit_data import LATEST_SELECT, LatestRow, latest_rows
-from ingest.workers.transit import TRANSIT_CHANNEL
-from ingest.writer import BUS_CHANNEL
+from api.transit_data import LatestRow, latest_rows
 
 router = APIRouter(tags=["transit"])
 
 LIVE_TTL_S = 1.0  # the live collection is rebuilt at most once a second, whoever asks
 HEARTBEAT_S = 15.0
-STREAM_BATCH = 5000
 ON_TIME = OnTimeWindow()
 HEADWAY_BIN_S = 3600.0  # the headway profile's slices: the service day's local hours
 
@@ -147,51 +146,43 @@ async def buses_stream(
     ] = 3600.0,
 ) -> StreamingResponse:
     """Server-Sent Events: a `position` event (a GeoJSON Feature) for every bus at connection, then one
-    each time a bus's matched position changes; a comment every 15 s keeps proxies from closing it."""
+    each time a bus's matched position changes; a comment every 15 s keeps proxies from closing it. A
+    client that falls far behind gets an `error` event (`too_slow`) and the stream ends."""
     state = state_of(request)
-    url = state.config.database_url
 
     async def events() -> AsyncIterator[bytes]:
-        # Connected here, not before the response: a client gone before the first byte leaves nothing open.
+        # Subscribed before the snapshot is read, so that nothing falls between (a bus may come twice).
+        sub = await state.stream.subscribe()
         try:
-            listen = await psycopg.AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=5, application_name="citysense-api-stream"
-            )
-        except psycopg.OperationalError:
-            yield b'event: error\ndata: {"code": "database_unavailable"}\n\n'
-            return
-        try:
-            # The ingester's commits and the transit worker's updates both wake the stream.
-            await listen.execute(f"LISTEN {BUS_CHANNEL}")
-            await listen.execute(f"LISTEN {TRANSIT_CHANNEL}")
-            rows = await latest_rows(state.pool, max_age_s)
-            cursor = await _now(listen)
+            try:
+                rows = await latest_rows(state.pool, max_age_s)
+            except (psycopg.OperationalError, PoolTimeout):
+                yield b'event: error\ndata: {"code": "database_unavailable"}\n\n'
+                return
             yield b"retry: 3000\n\n"
             now = time.time()
-            for r in rows:
-                yield _event(r, now)
+            yield b"".join(render_event(r, now) for r in rows)
             end = time.monotonic() + duration_s
             last_sent = time.monotonic()
             while time.monotonic() < end:
                 if await request.is_disconnected():
                     return
-                woke = False
-                async for _ in listen.notifies(
-                    timeout=min(1.0, max(0.0, end - time.monotonic())), stop_after=1
-                ):
-                    woke = True
-                if woke:
-                    changed, cursor = await _changed(state.pool, cursor)
-                    now = time.time()
-                    for r in changed:
-                        yield _event(r, now)
-                    if changed:
-                        last_sent = time.monotonic()
+                if sub.queue.empty():
+                    if sub.dropped:
+                        # Fell too far behind the others: its EventSource reconnects with a new snapshot.
+                        yield b'event: error\ndata: {"code": "too_slow"}\n\n'
+                        return
+                    sub.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(sub.wake.wait(), min(1.0, max(0.0, end - time.monotonic())))
+                if not sub.queue.empty():
+                    yield sub.queue.get_nowait()
+                    last_sent = time.monotonic()
                 if time.monotonic() - last_sent >= HEARTBEAT_S:
                     yield b": keepalive\n\n"
                     last_sent = time.monotonic()
         finally:
-            await listen.close()
+            state.stream.unsubscribe(sub)
 
     return StreamingResponse(
         events(),
@@ -200,28 +191,7 @@ async def buses_stream(
     )
 
 
-async def _now(conn: psycopg.AsyncConnection[Any]) -> datetime:
-    cur = await conn.execute("SELECT now()")
-    row = await cur.fetchone()
-    assert row is not None
-    value: datetime = row[0]
-    return value
-
-
-async def _changed(pool: Any, since: datetime) -> tuple[list[LatestRow], datetime]:
-    async with pool.connection(timeout=5.0) as conn:
-        cur = await conn.execute(
-            LATEST_SELECT.replace("SELECT ", "SELECT updated_at, ", 1)
-            + " WHERE updated_at > %s ORDER BY updated_at LIMIT %s",
-            (since, STREAM_BATCH),
-        )
-        rows = await cur.fetchall()
-    if not rows:
-        return [], since
-    return [LatestRow(*r[1:]) for r in rows], rows[-1][0]
-
-
-def _event(r: LatestRow, now: float) -> bytes:
+def render_event(r: LatestRow, now: float) -> bytes:
     data = json.dumps(feature(r, now), separators=(",", ":"))
     return f"event: position\nid: {r.epoch:.3f}\ndata: {data}\n\n".encode()
 

@@ -466,6 +466,8 @@ def _stop_time_rows(
 ) -> dict[str, list[_StopTimeRow]]:
     name = "stop_times.txt"
     out: dict[str, list[_StopTimeRow]] = defaultdict(list)
+    if not trips and not r.has(name):
+        return out  # a feed without trips (stops and routes only) needs no stop times
     for line, row in r.rows(name, ("trip_id", "stop_id", "stop_sequence")):
         if row["trip_id"] not in trips:
             raise GTFSError(name, line, f"unknown trip_id {row['trip_id']}")

@@ -4,9 +4,10 @@ timetables as interpolation knots, and the trip instances running in a time wind
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -174,22 +175,27 @@ def build_trip_index(feed: Feed) -> TripIndex:
         ref_shape=useg.ref_shape,
         ref_base=useg.ref_base,
         ref_sign=useg.ref_sign,
-        shape_pt_key=np.concatenate([i * _TRIP_SPAN + s.dist_m for i, s in enumerate(shapes)]),
-        shape_pt_x=np.concatenate([s.x for s in shapes]),
-        shape_pt_y=np.concatenate([s.y for s in shapes]),
-        knot_key=np.concatenate(knot_keys),
-        knot_time=np.concatenate(knot_times),
+        shape_pt_key=_cat([i * _TRIP_SPAN + s.dist_m for i, s in enumerate(shapes)]),
+        shape_pt_x=_cat([s.x for s in shapes]),
+        shape_pt_y=_cat([s.y for s in shapes]),
+        knot_key=_cat(knot_keys),
+        knot_time=_cat(knot_times),
         knot_off=np.array(knot_off, dtype=np.int64),
         stop_off=stop_off,
         stop_id=tuple(s for t in trips for s in t.stop_ids),
-        stop_seq=np.concatenate([t.stop_sequence for t in trips]),
-        stop_dist=np.concatenate([t.dist_m for t in trips]),
-        stop_arr=np.concatenate([t.arrival_s for t in trips]),
-        stop_dep=np.concatenate([t.departure_s for t in trips]),
-        stop_timepoint=np.concatenate([t.timepoint for t in trips]),
+        stop_seq=_cat([t.stop_sequence for t in trips], np.int64),
+        stop_dist=_cat([t.dist_m for t in trips]),
+        stop_arr=_cat([t.arrival_s for t in trips]),
+        stop_dep=_cat([t.departure_s for t in trips]),
+        stop_timepoint=_cat([t.timepoint for t in trips], np.bool_),
         stop_key=np.repeat(np.arange(len(trips)), np.diff(stop_off)) * _TRIP_SPAN
-        + np.concatenate([t.dist_m for t in trips]),
+        + _cat([t.dist_m for t in trips]),
     )
+
+
+def _cat(parts: Sequence[npt.NDArray[Any]], dtype: type = np.float64) -> npt.NDArray[Any]:
+    """np.concatenate that also takes no parts: a feed without trips or shapes gives empty arrays."""
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 class _Segments(NamedTuple):
@@ -215,9 +221,9 @@ def _unique_segments(shapes: list[Shape]) -> _Segments:
         shp.append(np.full(len(s.x) - 1, i, dtype=np.int64))
         d0.append(s.dist_m[:-1])
         d1.append(s.dist_m[1:])
-    px, py, qx, qy = (np.concatenate(v) for v in (ax, ay, bx, by))
-    shape = np.concatenate(shp)
-    dp, dq = np.concatenate(d0), np.concatenate(d1)
+    px, py, qx, qy = (_cat(v) for v in (ax, ay, bx, by))
+    shape = _cat(shp, np.int64)
+    dp, dq = _cat(d0), _cat(d1)
     keep = np.hypot(qx - px, qy - py) > 1e-6
     px, py, qx, qy, dp, dq = (v[keep] for v in (px, py, qx, qy, dp, dq))
     shape = shape[keep]
@@ -228,7 +234,7 @@ def _unique_segments(shapes: list[Shape]) -> _Segments:
     a = np.where(flip[:, None], q_r, p_r)
     b = np.where(flip[:, None], p_r, q_r)
     uniq, first, inverse = np.unique(
-        np.concatenate([a, b], axis=1), axis=0, return_index=True, return_inverse=True
+        np.concatenate([a, b], axis=1).reshape(-1, 4), axis=0, return_index=True, return_inverse=True
     )
     inverse = inverse.ravel()
     order = np.argsort(inverse, kind="stable")
@@ -237,7 +243,11 @@ def _unique_segments(shapes: list[Shape]) -> _Segments:
     uy = np.where(flip, qy, py)[first]
     vx = np.where(flip, px, qx)[first]
     vy = np.where(flip, py, qy)[first]
-    lines = shapely.linestrings(np.stack([np.stack([ux, uy], axis=1), np.stack([vx, vy], axis=1)], axis=1))
+    lines = (
+        shapely.linestrings(np.stack([np.stack([ux, uy], axis=1), np.stack([vx, vy], axis=1)], axis=1))
+        if len(ux)
+        else np.zeros(0, dtype=object)
+    )
     ref_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     ref_shape = shape[order]
     ref_sign = np.where(flip, -1.0, 1.0)[order]

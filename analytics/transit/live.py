@@ -88,6 +88,30 @@ class LiveTransit:
         self._prune(now)
         return changes, bunching
 
+    def rebuild(
+        self,
+        index: TripIndex,
+        fixes: Fixes,
+        match: MatchResult,
+        open_alerts: dict[tuple[str, str], tuple[int, float]],
+    ) -> None:
+        """The state after a restart: the open alert episodes ((kind, subject) -> (alert_id, opened at)),
+        and, from the matched fixes of the last hours as stored, the stop visits they made (the headway
+        of the next bus at each stop), each vehicle's last fix and the last bunching seen on each route.
+        Opens and clears nothing: those fixes were handled before the restart."""
+        self.tails.clear()
+        self.visited.clear()
+        self.last_visit.clear()
+        self.last_bunching.clear()
+        self.open_alerts = {key: alert_id for key, (alert_id, _) in open_alerts.items()}
+        for ev in self._stop_visits(index, fixes, match):
+            route = ev["route_id"]
+            self.last_bunching[route] = max(self.last_bunching.get(route, ev["time"]), ev["time"])
+        for (kind, subject), (_, opened) in open_alerts.items():
+            # An episode whose bunching is older than the fixes kept counts from its opening.
+            if kind == BUNCHING_KIND and subject not in self.last_bunching:
+                self.last_bunching[subject] = opened
+
     def _stop_visits(self, index: TripIndex, fixes: Fixes, match: MatchResult) -> list[dict[str, Any]]:
         on = np.nonzero(match.trip >= 0)[0]
         if len(on) == 0:

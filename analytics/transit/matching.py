@@ -196,11 +196,13 @@ def match_fixes(
     cfg = config or MatchConfig()
     states = states or {}
     n = len(fixes)
-    if n == 0:
-        e = np.zeros(0)
+    if n == 0 or not index.trip_ids:
+        # A feed without trips has no shape either: every fix is off route, none is assigned.
+        e = np.full(n, np.nan)
+        s = np.full(n, "", dtype=object)
         return MatchResult(
-            np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, object), np.zeros(0, object), e, e, e, e,
-            np.zeros(0, bool),
+            np.full(n, -1, np.int64), s, s.copy(), np.full(n, None, object), e, e.copy(), e.copy(), e.copy(),
+            np.ones(n, bool),
         )  # fmt: skip
     t = fixes.time
     x, y = index.feed.projection.to_xy(fixes.lat, fixes.lon)

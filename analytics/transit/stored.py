@@ -1,5 +1,6 @@
 """Matched fixes as stored (trip_id, shape_dist_m, delay_s per fix) back to a MatchResult, so that stop
-events, headways and route performance can be computed from the database after the fact. Pure.
+events, headways, route performance and learned travel times can be computed from the database after the
+fact. Pure.
 
 The stored columns do not name the trip instance (service day, and departure of a frequency-based trip):
 it is recovered from the timetable, since the scheduled time at the fix's distance is its time minus its
@@ -13,8 +14,10 @@ from datetime import date, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from analytics.transit.eta import TravelTimeModel, fit_travel_times
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import MatchResult
+from analytics.transit.matching import Fixes, MatchResult
+from analytics.transit.schedule import stop_events
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -37,28 +40,39 @@ def instance_shifts(
     for f in feed.frequencies:
         freq.setdefault(index.trip_pos[f.trip_id], []).append((f.start_s, f.end_s, f.headway_s))
     refs: dict[date, float] = {}
-    # The service day whose reference is nearest the raw shift: its local noon is 12 h after it.
-    for j, i in enumerate(on):
-        tr = int(trip[i])
-        day = feed.service_date_of(float(raw[j]) + 43200.0)
-        best: tuple[float, float, date] | None = None
-        for cand in (day - timedelta(days=1), day, day + timedelta(days=1)):
-            ref = refs.get(cand)
-            if ref is None:
-                ref = refs[cand] = feed.service_day_reference(cand)
-            if tr in freq:
-                start = float(index.trip_start_s[tr])
-                for f_start, f_end, headway in freq[tr]:
-                    k = np.clip(
-                        round((raw[j] - ref + start - f_start) / headway), 0, (f_end - f_start - 1) // headway
-                    )
-                    s = ref + f_start + k * headway - start
-                    if best is None or abs(s - raw[j]) < best[0]:
-                        best = (abs(s - raw[j]), s, cand)
-            elif best is None or abs(ref - raw[j]) < best[0]:
-                best = (abs(ref - raw[j]), ref, cand)
-        assert best is not None
-        shift[i], dates[i] = best[1], best[2]
+
+    def ref_of(day: date) -> float:
+        ref = refs.get(day)
+        if ref is None:
+            ref = refs[day] = feed.service_day_reference(day)
+        return ref
+
+    # The service day whose reference is nearest the raw shift: its local noon is 12 h after it. Local
+    # dates change on quarter hours in every time zone, so they are looked up once per quarter hour.
+    uq, inv = np.unique(np.floor((raw + 43200.0) / 900.0), return_inverse=True)
+    days = [feed.service_date_of(float(q) * 900.0) for q in uq]
+    cand = np.array([[d + timedelta(days=k) for d in days] for k in (-1, 0, 1)], dtype=object)[:, inv.ravel()]
+    cand_ref = np.array([[ref_of(d) for d in row] for row in cand], dtype=np.float64).reshape(3, len(on))
+    cols = np.arange(len(on))
+    best = np.argmin(np.abs(cand_ref - raw[None, :]), axis=0)
+    shift[on] = cand_ref[best, cols]
+    dates[on] = cand[best, cols]
+    # Frequency-based trips: the departure nearest the raw shift, over the same three days.
+    for j in np.nonzero(np.isin(trip[on], np.array(list(freq), dtype=np.int64)))[0]:
+        tr = int(trip[on[j]])
+        start = float(index.trip_start_s[tr])
+        found: tuple[float, float, date] | None = None
+        for day in cand[:, j]:
+            ref = ref_of(day)
+            for f_start, f_end, headway in freq[tr]:
+                k = np.clip(
+                    round((raw[j] - ref + start - f_start) / headway), 0, (f_end - f_start - 1) // headway
+                )
+                s = ref + f_start + k * headway - start
+                if found is None or abs(s - raw[j]) < found[0]:
+                    found = (abs(s - raw[j]), s, day)
+        assert found is not None
+        shift[on[j]], dates[on[j]] = found[1], found[2]
     return shift, dates
 
 
@@ -89,3 +103,23 @@ def stored_match(
         delay_s=np.where(assigned, delay_s, np.nan),
         off_route=np.zeros(len(trip), dtype=bool),
     )
+
+
+def travel_times_from_stored(
+    index: TripIndex,
+    vehicle: npt.NDArray[np.object_],
+    trip_id: npt.NDArray[np.object_],
+    time: FloatArray,
+    dist_m: FloatArray,
+    delay_s: FloatArray,
+    utc_offset_s: float,
+    bin_s: float = 1800.0,
+) -> TravelTimeModel:
+    """The link and dwell times learned, by local time of day, from stored matched fixes (any order):
+    their stop events, as `fit_travel_times` takes them. Fixes of trips the index lacks are left out."""
+    match = stored_match(index, trip_id, time, dist_m, delay_s)
+    n = len(time)
+    fixes = Fixes(
+        np.asarray(vehicle, dtype=object), time, np.zeros(n), np.zeros(n), np.asarray(trip_id, object)
+    )
+    return fit_travel_times(stop_events(index, fixes, match), utc_offset_s, bin_s)

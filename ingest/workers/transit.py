@@ -24,8 +24,9 @@ import numpy as np
 import psycopg
 
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.live import AlertChange, AlertConfig, LiveTransit
+from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, AlertConfig, LiveTransit
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
+from analytics.transit.stored import stored_match
 from ingest.gtfs_load import active_feed_id, load_feed
 from ingest.writer import BUS_CHANNEL
 
@@ -40,6 +41,8 @@ class TransitConfig:
     batch_max: int = 20_000
     # A vehicle's remembered trip is used only for fixes within this long of it.
     state_max_age_s: float = 3 * 3600.0
+    # At start, stop visits (headways, bunching) are rebuilt from the matched fixes of this long.
+    rebuild_s: float = 2 * 3600.0
     connect_timeout_s: float = 5.0
     match: MatchConfig = field(default_factory=MatchConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
@@ -101,35 +104,33 @@ class TransitWorker:
         self.matched = 0
 
     async def start(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Load the active feed and rebuild state from the database."""
-        await self.refresh_feed(conn)
-        self.live = LiveTransit(self.config.alerts)
-        cur = await conn.execute(
-            "SELECT kind, subject_id, alert_id, extract(epoch FROM opened_at)::float8 FROM alerts"
-            " WHERE kind = ANY(%s) AND cleared_at IS NULL ORDER BY alert_id",
-            (["bus_delay", "bus_bunching"],),
-        )
-        for kind, subject, alert_id, opened in await cur.fetchall():
-            self.live.open_alerts[(kind, subject)] = int(alert_id)
-            if kind == "bus_bunching":
-                self.live.last_bunching[subject] = float(opened)
-        await conn.commit()
+        """Load the active feed and rebuild all state from the database (also after a reconnection: what
+        the last connection committed is what counts)."""
+        if not await self.refresh_feed(conn):
+            if self.index is not None:
+                self.states = await self._rebuild_states(conn)
+            await self._rebuild_live(conn)
 
-    async def refresh_feed(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def refresh_feed(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Rebuild the index and the state that depends on it when another feed became active; returns
+        whether it did."""
         feed_id = await active_feed_id(conn)
         if feed_id == self.feed_id:
             await conn.commit()
-            return
+            return False
         if feed_id is None:
             self.feed_id, self.index, self.states = None, None, {}
             await conn.commit()
-            return
+            await self._rebuild_live(conn)
+            return True
         started = clock.perf_counter()
         feed = await load_feed(conn, feed_id)
         await conn.commit()
         self.index = await asyncio.to_thread(build_trip_index, feed)
         self.feed_id = feed_id
         self.states = await self._rebuild_states(conn)
+        # Stop visits and tails name trips by their place in the index: rebuilt with it.
+        await self._rebuild_live(conn)
         log.info(
             "transit: GTFS feed %d active, %d trips, index built in %.1f s; %d vehicle states",
             feed_id,
@@ -137,6 +138,64 @@ class TransitWorker:
             clock.perf_counter() - started,
             len(self.states),
         )
+        return True
+
+    async def _rebuild_live(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Open alert episodes from `alerts`, headway and bunching state from the stored matched fixes
+        of the last `rebuild_s` seconds (before the newest matched one), as the water worker rebuilds
+        its alert states: after a restart an open episode is neither opened twice nor left open."""
+        cur = await conn.execute(
+            "SELECT kind, subject_id, alert_id, extract(epoch FROM opened_at)::float8,"
+            " (evidence->>'last_bunching_s')::float8 FROM alerts"
+            " WHERE kind = ANY(%s) AND cleared_at IS NULL ORDER BY opened_at, alert_id",
+            ([DELAY_KIND, BUNCHING_KIND],),
+        )
+        open_alerts: dict[tuple[str, str], tuple[int, float]] = {}
+        duplicates: list[int] = []
+        for kind, subject, alert_id, opened, last_bunching in await cur.fetchall():
+            if (kind, subject) in open_alerts:
+                duplicates.append(int(alert_id))  # one episode per subject: the first one stands
+                continue
+            open_alerts[(kind, subject)] = (int(alert_id), max(float(opened), last_bunching or 0.0))
+        if duplicates:
+            log.warning("transit: closing %d duplicate open alert(s) %s", len(duplicates), duplicates)
+            await conn.execute(
+                "UPDATE alerts SET cleared_at = opened_at WHERE alert_id = ANY(%s) AND cleared_at IS NULL",
+                (duplicates,),
+            )
+        live = LiveTransit(self.config.alerts)
+        if self.index is None:
+            live.open_alerts = {key: alert_id for key, (alert_id, _) in open_alerts.items()}
+        else:
+            cur = await conn.execute(
+                "SELECT vehicle_id, extract(epoch FROM time)::float8, trip_id, shape_dist_m, delay_s"
+                " FROM bus_positions WHERE matched_at IS NOT NULL AND trip_id IS NOT NULL"
+                " AND shape_dist_m IS NOT NULL AND time >= (SELECT max(time) FROM bus_latest)"
+                " - make_interval(secs => %s) ORDER BY time",
+                (self.config.rebuild_s,),
+            )
+            rows = await cur.fetchall()
+            index = self.index
+
+            def rebuild() -> None:
+                n = len(rows)
+                fixes = Fixes.of(
+                    [r[0] for r in rows], [r[1] for r in rows], np.zeros(n), np.zeros(n), [r[2] for r in rows]
+                )
+                delay = np.array([np.nan if r[4] is None else r[4] for r in rows], dtype=np.float64)
+                dist = np.array([r[3] for r in rows], dtype=np.float64)
+                match = stored_match(index, fixes.trip_id, fixes.time, dist, delay)
+                live.rebuild(index, fixes, match, open_alerts)
+
+            await asyncio.to_thread(rebuild)
+            log.info(
+                "transit: %d open alert(s); headways rebuilt from %d stored fixes, %d stop visits",
+                len(open_alerts),
+                len(rows),
+                len(live.visited),
+            )
+        await conn.commit()
+        self.live = live
 
     async def _rebuild_states(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, VehicleState]:
         assert self.index is not None
@@ -161,12 +220,14 @@ class TransitWorker:
             return 0
         match = await asyncio.to_thread(self._match, batch.fixes)
         changes: list[AlertChange] = []
+        bunching: list[dict[str, Any]] = []
         if self.index is not None:
-            changes, _ = self.live.update(self.index, batch.fixes, match)
+            changes, bunching = self.live.update(self.index, batch.fixes, match)
         async with conn.transaction(), conn.cursor() as cur:
             await cur.execute(_UPDATE, self._update_params(batch, match))
             await cur.execute(_UPSERT_LATEST, self._latest_params(batch, match))
             await self._write_alerts(cur, changes)
+            await self._note_bunching(cur, bunching)
             await cur.execute("SELECT pg_notify(%s, '')", (TRANSIT_CHANNEL,))
         self.matched += len(batch)
         return len(batch)
@@ -275,6 +336,23 @@ class TransitWorker:
                         "UPDATE alerts SET cleared_at = %s WHERE alert_id = %s AND cleared_at IS NULL",
                         (at, alert_id),
                     )
+
+    async def _note_bunching(self, cur: psycopg.AsyncCursor[Any], events: list[dict[str, Any]]) -> None:
+        """The last bunching of each route with an open episode goes into the alert's evidence: a restarted
+        worker clears the episode from then, not from its opening."""
+        last: dict[str, float] = {}
+        for ev in events:
+            last[ev["route_id"]] = max(last.get(ev["route_id"], ev["time"]), ev["time"])
+        ids = [(self.live.open_alerts.get((BUNCHING_KIND, r), -1), t) for r, t in last.items()]
+        ids = [(a, t) for a, t in ids if a >= 0]
+        if ids:
+            await cur.execute(
+                """UPDATE alerts AS a SET evidence = a.evidence || jsonb_build_object('last_bunching_s',
+                       greatest(u.t, coalesce((a.evidence->>'last_bunching_s')::float8, 0)))
+                   FROM unnest(%s::bigint[], %s::float8[]) AS u(id, t)
+                   WHERE a.alert_id = u.id AND a.cleared_at IS NULL""",
+                ([a for a, _ in ids], [t for _, t in ids]),
+            )
 
 
 def _floats(a: np.ndarray[Any, Any]) -> list[float | None]:

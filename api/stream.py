@@ -1,0 +1,159 @@
+"""The live bus stream's fan-out: one LISTEN connection per API process, however many clients stream.
+
+The first subscriber starts a task that listens on the ingester's and the transit worker's channels; on
+each notification it reads the `bus_latest` rows changed since the last read (one query, whatever the
+number of clients), renders them once as Server-Sent Events and puts them in every subscriber's queue.
+The queues are bounded: a client that falls behind by more than `queue_max` batches is dropped (told so
+when it catches up, so its EventSource reconnects and starts again from a snapshot), and the others go
+on. The task stops, closing its connection, when the last subscriber leaves; if the connection fails it
+reconnects, and the cursor on `updated_at` makes up for what happened meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from api.transit_data import LATEST_SELECT, LatestRow
+from ingest.workers.transit import TRANSIT_CHANNEL
+from ingest.writer import BUS_CHANNEL
+
+log = logging.getLogger(__name__)
+
+STREAM_BATCH = 5000  # rows read per query; more changed rows are read by the next one at once
+APPLICATION_NAME = "citysense-api-stream"
+
+
+@dataclass(eq=False)
+class Subscriber:
+    queue: asyncio.Queue[bytes]
+    dropped: bool = False
+    # Set whenever something is queued or the subscriber is dropped.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class BusStream:
+    """Owned by the app's lifespan state. `render(row, now)` turns one row into one event."""
+
+    def __init__(
+        self,
+        database_url: str,
+        pool: AsyncConnectionPool,
+        render: Callable[[LatestRow, float], bytes],
+        queue_max: int = 256,
+        connect_timeout_s: int = 5,
+    ) -> None:
+        self.database_url = database_url
+        self.pool = pool
+        self.render = render
+        self.queue_max = queue_max
+        self.connect_timeout_s = connect_timeout_s
+        self.subscribers: set[Subscriber] = set()
+        self.dropped = 0  # clients dropped for being too slow, since start
+        self.batches = 0  # change batches fanned out, since start
+        self.connects = 0  # LISTEN connections opened, since start
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()  # LISTEN is on and the cursor set
+
+    async def subscribe(self) -> Subscriber:
+        """A new subscriber. Returns once the hub listens (or after the connection timeout, when the
+        database cannot be reached): a snapshot read after that misses no change."""
+        sub = Subscriber(asyncio.Queue(maxsize=self.queue_max))
+        self.subscribers.add(sub)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="bus-stream-listen")
+        try:
+            await asyncio.wait_for(self._listening.wait(), self.connect_timeout_s)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            self.subscribers.discard(sub)  # the client left while waiting
+            raise
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    async def close(self) -> None:
+        self.subscribers.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _fan_out(self, chunk: bytes) -> None:
+        self.batches += 1
+        for sub in list(self.subscribers):
+            try:
+                sub.queue.put_nowait(chunk)
+            except asyncio.QueueFull:
+                sub.dropped = True
+                self.subscribers.discard(sub)
+                self.dropped += 1
+            sub.wake.set()
+
+    async def _run(self) -> None:
+        backoff = 1.0
+        cursor: tuple[datetime, str] | None = None
+        while self.subscribers:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.database_url,
+                    autocommit=True,
+                    connect_timeout=self.connect_timeout_s,
+                    application_name=APPLICATION_NAME,
+                ) as listen:
+                    self.connects += 1
+                    await listen.execute(f"LISTEN {BUS_CHANNEL}")
+                    await listen.execute(f"LISTEN {TRANSIT_CHANNEL}")
+                    if cursor is None:
+                        cur = await listen.execute("SELECT now()")
+                        row = await cur.fetchone()
+                        assert row is not None
+                        cursor = (row[0], "")
+                    else:
+                        cursor = await self._publish(cursor)  # what changed while disconnected
+                    backoff = 1.0
+                    self._listening.set()
+                    try:
+                        while self.subscribers:
+                            woke = False
+                            async for _ in listen.notifies(timeout=1.0, stop_after=1):
+                                woke = True
+                            if woke:
+                                cursor = await self._publish(cursor)
+                    finally:
+                        self._listening.clear()
+            except (psycopg.Error, PoolTimeout) as exc:
+                log.warning("bus stream: database unavailable (%s); retrying in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _publish(self, since: tuple[datetime, str]) -> tuple[datetime, str]:
+        """Fan out the rows changed after `since` (updated_at, vehicle_id), in batches; returns the new
+        cursor. The vehicle breaks ties: one transaction's rows share their updated_at."""
+        while True:
+            async with self.pool.connection(timeout=5.0) as conn:
+                cur = await conn.execute(
+                    LATEST_SELECT.replace("SELECT ", "SELECT updated_at, ", 1)
+                    # The first condition lets the updated_at index serve the row comparison.
+                    + " WHERE updated_at >= %s AND (updated_at, vehicle_id) > (%s, %s)"
+                    " ORDER BY updated_at, vehicle_id LIMIT %s",
+                    (since[0], *since, STREAM_BATCH),
+                )
+                rows = await cur.fetchall()
+            if not rows:
+                return since
+            now = time.time()
+            self._fan_out(b"".join(self.render(LatestRow(*r[1:]), now) for r in rows))
+            since = (rows[-1][0], rows[-1][1])
+            if len(rows) < STREAM_BATCH:
+                return since
