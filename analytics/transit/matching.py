@@ -324,14 +324,15 @@ def _locate(
     dx, dy = index.useg_dx[ui], index.useg_dy[ui]
     px, py = x[fi] - index.useg_ax[ui], y[fi] - index.useg_ay[ui]
     t = np.clip((px * dx + py * dy) / g.length2[ui], 0.0, 1.0)
-    off = np.hypot(px - t * dx, py - t * dy)
+    ex, ey = px - t * dx, py - t * dy
+    off2 = ex * ex + ey * ey  # squared offsets: their square roots are taken for the chosen only
     # The nearest segment of each chain, among those within the radius.
     g_cnt = g.group_off[cn] - g.group_off[c]
     g_lo = g.group_off[c]
     gf, gi = _expand(g_lo, g_cnt)
     p_base = np.cumsum(u_cnt) - u_cnt
     g_first = p_base[gf] + g.group_start[gi] - u_lo[gf]
-    masked = np.where(off <= radius, off, np.inf)
+    masked = np.where(off2 <= radius * radius, off2, np.inf)
     g_min = np.minimum.reduceat(masked, g_first)
     g_len = np.diff(np.append(g_first, len(masked)))
     at_min = masked == np.repeat(g_min, g_len)
@@ -348,7 +349,7 @@ def _locate(
     pu = ui[pick]
     ref = index.ref_off[pu] + g.user_k[ei]
     shp = index.ref_shape[ref]
-    e_off = off[pick]
+    e_off = np.sqrt(off2[pick])
     along = index.ref_base[ref] + index.ref_sign[ref] * t[pick] * np.sqrt(g.length2[pu])
     n_shapes = len(index.shape_keys)
     # One key orders by fix, shape and distance along (distances are far below _SPAN).
@@ -413,25 +414,17 @@ def match_fixes(
     loc_key = lf * n_shapes + ls
     lap("locate")
 
-    # Temporal candidates: (fix, instance) whose service window covers the fix time.
+    # Candidates: the instances of the trips on each shape located near a fix whose service window
+    # covers the fix time, found by a search among the instances ordered by shape and first departure.
     m = len(inst)
-    if m:
-        win = (t[:, None] >= (inst.start - cfg.layover_s)[None, :]) & (
-            t[:, None] <= (inst.end + cfg.max_late_s)[None, :]
-        )
-        given = reported >= 0
-        win[given] &= inst.trip[None, :] == reported[given][:, None]
-        pf, pi = np.nonzero(win)
-    else:
-        pf = pi = np.zeros(0, dtype=np.int64)
-    ptrip = inst.trip[pi] if m else pi
-    key = pf * n_shapes + index.trip_shape[ptrip]
-    lo = np.searchsorted(loc_key, key, side="left")
-    cnt = np.searchsorted(loc_key, key, side="right") - lo
-    rep = np.repeat(np.arange(len(key)), cnt)
-    loc = lo[rep] + np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    pf, pi, ptrip = pf[rep], pi[rep], ptrip[rep]
-    poff, palong = loff[loc], lalong[loc]
+    pe, pi = _running(index, inst, ls, t[lf], cfg)
+    pf, ptrip = lf[pe], inst.trip[pi]
+    named_trip = reported[pf]
+    given = named_trip >= 0
+    if given.any():
+        keep = ~given | (ptrip == named_trip)
+        pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
+    poff, palong = loff[pe], lalong[pe]
     # Nothing downstream of the last stop or upstream of the first belongs to the trip.
     palong = np.clip(palong, index.trip_first_m[ptrip], index.trip_last_m[ptrip])
     sched = index.scheduled_s(ptrip, palong) + inst.shift[pi]
@@ -461,9 +454,9 @@ def match_fixes(
         has_shape_near[ff[own]] = True
     lap("off-route")
 
-    # Keep the best K-1 candidates per fix; slot 0 is "no trip".
+    # Keep the best K-1 candidates per fix; slot 0 is "no trip". One key orders by fix, then cost.
     k = cfg.max_candidates
-    order = np.lexsort((cost, pf))
+    order = np.argsort(pf * (float(cost.max()) + 1.0 if len(cost) else 1.0) + cost, kind="stable")
     pf, pi, palong, delay, cost, poff = (
         pf[order],
         pi[order],
@@ -531,6 +524,33 @@ def match_fixes(
         off_route=~has_shape_near,
         states=new_states,
     )
+
+
+def _running(
+    index: TripIndex, inst: Instances, shape: IntArray, t: FloatArray, cfg: MatchConfig
+) -> tuple[IntArray, IntArray]:
+    """Pairs (i, instance) where the instance is of a trip on shape[i] and running at t[i], that is
+    from `layover_s` before its first departure to `max_late_s` after its last arrival."""
+    none = np.zeros(0, dtype=np.int64)
+    if len(inst) == 0 or len(shape) == 0:
+        return none, none
+    base = float(inst.start.min())
+    longest = float((inst.end - inst.start).max())
+    ishape = index.trip_shape[inst.trip]
+    # Shapes apart by more than any time span of a batch (its start times are after `base`).
+    span = float(max(inst.start.max(), t.max()) - base) + longest + cfg.layover_s + cfg.max_late_s + 1.0
+    key = ishape * span + (inst.start - base)
+    by = np.argsort(key, kind="stable")
+    key = key[by]
+    q = shape * span + (t - base)
+    lo = np.searchsorted(key, q - (cfg.max_late_s + longest + 1.0), side="left")
+    hi = np.searchsorted(key, q + (cfg.layover_s + 1.0), side="right")
+    i, j = _expand(lo, np.maximum(hi - lo, 0))
+    pi = by[j]
+    ti = t[i]
+    ok = (ti >= inst.start[pi] - cfg.layover_s) & (ti <= inst.end[pi] + cfg.max_late_s)
+    ok &= ishape[pi] == shape[i]
+    return i[ok], pi[ok]
 
 
 def _monotone_runs(vehicle: IntArray, t: FloatArray, inst: IntArray, dist: FloatArray) -> FloatArray:
@@ -698,27 +718,32 @@ def _transitions(
     jp = j * k + 1 + r // cn
     jq = j * k + q
     a, b = prev_inst.ravel()[jp], cur_inst.ravel()[jq]
-    pa, ca = prev_along.ravel()[jp], cur_along.ravel()[jq]
-    pdt = dt[j]
+    flat = jp * k + q
+    same = a == b
     # Staying on the trip: no going back, no flying, standing at the last stop ends it, delay drifts.
+    sp, sq, sj, sb = jp[same], jq[same], j[same], b[same]
+    pa, ca = prev_along.ravel()[sp], cur_along.ravel()[sq]
+    pdt = dt[sj]
     forward = ca - pa
     back_m = -forward - cfg.back_tolerance_m
     same_cost = np.where(back_m > 0, np.minimum(10.0, back_m / 20.0), 0.0) + np.where(
         forward / pdt > cfg.max_speed_mps, 5.0, 0.0
     )
-    last_b = (index.trip_last_m[itrip] - cfg.terminal_m)[b]
+    last_b = (index.trip_last_m[itrip] - cfg.terminal_m)[sb]
     idle = (pa >= last_b) & (ca >= last_b)
-    drift = (cur_delay.ravel()[jq] - prev_delay.ravel()[jp]) / (cfg.delay_drift * np.sqrt(dt))[j]
+    drift = (cur_delay.ravel()[sq] - prev_delay.ravel()[sp]) / (cfg.delay_drift * np.sqrt(dt))[sj]
     same_cost += np.where(idle, cfg.idle_at_end_cost, 0.0)
     same_cost += 0.5 * drift**2
+    out.ravel()[flat[same]] = same_cost
     # Changing trip: to one that starts after this one ends, cheaper within the block.
+    other = ~same
+    a, b = a[other], b[other]
     follows = inst.start[b] >= inst.end[a] - cfg.switch_slack_s
     blocks = index.trip_block_code[itrip]
     ba = blocks[a]
     same_block = (blocks[b] == ba) & (ba >= 0)
     extra = np.where(same_block, cfg.switch_cost - cfg.block_bonus, cfg.switch_cost)
-    switch = entry.ravel()[jq] + np.where(follows, extra, cfg.bad_switch_cost)
-    out.ravel()[jp * k + q] = np.where(a == b, same_cost, switch)
+    out.ravel()[flat[other]] = entry.ravel()[jq[other]] + np.where(follows, extra, cfg.bad_switch_cost)
     return out
 
 
