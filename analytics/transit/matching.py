@@ -253,31 +253,59 @@ def _build_grid(index: TripIndex, radius: float) -> _Grid:
     u, d, key, chain = u[order], d[order], key[order], chain[order]
     new = np.ones(len(u), dtype=bool)
     new[1:] = (key[1:] != key[:-1]) | (chain[1:] != chain[:-1])
-    group = np.cumsum(new) - 1
-    # A segment farther from the centre than the chain's nearest plus a diagonal is never the nearest.
-    keep = d <= d[new][group] + 2.0 * half
+    group = np.cumsum(new) - 1  # (cell, chain)
+    g_first = np.nonzero(new)[0]
+    g_dmin, g_key, g_chain = d[g_first], key[g_first], chain[g_first]
+    # The users of each chain (those of any of its segments, all alike) and the stretch of their shape
+    # that the chain covers, for the order of the result; and the stretch within reach of the cell.
+    ref_useg = np.repeat(np.arange(len(ax)), np.diff(index.ref_off))
+    ref_k = np.arange(len(ref_useg)) - index.ref_off[ref_useg]
+    n_k = int(ref_k.max()) + 1
+    end = index.ref_base + index.ref_sign * np.sqrt(length2[ref_useg])
+    ref_lo, ref_hi = np.minimum(index.ref_base, end), np.maximum(index.ref_base, end)
+    chain_user_start = np.full((int(index.useg_chain.max()) + 1) * n_k, np.inf)
+    np.minimum.at(chain_user_start, index.useg_chain[ref_useg] * n_k + ref_k, ref_lo)
+    ei, ri = _expand(index.ref_off[u], np.diff(index.ref_off)[u])
+    slot = group[ei] * n_k + ri - index.ref_off[u][ei]
+    reach_lo = np.full(len(g_first) * n_k, np.inf)
+    reach_hi = np.full(len(g_first) * n_k, -np.inf)
+    np.minimum.at(reach_lo, slot, ref_lo[ri])
+    np.maximum.at(reach_hi, slot, ref_hi[ri])
+    g_u = u[g_first]
+    gi, ri = _expand(index.ref_off[g_u], np.diff(index.ref_off)[g_u])
+    k = ri - index.ref_off[g_u][gi]
+    shape = index.ref_shape[ri]
+    order = np.lexsort((chain_user_start[g_chain[gi] * n_k + k], shape, g_key[gi]))
+    gi, k, shape = gi[order], k[order], shape[order]
+    # Stretches of a shape within reach of the cell more than 3 radii apart along it are always apart
+    # passages; a cluster of stretches spanning at most 3 radii is always one passage, the nearest point
+    # of which is on a chain no farther from the cell's centre than the cluster's nearest chain plus a
+    # diagonal: the cluster's other chains are never needed in that cell.
+    lo, hi = reach_lo[gi * n_k + k], reach_hi[gi * n_k + k]
+    run_new = np.ones(len(gi), dtype=bool)
+    run_new[1:] = (g_key[gi][1:] != g_key[gi][:-1]) | (shape[1:] != shape[:-1])
+    offset = np.cumsum(run_new) * (float(ref_hi.max() - ref_lo.min()) + 1.0)
+    before = np.maximum.accumulate(offset + hi) - offset
+    cluster_new = run_new.copy()
+    cluster_new[1:] |= lo[1:] - before[:-1] > 3.0 * radius + 1.0
+    cluster = np.cumsum(cluster_new) - 1
+    first = np.nonzero(cluster_new)[0]
+    span = np.maximum.reduceat(hi, first) - np.minimum.reduceat(lo, first)
+    best = np.minimum.reduceat(g_dmin[gi], first)
+    needed = (span > 3.0 * radius)[cluster] | (g_dmin[gi] <= best[cluster] + 2.0 * half)
+    gi, k = gi[needed], k[needed]
+    # A segment farther from the centre than its chain's nearest plus a diagonal is never the nearest.
+    used = np.zeros(len(g_first), dtype=bool)
+    used[gi] = True
+    keep = used[group] & (d <= g_dmin[group] + 2.0 * half)
     u, key, group = u[keep], key[keep], group[keep]
+    renumber = np.cumsum(used) - 1
+    gi = renumber[gi]
     cell_key, useg_off = np.unique(key, return_index=True)
     useg_off = np.append(useg_off, len(u)).astype(np.int64)
     group_start = np.nonzero(np.diff(group, prepend=-1))[0]
     g_key = key[group_start]
-    g_chain = index.useg_chain[u[group_start]]
     group_off = np.searchsorted(g_key, np.append(cell_key, np.iinfo(np.int64).max)).astype(np.int64)
-    # The users of each chain: those of any of its segments, all alike; where each starts on its shape.
-    ref_useg = np.repeat(np.arange(len(ax)), np.diff(index.ref_off))
-    ref_k = np.arange(len(ref_useg)) - index.ref_off[ref_useg]
-    n_k = int(ref_k.max()) + 1 if len(ref_k) else 1
-    ref_chain = index.useg_chain[ref_useg]
-    end = index.ref_base + index.ref_sign * np.sqrt(length2[ref_useg])
-    chain_user_start = np.full((int(index.useg_chain.max()) + 1 if len(ax) else 0) * n_k, np.inf)
-    np.minimum.at(chain_user_start, ref_chain * n_k + ref_k, np.minimum(index.ref_base, end))
-    g_u = u[group_start]
-    gi, ri = _expand(index.ref_off[g_u], index.ref_off[g_u + 1] - index.ref_off[g_u])
-    k = ri - index.ref_off[g_u][gi]
-    shape = index.ref_shape[ri]
-    start = chain_user_start[g_chain[gi] * n_k + k]
-    order = np.lexsort((start, shape, g_key[gi]))
-    gi, k = gi[order], k[order]
     user_off = np.searchsorted(g_key[gi], np.append(cell_key, np.iinfo(np.int64).max)).astype(np.int64)
     return _Grid(
         radius=radius,
@@ -489,15 +517,17 @@ def match_fixes(
 
     # Vehicles as integer codes, once: sorting and grouping by them is cheaper than by strings.
     vnames, vcode = _factorize(fixes.vehicle)
+    by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
+    vehicles = (vnames, vcode, by_time)
     lap("top-k")
-    chosen = _decode(index, inst, (vnames, vcode), c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    chosen = _decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
     lap("decode")
     rows = np.arange(n)
     ci = c_inst[rows, chosen]
     assigned = ci >= 0
     trip = np.where(assigned, inst.trip[np.maximum(ci, 0)] if m else -1, -1)
     dist = np.where(assigned, c_along[rows, chosen], np.nan)
-    dist = _monotone_runs(vcode, t, ci, dist)
+    dist = _monotone_runs(vcode, by_time, ci, dist)
     delay_out = np.where(assigned, c_delay[rows, chosen], np.nan)
     off = np.where(assigned, c_off[rows, chosen], np.nan)
     shift = np.where(assigned, inst.shift[np.maximum(ci, 0)] if m else np.nan, np.nan)
@@ -510,7 +540,7 @@ def match_fixes(
     tid = ids[trip_named]
     rid = routes[trip_named]
     lap("result")
-    new_states = _last_states(index, fixes, (vnames, vcode), trip, sdate, shift, dist, delay_out, states)
+    new_states = _last_states(index, fixes, vehicles, trip, sdate, shift, dist, delay_out, states)
     lap("states")
     return MatchResult(
         trip=trip.astype(np.int64),
@@ -553,13 +583,13 @@ def _running(
     return i[ok], pi[ok]
 
 
-def _monotone_runs(vehicle: IntArray, t: FloatArray, inst: IntArray, dist: FloatArray) -> FloatArray:
-    """Running maximum of distance within each run of a vehicle's assigned fixes on one instance."""
+def _monotone_runs(vehicle: IntArray, by_time: IntArray, inst: IntArray, dist: FloatArray) -> FloatArray:
+    """Running maximum of distance within each run of a vehicle's assigned fixes on one instance;
+    `by_time` orders the fixes by vehicle, then time."""
     out = dist.copy()
-    sel = np.nonzero(inst >= 0)[0]
-    if len(sel) == 0:
+    order = by_time[inst[by_time] >= 0]
+    if len(order) == 0:
         return out
-    order = sel[np.lexsort((t[sel], vehicle[sel]))]
     v = vehicle[order]
     ii = inst[order]
     d = dist[order]
@@ -575,7 +605,7 @@ def _monotone_runs(vehicle: IntArray, t: FloatArray, inst: IntArray, dist: Float
 def _decode(
     index: TripIndex,
     inst: Instances,
-    vehicles: tuple[list[str], IntArray],
+    vehicles: tuple[list[str], IntArray, IntArray],
     c_inst: IntArray,
     c_cost: FloatArray,
     c_along: FloatArray,
@@ -595,9 +625,8 @@ def _decode(
     n_valid = np.count_nonzero(c_inst >= 0, axis=1)
     if not n_valid.any():
         return np.zeros(n, dtype=np.int64)
-    vnames, vcode = vehicles
+    vnames, vcode, order = vehicles
     n_v = len(vnames)
-    order = np.lexsort((t, vcode))
     counts = np.bincount(vcode, minlength=n_v)
     first = np.cumsum(counts) - counts
     step = np.empty(n, dtype=np.int64)
@@ -750,7 +779,7 @@ def _transitions(
 def _last_states(
     index: TripIndex,
     fixes: Fixes,
-    vehicles: tuple[list[str], IntArray],
+    vehicles: tuple[list[str], IntArray, IntArray],
     trip: IntArray,
     sdate: npt.NDArray[np.object_],
     shift: FloatArray,
@@ -759,11 +788,10 @@ def _last_states(
     previous: Mapping[str, VehicleState],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
-    ok = np.nonzero(trip >= 0)[0]
-    if len(ok) == 0:
+    vnames, vcode, by_time = vehicles
+    order = by_time[trip[by_time] >= 0]
+    if len(order) == 0:
         return out
-    vnames, vcode = vehicles
-    order = ok[np.lexsort((fixes.time[ok], vcode[ok]))]
     v = vcode[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = v[1:] != v[:-1]
