@@ -369,8 +369,8 @@ def _locate(
     e_cnt = g.user_off[cn] - g.user_off[c]
     ef, ei = _expand(g.user_off[c], e_cnt)
     eg = (np.cumsum(g_cnt) - g_cnt)[ef] + g.user_group[ei] - g_lo[ef]
-    ok = np.isfinite(g_min[eg])
-    if not ok.any():
+    ok = np.flatnonzero(np.isfinite(g_min[eg]))  # indices: cheaper than a mask for several arrays
+    if len(ok) == 0:
         return nothing
     ef, ei, eg = ef[ok], ei[ok], eg[ok]
     pick = g_pick[eg]
@@ -450,7 +450,7 @@ def match_fixes(
     named_trip = reported[pf]
     given = named_trip >= 0
     if given.any():
-        keep = ~given | (ptrip == named_trip)
+        keep = np.flatnonzero(~given | (ptrip == named_trip))
         pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
     poff, palong = loff[pe], lalong[pe]
     # Nothing downstream of the last stop or upstream of the first belongs to the trip.
@@ -459,7 +459,7 @@ def match_fixes(
     delay = t[pf] - sched
     at_start = (palong <= index.trip_first_m[ptrip] + cfg.terminal_m) & (delay < 0)
     delay = np.where(at_start, 0.0, delay)  # waiting at the first stop before departure is on time
-    ok = (delay >= -cfg.max_early_s) & (delay <= cfg.max_late_s)
+    ok = np.flatnonzero((delay >= -cfg.max_early_s) & (delay <= cfg.max_late_s))
     pf, pi, ptrip, poff, palong, delay = pf[ok], pi[ok], ptrip[ok], poff[ok], palong[ok], delay[ok]
     dd = delay - cfg.delay_mean_s
     early = np.maximum(-cfg.weak_free_early_s - dd, 0.0) / cfg.weak_sigma_early_s
@@ -495,7 +495,7 @@ def match_fixes(
     )
     starts = np.searchsorted(pf, np.arange(n))
     rank = np.arange(len(pf)) - starts[pf]
-    keep = rank < k - 1
+    keep = np.flatnonzero(rank < k - 1)
     pf, pi, rank = pf[keep], pi[keep], rank[keep]
     palong, delay, cost, poff = palong[keep], delay[keep], cost[keep], poff[keep]
     # Only as many slots as the most ambiguous fix needs: the decoder's work grows with their square.
@@ -580,7 +580,8 @@ def _running(
     ti = t[i]
     ok = (ti >= inst.start[pi] - cfg.layover_s) & (ti <= inst.end[pi] + cfg.max_late_s)
     ok &= ishape[pi] == shape[i]
-    return i[ok], pi[ok]
+    sel = np.flatnonzero(ok)
+    return i[sel], pi[sel]
 
 
 def _monotone_runs(vehicle: IntArray, by_time: IntArray, inst: IntArray, dist: FloatArray) -> FloatArray:
@@ -749,6 +750,8 @@ def _transitions(
     a, b = prev_inst.ravel()[jp], cur_inst.ravel()[jq]
     flat = jp * k + q
     same = a == b
+    other = np.flatnonzero(~same)
+    same = np.flatnonzero(same)
     # Staying on the trip: no going back, no flying, standing at the last stop ends it, delay drifts.
     sp, sq, sj, sb = jp[same], jq[same], j[same], b[same]
     pa, ca = prev_along.ravel()[sp], cur_along.ravel()[sq]
@@ -765,7 +768,6 @@ def _transitions(
     same_cost += 0.5 * drift**2
     out.ravel()[flat[same]] = same_cost
     # Changing trip: to one that starts after this one ends, cheaper within the block.
-    other = ~same
     a, b = a[other], b[other]
     follows = inst.start[b] >= inst.end[a] - cfg.switch_slack_s
     blocks = index.trip_block_code[itrip]
