@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -661,28 +662,15 @@ def _decode(
     cost = np.full((n_v, k), np.inf)
     cost[:, 0] = 0.0
     if states and len(inst):
-        got = [states.get(name) for name in vnames]
-        vi = np.array([i for i, g in enumerate(got) if g is not None], dtype=np.int64)
-        if len(vi):
-            # Columns of the remembered states, then each one's instance (trip, shift) by a search.
-            _, trip_ids, _, shifts, times, dists, delays = zip(*(got[i] for i in vi), strict=True)
-            tr = np.array([index.trip_pos.get(x, -1) for x in trip_ids], dtype=np.int64)
-            sh = np.array(shifts, dtype=np.float64)
-            base = float(inst.shift.min())
-            inst_key = inst.trip * _SPAN + (inst.shift - base)
-            by_key = np.argsort(inst_key)
-            q = tr * _SPAN + (sh - base)
-            j = np.clip(np.searchsorted(inst_key[by_key], q), 0, len(by_key) - 1)
-            # Shifts of one trip's instances are a day or a headway apart: a match is exact to the ms.
-            found = (tr >= 0) & (np.abs(inst_key[by_key][j] - q) < 1e-3)
-            r = rank[vi[found]]
-            prev_inst[r, 1] = by_key[j[found]]
-            prev_along[r, 1] = np.array(dists, dtype=np.float64)[found]
-            prev_delay[r, 1] = np.array(delays, dtype=np.float64)[found]
-            prev_t[r] = np.array(times, dtype=np.float64)[found]
-            prev_n[r] = 1
-            cost[r, 0] = np.inf
-            cost[r, 1] = 0.0
+        vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
+        r = rank[vi]
+        prev_inst[r, 1] = ii
+        prev_along[r, 1] = along
+        prev_delay[r, 1] = delay
+        prev_t[r] = when
+        prev_n[r] = 1
+        cost[r, 0] = np.inf
+        cost[r, 1] = 0.0
 
     prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
     trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), cfg)
@@ -706,6 +694,36 @@ def _decode(
         chosen[fix[lo : lo + a]] = slot[:a]
         slot[:a] = back[lo : lo + a][np.arange(a), slot[:a]]
     return chosen
+
+
+def _remembered(
+    index: TripIndex, inst: Instances, vnames: list[str], states: Mapping[str, VehicleState]
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
+    """The vehicles (codes) with a remembered state on one of the instances, that instance, and the
+    state's distance, delay and time."""
+    # Columns of the states (map, filter and zip loop in C), then each one's instance by a search.
+    got = list(map(states.get, vnames))
+    vi = np.flatnonzero(np.fromiter(map(bool, got), dtype=bool, count=len(got)))
+    e = np.zeros(0)
+    if len(vi) == 0:
+        return vi, vi, e, e, e
+    _, trip_ids, _, shifts, times, dists, delays = zip(*filter(None, got), strict=True)
+    tr = np.fromiter(map(index.trip_pos.get, trip_ids, repeat(-1)), dtype=np.int64, count=len(vi))
+    sh = np.array(shifts, dtype=np.float64)
+    base = float(inst.shift.min())
+    inst_key = inst.trip * _SPAN + (inst.shift - base)
+    by_key = np.argsort(inst_key)
+    q = tr * _SPAN + (sh - base)
+    j = np.clip(np.searchsorted(inst_key[by_key], q), 0, len(by_key) - 1)
+    # Shifts of one trip's instances are a day or a headway apart: a match is exact to the ms.
+    found = np.flatnonzero((tr >= 0) & (np.abs(inst_key[by_key][j] - q) < 1e-3))
+    return (
+        vi[found],
+        by_key[j[found]],
+        np.array(dists, dtype=np.float64)[found],
+        np.array(delays, dtype=np.float64)[found],
+        np.array(times, dtype=np.float64)[found],
+    )
 
 
 def _transitions(
