@@ -507,11 +507,12 @@ def match_fixes(
     c_delay = np.zeros((n, k))
     c_off = np.zeros((n, k))
     c_cost[:, 0] = cfg.none_cost
-    c_inst[pf, rank + 1] = pi
-    c_cost[pf, rank + 1] = cost
-    c_along[pf, rank + 1] = palong
-    c_delay[pf, rank + 1] = delay
-    c_off[pf, rank + 1] = poff
+    at = pf * k + rank + 1
+    c_inst.ravel()[at] = pi
+    c_cost.ravel()[at] = cost
+    c_along.ravel()[at] = palong
+    c_delay.ravel()[at] = delay
+    c_off.ravel()[at] = poff
     # A fix that names its trip is that trip's when it is on its shape at a plausible time.
     named = (reported >= 0) & np.isfinite(c_cost[:, 1])
     c_cost[named, 0] = np.inf
