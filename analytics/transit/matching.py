@@ -188,9 +188,9 @@ class _Grid(NamedTuple):
     useg_off: IntArray  # cell i's segments: useg[useg_off[i]:useg_off[i + 1]]
     useg: IntArray
     group_off: IntArray  # cell i's chains: group_off[i]:group_off[i + 1]
-    group_start: IntArray  # each (cell, chain)'s first position in `useg`
+    group_start: IntArray  # each (cell, chain)'s first position among its cell's segments
     user_off: IntArray  # cell i's chain users: user_off[i]:user_off[i + 1]
-    user_group: IntArray  # the (cell, chain) of each
+    user_group: IntArray  # the (cell, chain) of each, as its position among its cell's chains
     user_k: IntArray  # which user of its chain's segments (index into their refs)
     length2: FloatArray  # squared length of each segment of the index
 
@@ -308,6 +308,9 @@ def _build_grid(index: TripIndex, radius: float) -> _Grid:
     g_key = key[group_start]
     group_off = np.searchsorted(g_key, np.append(cell_key, np.iinfo(np.int64).max)).astype(np.int64)
     user_off = np.searchsorted(g_key[gi], np.append(cell_key, np.iinfo(np.int64).max)).astype(np.int64)
+    # Positions within the cell, so that a fix's own ranges are found by one addition.
+    group_start = group_start - useg_off[np.searchsorted(cell_key, g_key)]
+    gi = gi - group_off[np.searchsorted(cell_key, g_key[gi])]
     return _Grid(
         radius=radius,
         cell_key=cell_key.astype(np.int64),
@@ -360,7 +363,7 @@ def _locate(
     g_lo = g.group_off[c]
     gf, gi = _expand(g_lo, g_cnt)
     p_base = np.cumsum(u_cnt) - u_cnt
-    g_first = p_base[gf] + g.group_start[gi] - u_lo[gf]
+    g_first = p_base[gf] + g.group_start[gi]
     masked = np.where(off2 <= radius * radius, off2, np.inf)
     g_min = np.minimum.reduceat(masked, g_first)
     g_len = np.diff(np.append(g_first, len(masked)))
@@ -369,7 +372,7 @@ def _locate(
     # Hand each chain's nearest point to the chain's users, in the order of shapes and distance along.
     e_cnt = g.user_off[cn] - g.user_off[c]
     ef, ei = _expand(g.user_off[c], e_cnt)
-    eg = (np.cumsum(g_cnt) - g_cnt)[ef] + g.user_group[ei] - g_lo[ef]
+    eg = (np.cumsum(g_cnt) - g_cnt)[ef] + g.user_group[ei]
     ok = np.flatnonzero(np.isfinite(g_min[eg]))  # indices: cheaper than a mask for several arrays
     if len(ok) == 0:
         return nothing
@@ -678,15 +681,13 @@ def _decode(
     back = np.empty((n, k), dtype=np.intp)
     # Flat index of (vehicle, previous slot 0, slot) in a step's (A, K, K) costs.
     at = np.arange(n_v)[:, None] * (k * k) + np.arange(k)
-    for s in range(n_l):
-        a, lo = int(active[s]), int(step_off[s])
-        total = cost[:a, :, None] + trans[lo : lo + a]
-        arg = np.argmin(total, axis=1)
-        back[lo : lo + a] = arg
-        best = total.ravel()[at[:a] + arg * k]
-        best += cur_cost[lo : lo + a]
-        best -= best.min(axis=1, keepdims=True)
-        cost[:a] = best
+    buf = np.empty((n_v, k, k))
+    for a, lo in zip(active.tolist(), step_off.tolist(), strict=True):
+        hi = lo + a
+        total = np.add(cost[:a, :, None], trans[lo:hi], out=buf[:a])
+        arg = np.argmin(total, axis=1, out=back[lo:hi])
+        step_cost = np.add(total.ravel()[at[:a] + arg * k], cur_cost[lo:hi], out=cost[:a])
+        step_cost -= step_cost.min(axis=1, keepdims=True)
 
     chosen = np.empty(n, dtype=np.int64)
     slot = np.argmin(cost, axis=1)
