@@ -7,6 +7,10 @@ each vehicle's progress monotone along a trip and lets it change trip only to on
 within its block), so a bus is followed across layovers. The decoding runs for all vehicles at once,
 vectorised over vehicles and candidates, stepping over each vehicle's fixes in time order. A fix farther
 than `max_offroute_m` from every candidate shape is flagged off-route and left unassigned.
+
+Locating needs no shapely call per batch: a grid over the shapes' distinct street segments, built on
+first use for a radius and kept with the index (`_grid`), lists per cell what a fix there must be
+projected on, in the order of the result. `step_times` reports the time of each step of a call.
 """
 
 from __future__ import annotations
