@@ -7,27 +7,73 @@ each vehicle's progress monotone along a trip and lets it change trip only to on
 within its block), so a bus is followed across layovers. The decoding runs for all vehicles at once,
 vectorised over vehicles and candidates, stepping over each vehicle's fixes in time order. A fix farther
 than `max_offroute_m` from every candidate shape is flagged off-route and left unassigned.
+
+Locating needs no shapely call per batch: a grid over the shapes' distinct street segments, built on
+first use for a radius and kept with the index (`_grid`), lists per cell what a fix there must be
+projected on, in the order of the result. `step_times` reports the time of each step of a call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import math
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import shapely
 
 from analytics.transit.index import Instances, TripIndex, instances_between
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
 BoolArray = npt.NDArray[np.bool_]
 StrArray = npt.NDArray[np.object_]
 
 _SPAN = 1.0e7  # metres: longer than any shape
+
+# Where match_fixes adds up the time of its steps, while `step_times` is in effect.
+_STEP_TIMES: ContextVar[dict[str, list[int]] | None] = ContextVar("_STEP_TIMES", default=None)
+
+
+@contextmanager
+def step_times() -> Iterator[dict[str, list[int]]]:
+    """Within the block, match_fixes adds the wall and CPU nanoseconds of each of its steps to the
+    dictionary yielded (step -> [wall, cpu]), in the order the steps run: for benchmarks and profiling."""
+    out: dict[str, list[int]] = {}
+    token = _STEP_TIMES.set(out)
+    try:
+        yield out
+    finally:
+        _STEP_TIMES.reset(token)
+
+
+class _Laps:
+    """Stopwatch for the steps of one call; does nothing unless `step_times` is in effect."""
+
+    __slots__ = ("_cpu", "_out", "_wall")
+
+    def __init__(self) -> None:
+        self._out = _STEP_TIMES.get()
+        self._wall = time.perf_counter_ns() if self._out is not None else 0
+        self._cpu = time.process_time_ns() if self._out is not None else 0
+
+    def __call__(self, step: str) -> None:
+        if self._out is None:
+            return
+        wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+        acc = self._out.setdefault(step, [0, 0])
+        acc[0] += wall - self._wall
+        acc[1] += cpu - self._cpu
+        self._wall, self._cpu = time.perf_counter_ns(), time.process_time_ns()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +181,156 @@ class MatchResult:
         return np.asarray(self.trip >= 0)
 
 
+class _Grid(NamedTuple):
+    """What a fix must be projected on to be located within `radius`, per cell of a square grid.
+
+    For each cell: the street segments (TripIndex.useg_*) that can hold, for some point of the cell, the
+    point of their chain nearest to it within `radius`, grouped by chain; and the users of those chains
+    (a shape and its direction along it), in the order of the shape, then of the distance along it."""
+
+    radius: float
+    cell_key: IntArray  # sorted, of the cells that have segments near them
+    useg_off: IntArray  # cell i's segments: useg[useg_off[i]:useg_off[i + 1]]
+    # The long arrays are of 32-bit integers: half the memory, and faster to gather.
+    useg: Int32Array
+    group_off: IntArray  # cell i's chains: group_off[i]:group_off[i + 1]
+    group_start: Int32Array  # each (cell, chain)'s first position among its cell's segments
+    user_off: IntArray  # cell i's chain users: user_off[i]:user_off[i + 1]
+    user_group: Int32Array  # the (cell, chain) of each, as its position among its cell's chains
+    user_k: Int32Array  # which user of its chain's segments (index into their refs)
+    length2: FloatArray  # squared length of each segment of the index
+
+
+_CELL_M = 20.0
+_KEY_OFF = 1 << 22  # cell coordinates are shifted by this, and a row holds twice as many cells
+_GRIDS: weakref.WeakKeyDictionary[TripIndex, dict[float, _Grid]] = weakref.WeakKeyDictionary()
+
+
+def _cell_keys(x: FloatArray, y: FloatArray) -> IntArray:
+    """Key of the grid cell of each point; -1 for a point that is not finite or beyond any grid."""
+    ok = np.isfinite(x) & np.isfinite(y) & (np.abs(x) < _CELL_M * (_KEY_OFF - 1))
+    ok &= np.abs(y) < _CELL_M * (_KEY_OFF - 1)
+    cx = np.floor(np.where(ok, x, 0.0) / _CELL_M).astype(np.int64) + _KEY_OFF
+    cy = np.floor(np.where(ok, y, 0.0) / _CELL_M).astype(np.int64) + _KEY_OFF
+    return np.where(ok, cx * (2 * _KEY_OFF) + cy, -1)
+
+
+def _grid(index: TripIndex, radius: float) -> _Grid:
+    """The grid for this radius, built on first use and kept as long as the index."""
+    grids = _GRIDS.setdefault(index, {})
+    grid = grids.get(radius)
+    if grid is None:
+        grid = grids[radius] = _build_grid(index, radius)
+    return grid
+
+
+def _expand(lo: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
+    """For ranges [lo, lo + count): the range each element comes from and the element, concatenated."""
+    total = int(count.sum())
+    which = np.repeat(np.arange(len(count)), count)
+    return which, lo[which] + np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+
+
+def _build_grid(index: TripIndex, radius: float) -> _Grid:
+    ax, ay, dx, dy = index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy
+    length2 = dx * dx + dy * dy
+    if len(ax) == 0:
+        i, i32 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        return _Grid(radius, i, np.zeros(1, dtype=np.int64), i32, i, i32, i, i32, i32, length2)
+    half = _CELL_M / math.sqrt(2.0)  # from a cell's centre to its corners
+    reach = radius + half
+    # Every cell whose centre is within `reach` of a segment, with that segment: a point of the cell can
+    # then be within `radius` of it.
+    c0x = np.floor((np.minimum(ax, ax + dx) - reach) / _CELL_M).astype(np.int64)
+    c1x = np.floor((np.maximum(ax, ax + dx) + reach) / _CELL_M).astype(np.int64)
+    c0y = np.floor((np.minimum(ay, ay + dy) - reach) / _CELL_M).astype(np.int64)
+    c1y = np.floor((np.maximum(ay, ay + dy) + reach) / _CELL_M).astype(np.int64)
+    ny = c1y - c0y + 1
+    u, r = _expand(np.zeros(len(ax), dtype=np.int64), (c1x - c0x + 1) * ny)
+    cx = c0x[u] + r // ny[u]
+    cy = c0y[u] + r % ny[u]
+    px, py = (cx + 0.5) * _CELL_M - ax[u], (cy + 0.5) * _CELL_M - ay[u]
+    t = np.clip((px * dx[u] + py * dy[u]) / length2[u], 0.0, 1.0)
+    d = np.hypot(px - t * dx[u], py - t * dy[u])
+    keep = d <= reach
+    u, d = u[keep], d[keep]
+    key = (cx[keep] + _KEY_OFF) * (2 * _KEY_OFF) + cy[keep] + _KEY_OFF
+    chain = index.useg_chain[u]
+    order = np.lexsort((d, chain, key))
+    u, d, key, chain = u[order], d[order], key[order], chain[order]
+    new = np.ones(len(u), dtype=bool)
+    new[1:] = (key[1:] != key[:-1]) | (chain[1:] != chain[:-1])
+    group = np.cumsum(new) - 1  # (cell, chain)
+    g_first = np.nonzero(new)[0]
+    g_dmin, g_key, g_chain = d[g_first], key[g_first], chain[g_first]
+    # The users of each chain (those of any of its segments, all alike) and the stretch of their shape
+    # that the chain covers, for the order of the result; and the stretch within reach of the cell.
+    ref_useg = np.repeat(np.arange(len(ax)), np.diff(index.ref_off))
+    ref_k = np.arange(len(ref_useg)) - index.ref_off[ref_useg]
+    n_k = int(ref_k.max()) + 1
+    end = index.ref_base + index.ref_sign * np.sqrt(length2[ref_useg])
+    ref_lo, ref_hi = np.minimum(index.ref_base, end), np.maximum(index.ref_base, end)
+    chain_user_start = np.full((int(index.useg_chain.max()) + 1) * n_k, np.inf)
+    np.minimum.at(chain_user_start, index.useg_chain[ref_useg] * n_k + ref_k, ref_lo)
+    ei, ri = _expand(index.ref_off[u], np.diff(index.ref_off)[u])
+    slot = group[ei] * n_k + ri - index.ref_off[u][ei]
+    reach_lo = np.full(len(g_first) * n_k, np.inf)
+    reach_hi = np.full(len(g_first) * n_k, -np.inf)
+    np.minimum.at(reach_lo, slot, ref_lo[ri])
+    np.maximum.at(reach_hi, slot, ref_hi[ri])
+    g_u = u[g_first]
+    gi, ri = _expand(index.ref_off[g_u], np.diff(index.ref_off)[g_u])
+    k = ri - index.ref_off[g_u][gi]
+    shape = index.ref_shape[ri]
+    order = np.lexsort((chain_user_start[g_chain[gi] * n_k + k], shape, g_key[gi]))
+    gi, k, shape = gi[order], k[order], shape[order]
+    # Stretches of a shape within reach of the cell more than 3 radii apart along it are always apart
+    # passages; a cluster of stretches spanning at most 3 radii is always one passage, the nearest point
+    # of which is on a chain no farther from the cell's centre than the cluster's nearest chain plus a
+    # diagonal: the cluster's other chains are never needed in that cell.
+    lo, hi = reach_lo[gi * n_k + k], reach_hi[gi * n_k + k]
+    run_new = np.ones(len(gi), dtype=bool)
+    run_new[1:] = (g_key[gi][1:] != g_key[gi][:-1]) | (shape[1:] != shape[:-1])
+    offset = np.cumsum(run_new) * (float(ref_hi.max() - ref_lo.min()) + 1.0)
+    before = np.maximum.accumulate(offset + hi) - offset
+    cluster_new = run_new.copy()
+    cluster_new[1:] |= lo[1:] - before[:-1] > 3.0 * radius + 1.0
+    cluster = np.cumsum(cluster_new) - 1
+    first = np.nonzero(cluster_new)[0]
+    span = np.maximum.reduceat(hi, first) - np.minimum.reduceat(lo, first)
+    best = np.minimum.reduceat(g_dmin[gi], first)
+    needed = (span > 3.0 * radius)[cluster] | (g_dmin[gi] <= best[cluster] + 2.0 * half)
+    gi, k = gi[needed], k[needed]
+    # A segment farther from the centre than its chain's nearest plus a diagonal is never the nearest.
+    used = np.zeros(len(g_first), dtype=bool)
+    used[gi] = True
+    keep = used[group] & (d <= g_dmin[group] + 2.0 * half)
+    u, key, group = u[keep], key[keep], group[keep]
+    renumber = np.cumsum(used) - 1
+    gi = renumber[gi]
+    cell_key, useg_off = np.unique(key, return_index=True)
+    useg_off = np.append(useg_off, len(u)).astype(np.int64)
+    group_start = np.nonzero(np.diff(group, prepend=-1))[0]
+    g_key = key[group_start]
+    group_off = np.searchsorted(g_key, np.append(cell_key, np.iinfo(np.int64).max)).astype(np.int64)
+    user_off = np.searchsorted(g_key[gi], np.append(cell_key, np.iinfo(np.int64).max)).astype(np.int64)
+    # Positions within the cell, so that a fix's own ranges are found by one addition.
+    group_start = group_start - useg_off[np.searchsorted(cell_key, g_key)]
+    gi = gi - group_off[np.searchsorted(cell_key, g_key[gi])]
+    return _Grid(
+        radius=radius,
+        cell_key=cell_key.astype(np.int64),
+        useg_off=useg_off,
+        useg=u.astype(np.int32),
+        group_off=group_off,
+        group_start=group_start.astype(np.int32),
+        user_off=user_off,
+        user_group=gi.astype(np.int32),
+        user_k=k.astype(np.int32),
+        length2=length2,
+    )
+
+
 def _locate(
     index: TripIndex, x: FloatArray, y: FloatArray, radius: float
 ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
@@ -142,49 +338,89 @@ def _locate(
     the fix (a shape may pass one place twice, out and back), as offset and distance along.
 
     Each fix is projected once onto each street segment near it, whichever and however many shapes
-    run along that segment; the projections are then handed to those shapes. Sorted by fix, shape,
-    then distance along."""
-    boxes = shapely.box(x - radius, y - radius, x + radius, y + radius)
-    fi, ui = index.useg_tree.query(boxes)
-    fi = fi.astype(np.int64)
-    ui = ui.astype(np.int64)
+    run along that segment; only the nearest point of each chain (a run of segments that the same shapes
+    use alike) is handed to those shapes. The grid lists all that in the order of the result. Sorted by
+    fix, shape, then distance along."""
+    g = _grid(index, radius)
+    e = np.zeros(0)
+    nothing = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), e, e
+    if len(g.cell_key) == 0:
+        return nothing
+    key = _cell_keys(x, y)
+    c = np.minimum(np.searchsorted(g.cell_key, key), len(g.cell_key) - 1)
+    found = g.cell_key[c] == key
+    # A fix outside every cell gets the empty range [0, 0).
+    cn = np.where(found, c + 1, 0)
+    c = np.where(found, c, 0)
+    # Project each fix on the segments of its cell.
+    u_lo = g.useg_off[c]
+    u_cnt = g.useg_off[cn] - u_lo
+    fi, pos = _expand(u_lo, u_cnt)
+    if len(fi) == 0:
+        return nothing
+    ui = g.useg[pos]
     dx, dy = index.useg_dx[ui], index.useg_dy[ui]
     px, py = x[fi] - index.useg_ax[ui], y[fi] - index.useg_ay[ui]
-    length2 = dx * dx + dy * dy
-    t = np.clip((px * dx + py * dy) / length2, 0.0, 1.0)
-    off = np.hypot(px - t * dx, py - t * dy)
-    near = np.nonzero(off <= radius)[0]
-    # The nearest segment of each chain (street run used alike by the same shapes) is all that matters.
-    n_chains = int(index.useg_chain.max()) + 1 if len(index.useg_chain) else 1
-    chain_key = (fi[near] * n_chains + index.useg_chain[ui[near]]) * 1024.0 + off[near]
-    by_chain = near[np.argsort(chain_key)]
-    first_of = np.ones(len(by_chain), dtype=bool)
-    ck = fi[by_chain] * n_chains + index.useg_chain[ui[by_chain]]
-    first_of[1:] = ck[1:] != ck[:-1]
-    pick = by_chain[first_of]
-    fi, ui, t, off, length2 = fi[pick], ui[pick], t[pick], off[pick], length2[pick]
-    # Hand each projection to the shapes that use the segment.
-    lo = index.ref_off[ui]
-    cnt = index.ref_off[ui + 1] - lo
-    rep = np.repeat(np.arange(len(ui)), cnt)
-    ref = lo[rep] + np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    fi, off = fi[rep], off[rep]
+    t = np.clip((px * dx + py * dy) / g.length2[ui], 0.0, 1.0)
+    ex, ey = px - t * dx, py - t * dy
+    off2 = ex * ex + ey * ey  # squared offsets: their square roots are taken for the chosen only
+    # The nearest segment of each chain, among those within the radius.
+    g_cnt = g.group_off[cn] - g.group_off[c]
+    g_lo = g.group_off[c]
+    gf, gi = _expand(g_lo, g_cnt)
+    p_base = np.cumsum(u_cnt) - u_cnt
+    g_first = p_base[gf] + g.group_start[gi]
+    masked = np.where(off2 <= radius * radius, off2, np.inf)
+    g_min = np.minimum.reduceat(masked, g_first)
+    g_len = np.diff(np.append(g_first, len(masked)))
+    at_min = masked == np.repeat(g_min, g_len)
+    g_pick = np.minimum.reduceat(np.where(at_min, np.arange(len(masked)), len(masked)), g_first)
+    # Hand each chain's nearest point to the chain's users, in the order of shapes and distance along.
+    e_cnt = g.user_off[cn] - g.user_off[c]
+    ef, ei = _expand(g.user_off[c], e_cnt)
+    eg = (np.cumsum(g_cnt) - g_cnt)[ef] + g.user_group[ei]
+    ok = np.flatnonzero(np.isfinite(g_min[eg]))  # indices: cheaper than a mask for several arrays
+    if len(ok) == 0:
+        return nothing
+    ef, ei, eg = ef[ok], ei[ok], eg[ok]
+    pick = g_pick[eg]
+    pu = ui[pick]
+    ref = index.ref_off[pu] + g.user_k[ei]
     shp = index.ref_shape[ref]
-    along = index.ref_base[ref] + index.ref_sign[ref] * t[rep] * np.sqrt(length2[rep])
+    e_off = np.sqrt(off2[pick])
+    along = index.ref_base[ref] + index.ref_sign[ref] * t[pick] * np.sqrt(g.length2[pu])
     n_shapes = len(index.shape_keys)
     # One key orders by fix, shape and distance along (distances are far below _SPAN).
-    key = (fi * n_shapes + shp) * _SPAN + along
-    order = np.argsort(key, kind="stable")
-    key, fi, shp, off, along = key[order], fi[order], shp[order], off[order], along[order]
-    new_group = np.ones(len(key), dtype=bool)
-    new_group[1:] = np.diff(key) > 3.0 * radius
-    passage = np.cumsum(new_group)
-    # The nearest point of each passage (offsets are below the radius < 1024).
-    best = np.argsort(passage * 1024.0 + off, kind="stable")
-    first = np.ones(len(best), dtype=bool)
-    first[1:] = passage[best][1:] != passage[best][:-1]
-    keep = np.sort(best[first])
-    return fi[keep], shp[keep], off[keep], along[keep]
+    key2 = (ef * n_shapes + shp) * _SPAN + along
+    step = np.diff(key2)
+    if len(step) and step.min() < 0:  # chains that interleave along a shape: order them here
+        order = np.argsort(key2, kind="stable")
+        key2, ef, shp, e_off, along = key2[order], ef[order], shp[order], e_off[order], along[order]
+        step = np.diff(key2)
+    new_group = np.ones(len(key2), dtype=bool)
+    new_group[1:] = step > 3.0 * radius
+    # The nearest point of each passage.
+    p_first = np.nonzero(new_group)[0]
+    p_min = np.minimum.reduceat(e_off, p_first)
+    p_len = np.diff(np.append(p_first, len(e_off)))
+    at_min = e_off == np.repeat(p_min, p_len)
+    keep = np.minimum.reduceat(np.where(at_min, np.arange(len(e_off)), len(e_off)), p_first)
+    return ef[keep], shp[keep], e_off[keep], along[keep]
+
+
+def _factorize(values: npt.NDArray[np.object_]) -> tuple[list[str], IntArray]:
+    """The distinct values, as text, and the index of each value among them. A dictionary does it in
+    half the time of sorting strings; values that are not all strings go through their text."""
+    items = values.tolist()
+    codes: dict[str, int] = {}
+    try:
+        code = [codes.setdefault(v, len(codes)) for v in items]
+    except TypeError:  # unhashable values
+        codes, code = {}, []
+    if (code or not items) and all(type(v) is str for v in codes):
+        return list(codes), np.array(code, dtype=np.int64)
+    text, inverse = np.unique(values.astype(str), return_inverse=True)
+    return text.tolist(), inverse.ravel().astype(np.int64)
 
 
 def match_fixes(
@@ -196,6 +432,7 @@ def match_fixes(
     cfg = config or MatchConfig()
     states = states or {}
     n = len(fixes)
+    lap = _Laps()
     if n == 0 or not index.trip_ids:
         # A feed without trips has no shape either: every fix is off route, none is assigned.
         e = np.full(n, np.nan)
@@ -207,45 +444,40 @@ def match_fixes(
     t = fixes.time
     x, y = index.feed.projection.to_xy(fixes.lat, fixes.lon)
     inst = instances_between(index, float(t.min()), float(t.max()))
-    names, inverse = np.unique(fixes.trip_id.astype(str), return_inverse=True)
-    reported = np.array([index.trip_pos.get(s, -1) for s in names], dtype=np.int64)[inverse.ravel()]
+    names, inverse = _factorize(fixes.trip_id)
+    reported = np.array([index.trip_pos.get(s, -1) for s in names], dtype=np.int64)[inverse]
+    lap("instances")
 
     # Spatial candidates: (fix, shape) pairs near enough, with offset and distance along.
     lf, ls, loff, lalong = _locate(index, x, y, min(cfg.candidate_radius_m, cfg.max_offroute_m))
     n_shapes = len(index.shape_keys)
     loc_key = lf * n_shapes + ls
+    lap("locate")
 
-    # Temporal candidates: (fix, instance) whose service window covers the fix time.
+    # Candidates: the instances of the trips on each shape located near a fix whose service window
+    # covers the fix time, found by a search among the instances ordered by shape and first departure.
     m = len(inst)
-    if m:
-        win = (t[:, None] >= (inst.start - cfg.layover_s)[None, :]) & (
-            t[:, None] <= (inst.end + cfg.max_late_s)[None, :]
-        )
-        given = reported >= 0
-        win[given] &= inst.trip[None, :] == reported[given][:, None]
-        pf, pi = np.nonzero(win)
-    else:
-        pf = pi = np.zeros(0, dtype=np.int64)
-    ptrip = inst.trip[pi] if m else pi
-    key = pf * n_shapes + index.trip_shape[ptrip]
-    lo = np.searchsorted(loc_key, key, side="left")
-    cnt = np.searchsorted(loc_key, key, side="right") - lo
-    rep = np.repeat(np.arange(len(key)), cnt)
-    loc = lo[rep] + np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    pf, pi, ptrip = pf[rep], pi[rep], ptrip[rep]
-    poff, palong = loff[loc], lalong[loc]
+    pe, pi = _running(index, inst, ls, t[lf], cfg)
+    pf, ptrip = lf[pe], inst.trip[pi]
+    named_trip = reported[pf]
+    given = named_trip >= 0
+    if given.any():
+        keep = np.flatnonzero(~given | (ptrip == named_trip))
+        pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
+    poff, palong = loff[pe], lalong[pe]
     # Nothing downstream of the last stop or upstream of the first belongs to the trip.
     palong = np.clip(palong, index.trip_first_m[ptrip], index.trip_last_m[ptrip])
     sched = index.scheduled_s(ptrip, palong) + inst.shift[pi]
     delay = t[pf] - sched
     at_start = (palong <= index.trip_first_m[ptrip] + cfg.terminal_m) & (delay < 0)
     delay = np.where(at_start, 0.0, delay)  # waiting at the first stop before departure is on time
-    ok = (delay >= -cfg.max_early_s) & (delay <= cfg.max_late_s)
+    ok = np.flatnonzero((delay >= -cfg.max_early_s) & (delay <= cfg.max_late_s))
     pf, pi, ptrip, poff, palong, delay = pf[ok], pi[ok], ptrip[ok], poff[ok], palong[ok], delay[ok]
     dd = delay - cfg.delay_mean_s
     early = np.maximum(-cfg.weak_free_early_s - dd, 0.0) / cfg.weak_sigma_early_s
     late = np.maximum(dd - cfg.weak_free_late_s, 0.0) / cfg.weak_sigma_late_s
     cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (early**2 + late**2)
+    lap("candidates")
     # Off-route: farther than max_offroute_m from every shape (from its own trip's, when it names one).
     near = np.zeros(n, dtype=bool)
     near[lf] = True
@@ -260,10 +492,11 @@ def match_fixes(
         own = reported[ff] < 0
         own |= index.trip_shape[np.maximum(reported[ff], 0)] == fs
         has_shape_near[ff[own]] = True
+    lap("off-route")
 
-    # Keep the best K-1 candidates per fix; slot 0 is "no trip".
+    # Keep the best K-1 candidates per fix; slot 0 is "no trip". One key orders by fix, then cost.
     k = cfg.max_candidates
-    order = np.lexsort((cost, pf))
+    order = np.argsort(pf * (float(cost.max()) + 1.0 if len(cost) else 1.0) + cost, kind="stable")
     pf, pi, palong, delay, cost, poff = (
         pf[order],
         pi[order],
@@ -274,7 +507,7 @@ def match_fixes(
     )
     starts = np.searchsorted(pf, np.arange(n))
     rank = np.arange(len(pf)) - starts[pf]
-    keep = rank < k - 1
+    keep = np.flatnonzero(rank < k - 1)
     pf, pi, rank = pf[keep], pi[keep], rank[keep]
     palong, delay, cost, poff = palong[keep], delay[keep], cost[keep], poff[keep]
     # Only as many slots as the most ambiguous fix needs: the decoder's work grows with their square.
@@ -285,25 +518,29 @@ def match_fixes(
     c_delay = np.zeros((n, k))
     c_off = np.zeros((n, k))
     c_cost[:, 0] = cfg.none_cost
-    c_inst[pf, rank + 1] = pi
-    c_cost[pf, rank + 1] = cost
-    c_along[pf, rank + 1] = palong
-    c_delay[pf, rank + 1] = delay
-    c_off[pf, rank + 1] = poff
+    at = pf * k + rank + 1
+    c_inst.ravel()[at] = pi
+    c_cost.ravel()[at] = cost
+    c_along.ravel()[at] = palong
+    c_delay.ravel()[at] = delay
+    c_off.ravel()[at] = poff
     # A fix that names its trip is that trip's when it is on its shape at a plausible time.
     named = (reported >= 0) & np.isfinite(c_cost[:, 1])
     c_cost[named, 0] = np.inf
 
     # Vehicles as integer codes, once: sorting and grouping by them is cheaper than by strings.
-    vnames, vcode = np.unique(fixes.vehicle.astype(str), return_inverse=True)
-    vcode = vcode.ravel().astype(np.int64)
-    chosen = _decode(index, inst, (vnames, vcode), c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    vnames, vcode = _factorize(fixes.vehicle)
+    by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
+    vehicles = (vnames, vcode, by_time)
+    lap("top-k")
+    chosen = _decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    lap("decode")
     rows = np.arange(n)
     ci = c_inst[rows, chosen]
     assigned = ci >= 0
     trip = np.where(assigned, inst.trip[np.maximum(ci, 0)] if m else -1, -1)
     dist = np.where(assigned, c_along[rows, chosen], np.nan)
-    dist = _monotone_runs(vcode, t, ci, dist)
+    dist = _monotone_runs(vcode, by_time, ci, dist)
     delay_out = np.where(assigned, c_delay[rows, chosen], np.nan)
     off = np.where(assigned, c_off[rows, chosen], np.nan)
     shift = np.where(assigned, inst.shift[np.maximum(ci, 0)] if m else np.nan, np.nan)
@@ -315,6 +552,9 @@ def match_fixes(
     routes = np.array((*index.trip_route, ""), dtype=object)
     tid = ids[trip_named]
     rid = routes[trip_named]
+    lap("result")
+    new_states = _last_states(index, fixes, vehicles, trip, sdate, shift, dist, delay_out, states)
+    lap("states")
     return MatchResult(
         trip=trip.astype(np.int64),
         trip_id=tid,
@@ -325,31 +565,61 @@ def match_fixes(
         offset_m=off,
         delay_s=delay_out,
         off_route=~has_shape_near,
-        states=_last_states(index, fixes, vcode, trip, sdate, shift, dist, delay_out, states),
+        states=new_states,
     )
 
 
-def _monotone_runs(vehicle: IntArray, t: FloatArray, inst: IntArray, dist: FloatArray) -> FloatArray:
-    """Running maximum of distance within each run of a vehicle's assigned fixes on one instance."""
+def _running(
+    index: TripIndex, inst: Instances, shape: IntArray, t: FloatArray, cfg: MatchConfig
+) -> tuple[IntArray, IntArray]:
+    """Pairs (i, instance) where the instance is of a trip on shape[i] and running at t[i], that is
+    from `layover_s` before its first departure to `max_late_s` after its last arrival."""
+    none = np.zeros(0, dtype=np.int64)
+    if len(inst) == 0 or len(shape) == 0:
+        return none, none
+    base = float(inst.start.min())
+    longest = float((inst.end - inst.start).max())
+    ishape = index.trip_shape[inst.trip]
+    # Shapes apart by more than any time span of a batch (its start times are after `base`).
+    span = float(max(inst.start.max(), t.max()) - base) + longest + cfg.layover_s + cfg.max_late_s + 1.0
+    key = ishape * span + (inst.start - base)
+    by = np.argsort(key, kind="stable")
+    key = key[by]
+    q = shape * span + (t - base)
+    lo = np.searchsorted(key, q - (cfg.max_late_s + longest + 1.0), side="left")
+    hi = np.searchsorted(key, q + (cfg.layover_s + 1.0), side="right")
+    i, j = _expand(lo, np.maximum(hi - lo, 0))
+    pi = by[j]
+    ti = t[i]
+    ok = (ti >= inst.start[pi] - cfg.layover_s) & (ti <= inst.end[pi] + cfg.max_late_s)
+    ok &= ishape[pi] == shape[i]
+    sel = np.flatnonzero(ok)
+    return i[sel], pi[sel]
+
+
+def _monotone_runs(vehicle: IntArray, by_time: IntArray, inst: IntArray, dist: FloatArray) -> FloatArray:
+    """Running maximum of distance within each run of a vehicle's assigned fixes on one instance;
+    `by_time` orders the fixes by vehicle, then time."""
     out = dist.copy()
-    sel = np.nonzero(inst >= 0)[0]
-    if len(sel) == 0:
+    order = by_time[inst[by_time] >= 0]
+    if len(order) == 0:
         return out
-    order = sel[np.lexsort((t[sel], vehicle[sel]))]
     v = vehicle[order]
     ii = inst[order]
     d = dist[order]
     new_run = np.ones(len(d), dtype=bool)
     new_run[1:] = (v[1:] != v[:-1]) | (ii[1:] != ii[:-1])
-    run = np.cumsum(new_run)
-    out[order] = np.maximum.accumulate(run * 1.0e8 + d) - run * 1.0e8
+    # Runs apart by more than any distance: one running maximum serves them all.
+    span = float(d.max() - d.min()) + 1.0
+    shift = np.cumsum(new_run) * span
+    out[order] = np.maximum.accumulate(shift + d) - shift
     return out
 
 
 def _decode(
     index: TripIndex,
     inst: Instances,
-    vehicles: tuple[npt.NDArray[np.str_], IntArray],
+    vehicles: tuple[list[str], IntArray, IntArray],
     c_inst: IntArray,
     c_cost: FloatArray,
     c_along: FloatArray,
@@ -358,144 +628,188 @@ def _decode(
     states: Mapping[str, VehicleState],
     cfg: MatchConfig,
 ) -> IntArray:
-    """Viterbi over each vehicle's fixes in time order, all vehicles at once; returns the chosen slot."""
+    """Viterbi over each vehicle's fixes in time order, all vehicles at once; returns the chosen slot.
+
+    The transition costs between each fix's candidates and those of the vehicle's previous fix (or its
+    remembered state) depend on nothing else, so they are computed for all fixes in one go; only the
+    running minimum steps fix by fix. Fixes are laid out step-major, vehicles by decreasing number of
+    fixes, so that the vehicles still running at a step are a prefix and each step a contiguous slice.
+    Slot 0 of every fix is "no trip"; its candidates fill slots 1.. with no gaps."""
     n, k = c_inst.shape
-    vnames, vcode = vehicles
-    order = np.lexsort((t, vcode))
-    counts = np.bincount(vcode, minlength=len(vnames))
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    n_v, n_l = len(vnames), int(counts.max())
-    step_pos = np.arange(n) - first[vcode[order]]
-    grid = np.full((n_v, n_l), -1, dtype=np.int64)  # fix index at (vehicle, step), -1 = padding
-    grid[vcode[order], step_pos] = order
+    n_valid = np.count_nonzero(c_inst >= 0, axis=1)
+    if not n_valid.any():
+        return np.zeros(n, dtype=np.int64)
+    vnames, vcode, order = vehicles
+    n_v = len(vnames)
+    counts = np.bincount(vcode, minlength=n_v)
+    first = np.cumsum(counts) - counts
+    step = np.empty(n, dtype=np.int64)
+    step[order] = np.arange(n) - first[vcode[order]]
+    rank = np.empty(n_v, dtype=np.int64)
+    rank[np.argsort(-counts, kind="stable")] = np.arange(n_v)
+    n_l = int(counts.max())
+    active = n_v - np.cumsum(np.bincount(counts, minlength=n_l + 1))[:n_l]  # vehicles with > s fixes
+    step_off = np.cumsum(active) - active
+    pos = step_off[step] + rank[vcode]
+    fix = np.empty(n, dtype=np.int64)
+    fix[pos] = np.arange(n)  # the fix at each step-major position
 
-    inst_trip = inst.trip
-    inst_start, inst_end = inst.start, inst.end
-    blocks = index.trip_block_code
-    # Before the first fix each vehicle has one state: its remembered trip, or none.
-    prev_inst = np.full((n_v, 1), -1, dtype=np.int64)
-    prev_cost = np.zeros((n_v, 1))
-    prev_along = np.zeros((n_v, 1))
-    prev_delay = np.zeros((n_v, 1))
-    prev_t = np.full(n_v, -np.inf)
-    if states and len(inst_trip):
-        got = [states.get(name) for name in vnames.tolist()]
-        vi = np.array([i for i, g in enumerate(got) if g is not None], dtype=np.int64)
-        if len(vi):
-            # Columns of the remembered states, then each one's instance (trip, shift) by a search.
-            _, trip_ids, _, shifts, times, dists, delays = zip(*(got[i] for i in vi), strict=True)
-            tr = np.array([index.trip_pos.get(x, -1) for x in trip_ids], dtype=np.int64)
-            sh = np.array(shifts, dtype=np.float64)
-            base = float(inst.shift.min())
-            inst_key = inst_trip * _SPAN + (inst.shift - base)
-            by_key = np.argsort(inst_key)
-            q = tr * _SPAN + (sh - base)
-            j = np.clip(np.searchsorted(inst_key[by_key], q), 0, len(by_key) - 1)
-            # Shifts of one trip's instances are a day or a headway apart: a match is exact to the ms.
-            found = (tr >= 0) & (np.abs(inst_key[by_key][j] - q) < 1e-3)
-            vi, j = vi[found], j[found]
-            prev_inst[vi, 0] = by_key[j]
-            prev_along[vi, 0] = np.array(dists, dtype=np.float64)[found]
-            prev_delay[vi, 0] = np.array(delays, dtype=np.float64)[found]
-            prev_t[vi] = np.array(times, dtype=np.float64)[found]
+    # Everything below is in step-major order. The previous fix of the vehicle, where there is one.
+    cur_inst, cur_cost, cur_t = c_inst[fix], c_cost[fix], t[fix]
+    cur_along, cur_delay, cur_n = c_along[fix], c_delay[fix], n_valid[fix]
+    head = active[0]  # positions [0, head) are first fixes
+    later = np.arange(head, n)
+    before = step_off[step[fix[later]] - 1] + rank[vcode[fix[later]]]
+    prev_inst = np.full((n, k), -1, dtype=np.int64)
+    prev_along = np.zeros((n, k))
+    prev_delay = np.zeros((n, k))
+    prev_t = np.full(n, -np.inf)
+    prev_n = np.zeros(n, dtype=np.int64)
+    prev_inst[head:] = cur_inst[before]
+    prev_along[head:] = cur_along[before]
+    prev_delay[head:] = cur_delay[before]
+    prev_t[head:] = cur_t[before]
+    prev_n[head:] = cur_n[before]
+    # Before its first fix a vehicle has one state, in slot 1: its remembered trip, if any.
+    cost = np.full((n_v, k), np.inf)
+    cost[:, 0] = 0.0
+    if states and len(inst):
+        vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
+        r = rank[vi]
+        prev_inst[r, 1] = ii
+        prev_along[r, 1] = along
+        prev_delay[r, 1] = delay
+        prev_t[r] = when
+        prev_n[r] = 1
+        cost[r, 0] = np.inf
+        cost[r, 1] = 0.0
 
-    back = np.zeros((n_l, n_v, k), dtype=np.int64)
-    ident = np.broadcast_to(np.arange(k), (n_v, k))
-    for step in range(n_l):
-        fx = grid[:, step]
-        active = fx >= 0
-        f = np.maximum(fx, 0)
-        cur_inst = c_inst[f]
-        cur_along = c_along[f]
-        cur_delay = c_delay[f]
-        cur_t = t[f]
-        trans = _transition(
-            index,
-            inst_trip,
-            inst_start,
-            inst_end,
-            blocks,
-            (prev_inst, prev_along, prev_delay, prev_t),
-            (cur_inst, cur_along, cur_delay, cur_t),
-            cfg,
-        )
-        total = prev_cost[:, :, None] + trans
-        arg = np.argmin(total, axis=1)
-        best = np.take_along_axis(total, arg[:, None, :], axis=1)[:, 0, :] + c_cost[f]
-        best -= np.min(best, axis=1, keepdims=True)
-        back[step] = np.where(active[:, None], arg, ident)
-        prev_cost = np.where(active[:, None], best, prev_cost)
-        prev_inst = np.where(active[:, None], cur_inst, prev_inst)
-        prev_along = np.where(active[:, None], cur_along, prev_along)
-        prev_delay = np.where(active[:, None], cur_delay, prev_delay)
-        prev_t = np.where(active, cur_t, prev_t)
+    prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
+    trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), cfg)
+    back = np.empty((n, k), dtype=np.intp)
+    # Flat index of (vehicle, previous slot 0, slot) in a step's (A, K, K) costs.
+    at = np.arange(n_v)[:, None] * (k * k) + np.arange(k)
+    buf = np.empty((n_v, k, k))
+    for a, lo in zip(active.tolist(), step_off.tolist(), strict=True):
+        hi = lo + a
+        total = np.add(cost[:a, :, None], trans[lo:hi], out=buf[:a])
+        arg = np.argmin(total, axis=1, out=back[lo:hi])
+        step_cost = np.add(total.ravel()[at[:a] + arg * k], cur_cost[lo:hi], out=cost[:a])
+        step_cost -= step_cost.min(axis=1, keepdims=True)
 
-    chosen = np.zeros(n, dtype=np.int64)
-    slot = np.argmin(prev_cost, axis=1)
-    rows = np.arange(n_v)
-    for step in range(n_l - 1, -1, -1):
-        fx = grid[:, step]
-        active = fx >= 0
-        chosen[fx[active]] = slot[active]
-        slot = back[step][rows, slot]
+    chosen = np.empty(n, dtype=np.int64)
+    slot = np.argmin(cost, axis=1)
+    for s in range(n_l - 1, -1, -1):
+        a, lo = int(active[s]), int(step_off[s])
+        chosen[fix[lo : lo + a]] = slot[:a]
+        slot[:a] = back[lo : lo + a][np.arange(a), slot[:a]]
     return chosen
 
 
-def _transition(
+def _remembered(
+    index: TripIndex, inst: Instances, vnames: list[str], states: Mapping[str, VehicleState]
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
+    """The vehicles (codes) with a remembered state on one of the instances, that instance, and the
+    state's distance, delay and time."""
+    # Columns of the states (map, filter and zip loop in C), then each one's instance by a search.
+    got = list(map(states.get, vnames))
+    vi = np.flatnonzero(np.fromiter(map(bool, got), dtype=bool, count=len(got)))
+    e = np.zeros(0)
+    if len(vi) == 0:
+        return vi, vi, e, e, e
+    _, trip_ids, _, shifts, times, dists, delays = zip(*filter(None, got), strict=True)
+    tr = np.fromiter(map(index.trip_pos.get, trip_ids, repeat(-1)), dtype=np.int64, count=len(vi))
+    sh = np.array(shifts, dtype=np.float64)
+    base = float(inst.shift.min())
+    inst_key = inst.trip * _SPAN + (inst.shift - base)
+    by_key = np.argsort(inst_key)
+    q = tr * _SPAN + (sh - base)
+    j = np.clip(np.searchsorted(inst_key[by_key], q), 0, len(by_key) - 1)
+    # Shifts of one trip's instances are a day or a headway apart: a match is exact to the ms.
+    found = np.flatnonzero((tr >= 0) & (np.abs(inst_key[by_key][j] - q) < 1e-3))
+    return (
+        vi[found],
+        by_key[j[found]],
+        np.array(dists, dtype=np.float64)[found],
+        np.array(delays, dtype=np.float64)[found],
+        np.array(times, dtype=np.float64)[found],
+    )
+
+
+def _transitions(
     index: TripIndex,
-    inst_trip: IntArray,
-    inst_start: FloatArray,
-    inst_end: FloatArray,
-    blocks: IntArray,
-    prev: tuple[IntArray, FloatArray, FloatArray, FloatArray],
-    cur: tuple[IntArray, FloatArray, FloatArray, FloatArray],
+    inst: Instances,
+    prev: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
+    cur: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
     cfg: MatchConfig,
 ) -> FloatArray:
-    """Cost of going from each candidate of the previous fix to each candidate of this one: (V, K, K)."""
-    prev_inst, prev_along, prev_delay, prev_t = prev
-    cur_inst, cur_along, cur_delay, cur_t = cur
-    a = prev_inst[:, :, None]
-    b = cur_inst[:, None, :]
-    a_ok, b_ok = a >= 0, b >= 0
-    ac, bc = np.maximum(a, 0), np.maximum(b, 0)
-    dt = np.maximum(cur_t - prev_t, 1.0)[:, None, None]
-    forward = cur_along[:, None, :] - prev_along[:, :, None]
+    """Cost of going from each slot of the previous fix to each slot of this one: (N, K, K).
+
+    The candidates of a fix fill slots 1..count, the others are "no trip" (slot 0) or unused (their cost
+    is infinite, so what leads to them does not matter). Leaving "no trip" for a trip costs that trip's
+    entry, leaving a trip for "no trip" `enter_cost`; only the pairs of two trips, enumerated, need a
+    computation of their own."""
+    prev_inst, prev_along, prev_delay, prev_t, prev_n = prev
+    cur_inst, cur_along, cur_delay, cur_t, cur_n = cur
+    n, k = cur_inst.shape
+    dt = np.maximum(cur_t - prev_t, 1.0)
+    ok = cur_inst >= 0
+    itrip = inst.trip
+    trip = itrip[np.maximum(cur_inst, 0)]
+    mid = cur_along > index.trip_first_m[trip] + 2 * cfg.terminal_m
+    dd = cur_delay - cfg.delay_mean_s
+    prior = 0.5 * (dd / np.where(dd < 0, cfg.sigma_early_s, cfg.sigma_late_s)) ** 2
+    mid &= (dt < cfg.mid_entry_gap_s)[:, None]
+    entry = cfg.enter_cost + prior + np.where(mid, cfg.mid_entry_cost, 0.0)
+    out = np.empty((n, k, k))
+    out[:] = np.where(ok, entry, 0.0)[:, None, :]
+    out[:, :, 0] = np.where(prev_inst >= 0, cfg.enter_cost, 0.0)
+    # Pairs of trips: fix j, previous slot p, current slot q, as flat indices into the (N, K) arrays.
+    m = prev_n * cur_n
+    total = int(m.sum())
+    if total == 0:
+        return out
+    j = np.repeat(np.arange(n), m)
+    r = np.arange(total) - np.repeat(np.cumsum(m) - m, m)
+    cn = cur_n[j]
+    q = 1 + r % cn
+    jp = j * k + 1 + r // cn
+    jq = j * k + q
+    a, b = prev_inst.ravel()[jp], cur_inst.ravel()[jq]
+    flat = jp * k + q
+    same = a == b
+    other = np.flatnonzero(~same)
+    same = np.flatnonzero(same)
+    # Staying on the trip: no going back, no flying, standing at the last stop ends it, delay drifts.
+    sp, sq, sj, sb = jp[same], jq[same], j[same], b[same]
+    pa, ca = prev_along.ravel()[sp], cur_along.ravel()[sq]
+    pdt = dt[sj]
+    forward = ca - pa
     back_m = -forward - cfg.back_tolerance_m
     same_cost = np.where(back_m > 0, np.minimum(10.0, back_m / 20.0), 0.0) + np.where(
-        forward / dt > cfg.max_speed_mps, 5.0, 0.0
+        forward / pdt > cfg.max_speed_mps, 5.0, 0.0
     )
-    if len(inst_trip):
-        last_b = index.trip_last_m[inst_trip[bc]] - cfg.terminal_m
-        idle = (prev_along[:, :, None] >= last_b) & (cur_along[:, None, :] >= last_b)
-        drift = (cur_delay[:, None, :] - prev_delay[:, :, None]) / (cfg.delay_drift * np.sqrt(dt))
-        same_cost = same_cost + np.where(idle, cfg.idle_at_end_cost, 0.0) + 0.5 * drift**2
-        mid = (cur_along > index.trip_first_m[inst_trip[np.maximum(cur_inst, 0)]] + 2 * cfg.terminal_m)[
-            :, None, :
-        ]
-        dd = cur_delay - cfg.delay_mean_s
-        prior = (0.5 * (dd / np.where(dd < 0, cfg.sigma_early_s, cfg.sigma_late_s)) ** 2)[:, None, :]
-        entry = cfg.enter_cost + prior + np.where(mid & (dt < cfg.mid_entry_gap_s), cfg.mid_entry_cost, 0.0)
-    else:
-        entry = np.full((*a.shape[:1], a.shape[1], b.shape[2]), cfg.enter_cost)
-    if len(inst_trip):
-        follows = inst_start[bc] >= inst_end[ac] - cfg.switch_slack_s
-        tb, ta = inst_trip[bc], inst_trip[ac]
-        same_block = (blocks[tb] == blocks[ta]) & (blocks[ta] >= 0)
-    else:
-        follows = same_block = np.zeros((*a.shape[:1], a.shape[1], b.shape[2]), dtype=bool)
-    switch = entry + np.where(
-        follows, cfg.switch_cost - np.where(same_block, cfg.block_bonus, 0.0), cfg.bad_switch_cost
-    )
-    out = np.where(a_ok & b_ok, np.where(a == b, same_cost, switch), 0.0)
-    out = np.where(~a_ok & b_ok, entry, out)
-    out = np.where(a_ok & ~b_ok, cfg.enter_cost, out)
-    return np.asarray(out, dtype=np.float64)
+    last_b = (index.trip_last_m[itrip] - cfg.terminal_m)[sb]
+    idle = (pa >= last_b) & (ca >= last_b)
+    drift = (cur_delay.ravel()[sq] - prev_delay.ravel()[sp]) / (cfg.delay_drift * np.sqrt(dt))[sj]
+    same_cost += np.where(idle, cfg.idle_at_end_cost, 0.0)
+    same_cost += 0.5 * drift**2
+    out.ravel()[flat[same]] = same_cost
+    # Changing trip: to one that starts after this one ends, cheaper within the block.
+    a, b = a[other], b[other]
+    follows = inst.start[b] >= inst.end[a] - cfg.switch_slack_s
+    blocks = index.trip_block_code[itrip]
+    ba = blocks[a]
+    same_block = (blocks[b] == ba) & (ba >= 0)
+    extra = np.where(same_block, cfg.switch_cost - cfg.block_bonus, cfg.switch_cost)
+    out.ravel()[flat[other]] = entry.ravel()[jq[other]] + np.where(follows, extra, cfg.bad_switch_cost)
+    return out
 
 
 def _last_states(
     index: TripIndex,
     fixes: Fixes,
-    vcode: IntArray,
+    vehicles: tuple[list[str], IntArray, IntArray],
     trip: IntArray,
     sdate: npt.NDArray[np.object_],
     shift: FloatArray,
@@ -504,33 +818,27 @@ def _last_states(
     previous: Mapping[str, VehicleState],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
-    ok = np.nonzero(trip >= 0)[0]
-    if len(ok) == 0:
+    vnames, vcode, by_time = vehicles
+    order = by_time[trip[by_time] >= 0]
+    if len(order) == 0:
         return out
-    order = ok[np.lexsort((fixes.time[ok], vcode[ok]))]
     v = vcode[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = v[1:] != v[:-1]
     sel = order[last]
     ids = np.array(index.trip_ids, dtype=object)
-    vids = fixes.vehicle[sel].astype(str).tolist()
-    out.update(
-        zip(
-            vids,
-            map(
-                VehicleState._make,
-                zip(
-                    vids,
-                    ids[trip[sel]].tolist(),
-                    sdate[sel].tolist(),
-                    shift[sel].tolist(),
-                    fixes.time[sel].tolist(),
-                    dist[sel].tolist(),
-                    delay[sel].tolist(),
-                    strict=True,
-                ),
-            ),
-            strict=True,
-        )
+    vids = np.array(vnames, dtype=object)[vcode[sel]].tolist()
+    columns = (
+        ids[trip[sel]].tolist(),
+        sdate[sel].tolist(),
+        shift[sel].tolist(),
+        fixes.time[sel].tolist(),
+        dist[sel].tolist(),
+        delay[sel].tolist(),
     )
+    out.update(zip(vids, map(_new_state, zip(vids, *columns, strict=True)), strict=True))
     return out
+
+
+# VehicleState from a tuple of its fields, as VehicleState._make without its checks: 30% faster.
+_new_state = functools.partial(tuple.__new__, VehicleState)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import numpy as np
+import shapely
 
 from analytics.transit.gtfs import Feed
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import Fixes, match_fixes
+from analytics.transit.matching import Fixes, _locate, match_fixes, step_times
 from tests.transit.tracegen import Trace
 
 
@@ -74,3 +75,57 @@ def test_named_trip_and_off_route(trimet: Feed, trimet_index: TripIndex, trace: 
     for trip in np.unique(res.trip_id[others]):
         d = res.dist_m[others][res.trip_id[others] == trip]
         assert np.all(np.diff(d) >= 0)
+
+
+def test_located_offsets_agree_with_shapely(trimet_index: TripIndex, trace: Trace) -> None:
+    """The spatial step (grid of street segments) against shapely's distance to each whole shape."""
+    rng = np.random.default_rng(11)
+    pick = rng.choice(len(trace.time), 3000, replace=False)
+    x, y = trimet_index.feed.projection.to_xy(trace.lat[pick], trace.lon[pick])
+    x = x + rng.normal(0.0, 50.0, len(x))  # from on the street to well beyond the radius
+    y = y + rng.normal(0.0, 50.0, len(y))
+    radius = 75.0
+    lf, ls, loff, lalong = _locate(trimet_index, x, y, radius)
+    points = shapely.points(x, y)
+    n_shapes = len(trimet_index.shape_keys)
+    dist = shapely.distance(points[:, None], trimet_index.shape_lines[None, :])
+    near = dist <= radius
+    # Every (fix, shape) within the radius is found, and only those.
+    found = np.zeros((len(x), n_shapes), dtype=bool)
+    found[lf, ls] = True
+    assert np.array_equal(found, near)
+    # The nearest of a shape's passages is its distance from the fix, at a point of the shape that far.
+    best = np.full((len(x), n_shapes), np.inf)
+    np.minimum.at(best, (lf, ls), loff)
+    assert np.allclose(best[near], dist[near], atol=1e-6)
+    on = shapely.line_interpolate_point(trimet_index.shape_lines[ls], lalong)
+    assert np.allclose(shapely.distance(on, points[lf]), loff, atol=1e-6)
+    # Passages of one shape are apart along it.
+    same = (lf[1:] == lf[:-1]) & (ls[1:] == ls[:-1])
+    assert np.all(np.diff(lalong)[same] > 3 * radius)
+
+
+def test_fixes_without_a_usable_position_are_left_unassigned(trimet_index: TripIndex, trace: Trace) -> None:
+    sel = np.nonzero(trace.in_service)[0][:50]
+    lat, lon = trace.lat[sel].copy(), trace.lon[sel].copy()
+    lat[[3, 4]] = np.nan
+    lon[5] = np.inf
+    lat[6], lon[6] = 0.0, 0.0
+    res = match_fixes(trimet_index, Fixes.of(trace.vehicle[sel], trace.time[sel], lat, lon))
+    bad = np.array([3, 4, 5, 6])
+    assert np.all(res.trip[bad] == -1)
+    assert res.off_route[bad].all()
+    assert np.isnan(res.dist_m[bad]).all()
+    good = np.setdiff1d(np.arange(len(sel)), bad)
+    assert np.mean(res.trip_id[good] == trace.true_trip[sel][good]) >= 0.9
+
+
+def test_step_times_are_reported_only_when_asked(trimet_index: TripIndex, trace: Trace) -> None:
+    fixes = Fixes.of(trace.vehicle[:200], trace.time[:200], trace.lat[:200], trace.lon[:200])
+    with step_times() as steps:
+        match_fixes(trimet_index, fixes)
+    assert {"locate", "candidates", "decode", "states"} <= set(steps)
+    assert all(wall >= 0 and cpu >= 0 for wall, cpu in steps.values())
+    before = {k: list(v) for k, v in steps.items()}
+    match_fixes(trimet_index, fixes)
+    assert steps == before
