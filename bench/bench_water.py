@@ -21,7 +21,7 @@ from analytics.water.pipeline import detector_for
 from analytics.water.qc import qc_tests, usable
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
-from tests.water.live_reference import detect_reference
+from tests.water.live_reference import ReferenceDetectorState, detect_reference
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
 NOISE = np.array([0.02, 0.02, 0.02, 1.0, 0.1, 5.0, 0.05, 5.0])
@@ -78,7 +78,7 @@ def replay_year(lag: int) -> tuple[float, float, float, int, float]:
     # Baseline: the previous detector (chunks of lag + 1 steps) on the first 30 days, scaled up.
     k = 30 * 1440
     c0 = time.process_time()
-    detect_reference(cfg, DetectorState.empty(cfg, 1), x[None, rows, :k], ok[..., :k])
+    detect_reference(cfg, ReferenceDetectorState.empty(cfg, 1), x[None, rows, :k], ok[..., :k])
     c_old = (time.process_time() - c0) * n / k
     return t_qc, t_det, c_det, int(det.event.sum()), c_old
 

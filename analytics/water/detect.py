@@ -97,8 +97,10 @@ class DetectorConfig:
 class DetectorState:
     """Per-station detector state: plain arrays, advanced in place by `detect`.
 
-    ring: (S, R, L) last L usable readings (NaN otherwise), L = lag + window + 1, slot = step % L.
-    admitted: (S, L) whether each of those readings may enter the baseline window.
+    ring: (L, S, R) last L usable readings (NaN otherwise), L = lag + window + 1, slot = step % L;
+    time-major, so that the readings entering and leaving the windows of all stations are
+    contiguous blocks.
+    admitted: (L, S) whether each of those readings may enter the baseline window.
     outliers: (S, B) last B outlier decisions, slot = step % B.
     event_run: (S,) steps the current event has lasted (0 if none).
     sum1, sum2, count: (S, R) sums over the baseline window. step: steps seen (shared).
@@ -118,8 +120,8 @@ class DetectorState:
         rows = len(config.rows)
         size = config.lag + config.window + 1
         return cls(
-            ring=np.full((stations, rows, size), np.nan),
-            admitted=np.zeros((stations, size), dtype=bool),
+            ring=np.full((size, stations, rows), np.nan),
+            admitted=np.zeros((size, stations), dtype=bool),
             outliers=np.zeros((stations, config.bed_window), dtype=bool),
             event_run=np.zeros(stations, dtype=np.int64),
             sum1=np.zeros((stations, rows)),
@@ -156,7 +158,7 @@ def detect(
     x = np.asarray(values, dtype=np.float64)
     ok = np.asarray(usable, dtype=bool) & np.isfinite(x)
     stations, rows, n = x.shape
-    if rows != len(config.rows) or state.ring.shape[:2] != (stations, rows):
+    if rows != len(config.rows) or state.ring.shape[1:] != (stations, rows):
         raise ValueError(f"values of shape {x.shape} do not match the configuration or the state")
     xu = np.where(ok, x, np.nan)
     if thresholds is None:
@@ -223,6 +225,18 @@ def _from_ring(
     return out
 
 
+def _from_time_ring(
+    ring: npt.NDArray[np.generic], step: int, g: npt.NDArray[np.int64], fill: float | bool
+) -> npt.NDArray[np.generic]:
+    """`_from_ring` for a time-major ring (first axis); the time axis of the result comes last."""
+    size = ring.shape[0]
+    seen = (g >= 0) & (g >= step - size)
+    out = ring[g % size]
+    if not seen.all():
+        out = np.where(seen.reshape(-1, *(1,) * (ring.ndim - 1)), out, fill)
+    return np.moveaxis(out, 0, -1)
+
+
 def _running(start: FloatArray, a: FloatArray) -> FloatArray:
     """start + a[0], + a[1], ... along time, added one step at a time: the same sums whatever the
     chunks (a single step, the live case, needs no accumulation)."""
@@ -263,8 +277,8 @@ def _detect_chunk(
     # the timeout) enter lag + 1 steps after they were taken and leave `window` steps later.
     entering = g - config.lag - 1
     both = np.concatenate([entering, entering - config.window])  # entering, then leaving
-    adm = _from_ring(state.admitted, k, both, False)
-    vals = _from_ring(state.ring, k, both, np.nan)
+    adm = _from_time_ring(state.admitted, k, both, False)
+    vals = _from_time_ring(state.ring, k, both, np.nan)
     inside = both >= k
     if guess is not None and inside.any():
         j = np.clip(both - k, 0, n - 1)
@@ -318,11 +332,11 @@ def _detect_chunk(
         wrong = (admitted[:, :entered] != guess[:, :entered]) & np.isfinite(xu[..., :entered]).any(axis=1)
         if wrong.any():
             kept = int(np.flatnonzero(wrong.any(axis=0))[0]) + config.lag + 1
-    size = state.ring.shape[-1]
+    size = state.ring.shape[0]
     lo = max(0, kept - size)
     slots = g[lo:kept] % size
-    state.ring[..., slots] = xu[..., lo:kept]
-    state.admitted[:, slots] = admitted[:, lo:kept]
+    state.ring[slots] = np.moveaxis(xu[..., lo:kept], -1, 0)
+    state.admitted[slots] = admitted[:, lo:kept].T
     tail = min(kept, b)
     state.outliers[:, g[kept - tail : kept] % b] = outlier[:, kept - tail : kept]
     state.event_run = run[:, kept - 1].astype(np.int64)

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from analytics.water.alerts import POLICIES, AlertKind, alert_step, sensor_fault_signal
 from analytics.water.bed import binomial_cdf_table
 from analytics.water.compliance import sustained, verdicts
-from analytics.water.detect import Detection, DetectorConfig, DetectorState, rows_for
+from analytics.water.detect import Detection, DetectorConfig, rows_for
 from analytics.water.flags import FAIL, SUSPECT
 from analytics.water.live import (
     PARAMETERS,
@@ -39,6 +39,42 @@ class ReferenceOutcome:
     fresh: int
 
 
+@dataclass(slots=True)
+class ReferenceDetectorState:
+    """The detector state as it was: rings station-major, (S, R, L) and (S, L)."""
+
+    ring: FloatArray
+    admitted: BoolArray
+    outliers: BoolArray
+    event_run: npt.NDArray[np.int64]
+    sum1: FloatArray
+    sum2: FloatArray
+    count: FloatArray
+    step: int
+
+    @classmethod
+    def empty(cls, config: DetectorConfig, stations: int) -> ReferenceDetectorState:
+        rows = len(config.rows)
+        size = config.lag + config.window + 1
+        return cls(
+            ring=np.full((stations, rows, size), np.nan),
+            admitted=np.zeros((stations, size), dtype=bool),
+            outliers=np.zeros((stations, config.bed_window), dtype=bool),
+            event_run=np.zeros(stations, dtype=np.int64),
+            sum1=np.zeros((stations, rows)),
+            sum2=np.zeros((stations, rows)),
+            count=np.zeros((stations, rows)),
+            step=0,
+        )
+
+
+def reference_track(config: LiveConfig) -> StationTrack:
+    """An empty track whose detector state has the reference's layout."""
+    track = StationTrack.empty(config)
+    track.detector = ReferenceDetectorState.empty(config.detector, 1)  # type: ignore[assignment]
+    return track
+
+
 def coalesced(changes: list[AlertChange]) -> list[AlertChange]:
     """Of consecutive 'active' updates of one kind only the last matters (as the worker wrote them)."""
     out: list[AlertChange] = []
@@ -55,7 +91,7 @@ def coalesced(changes: list[AlertChange]) -> list[AlertChange]:
 
 def detect_reference(
     config: DetectorConfig,
-    state: DetectorState,
+    state: ReferenceDetectorState,
     values: npt.ArrayLike,
     usable: npt.ArrayLike,
     thresholds: npt.ArrayLike | None = None,
@@ -130,7 +166,7 @@ class _Fixed:
 
 
 def _detect_chunk(
-    config: DetectorConfig, state: DetectorState, x: FloatArray, xu: FloatArray, fixed: _Fixed
+    config: DetectorConfig, state: ReferenceDetectorState, x: FloatArray, xu: FloatArray, fixed: _Fixed
 ) -> Detection:
     stations, rows, n = x.shape
     k = state.step

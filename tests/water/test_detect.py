@@ -9,7 +9,7 @@ from analytics.water.canary import CanaryConfig, canary_detect
 from analytics.water.detect import DetectorConfig, DetectorState, detect
 from analytics.water.metrics import episodes, score
 from analytics.water.synthetic import inject
-from tests.water.live_reference import detect_reference
+from tests.water.live_reference import ReferenceDetectorState, detect_reference
 
 Q = ("ph", "turbidity_ntu", "free_chlorine_mgl", "conductivity_uscm")
 CFG = DetectorConfig(quality=Q, context=("temperature_c",), window=24, lag=6, bed_window=6, min_baseline=6)
@@ -57,7 +57,7 @@ def test_long_runs_equal_chunks_of_lag_plus_one(lag: int) -> None:
             x[s, rng.integers(0, 4), start : start + rng.integers(3, 120)] += rng.choice([-1.0, 1.0]) * 0.5
     ok = rng.random(x.shape) > 0.02
     got = detect(cfg, DetectorState.empty(cfg, 3), x, ok)
-    want = detect_reference(cfg, DetectorState.empty(cfg, 3), x, ok)
+    want = detect_reference(cfg, ReferenceDetectorState.empty(cfg, 3), x, ok)
     assert 0 < want.event.sum() < want.event.size / 4
     for name in ("probability", "event", "outlier"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
