@@ -11,6 +11,7 @@ import platform
 import statistics
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -27,18 +28,22 @@ BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
 NOISE = np.array([0.02, 0.02, 0.02, 1.0, 0.1, 5.0, 0.05, 5.0])
 
 
-def step_10k(stations: int = 10_000, warm: int = 200, measured: int = 100) -> tuple[list[float], list[float]]:
+def step_10k(
+    stations: int = 10_000, warm: int = 200, measured: int = 100, previous: bool = False
+) -> tuple[list[float], list[float]]:
+    """Per step: wall and CPU seconds; `previous`: the previous detector (station-major rings)."""
     rng = np.random.default_rng(1)
     cfg = DetectorConfig(quality=QUALITY_PARAMETERS, context=CONTEXT_PARAMETERS)
     order = [ALL_PARAMETERS.index(p) for p in cfg.rows]
-    state = DetectorState.empty(cfg, stations)
+    state: Any = (ReferenceDetectorState if previous else DetectorState).empty(cfg, stations)
+    run: Any = detect_reference if previous else detect
     base, noise = BASE[order][None, :, None], NOISE[order][None, :, None]
     ok = np.ones((stations, len(order), 1), dtype=bool)
     wall, cpu = [], []
     for i in range(warm + measured):
         x = base + noise * rng.standard_normal((stations, len(order), 1))
         t0, c0 = time.perf_counter(), time.process_time()
-        detect(cfg, state, x, ok)
+        run(cfg, state, x, ok)
         if i >= warm:
             wall.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
@@ -89,13 +94,15 @@ def main() -> int:
         f"Python {platform.python_version()}, numpy {np.__version__}"
     )
     print(f"load average at start: {os.getloadavg()[0]:.2f} (other work on the machine inflates wall times)")
-    wall, cpu = step_10k()
-    print(
-        "ours, one detection step, 10,000 stations x 8 parameters: "
-        f"wall median {statistics.median(wall) * 1e3:.2f} ms, "
-        f"p95 {sorted(wall)[int(0.95 * len(wall))] * 1e3:.2f} ms; "
-        f"CPU median {statistics.median(cpu) * 1e3:.2f} ms"
-    )
+    for label, previous in (("ours", False), ("previous detector (station-major rings)", True)):
+        wall, cpu = step_10k(previous=previous)
+        print(
+            f"{label}, one detection step, 10,000 stations x 8 parameters: "
+            f"wall median {statistics.median(wall) * 1e3:.2f} ms, "
+            f"p95 {sorted(wall)[int(0.95 * len(wall))] * 1e3:.2f} ms; "
+            f"CPU median {statistics.median(cpu) * 1e3:.2f} ms, "
+            f"p95 {sorted(cpu)[int(0.95 * len(cpu))] * 1e3:.2f} ms"
+        )
     print(
         "CANARY-style baseline, one step, 10,000 stations, history 288: "
         f"{canary_step_10k() * 1e3:.0f} ms wall"
