@@ -182,7 +182,10 @@ def detect(
     # the first wrong guess are exact and kept, the rest is computed again with better guesses.
     guard = config.lag + 1
     parts: list[Detection] = []
-    i, size = 0, _FIRST_CHUNK
+    # Guessing pays where the cost of a chunk is its numpy calls, not its data: few stations.
+    # With many, some guess is wrong in almost every chunk, and lag + 1 steps are cheap enough.
+    many = stations > _GUESS_MAX_STATIONS
+    i, size = 0, guard if many else _FIRST_CHUNK
     guess: BoolArray | None = None
     while i < n:
         m = n - i if n - i <= guard else min(n - i, size)
@@ -194,9 +197,10 @@ def detect(
                 g_in[:, :k] = guess[:, :k]
         d, admitted, kept = _detect_chunk(config, state, x[..., i : i + m], xu[..., i : i + m], fixed, g_in)
         parts.append(d)
-        guess = admitted[:, kept:]
+        guess = admitted[:, kept:]  # the decisions past the kept steps: the next guesses
         i += kept
-        size = min(2 * size, _MAX_CHUNK) if kept == m else max(_MISS_CHUNK * guard, 2 * (kept - guard))
+        if not many:
+            size = min(2 * size, _MAX_CHUNK) if kept == m else max(4 * guard, 2 * (kept - guard))
     if len(parts) == 1:
         return parts[0]
     return Detection(
@@ -210,7 +214,7 @@ def detect(
 # Steps per chunk of a long run: the first try, and the most (memory and wasted work on a miss).
 _FIRST_CHUNK = 512
 _MAX_CHUNK = 2048
-_MISS_CHUNK = 4
+_GUESS_MAX_STATIONS = 64
 
 
 def _from_ring(

@@ -45,19 +45,19 @@ def test_batches_equal_one_run_and_probability_in_range(n: int, cuts: list[int],
         np.testing.assert_array_equal(got, getattr(whole, name), err_msg=name)
 
 
-@pytest.mark.parametrize("lag", [0, 6, 30])
-def test_long_runs_equal_chunks_of_lag_plus_one(lag: int) -> None:
-    """A long run (guessed admissions, checked) decides as the reference's lag + 1 chunks."""
+@pytest.mark.parametrize(("lag", "stations", "n"), [(0, 3, 6000), (6, 3, 6000), (30, 3, 6000), (6, 70, 600)])
+def test_long_runs_equal_chunks_of_lag_plus_one(lag: int, stations: int, n: int) -> None:
+    """A long run (guessed admissions, checked; plain chunks for many stations) decides as the
+    reference's lag + 1 chunks."""
     cfg = CFG.tuned(lag=lag, window=48, timeout=30)
-    n = 6000
     rng = np.random.default_rng(lag)
-    x = background(n, lag)[None].repeat(3, axis=0)
-    for s in range(3):
-        for start in rng.integers(0, n - 200, 25):
+    x = background(n, lag)[None].repeat(stations, axis=0)
+    for s in range(stations):
+        for start in rng.integers(0, n - 200, n // 240):
             x[s, rng.integers(0, 4), start : start + rng.integers(3, 120)] += rng.choice([-1.0, 1.0]) * 0.5
     ok = rng.random(x.shape) > 0.02
-    got = detect(cfg, DetectorState.empty(cfg, 3), x, ok)
-    want = detect_reference(cfg, ReferenceDetectorState.empty(cfg, 3), x, ok)
+    got = detect(cfg, DetectorState.empty(cfg, stations), x, ok)
+    want = detect_reference(cfg, ReferenceDetectorState.empty(cfg, stations), x, ok)
     assert 0 < want.event.sum() < want.event.size / 4
     for name in ("probability", "event", "outlier"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
