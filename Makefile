@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-transit bench-transit-live bench-transit-learn bench-api soak eval eval-water eval-water-sim eval-transit clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api soak eval eval-water eval-water-sim eval-transit clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-ingest bench-water bench-transit bench-transit-live bench-transit-learn bench-api
+bench: bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
@@ -61,8 +61,17 @@ bench-transit-learn: $(STAMP)
 	$(BIN)/python -m bench.bench_transit_learn
 	$(BIN)/python -m bench.bench_transit_learn --fleets 10
 
+# The hourly headway profile of the route performance page beside the route summary (docs/benchmarks.md).
+bench-headways: $(STAMP)
+	$(BIN)/python -m bench.bench_headway_profile
+
 bench-water: $(STAMP)
 	$(BIN)/python -m bench.bench_water
+
+# `citysense replay water` of a year of 1-minute readings of one station, end to end, with the
+# previous live path on a slice as the baseline (docs/benchmarks.md).
+bench-water-replay: $(STAMP)
+	$(BIN)/python -m bench.bench_water_replay
 
 # 30 days of 1-minute readings of one station, bucketed hourly, through the API (docs/benchmarks.md).
 bench-api: $(STAMP)

@@ -94,11 +94,10 @@ def run_live(
             out = advance(config, track, t[i : i + wakeup], x[:, i : i + wakeup], np.empty((0, 2)))
             readings += out.fresh
             for c in out.changes:
-                key = (device, c.kind)
                 if c.change == "open":
-                    opened[key].append(c.time)
-                if c.change != "clear":
-                    active[key].append(c.time)
+                    opened[(device, c.kind)].append(c.time)
+            for kind, times in out.active.items():
+                active[(device, kind)].extend(times.tolist())
     elapsed = time.perf_counter() - started
     return (
         Activity({k: np.asarray(v) for k, v in active.items()}, dict(opened)),

@@ -115,12 +115,8 @@ async def _replay(url: str, args: argparse.Namespace, readings: list[WaterReadin
         )
     if not args.analyze:
         return 0
+    await catch_up(url, stored)
     async with await psycopg.AsyncConnection.connect(url, connect_timeout=10, autocommit=True) as conn:
-        worker = WaterWorker(conn, WaterWorkerConfig())
-        bar = Progress("replay water: analyze", stored)
-        while (n := await worker.tick()) > 0:
-            bar.advance(n)
-        bar.finish()
         rows = await (
             await conn.execute(
                 "SELECT kind, count(*) FROM alerts WHERE subject_kind = 'station' AND subject_id = %s"
@@ -131,6 +127,20 @@ async def _replay(url: str, args: argparse.Namespace, readings: list[WaterReadin
     summary = ", ".join(f"{n} {k}" for k, n in rows) or "none"
     print(f"alerts of {args.device}: {summary}", file=sys.stderr)
     return 0
+
+
+async def catch_up(url: str, expected: int, config: WaterWorkerConfig | None = None) -> WaterWorker:
+    """Run the water worker until it has caught up with what is stored (the analyze phase).
+
+    Returns the worker: its `seconds` and `cpu_seconds` say where the time went.
+    """
+    async with await psycopg.AsyncConnection.connect(url, connect_timeout=10, autocommit=True) as conn:
+        worker = WaterWorker(conn, config or WaterWorkerConfig())
+        bar = Progress("replay water: analyze", expected)
+        while (n := await worker.tick()) > 0:
+            bar.advance(n)
+        bar.finish()
+    return worker
 
 
 async def _engine(conn: psycopg.AsyncConnection[Any]) -> Engine:

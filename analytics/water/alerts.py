@@ -114,6 +114,57 @@ def alert_step(policy: AlertPolicy, state: AlertState, now: npt.ArrayLike, activ
     return Step(opened=opened, escalated=escalated, cleared=cleared, severity=severity, opened_at=opened_at)
 
 
+def alert_steps(policy: AlertPolicy, state: AlertState, times: npt.ArrayLike, active: npt.ArrayLike) -> Step:
+    """`alert_step` over n steps at once, state in place; the same transitions, shaped (S, n).
+
+    times: (n,) or (S, n) epoch seconds, increasing; active: (S, n). The machine only changes at
+    an active step (it opens, or extends the alert) and at the first inactive step a clear period
+    after the last activity (it clears), so running maxima of those step indices give its state.
+    """
+    act = np.atleast_2d(np.asarray(active, dtype=bool))
+    subjects, n = act.shape
+    t = np.broadcast_to(np.asarray(times, dtype=np.float64), (subjects, n))
+    if n == 0:
+        none = np.zeros((subjects, 0), dtype=bool)
+        return Step(none, none, none, np.zeros((subjects, 0), dtype=np.int8), np.zeros((subjects, 0)))
+    ar = np.arange(n)
+    was_open = state.open[:, None]
+
+    def last_at(mask: BoolArray) -> npt.NDArray[np.int64]:
+        """Per step: the index of the latest step at or before it where mask holds (-1 if none)."""
+        out: npt.NDArray[np.int64] = np.maximum.accumulate(np.where(mask, ar, -1), axis=-1)
+        return out
+
+    def at(i: npt.NDArray[np.int64], before: FloatArray) -> FloatArray:
+        """Times at step indices i; `before` (per subject) where i is -1."""
+        return np.where(i >= 0, np.take_along_axis(t, np.maximum(i, 0), axis=-1), before[:, None])
+
+    last_act = last_at(act)
+    last_active = at(last_act, state.last_active)
+    # A clear needs an inactive step a clear period after the last activity, with the alert open:
+    # only the first such step since that activity (or since the start, open before) clears.
+    candidate = ~act & (t - last_active >= policy.clear_after_s)
+    cand_before = np.full((subjects, n), -1, dtype=np.int64)
+    cand_before[:, 1:] = last_at(candidate)[:, :-1]
+    first = (cand_before < 0) | (cand_before < last_act)
+    cleared = candidate & first & ((last_act >= 0) | was_open)
+    last_clear = last_at(cleared)
+    is_open = np.where((last_act < 0) & (last_clear < 0), was_open, last_act > last_clear)
+    prev_open = np.concatenate([was_open, is_open[:, :-1]], axis=-1)
+    opened = act & ~prev_open
+    opened_at = at(last_at(opened), state.opened_at)
+    lasted = np.where(is_open, last_active - opened_at, 0.0)
+    thresholds = np.asarray(policy.escalate_after_s)
+    severity = np.where(is_open, 1 + np.sum(lasted[..., None] >= thresholds, axis=-1), 0).astype(np.int8)
+    prev_severity = np.concatenate([state.severity[:, None], severity[:, :-1]], axis=-1)
+    escalated = prev_open & ~cleared & (severity > prev_severity)
+    state.open = is_open[:, -1].copy()
+    state.opened_at = np.where(state.open, opened_at[:, -1], np.nan)
+    state.last_active = np.where(state.open, last_active[:, -1], np.nan)
+    state.severity = severity[:, -1].copy()
+    return Step(opened=opened, escalated=escalated, cleared=cleared, severity=severity, opened_at=opened_at)
+
+
 @dataclass(frozen=True, slots=True)
 class AlertTransition:
     kind: AlertKind
@@ -130,19 +181,16 @@ def alert_series(
     pol = policy or POLICIES[kind]
     t = np.asarray(times_s, dtype=np.float64)
     a = np.atleast_2d(np.asarray(active, dtype=bool))
-    state = AlertState.empty(a.shape[0])
-    out: list[AlertTransition] = []
-    for i in range(t.size):
-        st = alert_step(pol, state, t[i], a[:, i])
-        for name, mask in (
-            (Transition.CLEAR, st.cleared),
-            (Transition.OPEN, st.opened),
-            (Transition.ESCALATE, st.escalated),
-        ):
-            for s in np.flatnonzero(mask):
-                sev = 0 if name is Transition.CLEAR else int(st.severity[s])
-                out.append(AlertTransition(kind, int(s), float(t[i]), name, sev))
-    return out
+    st = alert_steps(pol, AlertState.empty(a.shape[0]), t, a)
+    found = []
+    for order, (name, mask) in enumerate(
+        ((Transition.CLEAR, st.cleared), (Transition.OPEN, st.opened), (Transition.ESCALATE, st.escalated))
+    ):
+        for s, i in zip(*np.nonzero(mask), strict=True):
+            sev = 0 if name is Transition.CLEAR else int(st.severity[s, i])
+            found.append((int(i), order, int(s), AlertTransition(kind, int(s), float(t[i]), name, sev)))
+    found.sort(key=lambda f: f[:3])
+    return [f[3] for f in found]
 
 
 def sensor_fault_signal(

@@ -97,8 +97,10 @@ class DetectorConfig:
 class DetectorState:
     """Per-station detector state: plain arrays, advanced in place by `detect`.
 
-    ring: (S, R, L) last L usable readings (NaN otherwise), L = lag + window + 1, slot = step % L.
-    admitted: (S, L) whether each of those readings may enter the baseline window.
+    ring: (L, S, R) last L usable readings (NaN otherwise), L = lag + window + 1, slot = step % L;
+    time-major, so that the readings entering and leaving the windows of all stations are
+    contiguous blocks.
+    admitted: (L, S) whether each of those readings may enter the baseline window.
     outliers: (S, B) last B outlier decisions, slot = step % B.
     event_run: (S,) steps the current event has lasted (0 if none).
     sum1, sum2, count: (S, R) sums over the baseline window. step: steps seen (shared).
@@ -118,8 +120,8 @@ class DetectorState:
         rows = len(config.rows)
         size = config.lag + config.window + 1
         return cls(
-            ring=np.full((stations, rows, size), np.nan),
-            admitted=np.zeros((stations, size), dtype=bool),
+            ring=np.full((size, stations, rows), np.nan),
+            admitted=np.zeros((size, stations), dtype=bool),
             outliers=np.zeros((stations, config.bed_window), dtype=bool),
             event_run=np.zeros(stations, dtype=np.int64),
             sum1=np.zeros((stations, rows)),
@@ -156,7 +158,7 @@ def detect(
     x = np.asarray(values, dtype=np.float64)
     ok = np.asarray(usable, dtype=bool) & np.isfinite(x)
     stations, rows, n = x.shape
-    if rows != len(config.rows) or state.ring.shape[:2] != (stations, rows):
+    if rows != len(config.rows) or state.ring.shape[1:] != (stations, rows):
         raise ValueError(f"values of shape {x.shape} do not match the configuration or the state")
     xu = np.where(ok, x, np.nan)
     if thresholds is None:
@@ -164,28 +166,55 @@ def detect(
     else:
         per = np.asarray(thresholds, dtype=np.float64).reshape(stations, 2)
         th, gain = per[:, :1], per[:, 1:]
-    # A reading enters the baseline lag + 1 steps after it was taken, by which time whether it
-    # belonged to an event is known: chunks of lag + 1 steps are computed at once.
-    chunk = config.lag + 1
     fixed = _Fixed(
         th,
         gain,
         config.scale_floor()[:, None],
         binomial_cdf_table(config.bed_window, config.outlier_probability),
     )
-    parts = [
-        _detect_chunk(config, state, x[..., i : i + chunk], xu[..., i : i + chunk], fixed)
-        for i in range(0, n, chunk)
-    ]
-    if not parts:
+    if n == 0:
         empty = np.zeros((stations, 0))
         return Detection(empty, empty.astype(bool), empty, empty.astype(bool))
+    # A reading enters the baseline lag + 1 steps after it was taken, by which time whether it
+    # belonged to an event is known: lag + 1 steps can always be computed at once. Longer runs
+    # (a replay, a catch-up) are computed in long chunks that assume each reading of the chunk is
+    # admitted as it was guessed (at first: admitted), then checked: the steps up to lag after
+    # the first wrong guess are exact and kept, the rest is computed again with better guesses.
+    guard = config.lag + 1
+    parts: list[Detection] = []
+    # Guessing pays where the cost of a chunk is its numpy calls, not its data: few stations.
+    # With many, some guess is wrong in almost every chunk, and lag + 1 steps are cheap enough.
+    many = stations > _GUESS_MAX_STATIONS
+    i, size = 0, guard if many else _FIRST_CHUNK
+    guess: BoolArray | None = None
+    while i < n:
+        m = n - i if n - i <= guard else min(n - i, size)
+        g_in = None
+        if m > guard:
+            g_in = np.ones((stations, m), dtype=bool)
+            if guess is not None:
+                k = min(m, guess.shape[-1])
+                g_in[:, :k] = guess[:, :k]
+        d, admitted, kept = _detect_chunk(config, state, x[..., i : i + m], xu[..., i : i + m], fixed, g_in)
+        parts.append(d)
+        guess = admitted[:, kept:]  # the decisions past the kept steps: the next guesses
+        i += kept
+        if not many:
+            size = min(2 * size, _MAX_CHUNK) if kept == m else max(4 * guard, 2 * (kept - guard))
+    if len(parts) == 1:
+        return parts[0]
     return Detection(
         probability=np.concatenate([d.probability for d in parts], axis=-1),
         event=np.concatenate([d.event for d in parts], axis=-1),
         score=np.concatenate([d.score for d in parts], axis=-1),
         outlier=np.concatenate([d.outlier for d in parts], axis=-1),
     )
+
+
+# Steps per chunk of a long run: the first try, and the most (memory and wasted work on a miss).
+_FIRST_CHUNK = 512
+_MAX_CHUNK = 2048
+_GUESS_MAX_STATIONS = 64
 
 
 def _from_ring(
@@ -200,9 +229,24 @@ def _from_ring(
     return out
 
 
-def _cumsum(a: FloatArray) -> FloatArray:
-    """Cumulative sum along time; a single step (the live case) needs none."""
-    return a if a.shape[-1] == 1 else np.cumsum(a, axis=-1)
+def _from_time_ring(
+    ring: npt.NDArray[np.generic], step: int, g: npt.NDArray[np.int64], fill: float | bool
+) -> npt.NDArray[np.generic]:
+    """`_from_ring` for a time-major ring (first axis); the time axis of the result comes last."""
+    size = ring.shape[0]
+    seen = (g >= 0) & (g >= step - size)
+    out = ring[g % size]
+    if not seen.all():
+        out = np.where(seen.reshape(-1, *(1,) * (ring.ndim - 1)), out, fill)
+    return np.moveaxis(out, 0, -1)
+
+
+def _running(start: FloatArray, a: FloatArray) -> FloatArray:
+    """start + a[0], + a[1], ... along time, added one step at a time: the same sums whatever the
+    chunks (a single step, the live case, needs no accumulation)."""
+    if a.shape[-1] == 1:
+        return start[..., None] + a
+    return np.cumsum(np.concatenate([start[..., None], a], axis=-1), axis=-1)[..., 1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +260,19 @@ class _Fixed:
 
 
 def _detect_chunk(
-    config: DetectorConfig, state: DetectorState, x: FloatArray, xu: FloatArray, fixed: _Fixed
-) -> Detection:
+    config: DetectorConfig,
+    state: DetectorState,
+    x: FloatArray,
+    xu: FloatArray,
+    fixed: _Fixed,
+    guess: BoolArray | None,
+) -> tuple[Detection, BoolArray, int]:
+    """Steps of one chunk: their detection, the admission decisions and how many steps are kept.
+
+    Without `guess` the chunk is at most lag + 1 steps and all of it is kept. With it (S, n),
+    readings of the chunk that enter its own baseline windows are admitted as guessed; the steps
+    that depend only on right guesses are kept and the state advanced by them alone.
+    """
     stations, rows, n = x.shape
     k = state.step
     g = np.arange(k, k + n, dtype=np.int64)
@@ -226,14 +281,19 @@ def _detect_chunk(
     # the timeout) enter lag + 1 steps after they were taken and leave `window` steps later.
     entering = g - config.lag - 1
     both = np.concatenate([entering, entering - config.window])  # entering, then leaving
-    used = _from_ring(state.admitted, k, both, False)[:, None, :] & np.isfinite(
-        vals := _from_ring(state.ring, k, both, np.nan)
-    )
+    adm = _from_time_ring(state.admitted, k, both, False)
+    vals = _from_time_ring(state.ring, k, both, np.nan)
+    inside = both >= k
+    if guess is not None and inside.any():
+        j = np.clip(both - k, 0, n - 1)
+        adm = np.where(inside, guess[:, j], adm)
+        vals = np.where(inside, xu[..., j], vals)
+    used = adm[:, None, :] & np.isfinite(vals)
     v0 = np.where(used, vals, 0.0)
     ve, vl = v0[..., :n], v0[..., n:]
-    s1 = state.sum1[..., None] + _cumsum(ve - vl)
-    s2 = state.sum2[..., None] + _cumsum(ve * ve - vl * vl)
-    cnt = state.count[..., None] + _cumsum(used[..., :n].astype(np.float64) - used[..., n:])
+    s1 = _running(state.sum1, ve - vl)
+    s2 = _running(state.sum2, ve * ve - vl * vl)
+    cnt = _running(state.count, used[..., :n].astype(np.float64) - used[..., n:])
 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / cnt
@@ -269,15 +329,25 @@ def _detect_chunk(
     run = np.where(last_quiet < 0, ar + 1 + state.event_run[:, None], ar - last_quiet)
     admitted = ~(outlier | event) | (run > config.timeout)
 
-    size = state.ring.shape[-1]
-    state.ring[..., g % size] = xu
-    state.admitted[:, g % size] = admitted
-    tail = min(n, b)
-    state.outliers[:, g[-tail:] % b] = outlier[:, -tail:]
-    state.event_run = run[:, -1].astype(np.int64)
-    state.sum1, state.sum2, state.count = s1[..., -1], s2[..., -1], cnt[..., -1]
-    state.step = k + n
-    return Detection(probability=probability, event=event, score=score, outlier=outlier)
+    kept = n
+    if guess is not None:
+        # A wrong guess about reading j (one that has a usable value) spoils steps j + lag + 1 on.
+        entered = n - config.lag - 1
+        wrong = (admitted[:, :entered] != guess[:, :entered]) & np.isfinite(xu[..., :entered]).any(axis=1)
+        if wrong.any():
+            kept = int(np.flatnonzero(wrong.any(axis=0))[0]) + config.lag + 1
+    size = state.ring.shape[0]
+    lo = max(0, kept - size)
+    slots = g[lo:kept] % size
+    state.ring[slots] = np.moveaxis(xu[..., lo:kept], -1, 0)
+    state.admitted[slots] = admitted[:, lo:kept].T
+    tail = min(kept, b)
+    state.outliers[:, g[kept - tail : kept] % b] = outlier[:, kept - tail : kept]
+    state.event_run = run[:, kept - 1].astype(np.int64)
+    state.sum1, state.sum2, state.count = s1[..., kept - 1], s2[..., kept - 1], cnt[..., kept - 1]
+    state.step = k + kept
+    det = Detection(probability[:, :kept], event[:, :kept], score[:, :kept], outlier[:, :kept])
+    return det, admitted, kept
 
 
 def rows_for(parameters: Sequence[str], quality: Sequence[str], context: Sequence[str]) -> list[int]:

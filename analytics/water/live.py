@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from analytics.water.alerts import POLICIES, AlertKind, AlertState, alert_step, sensor_fault_signal
+from analytics.water.alerts import POLICIES, AlertKind, AlertState, Step, alert_steps, sensor_fault_signal
 from analytics.water.compliance import ComplianceConfig, sustained, verdicts
 from analytics.water.detect import DetectorConfig, DetectorState, detect, rows_for
 from analytics.water.flags import FAIL, MISSING, SUSPECT
@@ -82,13 +82,6 @@ class StationTrack:
 
 
 @dataclass(frozen=True, slots=True)
-class FlagRow:
-    time: float  # epoch seconds
-    flags: tuple[int, ...]  # per parameter, ALL_PARAMETERS order
-    qc_flag: int
-
-
-@dataclass(frozen=True, slots=True)
 class AlertChange:
     kind: AlertKind
     change: Change
@@ -99,10 +92,21 @@ class AlertChange:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    flags: list[FlagRow]
+    """What one call produced. Flags of the m readings to write: `flag_times` (m,) epoch seconds,
+    `flags` (P, m) per parameter in ALL_PARAMETERS order, `qc_flag` (m,) the row's worst flag.
+
+    `changes` are the alert transitions in reading order; of consecutive 'active' updates of one
+    kind only the last is kept (the row keeps the last activity and the latest evidence).
+    `active`: per kind, the times of the fresh readings at which its condition held.
+    """
+
+    flag_times: FloatArray
+    flags: npt.NDArray[np.int8]
+    qc_flag: npt.NDArray[np.int8]
     changes: list[AlertChange]
     evaluated_until: float
     fresh: int  # readings past the previous `evaluated_until` (fed to the detector)
+    active: dict[AlertKind, FloatArray]
 
 
 def row_flag(flags: npt.NDArray[np.int8], covered: npt.NDArray[np.bool_]) -> npt.NDArray[np.int8]:
@@ -218,14 +222,12 @@ def advance(
     tail[max(0, n - times.size - config.reflag) :] = True
     write = is_new | tail | ~final
     rf = row_flag(flags, np.array([config.qc.get(p) is not None for p in PARAMETERS]))
-    out_flags = [
-        FlagRow(float(all_t[j]), tuple(int(f) for f in flags[:, j]), int(rf[j]))
-        for j in np.flatnonzero(write)
-    ]
+    w = np.flatnonzero(write)
     # Detection, compliance and sensor faults over the readings in time order after the watermark.
     fresh = is_new & ~np.isin(all_t, times[late])
     idx = np.flatnonzero(fresh)
     changes: list[AlertChange] = []
+    active_times: dict[AlertKind, FloatArray] = {k: np.empty(0) for k in AlertKind}
     if idx.size:
         prob, event = _detect(config, track, all_x[:, idx], flags[:, idx])
         lim = config.compliance.limit_array(PARAMETERS)
@@ -241,59 +243,62 @@ def advance(
             "spike": qc.spike[0],
             "rate_of_change": qc.rate_of_change[0],
         }
-        for k, j in enumerate(idx.tolist()):
-            t = float(all_t[j])
-            faulty = bool(fault[j])
-            breach_params = [p for i, p in enumerate(PARAMETERS) if breach[i, j]]
-            # A station whose instruments look faulty is not evidence about the water.
-            active = {
-                AlertKind.WATER_QUALITY_EVENT: bool(event[k]) and not faulty,
-                AlertKind.COMPLIANCE_BREACH: bool(breach_params),
-                AlertKind.SENSOR_FAULT: faulty,
+
+        def evidence(kind: AlertKind, j: int, k: int) -> dict[str, object]:
+            """What the alert row shows of context reading j (fresh reading k)."""
+            if kind is AlertKind.WATER_QUALITY_EVENT:
+                return {
+                    "probability": round(float(prob[k]), 4),
+                    "parameters": list(config.detector.quality),
+                    "values": _values(all_x, config.detector.quality, j),
+                }
+            if kind is AlertKind.COMPLIANCE_BREACH:
+                breach_params = [p for i, p in enumerate(PARAMETERS) if breach[i, j]]
+                return {
+                    "parameters": breach_params,
+                    "values": _values(all_x, breach_params, j),
+                    "limits": {p: list(config.compliance.limits[p]) for p in breach_params},
+                }
+            bad = [
+                p
+                for i, p in enumerate(PARAMETERS)
+                if tests["flat_line"][i, j] in (SUSPECT, FAIL)
+                or flags[i, j] == FAIL
+                or checks["stuck"][i, j]
+                or checks["missing"][i, j]
+            ]
+            return {
+                "parameters": bad,
+                "values": _values(all_x, bad, j),
+                "tests": {
+                    p: [name for name, res in tests.items() if _failed(res[i, j])]
+                    for i, p in enumerate(PARAMETERS)
+                    if p in bad
+                },
             }
-            for kind, is_active in active.items():
-                state = track.alerts[kind]
-                step = alert_step(POLICIES[kind], state, t, np.array([is_active]))
-                evidence: dict[str, object] = {}
-                if kind is AlertKind.WATER_QUALITY_EVENT:
-                    evidence = {
-                        "probability": round(float(prob[k]), 4),
-                        "parameters": list(config.detector.quality),
-                        "values": _values(all_x, config.detector.quality, j),
-                    }
-                elif kind is AlertKind.COMPLIANCE_BREACH:
-                    evidence = {
-                        "parameters": breach_params,
-                        "values": _values(all_x, breach_params, j),
-                        "limits": {p: list(config.compliance.limits[p]) for p in breach_params},
-                    }
+
+        t_fresh = all_t[idx]
+        faulty = fault[idx]
+        # A station whose instruments look faulty is not evidence about the water.
+        active = {
+            AlertKind.WATER_QUALITY_EVENT: event & ~faulty,
+            AlertKind.COMPLIANCE_BREACH: breach[:, idx].any(axis=0),
+            AlertKind.SENSOR_FAULT: faulty,
+        }
+        found: list[tuple[int, int, int, AlertChange]] = []
+        for rank, (kind, is_active) in enumerate(active.items()):
+            active_times[kind] = t_fresh[is_active]
+            step = alert_steps(POLICIES[kind], track.alerts[kind], t_fresh, is_active[None])
+            for k, change, last in _transitions(step, is_active):
+                t = float(t_fresh[last])
+                if change == "clear":
+                    found.append((k, rank, 0, AlertChange(kind, "clear", t, 0, {})))
                 else:
-                    bad = [
-                        p
-                        for i, p in enumerate(PARAMETERS)
-                        if tests["flat_line"][i, j] in (SUSPECT, FAIL)
-                        or flags[i, j] == FAIL
-                        or checks["stuck"][i, j]
-                        or checks["missing"][i, j]
-                    ]
-                    evidence = {
-                        "parameters": bad,
-                        "values": _values(all_x, bad, j),
-                        "tests": {
-                            p: [name for name, res in tests.items() if _failed(res[i, j])]
-                            for i, p in enumerate(PARAMETERS)
-                            if p in bad
-                        },
-                    }
-                if step.cleared[0]:
-                    changes.append(AlertChange(kind, "clear", t, 0, {}))
-                if step.opened[0]:
-                    changes.append(AlertChange(kind, "open", t, int(step.severity[0]), evidence))
-                elif step.escalated[0]:
-                    changes.append(AlertChange(kind, "escalate", t, int(step.severity[0]), evidence))
-                elif is_active and state.open[0]:
-                    # Still active: the row keeps its last activity and latest evidence.
-                    changes.append(AlertChange(kind, "active", t, int(step.severity[0]), evidence))
+                    level = int(step.severity[0, last])
+                    ev = evidence(kind, int(idx[last]), last)
+                    found.append((k, rank, 1, AlertChange(kind, change, t, level, ev)))
+        found.sort(key=lambda f: f[:3])
+        changes = [f[3] for f in found]
         track.evaluated_until = float(all_t[idx[-1]])
     # Keep a bounded context: the last context_s seconds, at most max_context readings.
     if n:
@@ -302,4 +307,24 @@ def advance(
         start = max(start, int(cut))
         done = np.ones(n, dtype=bool)
         track.times, track.values, track.evaluated = all_t[start:], all_x[:, start:], done[start:]
-    return Outcome(out_flags, changes, track.evaluated_until, int(idx.size))
+    return Outcome(all_t[w], flags[:, w], rf[w], changes, track.evaluated_until, int(idx.size), active_times)
+
+
+def _transitions(step: Step, active: npt.NDArray[np.bool_]) -> list[tuple[int, Change, int]]:
+    """One subject's changes as (reading, change, reading whose time and evidence it carries).
+
+    A run of 'active' updates (not interrupted by another change of the kind) is one change at
+    the position of its first reading, carrying its last.
+    """
+    opened, escalated, cleared = step.opened[0], step.escalated[0], step.cleared[0]
+    code = np.select([cleared, opened, escalated, active], [1, 2, 3, 4], 0)
+    pos = np.flatnonzero(code)
+    if not pos.size:
+        return []
+    c = code[pos]
+    is_act = c == 4
+    joins = is_act & np.concatenate([[False], is_act[:-1]])
+    starts = np.flatnonzero(~joins)
+    ends = np.concatenate([starts[1:], [pos.size]]) - 1
+    names: tuple[Change, ...] = ("clear", "open", "escalate", "active")
+    return [(int(pos[a]), names[int(c[a]) - 1], int(pos[b])) for a, b in zip(starts, ends, strict=True)]

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,11 @@ _SEVERITY: dict[AlertKind, tuple[str, ...]] = {
     AlertKind.COMPLIANCE_BREACH: ("warning", "critical", "critical"),
     AlertKind.SENSOR_FAULT: ("info", "warning", "critical"),
 }
-_PARAM_COLS = ", ".join(PARAMETERS)
+_R_PARAMS = ", ".join(f"r.{p}" for p in PARAMETERS)
+_AGG_PARAMS = ", ".join(f"array_agg({p})" for p in PARAMETERS)
+# A timestamptz as float seconds since the Unix epoch: date_part divides its integer
+# microseconds by 1e6 in double precision, the same number as `_us(t) / 1e6` here.
+_EPOCH_S = "date_part('epoch', {})"
 _QC_COLS = tuple(f"{p}_qc" for p in PARAMETERS)
 # A late reading (older than its station's progress) is picked up if it arrived this soon
 # before the last wake-up committed: commits of the ingester and of the worker may overlap.
@@ -58,6 +63,7 @@ class WaterWorkerConfig:
     poll_s: float = 10.0  # catch-up poll when no notification arrives
     max_rows: int = 100_000  # readings per wake-up, at most (bounded work)
     statement_timeout_s: float = 60.0
+    work_mem_mb: int = 64  # PostgreSQL work_mem of a wake-up's transaction
     connect_timeout_s: float = 10.0
     max_backoff_s: float = 30.0  # between reconnection attempts
 
@@ -80,11 +86,11 @@ def _severity(kind: AlertKind, level: int) -> str:
     return names[min(max(level, 1), len(names)) - 1]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Fetched:
-    progress: float = math.nan
-    times: list[float] = field(default_factory=list)
-    values: list[list[float]] = field(default_factory=list)
+    progress: float  # epoch seconds; NaN if none yet
+    times: np.ndarray  # (n,) epoch seconds
+    values: np.ndarray  # (P, n)
 
 
 class WaterWorker:
@@ -94,6 +100,9 @@ class WaterWorker:
         self.conn = conn
         self.config = config
         self.tracks: dict[str, StationTrack] = {}
+        # Wall and CPU seconds spent so far per phase (fetch, analytics, write), for benchmarks.
+        self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
     async def tick(self) -> int:
         """Evaluate what is new; returns the number of readings past the stations' progress."""
@@ -108,55 +117,84 @@ class WaterWorker:
         cfg = self.config
         async with self.conn.transaction():
             await self.conn.execute(f"SET LOCAL statement_timeout = {int(cfg.statement_timeout_s * 1000)}")
+            # Sorts of a catch-up's batch (the fetch, the flags' UPDATE) stay in memory.
+            await self.conn.execute(f"SET LOCAL work_mem = '{cfg.work_mem_mb}MB'")
             # One wake-up at a time across processes (`analyze` and a `replay` may both run).
             await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('citysense.water_worker'))")
+            started, cpu = time.perf_counter(), time.process_time()
+            # One row per station: its progress and its readings as arrays (far cheaper to
+            # transfer and convert than a row per reading when a catch-up brings thousands).
             rows = await (
                 await self.conn.execute(
                     f"""
-                    SELECT r.device_id, g.evaluated_until, r.time, {", ".join("r." + p for p in PARAMETERS)}
-                    FROM water_readings r
-                    JOIN devices d ON d.device_id = r.device_id AND d.kind = 'water'
-                    LEFT JOIN water_analytics_progress g ON g.device_id = r.device_id
-                    WHERE g.device_id IS NULL OR r.time > g.evaluated_until
-                       OR (r.qc_flag = 2 AND r.received_at > g.updated_at - %(margin)s
-                           AND r.time < g.evaluated_until AND r.time > g.evaluated_until - %(context)s)
-                    ORDER BY r.device_id, r.time
-                    LIMIT %(limit)s""",
+                    WITH todo AS (
+                        SELECT d.device_id, g.evaluated_until AS progress, g.updated_at
+                        FROM devices d LEFT JOIN water_analytics_progress g ON g.device_id = d.device_id
+                        WHERE d.kind = 'water'),
+                    picked AS (
+                        SELECT t.device_id, t.progress, r.*
+                        FROM todo t CROSS JOIN LATERAL (
+                            (SELECT r.time, {_R_PARAMS} FROM water_readings r
+                             WHERE r.device_id = t.device_id
+                               AND r.time > coalesce(t.progress, '-infinity')
+                             ORDER BY r.time LIMIT %(limit)s)
+                            UNION ALL
+                            (SELECT r.time, {_R_PARAMS} FROM water_readings r
+                             WHERE r.device_id = t.device_id
+                               AND r.time < t.progress AND r.time > t.progress - %(context)s
+                               AND r.qc_flag = 2 AND r.received_at > t.updated_at - %(margin)s
+                             ORDER BY r.time LIMIT %(limit)s)) r
+                        ORDER BY t.device_id, r.time
+                        LIMIT %(limit)s)
+                    SELECT device_id, {_EPOCH_S.format("min(progress)")},
+                           array_agg({_EPOCH_S.format("time")}), {_AGG_PARAMS}
+                    FROM picked GROUP BY device_id ORDER BY device_id""",
                     {
                         "margin": _LATE_MARGIN,
                         "context": timedelta(seconds=cfg.live.context_s),
                         "limit": cfg.max_rows,
                     },
+                    binary=True,
                 )
             ).fetchall()
             if not rows:
+                self._spent("fetch", started, cpu)
                 return 0
-            batch: dict[str, _Fetched] = defaultdict(_Fetched)
-            for row in rows:
-                f = batch[row[0]]
-                f.progress = math.nan if row[1] is None else _us(row[1]) / 1e6
-                f.times.append(_us(row[2]) / 1e6)
-                f.values.append([math.nan if v is None else float(v) for v in row[3:]])
+            batch: dict[str, _Fetched] = {}
+            for device, progress, times, *columns in rows:
+                t = np.asarray(times, dtype=np.float64)
+                # NULL (not measured) arrives as None: NaN in a float array.
+                values = np.array(columns, dtype=np.float64).reshape(len(PARAMETERS), -1)
+                if t.size > 1 and not (np.diff(t) > 0).all():
+                    # The aggregates follow the sorted input in practice; SQL does not promise it.
+                    order = np.argsort(t, kind="stable")
+                    t, values = t[order], values[:, order]
+                batch[device] = _Fetched(math.nan if progress is None else float(progress), t, values)
+            self._spent("fetch", started, cpu)
             for device, f in batch.items():
                 track = self.tracks.get(device)
                 if track is not None and not _same(track.evaluated_until, f.progress):
                     # Another process moved this station on: rebuild it from the database.
                     del self.tracks[device]
             devices = sorted(batch)
-            windows = await self._windows(devices, min(f.times[0] for f in batch.values()))
+            windows = await self._windows(devices, min(float(f.times[0]) for f in batch.values()))
             await self._load([d for d in devices if d not in self.tracks], windows)
+            started, cpu = time.perf_counter(), time.process_time()
             outcomes: dict[str, Outcome] = {}
             for device in devices:
                 f = batch[device]
                 outcomes[device] = advance(
-                    cfg.live,
-                    self.tracks[device],
-                    np.asarray(f.times),
-                    np.asarray(f.values, dtype=np.float64).T.reshape(len(PARAMETERS), -1),
-                    windows.get(device, np.empty((0, 2))),
+                    cfg.live, self.tracks[device], f.times, f.values, windows.get(device, np.empty((0, 2)))
                 )
+            self._spent("analytics", started, cpu)
+            started, cpu = time.perf_counter(), time.process_time()
             await self._write(outcomes)
+            self._spent("write", started, cpu)
             return sum(o.fresh for o in outcomes.values())
+
+    def _spent(self, what: str, started: float, cpu: float) -> None:
+        self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - started
+        self.cpu_seconds[what] = self.cpu_seconds.get(what, 0.0) + time.process_time() - cpu
 
     async def _windows(self, devices: list[str], since: float) -> dict[str, np.ndarray]:
         rows = await (
@@ -224,21 +262,28 @@ class WaterWorker:
                 device_id text, time timestamptz, {", ".join(c + " smallint" for c in _QC_COLS)},
                 qc_flag smallint) ON COMMIT DELETE ROWS"""
         )
-        cur = conn.cursor()
-        async with cur.copy(
-            f"COPY water_flags_staging (device_id, time, {', '.join(_QC_COLS)}, qc_flag) FROM STDIN"
+        async with conn.cursor().copy(
+            f"COPY water_flags_staging (device_id, time, {', '.join(_QC_COLS)}, qc_flag)"
+            " FROM STDIN (FORMAT BINARY)"
         ) as copy:
+            await copy.write(_BINARY_SIGNATURE)
             for device, outcome in outcomes.items():
-                for fr in outcome.flags:
-                    await copy.write_row((device, _dt(fr.time), *fr.flags, fr.qc_flag))
+                if outcome.flag_times.size:
+                    await copy.write(_flag_tuples(device, outcome))
+            await copy.write(_BINARY_TRAILER)
         sets = ", ".join(f"{c} = s.{c}" for c in (*_QC_COLS, "qc_flag"))
         changed = " OR ".join(f"r.{c} IS DISTINCT FROM s.{c}" for c in (*_QC_COLS, "qc_flag"))
-        await conn.execute(
-            f"UPDATE water_readings r SET {sets} FROM water_flags_staging s"
-            f" WHERE r.device_id = s.device_id AND r.time = s.time AND ({changed})"
-        )
+        spans = [(o.flag_times[0], o.flag_times[-1]) for o in outcomes.values() if o.flag_times.size]
+        if spans:
+            # The time bounds let PostgreSQL skip the partitions (or chunks) outside the batch.
+            await conn.execute(
+                f"UPDATE water_readings r SET {sets} FROM water_flags_staging s"
+                f" WHERE r.device_id = s.device_id AND r.time = s.time AND ({changed})"
+                " AND r.time >= %s AND r.time <= %s",
+                (_dt(min(a for a, _ in spans)), _dt(max(b for _, b in spans))),
+            )
         for device, outcome in outcomes.items():
-            for change in _coalesced(outcome.changes):
+            for change in outcome.changes:  # consecutive 'active' updates already coalesced
                 await self._alert(device, change)
         progress = [
             (d, _dt(o.evaluated_until)) for d, o in outcomes.items() if not math.isnan(o.evaluated_until)
@@ -300,18 +345,35 @@ class WaterWorker:
         )
 
 
-def _coalesced(changes: list[AlertChange]) -> list[AlertChange]:
-    """Of consecutive 'active' updates of one kind only the last matters."""
-    out: list[AlertChange] = []
-    last: dict[AlertKind, int] = {}
-    for c in changes:
-        i = last.get(c.kind)
-        if c.change == "active" and i is not None and out[i].change == "active":
-            out[i] = c
-            continue
-        last[c.kind] = len(out)
-        out.append(c)
-    return out
+# COPY's binary format (PostgreSQL docs, "COPY", binary format): signature, flags, extension.
+_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_BINARY_TRAILER = b"\xff\xff"
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, where binary timestamps count from
+
+
+def _flag_tuples(device: str, outcome: Outcome) -> bytes:
+    """One station's flags as COPY binary tuples (device_id, time, the _qc columns, qc_flag),
+    built at once with numpy rather than row by row."""
+    name = device.encode()
+    m = outcome.flag_times.size
+    small = [*_QC_COLS, "qc_flag"]
+    dtype = np.dtype(
+        [("fields", ">i2"), ("device_len", ">i4"), ("device", f"S{len(name)}"), ("time_len", ">i4")]
+        + [("time", ">i8")]
+        + [f for c in small for f in ((f"{c}_len", ">i4"), (c, ">i2"))]
+    )
+    rows = np.empty(m, dtype=dtype)
+    rows["fields"] = 2 + len(small)
+    rows["device_len"] = len(name)
+    rows["device"] = name
+    rows["time_len"] = 8
+    rows["time"] = np.round(outcome.flag_times * 1e6).astype(np.int64) - _PG_EPOCH_US
+    for i, c in enumerate(_QC_COLS):
+        rows[f"{c}_len"] = 2
+        rows[c] = outcome.flags[i]
+    rows["qc_flag_len"] = 2
+    rows["qc_flag"] = outcome.qc_flag
+    return rows.tobytes()
 
 
 async def run(database_url: str, stop: asyncio.Event, config: WaterWorkerConfig | None = None) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.water.alerts import (
@@ -11,6 +11,7 @@ from analytics.water.alerts import (
     Transition,
     alert_series,
     alert_step,
+    alert_steps,
     sensor_fault_signal,
 )
 from analytics.water.detect import DetectorState
@@ -45,6 +46,41 @@ def test_at_most_one_open_alert_and_opens_balance_clears(bits: list[bool]) -> No
         clears += int(st_.cleared[0])
         assert opens - clears == int(state.open[0])
         assert 0 <= state.severity[0] <= POLICY.max_severity
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.sampled_from([30.0, 60.0, 300.0, 900.0, 2000.0])), max_size=60),
+    st.lists(st.integers(1, 25), min_size=1, max_size=5),
+    st.booleans(),
+)
+def test_steps_at_once_equal_one_step_at_a_time(
+    moves: list[tuple[bool, float]], cuts: list[int], open_before: bool
+) -> None:
+    """`alert_steps` over batches of any size gives `alert_step`'s transitions and state."""
+    active = np.array([[m[0] for m in moves], [not m[0] for m in moves]], dtype=bool).reshape(2, -1)
+    t = 1000.0 + np.cumsum([m[1] for m in moves])
+
+    def start() -> AlertState:
+        s = AlertState.empty(2)
+        if open_before:  # as rebuilt from an open row of the alerts table
+            s.open[0], s.opened_at[0], s.last_active[0], s.severity[0] = True, 0.0, 500.0, 2
+        return s
+
+    one, many = start(), start()
+    expected = [alert_step(POLICY, one, t[i], active[:, i]) for i in range(t.size)]
+    got = []
+    i = 0
+    for c in [*cuts, t.size]:
+        j = min(t.size, i + c)
+        got.append(alert_steps(POLICY, many, t[i:j], active[:, i:j]))
+        i = j
+    for name in ("opened", "escalated", "cleared", "severity"):
+        want = np.array([getattr(e, name) for e in expected]).T.reshape(2, -1)
+        have = np.concatenate([getattr(g, name) for g in got], axis=-1)
+        np.testing.assert_array_equal(have, want, err_msg=name)
+    for name in ("open", "opened_at", "last_active", "severity"):
+        np.testing.assert_array_equal(getattr(many, name), getattr(one, name), err_msg=name)
 
 
 def test_flat_line_sensor_is_a_sensor_fault_not_a_water_quality_event() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -8,6 +9,7 @@ from analytics.water.canary import CanaryConfig, canary_detect
 from analytics.water.detect import DetectorConfig, DetectorState, detect
 from analytics.water.metrics import episodes, score
 from analytics.water.synthetic import inject
+from tests.water.live_reference import ReferenceDetectorState, detect_reference
 
 Q = ("ph", "turbidity_ntu", "free_chlorine_mgl", "conductivity_uscm")
 CFG = DetectorConfig(quality=Q, context=("temperature_c",), window=24, lag=6, bed_window=6, min_baseline=6)
@@ -35,9 +37,31 @@ def test_batches_equal_one_run_and_probability_in_range(n: int, cuts: list[int],
     for c in [*cuts, n]:
         j = min(n, i + c)
         if j > i:
-            parts.append(detect(CFG, state, x[..., i:j], ok[..., i:j]).probability)
+            parts.append(detect(CFG, state, x[..., i:j], ok[..., i:j]))
         i = j
-    np.testing.assert_allclose(np.concatenate(parts, axis=-1), whole.probability, atol=1e-9)
+    # The same numbers whatever the batches: the running sums add one step at a time.
+    for name in ("probability", "event", "score", "outlier"):
+        got = np.concatenate([getattr(d, name) for d in parts], axis=-1)
+        np.testing.assert_array_equal(got, getattr(whole, name), err_msg=name)
+
+
+@pytest.mark.parametrize(("lag", "stations", "n"), [(0, 3, 6000), (6, 3, 6000), (30, 3, 6000), (6, 70, 600)])
+def test_long_runs_equal_chunks_of_lag_plus_one(lag: int, stations: int, n: int) -> None:
+    """A long run (guessed admissions, checked; plain chunks for many stations) decides as the
+    reference's lag + 1 chunks."""
+    cfg = CFG.tuned(lag=lag, window=48, timeout=30)
+    rng = np.random.default_rng(lag)
+    x = background(n, lag)[None].repeat(stations, axis=0)
+    for s in range(stations):
+        for start in rng.integers(0, n - 200, n // 240):
+            x[s, rng.integers(0, 4), start : start + rng.integers(3, 120)] += rng.choice([-1.0, 1.0]) * 0.5
+    ok = rng.random(x.shape) > 0.02
+    got = detect(cfg, DetectorState.empty(cfg, stations), x, ok)
+    want = detect_reference(cfg, ReferenceDetectorState.empty(cfg, stations), x, ok)
+    assert 0 < want.event.sum() < want.event.size / 4
+    for name in ("probability", "event", "outlier"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-9)
 
 
 def test_injected_events_are_detected_without_false_alarms() -> None:
