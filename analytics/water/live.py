@@ -20,7 +20,8 @@ import numpy.typing as npt
 from analytics.water.alerts import POLICIES, AlertKind, AlertState, Step, alert_steps, sensor_fault_signal
 from analytics.water.compliance import ComplianceConfig, sustained, verdicts
 from analytics.water.detect import DetectorConfig, DetectorState, detect, rows_for
-from analytics.water.flags import FAIL, MISSING, SUSPECT
+from analytics.water.faults import FaultConfig, instrument_faults
+from analytics.water.flags import FAIL, MISSING, PASS, SUSPECT
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import detector_for
 from analytics.water.qc import qc_tests, usable
@@ -38,6 +39,9 @@ class LiveConfig:
     qc: QcConfig
     detector: DetectorConfig = field(default_factory=lambda: detector_for(ALL_PARAMETERS))
     compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
+    # Instrument faults seen in the readings (decoupled chemistry, lone trends, spike bursts);
+    # None: not checked.
+    faults: FaultConfig | None = field(default_factory=FaultConfig)
     # A sensor reporting the very same value this many readings in a row is stuck (0: no test):
     # noise makes repeats rare, so this catches a frozen transmitter long before the flat-line
     # span of the QC configuration, which is meant for slowly-varying values.
@@ -160,18 +164,44 @@ def rebuild(
     track.alerts = alerts
     if times.size:
         qc = qc_tests(times, values[None], PARAMETERS, config.qc, windows if windows.size else None)
-        _detect(config, track, values, qc.flags[0])
+        _detect(config, track, values, qc.flags[0], _faults(config, times, values, qc.gross_range[0])[2])
         track.times, track.values = times, values
         track.evaluated = np.ones(times.size, dtype=bool)
         track.evaluated_until = float(times[-1])
     return track
 
 
+def _faults(
+    config: LiveConfig,
+    times: FloatArray,
+    values: FloatArray,
+    gross: npt.NDArray[np.int8],
+    since: float | None = None,
+) -> tuple[dict[str, npt.NDArray[np.bool_]], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Instrument checks (P, n), the sensor-fault verdict and what is kept from the detector.
+
+    Every measured reading outside maintenance windows counts, whatever its QC flag: a pH that
+    jumped to a buffer's value fails QC and is exactly the evidence against the instrument.
+    """
+    none = np.zeros(values.shape, dtype=bool)
+    if config.faults is None:
+        return {}, none, none
+    measured = (gross == PASS) | (gross == SUSPECT) | (gross == FAIL)
+    f = instrument_faults(times, values, measured, PARAMETERS, config.faults, since)
+    return f.checks, f.fault, f.not_evidence
+
+
 def _detect(
-    config: LiveConfig, track: StationTrack, values: FloatArray, flags: npt.NDArray[np.int8]
+    config: LiveConfig,
+    track: StationTrack,
+    values: FloatArray,
+    flags: npt.NDArray[np.int8],
+    faulty: npt.NDArray[np.bool_],
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """Advance the detector; readings of an instrument found faulty are not evidence."""
     rows = rows_for(PARAMETERS, config.detector.quality, config.detector.context)
-    d = detect(config.detector, track.detector, values[None, rows], usable(flags)[None, rows])
+    ok = usable(flags) & ~faulty
+    d = detect(config.detector, track.detector, values[None, rows], ok[None, rows])
     return np.asarray(d.probability[0], dtype=np.float64), np.asarray(d.event[0], dtype=np.bool_)
 
 
@@ -229,15 +259,17 @@ def advance(
     changes: list[AlertChange] = []
     active_times: dict[AlertKind, FloatArray] = {k: np.empty(0) for k in AlertKind}
     if idx.size:
-        prob, event = _detect(config, track, all_x[:, idx], flags[:, idx])
+        by_check, instrument, not_evidence = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
+        prob, event = _detect(config, track, all_x[:, idx], flags[:, idx], not_evidence[:, idx])
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, flags, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
         checks = instrument_checks(config, all_x)
         fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
-        fault |= (checks["stuck"] | checks["missing"]).any(axis=0)
+        fault |= (checks["stuck"] | checks["missing"] | instrument).any(axis=0)
         tests = {
             **checks,
+            **by_check,
             "flat_line": qc.flat_line[0],
             "gross_range": qc.gross_range[0],
             "spike": qc.spike[0],
@@ -266,6 +298,7 @@ def advance(
                 or flags[i, j] == FAIL
                 or checks["stuck"][i, j]
                 or checks["missing"][i, j]
+                or instrument[i, j]
             ]
             return {
                 "parameters": bad,

@@ -21,6 +21,7 @@ from analytics.water.live import (
     LiveConfig,
     StationTrack,
     _failed,
+    _faults,
     _values,
     instrument_checks,
     row_flag,
@@ -231,10 +232,15 @@ def _detect_chunk(
 
 
 def _detect_reference(
-    config: LiveConfig, track: StationTrack, values: FloatArray, flags: npt.NDArray[np.int8]
+    config: LiveConfig,
+    track: StationTrack,
+    values: FloatArray,
+    flags: npt.NDArray[np.int8],
+    faulty: npt.NDArray[np.bool_],
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     rows = rows_for(PARAMETERS, config.detector.quality, config.detector.context)
-    d = detect_reference(config.detector, track.detector, values[None, rows], usable(flags)[None, rows])
+    ok = usable(flags) & ~faulty
+    d = detect_reference(config.detector, track.detector, values[None, rows], ok[None, rows])
     return np.asarray(d.probability[0], dtype=np.float64), np.asarray(d.event[0], dtype=np.bool_)
 
 
@@ -283,15 +289,17 @@ def advance_reference(
     idx = np.flatnonzero(fresh)
     changes: list[AlertChange] = []
     if idx.size:
-        prob, event = _detect_reference(config, track, all_x[:, idx], flags[:, idx])
+        by_check, instrument, not_evidence = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
+        prob, event = _detect_reference(config, track, all_x[:, idx], flags[:, idx], not_evidence[:, idx])
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, flags, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
         checks = instrument_checks(config, all_x)
         fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
-        fault |= (checks["stuck"] | checks["missing"]).any(axis=0)
+        fault |= (checks["stuck"] | checks["missing"] | instrument).any(axis=0)
         tests = {
             **checks,
+            **by_check,
             "flat_line": qc.flat_line[0],
             "gross_range": qc.gross_range[0],
             "spike": qc.spike[0],
@@ -331,6 +339,7 @@ def advance_reference(
                         or flags[i, j] == FAIL
                         or checks["stuck"][i, j]
                         or checks["missing"][i, j]
+                        or instrument[i, j]
                     ]
                     evidence = {
                         "parameters": bad,

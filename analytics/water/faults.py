@@ -1,0 +1,337 @@
+"""Instrument faults seen in the readings: which sensor is misreporting, and when.
+
+A utility tells a faulty instrument from a change in the water by what the water cannot do:
+
+- **decoupled**: free chlorine, pH and ORP are one chemistry. ORP rises with the logarithm of
+  free chlorine and falls with pH, so when chlorine or pH moves and ORP does not follow (or ORP
+  moves while chlorine and pH hold), one instrument moved alone. Checked on the change from a
+  short reference (a median) one and ten minutes back (a step: a sonde in a calibration buffer,
+  a spike) and on each term against its usual level, the median over the trailing hours (a
+  drift, a fouling membrane). A step back to the usual balance is the end of a fault, not a new
+  one. The instrument blamed is the one whose term is largest.
+- **trend**: a quality parameter on a straight line for 20 minutes to 2 hours (R² at least
+  `trend_r2`, change above a size that grows with the square root of the window, as natural
+  wander does) while no other quality parameter moves: contamination arrives at a station as a
+  front and moves several parameters; a sensor creeps alone. An instrument that keeps failing
+  the coupling check is no witness that the water moved.
+- **spikes**: isolated one-reading excursions (up and back, both steps above a size), at least
+  `spike_count` within `spike_window` readings.
+
+A parameter stays faulty for `holdover_s` after its last finding (the sensor-fault signal; the
+live path opens no water-quality event meanwhile) and out of the event detector's evidence for
+`evidence_holdover_s` after it crept (decoupled on most of the last `held_readings` readings, or
+a trend): readings taken before the fault was recognised may sit in the detector's baseline
+window. Pure numpy, vectorised over leading axes (stations), parameters and time; every check
+looks backwards only, so a reading's verdict does not change when later readings arrive (the
+usual level is by 10-minute blocks of clock time, so the live path's 24-hour context and a
+replay agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.water.qc import cadence_s, seconds
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+CHECKS = ("decoupled", "trend", "spikes")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    # ORP of chlorinated water: + `orp_per_chlorine_decade` mV per tenfold free chlorine,
+    # - `orp_per_ph` mV per pH unit (Nernstian-like; set them from a station's own history).
+    orp_per_chlorine_decade: float = 90.0
+    orp_per_ph: float = 40.0
+    chlorine_floor_mgl: float = 0.01  # log of chlorine below this is meaningless
+    # Step coupling: change of each reading from the mean of `reference` readings ending
+    # `horizon` readings before it; the ORP mismatch must reach the horizon's size (mV) and half
+    # of the larger of the expected and the observed ORP change.
+    step_horizons_s: tuple[float, ...] = (60.0, 600.0)
+    step_mismatch_mv: tuple[float, ...] = (14.0, 20.0)
+    reference: int = 5
+    # Level coupling: each term against its usual level, the median of the means of
+    # `level_block_s` blocks over the trailing `level_span_s` (a fault of a few hours moves a
+    # median little, and once it ends the readings are back at the usual level: no finding).
+    level_span_s: float = 12 * 3600.0
+    level_block_s: float = 600.0
+    level_mismatch_mv: float = 30.0
+    # Lone trends over trailing windows.
+    trend_windows_s: tuple[float, ...] = (1200.0, 1800.0, 3600.0, 7200.0)
+    trend_r2: float = 0.9
+    # Change per hour of window that counts as a trend (grows with the square root of the window,
+    # as natural wander does). Parameters not listed get no trend check.
+    trend_change: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "ph": 0.1,
+            "turbidity_ntu": 0.3,
+            "free_chlorine_mgl": 0.15,
+            "conductivity_uscm": 4.0,
+            "orp_mv": 15.0,
+        }
+    )
+    # Spike bursts: an isolated excursion of at least this size (both neighbours), at least
+    # `spike_count` of them within `spike_window` readings.
+    spike_size: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "ph": 0.25,
+            "turbidity_ntu": 0.3,
+            "free_chlorine_mgl": 0.15,
+            "conductivity_uscm": 25.0,
+            "orp_mv": 30.0,
+        }
+    )
+    # Decoupled on more than half of this many readings (spikes not counted): the instrument creeps.
+    held_readings: int = 10
+    spike_window: int = 30
+    spike_count: int = 2
+    holdover_s: float = 900.0
+    evidence_holdover_s: float = 9000.0
+
+    def __post_init__(self) -> None:
+        if len(self.step_horizons_s) != len(self.step_mismatch_mv):
+            raise ValueError("one step_mismatch_mv per step horizon is required")
+        if self.level_block_s <= 0 or self.level_span_s < self.level_block_s:
+            raise ValueError("level_block_s > 0 and level_span_s >= level_block_s are required")
+        if min(self.reference, self.held_readings, self.spike_window, self.spike_count) < 1:
+            raise ValueError("reference, held_readings, spike_window and spike_count must be at least 1")
+        if not 0.0 < self.trend_r2 <= 1.0:
+            raise ValueError("trend_r2 must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Per parameter and reading, shape of the values (..., P, n)."""
+
+    checks: dict[str, BoolArray]  # raw findings per check (CHECKS)
+    fault: BoolArray  # some check found, or within holdover_s after: the sensor-fault alert
+    # Kept out of the event detector: within evidence_holdover_s of a decoupled or trend finding
+    # (readings of a creeping sensor may be in the detector's baseline), holdover_s of a spike.
+    not_evidence: BoolArray
+
+
+def _window_sum(a: FloatArray, w: int) -> FloatArray:
+    c = np.cumsum(a, axis=-1)
+    out = c.copy()
+    out[..., w:] -= c[..., :-w]
+    return out
+
+
+def _shift(a: FloatArray, k: int) -> FloatArray:
+    """a[..., j - k] at j (NaN before the start)."""
+    out = np.full(a.shape, np.nan)
+    if k < a.shape[-1]:
+        out[..., k:] = a[..., : a.shape[-1] - k]
+    return out
+
+
+def _fit(td: FloatArray, x: FloatArray, ok: BoolArray, w: int) -> tuple[FloatArray, FloatArray]:
+    """Trailing least-squares line over w readings: slope (per time unit of td) and R²."""
+    m = ok.astype(np.float64)
+    x0 = np.where(ok, x, 0.0)
+    t0 = np.where(ok, td, 0.0)
+    n = _window_sum(m, w)
+    st, sx = _window_sum(t0, w), _window_sum(x0, w)
+    stt, sxx, stx = _window_sum(t0 * t0, w), _window_sum(x0 * x0, w), _window_sum(t0 * x0, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vt = n * stt - st * st
+        vx = n * sxx - sx * sx
+        cov = n * stx - st * sx
+        slope = cov / vt
+        r2 = np.where(vx > 0, cov * cov / (vt * vx), 0.0)
+    full = n >= max(3, (3 * w) // 4)
+    full[..., : w - 1] = False
+    return np.where(full, slope, np.nan), np.where(full, r2, 0.0)
+
+
+def _blame(mismatch: FloatArray, terms: FloatArray, floor: float) -> BoolArray:
+    """terms (..., 3, n): ORP, chlorine and pH contributions (mV). Where the ORP balance is off
+    by at least `floor` and half the larger side, the instrument with the largest term is blamed."""
+    observed = np.abs(terms[..., 0, :])
+    expected = np.abs(terms[..., 1, :] + terms[..., 2, :])
+    bad = (np.abs(mismatch) >= floor) & (np.abs(mismatch) >= 0.5 * np.maximum(observed, expected))
+    who = np.argmax(np.nan_to_num(np.abs(terms), nan=-1.0), axis=-2)
+    out: BoolArray = bad[..., None, :] & (who[..., None, :] == np.arange(3)[:, None])
+    return out
+
+
+def _level_blame(
+    t: FloatArray, series: FloatArray, coef: FloatArray, cfg: FaultConfig
+) -> tuple[BoolArray, FloatArray]:
+    """The coupling terms against their usual levels (see FaultConfig.level_span_s): the blame
+    and the ORP mismatch (mV; NaN while the history is too short for a usual level)."""
+    block = np.floor(t / cfg.level_block_s).astype(np.int64)  # by time: live and replay agree
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(block)) + 1])
+    ids = block[starts]
+    okc = np.isfinite(series)
+    sums = np.add.reduceat(np.where(okc, series, 0.0), starts, axis=-1)
+    counts = np.add.reduceat(okc.astype(np.float64), starts, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / counts, np.nan)  # (..., 3, blocks)
+    # Per block: the median over the blocks of the span before it (not itself), by block number.
+    nb = max(1, round(cfg.level_span_s / cfg.level_block_s))
+    grid = np.full((*series.shape[:-1], int(ids[-1] - ids[0]) + 1 + nb), np.nan)
+    grid[..., nb + (ids - ids[0])] = means
+    windows = np.lib.stride_tricks.sliding_window_view(grid, nb, axis=-1)[..., :-1, :]
+    # Median of the finite block means (NaN sorts last); too few of them: no usual level yet.
+    finite = np.isfinite(windows).sum(axis=-1, keepdims=True)
+    ordered = np.sort(windows, axis=-1)
+    lo_mid = np.take_along_axis(ordered, np.maximum(finite - 1, 0) // 2, axis=-1)[..., 0]
+    hi_mid = np.take_along_axis(ordered, finite // 2, axis=-1)[..., 0]
+    usual = np.where(finite[..., 0] >= max(1, nb // 2), (lo_mid + hi_mid) / 2, np.nan)
+    level = usual[..., block - ids[0]]
+    terms = (series - level) * coef
+    mismatch = terms[..., 0, :] - terms[..., 1, :] - terms[..., 2, :]
+    return _blame(mismatch, terms, cfg.level_mismatch_mv), mismatch
+
+
+def _holdover(found: BoolArray, t: FloatArray, span_s: float) -> BoolArray:
+    """True where some finding was at most span_s seconds earlier (or at that reading)."""
+    last = np.where(found, t, -np.inf)
+    last = np.maximum.accumulate(last, axis=-1)
+    out: BoolArray = t - last <= span_s
+    return out
+
+
+def _coupled(
+    xn: FloatArray, parameters: Sequence[str], cfg: FaultConfig
+) -> tuple[FloatArray, list[int]] | None:
+    """ORP, log10 chlorine and pH (..., 3, n) where all three were measured, and their rows."""
+    idx = {p: i for i, p in enumerate(parameters)}
+    triple = ("orp_mv", "free_chlorine_mgl", "ph")
+    if not all(p in idx for p in triple):
+        return None
+    rows = [idx[p] for p in triple]
+    lcl = np.log10(np.maximum(xn[..., rows[1], :], cfg.chlorine_floor_mgl))
+    series = np.stack([xn[..., rows[0], :], lcl, xn[..., rows[2], :]], axis=-2)
+    return np.where(np.isfinite(series).all(axis=-2, keepdims=True), series, np.nan), rows
+
+
+def instrument_faults(
+    times: npt.ArrayLike,
+    values: npt.ArrayLike,
+    usable: npt.ArrayLike,
+    parameters: Sequence[str],
+    config: FaultConfig | None = None,
+    since: float | None = None,
+) -> Faults:
+    """Instrument faults per parameter and reading; values (..., P, n), usable the readings that
+    are measurements. With `since` (epoch seconds) only the verdicts of readings at or after it
+    are computed (the others are False): the live path needs those of its new readings only."""
+    cfg = config or FaultConfig()
+    t = seconds(times)
+    x = np.asarray(values, dtype=np.float64)
+    ok = np.asarray(usable, dtype=bool) & np.isfinite(x)
+    shape = x.shape
+    if t.size == 0:
+        none = np.zeros(shape, dtype=bool)
+        return Faults({name: none.copy() for name in CHECKS}, none, none.copy())
+    step = cadence_s(t)
+    xn = np.where(ok, x, np.nan)
+    # Coupling terms in mV: the observed ORP change and the changes chlorine and pH account for.
+    coef = np.array([1.0, cfg.orp_per_chlorine_decade, -cfg.orp_per_ph])[:, None]
+    triple = _coupled(xn, parameters, cfg)
+    level = None if triple is None else _level_blame(t, triple[0], coef, cfg)
+    lo = 0
+    if since is not None:
+        lookback = max(
+            max(cfg.trend_windows_s, default=0.0),
+            max(cfg.step_horizons_s, default=0.0) + cfg.reference * step,
+            cfg.spike_window * step,
+        )
+        lo = int(np.searchsorted(t, since - cfg.evidence_holdover_s - lookback - step))
+    part = _findings(t[lo:], x[..., lo:], ok[..., lo:], xn[..., lo:], parameters, cfg, step, coef, level, lo)
+    if lo == 0:
+        return part
+
+    def pad(a: BoolArray) -> BoolArray:
+        out = np.zeros(shape, dtype=bool)
+        out[..., lo:] = a
+        return out
+
+    return Faults({k: pad(v) for k, v in part.checks.items()}, pad(part.fault), pad(part.not_evidence))
+
+
+def _findings(
+    t: FloatArray,
+    x: FloatArray,
+    ok: BoolArray,
+    xn: FloatArray,
+    parameters: Sequence[str],
+    cfg: FaultConfig,
+    step: float,
+    coef: FloatArray,
+    level: tuple[BoolArray, FloatArray] | None,
+    lo: int,
+) -> Faults:
+    shape = x.shape
+    checks = {name: np.zeros(shape, dtype=bool) for name in CHECKS}
+    td = np.broadcast_to((t - t[0]) / 3600.0, shape)  # hours: well conditioned
+
+    # Coupling of free chlorine, pH and ORP.
+    triple = _coupled(xn, parameters, cfg)
+    if triple is not None and level is not None:
+        series, rows = triple
+        level_blamed, off_level = level[0][..., lo:], level[1][..., lo:]
+        blamed = level_blamed.copy()
+        # Reference: the median of the last `reference` readings (a spike does not move it).
+        r = cfg.reference
+        padded = np.concatenate([np.full((*series.shape[:-1], r - 1), np.nan), series], axis=-1)
+        last = np.sort(np.lib.stride_tricks.sliding_window_view(padded, r, axis=-1), axis=-1)
+        ref = (last[..., (r - 1) // 2] + last[..., r // 2]) / 2  # NaN unless all r were measured
+        for horizon_s, floor in zip(cfg.step_horizons_s, cfg.step_mismatch_mv, strict=True):
+            h = max(1, round(horizon_s / step))
+            terms = (series - _shift(ref, h)) * coef
+            mismatch = terms[..., 0, :] - terms[..., 1, :] - terms[..., 2, :]
+            # A step back to the usual balance is the end of a fault (or of a spike), not a new one.
+            returned = np.abs(off_level) < 0.5 * cfg.level_mismatch_mv
+            blamed |= _blame(mismatch, terms, floor) & ~returned[..., None, :]
+        for k, i in enumerate(rows):
+            checks["decoupled"][..., i, :] = blamed[..., k, :]
+
+    # Spike bursts: the reading before each one is an isolated excursion, confirmed by this one.
+    size = np.array([cfg.spike_size.get(p, np.inf) for p in parameters])[:, None]
+    d1 = _shift(xn, 1) - _shift(xn, 2)
+    d2 = _shift(xn, 1) - xn
+    with np.errstate(invalid="ignore"):
+        spike = (np.sign(d1) == np.sign(d2)) & (np.minimum(np.abs(d1), np.abs(d2)) >= size)
+    count = _window_sum(spike.astype(np.float64), cfg.spike_window)
+    # Found at each spike of a burst (not for the whole window, which would outlast the burst).
+    checks["spikes"] = spike & (count >= cfg.spike_count)
+
+    # Decoupled for most of the last `held_readings`, not counting readings already known to be
+    # isolated spikes: a creeping instrument. (A spike at j is known at j + 1.)
+    k = cfg.held_readings
+    dec = checks["decoupled"]
+    spike_next = np.zeros(shape, dtype=bool)
+    spike_next[..., :-1] = spike[..., 1:]
+    settled = (dec & ~spike_next).astype(np.float64)
+    count_held = (np.nan_to_num(_shift(_window_sum(settled, k - 1), 1)) if k > 1 else 0.0) + dec
+    held = count_held * 2 > k
+
+    # Lone trends; an instrument that creeps decoupled is no witness that the water moved.
+    limits = np.array([cfg.trend_change.get(p, np.inf) for p in parameters])[:, None]
+    quality = np.isfinite(limits[:, 0])
+    for window_s in cfg.trend_windows_s:
+        w = max(3, round(window_s / step))
+        hours = w * step / 3600.0
+        slope, r2 = _fit(td, x, ok, w)
+        change = np.abs(np.nan_to_num(slope)) * hours
+        big = change >= limits * np.sqrt(hours)
+        # Others count as moving at half the size: a joint change is the water.
+        half = (change >= 0.5 * limits * np.sqrt(hours)) & quality[:, None]
+        creeps = _holdover(held, t, window_s)
+        moving = half & ~creeps
+        others = moving.sum(axis=-2, keepdims=True) - moving
+        checks["trend"] |= big & (others == 0) & (r2 >= cfg.trend_r2) & quality[:, None]
+
+    creeping = held | checks["trend"]
+    found = checks["decoupled"] | checks["trend"] | checks["spikes"]
+    fault = _holdover(found, t, cfg.holdover_s)
+    return Faults(checks, fault, fault | _holdover(creeping, t, cfg.evidence_holdover_s))

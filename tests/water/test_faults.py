@@ -1,0 +1,194 @@
+"""Instrument faults on synthetic signals: what the water cannot do is a sensor fault."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.water.faults import FaultConfig, instrument_faults
+from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.qc_config import default_qc_config
+
+P = {p: i for i, p in enumerate(PARAMETERS)}
+N = 8 * 60  # eight hours of 1-minute readings
+T = 1_767_225_600.0 + 60.0 * np.arange(N)
+
+
+def clean(seed: int = 3) -> np.ndarray:
+    """Quiet water: noise around a level; ORP follows chlorine and pH as chlorinated water does."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((len(PARAMETERS), N))
+    x[P["ph"]] = 7.2 + 0.01 * rng.standard_normal(N)
+    x[P["turbidity_ntu"]] = 0.2 + 0.003 * rng.standard_normal(N)
+    x[P["free_chlorine_mgl"]] = 0.6 * (1 + 0.004 * rng.standard_normal(N))
+    x[P["conductivity_uscm"]] = 200.0 + 0.1 * rng.standard_normal(N)
+    x[P["temperature_c"]] = 27.0 + 0.05 * rng.standard_normal(N)
+    x[P["pressure_bar"]] = 2.5 + 0.02 * rng.standard_normal(N)
+    x[P["flow_m3h"]] = 300.0 + 3.0 * rng.standard_normal(N)
+    recouple(x)
+    x[P["orp_mv"]] += 2.0 * rng.standard_normal(N)
+    return x
+
+
+def recouple(x: np.ndarray) -> None:
+    cl, ph = x[P["free_chlorine_mgl"]], x[P["ph"]]
+    x[P["orp_mv"]] = 650.0 + 90.0 * np.log10(cl / 0.5) - 40.0 * (ph - 7.2)
+
+
+def run(x: np.ndarray, config: FaultConfig | None = None):  # type: ignore[no-untyped-def]
+    return instrument_faults(T, x, np.isfinite(x), PARAMETERS, config)
+
+
+def test_quiet_water_has_no_faults() -> None:
+    f = run(clean())
+    assert not f.fault.any()
+    assert not f.not_evidence.any()
+
+
+def test_chlorine_falling_while_orp_holds_blames_the_chlorine_analyser() -> None:
+    x = clean()
+    x[P["free_chlorine_mgl"], 120:240] *= np.linspace(1.0, 0.5, 120)  # fouling membrane reads low
+    f = run(x)
+    assert f.checks["decoupled"][P["free_chlorine_mgl"], 120:260].any()
+    assert not f.checks["decoupled"][[P["ph"], P["conductivity_uscm"]]].any()
+    assert f.fault[P["free_chlorine_mgl"], 240:250].all()
+
+
+def test_chlorine_consumed_with_orp_following_is_water_not_a_fault() -> None:
+    x = clean()
+    x[P["free_chlorine_mgl"], 120:160] *= 0.3  # chlorine demand: the water lost its chlorine
+    x[P["turbidity_ntu"], 120:160] += 0.5
+    x[P["conductivity_uscm"], 120:160] += 30.0
+    noise = x[P["orp_mv"]] - (650.0 + 90.0 * np.log10(clean()[P["free_chlorine_mgl"]] / 0.5))
+    recouple(x)
+    x[P["orp_mv"]] += noise
+    f = run(x)
+    assert not f.fault.any()
+
+
+def test_ph_in_a_buffer_while_orp_holds_is_a_ph_fault_from_the_first_reading() -> None:
+    x = clean()
+    x[P["ph"], 200:204] = 4.01
+    x[P["conductivity_uscm"], 198:204] = 1413.0
+    f = run(x)
+    assert f.checks["decoupled"][P["ph"], 200]
+    assert f.fault[P["ph"], 200 : 204 + 14].all()
+    # Out of the detector's evidence for much longer than the alert holds.
+    assert f.not_evidence[P["ph"], 200 : 200 + 149].all()
+    # The return from the buffer is part of the fault: found while the 30-minute reference still
+    # holds buffer readings, then kept from the detector for evidence_holdover_s.
+    last = int(np.flatnonzero(f.checks["decoupled"][P["ph"]])[-1])
+    assert last < 204 + 40
+    assert not f.not_evidence[P["ph"], last + 156 :].any()
+
+
+def test_ph_excursion_with_orp_following_is_water() -> None:
+    x = clean()
+    x[P["ph"], 200:220] += 1.2
+    x[P["orp_mv"], 200:220] -= 40.0 * 1.2
+    assert not run(x).fault.any()
+
+
+def test_orp_moving_alone_blames_orp() -> None:
+    x = clean()
+    x[P["orp_mv"], 150:300] += np.linspace(0.0, 80.0, 150)  # ORP electrode drifting
+    f = run(x)
+    assert f.checks["decoupled"][P["orp_mv"]].any() or f.checks["trend"][P["orp_mv"]].any()
+    assert not f.fault[[P["ph"], P["free_chlorine_mgl"]]].any()
+
+
+def test_lone_slow_trend_is_a_drift_but_a_step_or_a_joint_change_is_not() -> None:
+    x = clean()
+    x[P["conductivity_uscm"], 120:300] += np.linspace(0.0, 40.0, 180)  # probe drifting for 3 h
+    f = run(x)
+    assert f.checks["trend"][P["conductivity_uscm"], 180:300].any()
+    assert not f.checks["trend"][P["conductivity_uscm"], :120].any()
+    # A front of saline water is a step, not a line: no trend.
+    y = clean()
+    y[P["conductivity_uscm"], 200:] += 600.0
+    y[P["free_chlorine_mgl"], 200:] *= 0.85
+    recouple(y)
+    assert not run(y).checks["trend"].any()
+    # Conductivity rising with turbidity is the water changing, not one probe.
+    z = clean()
+    z[P["conductivity_uscm"], 120:300] += np.linspace(0.0, 40.0, 180)
+    z[P["turbidity_ntu"], 120:300] += np.linspace(0.0, 2.0, 180)
+    assert not run(z).checks["trend"].any()
+
+
+def test_spike_burst_is_a_fault_and_a_single_spike_is_not() -> None:
+    x = clean()
+    x[P["turbidity_ntu"], 100] += 2.0
+    assert not run(x).checks["spikes"].any()
+    x[P["turbidity_ntu"], [110, 117]] += 3.0
+    f = run(x)
+    assert f.checks["spikes"][P["turbidity_ntu"], 111]  # confirmed by the reading after it
+    assert not f.checks["spikes"][P["turbidity_ntu"], :111].any()
+
+
+def test_verdicts_look_backwards_only() -> None:
+    """A reading's verdict does not change when later readings arrive (live equals replay)."""
+    x = clean()
+    x[P["free_chlorine_mgl"], 120:240] *= np.linspace(1.0, 0.5, 120)
+    x[P["ph"], 300:303] = 4.01
+    x[P["conductivity_uscm"], 350:] += np.linspace(0.0, 30.0, N - 350)
+    full = run(x)
+    for cut in (130, 241, 302, 400):
+        part = instrument_faults(T[:cut], x[:, :cut], np.isfinite(x[:, :cut]), PARAMETERS)
+        for name, found in part.checks.items():
+            np.testing.assert_array_equal(found, full.checks[name][:, :cut])
+
+
+def test_verdicts_since_a_time_equal_the_full_computation() -> None:
+    x = clean()
+    x[P["free_chlorine_mgl"], 120:240] *= np.linspace(1.0, 0.5, 120)
+    x[P["ph"], 300:303] = 4.01
+    x[P["turbidity_ntu"], [400, 404]] += 3.0
+    full = run(x)
+    for cut in (200, 301, 405, N - 10):
+        part = instrument_faults(T, x, np.isfinite(x), PARAMETERS, since=T[cut])
+        np.testing.assert_array_equal(part.fault[:, cut:], full.fault[:, cut:])
+        np.testing.assert_array_equal(part.not_evidence[:, cut:], full.not_evidence[:, cut:])
+
+
+def test_missing_readings_and_empty_input_are_handled() -> None:
+    x = clean()
+    x[P["free_chlorine_mgl"], 50:90] = np.nan
+    x[P["orp_mv"], ::7] = np.nan
+    assert not run(x).fault.any()
+    empty = instrument_faults(np.empty(0), np.empty((len(PARAMETERS), 0)), np.empty((8, 0), bool), PARAMETERS)
+    assert empty.fault.shape == (len(PARAMETERS), 0)
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ValueError, match="step_mismatch_mv"):
+        FaultConfig(step_horizons_s=(60.0,), step_mismatch_mv=(10.0, 20.0))
+    with pytest.raises(ValueError, match="trend_r2"):
+        FaultConfig(trend_r2=1.5)
+    with pytest.raises(ValueError, match="at least 1"):
+        FaultConfig(spike_window=0)
+
+
+def test_live_path_reports_a_sonde_in_calibration_buffers_as_a_sensor_fault_only() -> None:
+    """Through analytics/water/live.py in worker-sized wake-ups: sensor_fault, no event."""
+    x = clean(5)
+    start = 300
+    x[P["ph"], start : start + 3] = 7.00  # two-point buffer calibration, unannounced
+    x[P["ph"], start + 3 : start + 6] = 4.01
+    x[P["conductivity_uscm"], start : start + 6] = 1413.0
+    x[P["turbidity_ntu"], start : start + 6] = 0.0
+    x = np.round(x, 3)
+    changes = []
+    for config in (LiveConfig(qc=default_qc_config()), LiveConfig(qc=default_qc_config(), faults=None)):
+        track = StationTrack.empty(config)
+        out = []
+        for i in range(0, N, 10):
+            out += advance(config, track, T[i : i + 10], x[:, i : i + 10], np.empty((0, 2))).changes
+        changes.append(out)
+    opened = [(c.kind.value, c.time, c.evidence) for c in changes[0] if c.change == "open"]
+    assert [k for k, _, _ in opened] == ["sensor_fault"]
+    assert T[start] <= opened[0][1] <= T[start + 6]
+    assert "ph" in opened[0][2]["parameters"]  # type: ignore[operator]
+    assert "decoupled" in opened[0][2]["tests"]["ph"]  # type: ignore[index]
+    # Without the checks, the same readings open a water-quality event.
+    assert any(c.kind.value == "water_quality_event" and c.change == "open" for c in changes[1])
