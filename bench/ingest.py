@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,13 +160,20 @@ def naive_ingester(url: str, port: int, prefix: str, n: int) -> float:
 # ours ------------------------------------------------------------------------------------
 @contextmanager
 def ingesters(
-    url: str, port: int, prefix: str, count: int, settle: float = 2.5
+    url: str,
+    port: int,
+    prefix: str,
+    count: int,
+    settle: float = 2.5,
+    launcher: Sequence[str] = ("-m", "citysense.cli"),
+    extra: Sequence[str] = (),
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` ingester processes; `launcher` may run them under a wrapper, `extra` are more options."""
     procs = []
     for i in range(count):
-        argv = [sys.executable, "-m", "citysense.cli", "ingest", "--database-url", url,
+        argv = [sys.executable, *launcher, "ingest", "--database-url", url,
                 "--mqtt-url", f"mqtt://127.0.0.1:{port}", "--topic-prefix", prefix,
-                "--client-id", f"{prefix}-{i}", "--log-level", "WARNING"]  # fmt: skip
+                "--client-id", f"{prefix}-{i}", "--log-level", "WARNING", *extra]  # fmt: skip
         if count > 1:
             argv += ["--shared", "bench"]
         procs.append(subprocess.Popen(argv))
@@ -180,16 +187,16 @@ def ingesters(
             proc.wait(20)
 
 
-def drain(url: str, port: int, count: int, n: int) -> float:
+def drain(url: str, port: int, count: int, n: int, extra: Sequence[str] = ()) -> float:
     """Rate at which `count` ingester processes store `n` messages queued for them at the broker."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    with ingesters(url, port, prefix, count):
+    with ingesters(url, port, prefix, count, extra=extra):
         pass  # the broker now holds their sessions
     empty(url)
     publisher = Publisher("127.0.0.1", port, prefix, DEVICES)
     publisher.run(n)
     publisher.close()
-    with ingesters(url, port, prefix, count, settle=0.0):
+    with ingesters(url, port, prefix, count, settle=0.0, extra=extra):
         # The clock starts at the first committed batch, so process start-up is not counted
         # (nor is that first batch).
         while (first := stored(url)) == 0:
