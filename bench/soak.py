@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -40,6 +41,13 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -109,6 +117,7 @@ def main() -> int:
                     breaker.join()
                     wait_stored(url, total, 600)
                     drained = time.monotonic() - began
+                    ingester_cpu = cpu_s(proc.pid)
                     done.set()
                     sampler.join()
                     publisher.close()
@@ -128,6 +137,8 @@ def main() -> int:
         "stored_distinct": distinct,
         "dead_letters": dead[0] if dead else None,
         "seconds_until_all_stored": round(drained, 1),
+        "ingester_cpu_s": round(ingester_cpu, 1),
+        "load_average_at_end": os.getloadavg(),
         "outage_s": args.outage,
         "warmup_s": warmup,
         "ingest_args": args.ingest_arg,
