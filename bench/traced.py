@@ -97,7 +97,16 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     own, rest = args[: args.index("--")], args[args.index("--") + 1 :]
-    out, period, trace = Path(own[0]), float(own[1]), "--tracemalloc" in own[2:]
+    try:
+        period = float(own[1])
+    except ValueError:
+        period = 0.0
+    if not period > 0 or own[2:] not in ([], ["--tracemalloc"]):
+        print(
+            "PERIOD must be a positive number of seconds; the only option is --tracemalloc", file=sys.stderr
+        )
+        return 2
+    out, trace = Path(own[0]), bool(own[2:])
     out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     threading.Thread(target=_watch, args=(out, period, trace, began), daemon=True).start()
