@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,13 +161,20 @@ def naive_ingester(url: str, port: int, prefix: str, n: int) -> float:
 # ours ------------------------------------------------------------------------------------
 @contextmanager
 def ingesters(
-    url: str, port: int, prefix: str, count: int, settle: float = 2.5
+    url: str,
+    port: int,
+    prefix: str,
+    count: int,
+    settle: float = 2.5,
+    launcher: Sequence[str] = ("-m", "citysense.cli"),
+    extra: Sequence[str] = (),
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` ingester processes; `launcher` may run them under a wrapper, `extra` are more options."""
     procs = []
     for i in range(count):
-        argv = [sys.executable, "-m", "citysense.cli", "ingest", "--database-url", url,
+        argv = [sys.executable, *launcher, "ingest", "--database-url", url,
                 "--mqtt-url", f"mqtt://127.0.0.1:{port}", "--topic-prefix", prefix,
-                "--client-id", f"{prefix}-{i}", "--log-level", "WARNING"]  # fmt: skip
+                "--client-id", f"{prefix}-{i}", "--log-level", "WARNING", *extra]  # fmt: skip
         if count > 1:
             argv += ["--shared", "bench"]
         procs.append(subprocess.Popen(argv))
@@ -180,23 +188,31 @@ def ingesters(
             proc.wait(20)
 
 
-def drain(url: str, port: int, count: int, n: int) -> float:
-    """Rate at which `count` ingester processes store `n` messages queued for them at the broker."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def drain(url: str, port: int, count: int, n: int, extra: Sequence[str] = ()) -> tuple[float, float]:
+    """Rate at which `count` ingester processes store `n` messages queued for them at the broker,
+    and the CPU seconds those processes used from start to exit (start-up included)."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    with ingesters(url, port, prefix, count):
+    with ingesters(url, port, prefix, count, extra=extra):
         pass  # the broker now holds their sessions
     empty(url)
     publisher = Publisher("127.0.0.1", port, prefix, DEVICES)
     publisher.run(n)
     publisher.close()
-    with ingesters(url, port, prefix, count, settle=0.0):
+    cpu = _children_cpu()
+    with ingesters(url, port, prefix, count, settle=0.0, extra=extra):
         # The clock starts at the first committed batch, so process start-up is not counted
         # (nor is that first batch).
         while (first := stored(url)) == 0:
             time.sleep(0.002)
         began = time.monotonic()
         wait_stored(url, n, 600)
-        return (n - first) / (time.monotonic() - began)
+        rate = (n - first) / (time.monotonic() - began)
+    return rate, _children_cpu() - cpu
 
 
 def percentile(h: dict[str, Any], q: float) -> float:
@@ -274,8 +290,8 @@ def main() -> int:
         results["broker_c_to_c_per_s"] = broker_c_to_c(port, n)
         results["database_copy_rows_per_s"] = database_copy(url, n)
         results["naive_per_s"] = naive_ingester(url, port, f"naive{uuid.uuid4().hex[:6]}", naive_n)
-        results["ours_1_process_per_s"] = drain(url, port, 1, n)
-        results["ours_2_processes_per_s"] = drain(url, port, 2, n)
+        results["ours_1_process_per_s"], results["ours_1_process_cpu_s"] = drain(url, port, 1, n)
+        results["ours_2_processes_per_s"], results["ours_2_processes_cpu_s"] = drain(url, port, 2, n)
         results["fixed_load"] = [offered(url, port, rate, 5 if args.quick else 10) for rate in (1000, 5000)]
     print(json.dumps(results, indent=2))
     best = max(results["ours_1_process_per_s"], results["ours_2_processes_per_s"])
@@ -283,8 +299,12 @@ def main() -> int:
     print(f"broker alone, C to C:           {results['broker_c_to_c_per_s']:>10,.0f} msg/s")
     print(f"database alone, binary COPY:    {results['database_copy_rows_per_s']:>10,.0f} rows/s")
     print(f"naive ingester (INSERT per msg):{results['naive_per_s']:>10,.0f} msg/s")
-    print(f"citysense ingest, 1 process:    {results['ours_1_process_per_s']:>10,.0f} msg/s")
-    print(f"citysense ingest, 2 processes:  {results['ours_2_processes_per_s']:>10,.0f} msg/s")
+    print(
+        f"citysense ingest, 1 process:    {results['ours_1_process_per_s']:>10,.0f} msg/s "
+        f"({results['ours_1_process_cpu_s']:.1f} s CPU for {n:,} messages, start-up included)"
+    )
+    print(f"citysense ingest, 2 processes:  {results['ours_2_processes_per_s']:>10,.0f} msg/s "
+          f"({results['ours_2_processes_cpu_s']:.1f} s CPU, both processes)")  # fmt: skip
     ratios = (
         f"best / naive {best / results['naive_per_s']:.1f}x, "
         f"best / broker C-to-C {best / results['broker_c_to_c_per_s']:.2f}x, "

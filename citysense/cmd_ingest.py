@@ -32,7 +32,18 @@ def register(subparsers: Any) -> None:
         type=_group,
         help="join the MQTT shared subscription GROUP, to spread messages over several ingesters",
     )
-    parser.add_argument("--max-batch", type=int, default=5000, help="messages per transaction at most")
+    parser.add_argument(
+        "--max-batch",
+        type=_positive,
+        default=2000,
+        help="messages per transaction at most (default 2000; two batches are decoded at once)",
+    )
+    parser.add_argument(
+        "--receive-maximum",
+        type=_receive_maximum,
+        default=5000,
+        help="unacknowledged messages the broker may have in flight to this ingester (MQTT 5; default 5000)",
+    )
     parser.add_argument("--linger", type=float, default=0.05, help="seconds a batch may wait to fill")
     add_logging_options(parser)
     parser.set_defaults(func=run)
@@ -42,6 +53,23 @@ def _group(value: str) -> str:
     if not value or any(c in value for c in "/+#"):
         raise argparse.ArgumentTypeError("a shared subscription group is one topic level without wildcards")
     return value
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _receive_maximum(value: str) -> int:
+    n = _positive(value)
+    if n > 65535:
+        raise argparse.ArgumentTypeError("the MQTT Receive Maximum is between 1 and 65535")
+    return n
 
 
 def config_from(args: argparse.Namespace) -> IngestConfig:
@@ -57,6 +85,7 @@ def config_from(args: argparse.Namespace) -> IngestConfig:
             tls=mqtt.tls,
             client_id=args.client_id,
             protocol=args.mqtt_protocol,
+            receive_maximum=args.receive_maximum,
         ),
         prefix=settings.topic_prefix,
         shared_group=args.shared,

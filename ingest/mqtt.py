@@ -41,7 +41,8 @@ class BrokerConfig:
     client_id: str = "citysense-ingest"
     keepalive: int = 30
     # Unacknowledged messages the broker may have in flight to us: the bound on our buffer.
-    receive_maximum: int = 10000
+    # 5000 keeps two 2000-message batches busy with the next arriving; more only costs memory.
+    receive_maximum: int = 5000
     # The broker keeps our subscription and queued messages this long while we are away.
     session_expiry_s: int = 7 * 24 * 3600
     # "5", or "3.1.1" for brokers without MQTT v5 (there the broker's own in-flight limit,

@@ -136,35 +136,37 @@ class Parser:
                 raise ProtocolError(f"packet of {size} bytes")
             if body + size > end:
                 break
-            out.append(self._decode(header, bytes(buf[body : body + size])))
+            out.append(self._decode(header, buf, body, body + size))
             pos = body + size
         del buf[:pos]
         return out
 
-    def _decode(self, header: int, body: bytes) -> Publish | Control:
+    def _decode(self, header: int, buf: bytearray, start: int, end: int) -> Publish | Control:
+        """The packet in buf[start:end]; only a PUBLISH's payload is copied out."""
         kind = header >> 4
+        size = end - start
         if kind == PUBLISH:
             qos = (header >> 1) & 0x03
             if qos > 1:
                 raise ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
-            if len(body) < 2:
+            if size < 2:
                 raise ProtocolError("PUBLISH too short")
-            tlen = struct.unpack_from("!H", body)[0]
-            pos = 2 + tlen
+            tlen = struct.unpack_from("!H", buf, start)[0]
+            pos = start + 2 + tlen
             packet_id = 0
             if qos:
-                if len(body) < pos + 2:
+                if end < pos + 2:
                     raise ProtocolError("PUBLISH without packet id")
-                packet_id = struct.unpack_from("!H", body, pos)[0]
+                packet_id = struct.unpack_from("!H", buf, pos)[0]
                 pos += 2
             if self.v5:
-                props = _read_varint(body, pos, len(body))
+                props = _read_varint(buf, pos, end)
                 if props is None:
                     raise ProtocolError("PUBLISH properties cut short")
                 pos = props[1] + props[0]
-            if pos > len(body):
+            if pos > end:
                 raise ProtocolError("PUBLISH shorter than its fields")
-            raw = body[2 : 2 + tlen]
+            raw = bytes(buf[start + 2 : start + 2 + tlen])
             topic = self._topics.get(raw)
             if topic is None:
                 try:
@@ -174,7 +176,8 @@ class Parser:
                 if len(self._topics) > 100_000:
                     self._topics.clear()
                 self._topics[raw] = topic
-            return Publish(topic, body[pos:], qos, packet_id)
+            return Publish(topic, bytes(buf[pos:end]), qos, packet_id)
+        body = bytes(buf[start:end])
         if kind == CONNACK:
             if len(body) < 2:
                 raise ProtocolError("CONNACK too short")

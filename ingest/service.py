@@ -37,7 +37,9 @@ class IngestConfig:
     prefix: str = "citysense"
     # Ingesters sharing one subscription ($share/GROUP/...): the broker spreads messages.
     shared_group: str | None = None
-    max_batch: int = 5000
+    # Two batches are decoded at once (one committing, the next ready): with the Receive Maximum
+    # this bounds memory while catching up (docs/ingest.md, Back-pressure).
+    max_batch: int = 2000
     linger_s: float = 0.05
     retention: Retention = field(default_factory=Retention)
     heartbeat_s: float = 2.0
@@ -148,16 +150,25 @@ class Ingester:
                     await self._conn.close()
 
     async def _consume(self, stop: asyncio.Event) -> None:
-        """Collect and decode batches while the previous one commits (a pipeline two deep)."""
+        """Collect and decode a batch while the previous one commits (a pipeline two deep).
+
+        At most two batches are decoded at once, the one committing and the next: messages
+        beyond them wait as they arrived (a few hundred bytes each), not as decoded readings
+        (several times that), so memory while catching up is bounded by the batch size.
+        """
         pipe: asyncio.Queue[list[Decoded] | None] = asyncio.Queue(maxsize=1)
+        decoded_slots = asyncio.Semaphore(2)
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+
+        async def next_batch() -> list[Inbound]:
+            await decoded_slots.acquire()
+            return await collect(self.queue, self.config.max_batch, self.config.linger_s)
+
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._write_all(pipe), name="write")
+                tasks.create_task(self._write_all(pipe, decoded_slots), name="write")
                 while True:
-                    getting = asyncio.create_task(
-                        collect(self.queue, self.config.max_batch, self.config.linger_s), name="collect"
-                    )
+                    getting = asyncio.create_task(next_batch(), name="collect")
                     done, _ = await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     if getting not in done:
                         getting.cancel()
@@ -173,12 +184,22 @@ class Ingester:
                     batch = getting.result()
                     self.metrics.received += len(batch)
                     await pipe.put(predecode(batch, self.config.prefix))
+                    # Hold no reference to a batch past its hand-over: it goes once committed.
+                    del batch, getting, done
         finally:
             stopping.cancel()
 
-    async def _write_all(self, pipe: asyncio.Queue[list[Decoded] | None]) -> None:
-        while (decoded := await pipe.get()) is not None:
+    async def _write_all(
+        self, pipe: asyncio.Queue[list[Decoded] | None], decoded_slots: asyncio.Semaphore
+    ) -> None:
+        while True:
+            decoded = await pipe.get()
+            if decoded is None:
+                return
             await self._commit(decoded)
+            # Release the committed batch before waiting for the next one.
+            del decoded
+            decoded_slots.release()
 
     async def _commit(self, decoded: list[Decoded]) -> None:
         """Decide fates and write them in one transaction, retrying until it commits; then ack."""

@@ -40,6 +40,21 @@ def test_missing_configuration_is_a_clear_error() -> None:
     assert "mqtt://" in result.stderr
 
 
+def test_ingest_bounds_out_of_range_are_clear_errors() -> None:
+    base = ("ingest", "--database-url", "postgresql://x@127.0.0.1/x", "--mqtt-url", "mqtt://127.0.0.1:1")
+    for option, value, says in (
+        ("--max-batch", "0", "at least 1"),
+        ("--max-batch", "many", "not a whole number"),
+        ("--receive-maximum", "70000", "between 1 and 65535"),
+        ("--receive-maximum", "0", "at least 1"),
+    ):
+        result = run(*base, option, value)
+        assert result.returncode == 2, (option, value)
+        assert says in result.stderr
+        assert option in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_unreachable_database_is_a_clear_error_without_the_password() -> None:
     result = run("db", "migrate", "--database-url", "postgresql://u:s3cret@127.0.0.1:1/x")
     assert result.returncode == 1

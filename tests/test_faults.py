@@ -8,7 +8,8 @@ once, that none was dead-lettered, and that the ingester became healthy again by
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -69,47 +70,49 @@ def test_ingester_killed_mid_stream(ingester: IngesterProcess, db: str, mqtt_url
     assert ingester.stop() == 0
 
 
+@contextmanager
+def _running(process: IngesterProcess, db: str, prefix: str) -> Iterator[IngesterProcess]:
+    """The ingester started and healthy; killed on the way out if it is still running."""
+    process.start()
+    try:
+        wait_until(lambda: healthy(db, prefix), 20, "the ingester up")
+        yield process
+    finally:
+        process.close()
+
+
+def _fault_mid_stream(
+    db: str, mqtt_url: str, prefix: str, fault: Callable[[], None], repair: Callable[[], None]
+) -> None:
+    """Stream, apply `fault` once part of it is out, `repair` 3 s later; then all must be stored once."""
+    stream = Stream(mqtt_url, prefix, TOTAL, RATE)
+    try:
+        stream.wait_sent(0.3)
+        fault()
+        time.sleep(3)
+        repair()
+        _finish(stream, db, prefix)
+    finally:
+        stream.close()
+
+
 def test_database_connection_cut_mid_stream(db: str, mqtt_url: str, prefix: str) -> None:
     register(db, ("seq-1", "water", True))
     with proxy("127.0.0.1", 5432) as pg_proxy:
         via_proxy = db.replace("127.0.0.1:5432", f"127.0.0.1:{pg_proxy.port}")
         assert via_proxy != db, "the test database is expected at 127.0.0.1:5432"
-        process = IngesterProcess(via_proxy, mqtt_url, prefix)
-        process.start()
-        try:
-            wait_until(lambda: healthy(db, prefix), 20, "the ingester up")
-            stream = Stream(mqtt_url, prefix, TOTAL, RATE)
-            try:
-                stream.wait_sent(0.3)
-                pg_proxy.cut()
-                time.sleep(3)
-                pg_proxy.restore()
-                _finish(stream, db, prefix)
-            finally:
-                stream.close()
-        finally:
-            process.close()
+        with _running(IngesterProcess(via_proxy, mqtt_url, prefix), db, prefix):
+            _fault_mid_stream(db, mqtt_url, prefix, pg_proxy.cut, pg_proxy.restore)
 
 
 def test_broker_connection_cut_mid_stream(db: str, mqtt_url: str, prefix: str) -> None:
     register(db, ("seq-1", "water", True))
     broker = MqttUrl.parse(mqtt_url)
-    with proxy(broker.host, broker.port) as mqtt_proxy:
-        process = IngesterProcess(db, f"mqtt://127.0.0.1:{mqtt_proxy.port}", prefix)
-        process.start()
-        try:
-            wait_until(lambda: healthy(db, prefix), 20, "the ingester up")
-            stream = Stream(mqtt_url, prefix, TOTAL, RATE)
-            try:
-                stream.wait_sent(0.3)
-                mqtt_proxy.cut()
-                time.sleep(3)
-                mqtt_proxy.restore()
-                _finish(stream, db, prefix)
-            finally:
-                stream.close()
-        finally:
-            process.close()
+    with (
+        proxy(broker.host, broker.port) as mqtt_proxy,
+        _running(IngesterProcess(db, f"mqtt://127.0.0.1:{mqtt_proxy.port}", prefix), db, prefix),
+    ):
+        _fault_mid_stream(db, mqtt_url, prefix, mqtt_proxy.cut, mqtt_proxy.restore)
 
 
 def test_broker_restarted_mid_stream(db: str, prefix: str, tmp_path: Path) -> None:
@@ -143,21 +146,8 @@ def test_database_restarted_mid_stream(mqtt_url: str, prefix: str, tmp_path: Pat
         with psycopg.connect(pg.admin_url, autocommit=True) as conn:
             migrate(conn, engine=Engine.POSTGRES)
         register(pg.admin_url, ("seq-1", "water", True))
-        process = IngesterProcess(pg.admin_url, mqtt_url, prefix)
-        process.start()
-        try:
-            wait_until(lambda: healthy(pg.admin_url, prefix), 20, "the ingester up")
-            stream = Stream(mqtt_url, prefix, TOTAL, RATE)
-            try:
-                stream.wait_sent(0.3)
-                pg.stop()
-                time.sleep(3)
-                pg.start()
-                _finish(stream, pg.admin_url, prefix)
-            finally:
-                stream.close()
-        finally:
-            process.close()
+        with _running(IngesterProcess(pg.admin_url, mqtt_url, prefix), pg.admin_url, prefix):
+            _fault_mid_stream(pg.admin_url, mqtt_url, prefix, pg.stop, pg.start)
     finally:
         pg.close()
 
