@@ -10,20 +10,18 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
 from fastapi.testclient import TestClient
-from psycopg import sql
 
 from api.app import create_app
 from api.auth import View
 from api.state import ApiConfig
 from bench.machine import cpu_model
+from bench.scratch import scratch_database
 from devices.water import PARAMETERS
-from ingest.schema import Engine, migrate
 from tests import services
 
 DAYS = 30
@@ -39,7 +37,6 @@ def _load(url: str, end: datetime) -> int:
     )
     start = end - timedelta(days=DAYS)
     with psycopg.connect(url, autocommit=True) as conn:
-        migrate(conn, engine=Engine.POSTGRES)
         conn.execute("INSERT INTO devices (device_id, kind, enabled) VALUES ('wq-bench', 'water', true)")
         columns = ", ".join(("device_id", "time", *PARAMETERS, *(f"{p}_qc" for p in PARAMETERS), "qc_flag"))
         with conn.cursor().copy(f"COPY water_readings ({columns}) FROM STDIN") as copy:
@@ -77,28 +74,20 @@ def _time(client: TestClient, params: dict[str, str], rounds: int) -> list[float
 def main() -> int:
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     window = {"start": (end - timedelta(days=DAYS)).isoformat(), "end": end.isoformat()}
-    name = f"cs_bench_{uuid.uuid4().hex[:10]}"
-    with services.postgres() as admin:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = services.database_url(admin, name)
-        try:
-            t0 = time.perf_counter()
-            n = _load(url, end)
-            print(f"loaded {n:,} readings in {time.perf_counter() - t0:.1f} s")
-            config = ApiConfig(url, public_views=frozenset(View))
-            with TestClient(create_app(config)) as client:
-                hourly = {**window, "bucket": "1h"}
-                body = client.get("/api/v1/water/stations/wq-bench/readings", params=hourly).json()
-                assert sum(r["readings"] for r in body["readings"]) == n, "every reading counted once"
-                _time(client, hourly, 20)  # warm the pool and the caches
-                results = {
-                    "1h (hourly totals)": _time(client, hourly, 200),
-                    "30m (date_bin over raw rows)": _time(client, {**window, "bucket": "30m"}, 30),
-                }
-        finally:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with services.postgres() as admin, scratch_database(admin) as url:
+        t0 = time.perf_counter()
+        n = _load(url, end)
+        print(f"loaded {n:,} readings in {time.perf_counter() - t0:.1f} s")
+        config = ApiConfig(url, public_views=frozenset(View))
+        with TestClient(create_app(config)) as client:
+            hourly = {**window, "bucket": "1h"}
+            body = client.get("/api/v1/water/stations/wq-bench/readings", params=hourly).json()
+            assert sum(r["readings"] for r in body["readings"]) == n, "every reading counted once"
+            _time(client, hourly, 20)  # warm the pool and the caches
+            results = {
+                "1h (hourly totals)": _time(client, hourly, 200),
+                "30m (date_bin over raw rows)": _time(client, {**window, "bucket": "30m"}, 30),
+            }
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"{'bucket':<30} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}   target p99 < {TARGET_MS:.0f} ms")
     ok = True

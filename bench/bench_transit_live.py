@@ -18,34 +18,15 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import psycopg
-from psycopg import sql
 
 from bench.machine import machine
-from ingest.schema import Engine, migrate
+from bench.scratch import scratch_database
 from tests import services
-
-
-@contextmanager
-def database(admin: str) -> Iterator[str]:
-    name = f"cs_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = services.database_url(admin, name)
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn, engine=Engine.POSTGRES)
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def move_buses(url: str, buses: int, stop: threading.Event) -> None:
@@ -94,7 +75,7 @@ def main() -> int:
     port = services.free_port()
     print(f"machine: {machine()}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    with services.postgres() as admin, database(admin) as url:
+    with services.postgres() as admin, scratch_database(admin) as url:
         stop = threading.Event()
         mover = threading.Thread(target=move_buses, args=(url, args.buses, stop), name="mover")
         mover.start()

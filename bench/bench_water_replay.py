@@ -20,21 +20,19 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import psycopg
-from psycopg import sql
 
 from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
 from analytics.water.synthetic import inject
 from bench.machine import cpu_model
+from bench.scratch import scratch_database
 from citysense import replay_water
 from citysense.cli import main as cli
-from ingest.schema import Engine, migrate
 from tests import services
 from tests.water.live_reference import advance_reference, reference_track
 
@@ -108,32 +106,24 @@ def main() -> int:
     print(f"live path alone, {n:,} readings in calls of 100,000: {wall * n:.2f} s (CPU {cpu * n:.2f} s)")
 
     # End to end: the command stores the CSV, then its analyze phase is timed.
-    name = f"cs_bench_{uuid.uuid4().hex[:10]}"
-    with services.postgres() as admin, tempfile.TemporaryDirectory() as tmp:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = services.database_url(admin, name)
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                migrate(conn, engine=Engine.POSTGRES)
-            csv = Path(tmp) / "year.csv"
-            write_csv(csv, t, x)
-            t0 = time.perf_counter()
-            store = ["replay", "water", str(csv), "--device", DEVICE, "--register", "--no-analyze"]
-            if cli([*store, "--database-url", url]) != 0:
-                raise SystemExit("storing the year failed")
-            print(f"stored {n:,} readings in {time.perf_counter() - t0:.1f} s (not analytics)")
-            t0, c0 = time.perf_counter(), time.process_time()
-            worker = asyncio.run(replay_water.catch_up(url, n))
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            with psycopg.connect(url) as conn:
-                pending = conn.execute("SELECT count(*) FROM water_readings WHERE qc_flag = 2").fetchone()
-                alerts = conn.execute(
-                    "SELECT kind, count(*) FROM alerts GROUP BY kind ORDER BY kind"
-                ).fetchall()
-        finally:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with (
+        services.postgres() as admin,
+        scratch_database(admin) as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        csv = Path(tmp) / "year.csv"
+        write_csv(csv, t, x)
+        t0 = time.perf_counter()
+        store = ["replay", "water", str(csv), "--device", DEVICE, "--register", "--no-analyze"]
+        if cli([*store, "--database-url", url]) != 0:
+            raise SystemExit("storing the year failed")
+        print(f"stored {n:,} readings in {time.perf_counter() - t0:.1f} s (not analytics)")
+        t0, c0 = time.perf_counter(), time.process_time()
+        worker = asyncio.run(replay_water.catch_up(url, n))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with psycopg.connect(url) as conn:
+            pending = conn.execute("SELECT count(*) FROM water_readings WHERE qc_flag = 2").fetchone()
+            alerts = conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind ORDER BY kind").fetchall()
     phases = ", ".join(
         f"{p} {worker.seconds[p]:.2f} s (CPU {worker.cpu_seconds[p]:.2f})"
         for p in ("fetch", "analytics", "write")

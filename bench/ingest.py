@@ -27,12 +27,11 @@ from typing import Any
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
-from psycopg import sql
 
 from bench.machine import machine
 from bench.mqttload import Publisher
+from bench.scratch import scratch_database
 from devices.water import PARAMETERS
-from ingest.schema import Engine, migrate
 from tests import services
 
 DEVICES = [f"bench-{i:04d}" for i in range(200)]
@@ -40,20 +39,13 @@ DEVICES = [f"bench-{i:04d}" for i in range(200)]
 
 @contextmanager
 def database(admin: str) -> Iterator[str]:
-    name = f"cs_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = services.database_url(admin, name)
-    try:
+    """A scratch database with the benchmark's water stations registered."""
+    with scratch_database(admin) as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn, engine=Engine.POSTGRES)
             conn.cursor().executemany(
                 "INSERT INTO devices (device_id, kind) VALUES (%s, 'water')", [(d,) for d in DEVICES]
             )
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def empty(url: str) -> None:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from analytics.water.qc import cadence_s, seconds
 
 BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +36,32 @@ class DriftConfig:
     )
 
 
-def _window_sum(a: npt.NDArray[np.float64], w: int) -> npt.NDArray[np.float64]:
+def window_sum(a: FloatArray, w: int) -> FloatArray:
+    """Sum over the trailing w entries of the last axis (fewer at the start)."""
     c = np.cumsum(a, axis=-1)
     out = c.copy()
     out[..., w:] -= c[..., :-w]
     return out
+
+
+def trailing_line(
+    td: FloatArray, x: FloatArray, ok: BoolArray, w: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Least-squares line through the usable readings of the trailing w at every reading: their
+    count, the slope (per unit of td) and R² (0 where the values do not vary)."""
+    m = ok.astype(np.float64)
+    x0 = np.where(ok, x, 0.0)
+    t0 = np.where(ok, td, 0.0)
+    n = window_sum(m, w)
+    st, sx = window_sum(t0, w), window_sum(x0, w)
+    stt, sxx, stx = window_sum(t0 * t0, w), window_sum(x0 * x0, w), window_sum(t0 * x0, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vt = n * stt - st * st
+        vx = n * sxx - sx * sx
+        cov = n * stx - st * sx
+        slope = cov / vt
+        r2 = np.where(vx > 0, cov * cov / (vt * vx), 0.0)
+    return n, slope, r2
 
 
 def drift_signal(
@@ -56,18 +78,7 @@ def drift_signal(
     ok = np.asarray(usable, dtype=bool) & np.isfinite(x)
     w = max(3, round(cfg.window_s / cadence_s(t)))
     td = np.broadcast_to((t - t[0]) / 86400.0 if t.size else t, x.shape)  # days: well conditioned
-    m = ok.astype(np.float64)
-    x0 = np.where(ok, x, 0.0)
-    tm = np.where(ok, td, 0.0)
-    n = _window_sum(m, w)
-    st, sx = _window_sum(tm, w), _window_sum(x0, w)
-    stt, sxx, stx = _window_sum(tm * tm, w), _window_sum(x0 * x0, w), _window_sum(tm * x0, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vt = n * stt - st * st
-        vx = n * sxx - sx * sx
-        cov = n * stx - st * sx
-        slope = cov / vt  # per day
-        r2 = cov * cov / (vt * vx)
+    n, slope, r2 = trailing_line(td, x, ok, w)  # slope per day
     change = np.abs(slope) * cfg.window_s / 86400.0
     limits = np.array([cfg.min_change.get(p, np.inf) for p in parameters])[:, None]
     trend = (n >= w // 2) & (r2 >= cfg.min_r2) & (change >= limits)

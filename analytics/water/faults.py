@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from analytics.water.drift import trailing_line, window_sum
 from analytics.water.qc import cadence_s, seconds
 
 FloatArray = npt.NDArray[np.float64]
@@ -116,13 +117,6 @@ class Faults:
     not_evidence: BoolArray
 
 
-def _window_sum(a: FloatArray, w: int) -> FloatArray:
-    c = np.cumsum(a, axis=-1)
-    out = c.copy()
-    out[..., w:] -= c[..., :-w]
-    return out
-
-
 def _shift(a: FloatArray, k: int) -> FloatArray:
     """a[..., j - k] at j (NaN before the start)."""
     out = np.full(a.shape, np.nan)
@@ -133,18 +127,7 @@ def _shift(a: FloatArray, k: int) -> FloatArray:
 
 def _fit(td: FloatArray, x: FloatArray, ok: BoolArray, w: int) -> tuple[FloatArray, FloatArray]:
     """Trailing least-squares line over w readings: slope (per time unit of td) and R²."""
-    m = ok.astype(np.float64)
-    x0 = np.where(ok, x, 0.0)
-    t0 = np.where(ok, td, 0.0)
-    n = _window_sum(m, w)
-    st, sx = _window_sum(t0, w), _window_sum(x0, w)
-    stt, sxx, stx = _window_sum(t0 * t0, w), _window_sum(x0 * x0, w), _window_sum(t0 * x0, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vt = n * stt - st * st
-        vx = n * sxx - sx * sx
-        cov = n * stx - st * sx
-        slope = cov / vt
-        r2 = np.where(vx > 0, cov * cov / (vt * vx), 0.0)
+    n, slope, r2 = trailing_line(td, x, ok, w)
     full = n >= max(3, (3 * w) // 4)
     full[..., : w - 1] = False
     return np.where(full, slope, np.nan), np.where(full, r2, 0.0)
@@ -301,7 +284,7 @@ def _findings(
     d2 = _shift(xn, 1) - xn
     with np.errstate(invalid="ignore"):
         spike = (np.sign(d1) == np.sign(d2)) & (np.minimum(np.abs(d1), np.abs(d2)) >= size)
-    count = _window_sum(spike.astype(np.float64), cfg.spike_window)
+    count = window_sum(spike.astype(np.float64), cfg.spike_window)
     # Found at each spike of a burst (not for the whole window, which would outlast the burst).
     checks["spikes"] = spike & (count >= cfg.spike_count)
 
@@ -312,7 +295,7 @@ def _findings(
     spike_next = np.zeros(shape, dtype=bool)
     spike_next[..., :-1] = spike[..., 1:]
     settled = (dec & ~spike_next).astype(np.float64)
-    count_held = (np.nan_to_num(_shift(_window_sum(settled, k - 1), 1)) if k > 1 else 0.0) + dec
+    count_held = (np.nan_to_num(_shift(window_sum(settled, k - 1), 1)) if k > 1 else 0.0) + dec
     held = count_held * 2 > k
 
     # Lone trends; an instrument that creeps decoupled is no witness that the water moved.
