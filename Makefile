@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api soak eval eval-water eval-water-sim eval-transit clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,24 @@ eval: eval-water eval-water-sim eval-transit
 # Water event detection: ours vs the CANARY-style baseline on labelled data (docs/water-detection.md).
 eval-water: $(STAMP)
 	$(BIN)/python -m bench.eval_water
+
+# The same on real labelled 1-minute utility data: the GECCO 2018 Industrial Challenge set
+# (Thüringer Fernwasserversorgung), which is not in the repository: download
+# 1_gecco2018_water_quality.csv from https://doi.org/10.5281/zenodo.3884398 and run
+# `make eval-water-real CSV=path/to/1_gecco2018_water_quality.csv` (docs/water-detection.md).
+CSV ?=
+GECCO_ARGS := --time-col Time --label-col EVENT --timezone Europe/Berlin \
+	--map pH=ph --map Trueb=turbidity_ntu --map Cl_2=free_chlorine_mgl --map Leit=conductivity_uscm \
+	--map Redox=orp_mv --map Tp=temperature_c --map Fm=flow_m3h \
+	--precision ph=0.01 --precision turbidity_ntu=0.001 --precision free_chlorine_mgl=0.001 \
+	--precision conductivity_uscm=1 --precision orp_mv=1 --precision temperature_c=0.1 --precision flow_m3h=1
+eval-water-real: $(STAMP)
+	@if [ -z "$(CSV)" ] || [ ! -f "$(CSV)" ]; then \
+		echo "eval-water-real: no data file '$(CSV)'. Download 1_gecco2018_water_quality.csv (GECCO 2018"; \
+		echo "Industrial Challenge, Zenodo record 3884398: https://doi.org/10.5281/zenodo.3884398) and run"; \
+		echo "  make eval-water-real CSV=path/to/1_gecco2018_water_quality.csv"; \
+		echo "Never add the file to the repository."; exit 2; fi
+	$(BIN)/python -m bench.eval_water --csv "$(CSV)" $(GECCO_ARGS)
 
 # Transit: trip assignment, delay and ETA errors against ground truth, next to TheTransitClock.
 eval-transit: $(STAMP)

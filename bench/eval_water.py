@@ -3,8 +3,9 @@
 Data: the real CANARY Station B series (20-minute step, no labels) with documented synthetic
 events and sensor faults injected (analytics/water/synthetic.py). This is real background with
 synthetic events, not a real labelled utility data set. Ours is tuned on the first half; both
-detectors are scored on the second half. A labelled CSV of your own can be given instead
-(--csv, --time-col, --map, --label-col).
+detectors are scored on the second half. A labelled CSV can be given instead (--csv,
+--time-col, --map, --label-col, --timezone, --precision, --qc-config): real labelled 1-minute
+utility data, the GECCO 2018 Industrial Challenge set, runs with `make eval-water-real CSV=...`.
 
 Run: make eval   (or .venv/bin/python -m bench.eval_water)
 """
@@ -16,20 +17,22 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from analytics.water.canary import CanaryConfig, canary_detect
-from analytics.water.detect import Detection, DetectorState, detect, rows_for
+from analytics.water.detect import DEFAULT_PRECISION, Detection, DetectorState, detect, rows_for
 from analytics.water.metrics import Scores, score
+from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import detector_for
 from analytics.water.qc import cadence_s, qc_tests, seconds, usable
-from analytics.water.qc_config import default_qc_config
+from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
 from analytics.water.synthetic import inject
 from analytics.water.tune import tune
-from citysense.water_csv import parse_mapping, read_water_csv
+from citysense.water_csv import WaterCsvError, parse_mapping, read_water_csv
 
 STATION_B = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "water" / "canary_station_b.csv"
 STATION_B_MAP = {
@@ -104,13 +107,15 @@ def evaluate(
     fault: np.ndarray,
     pooled: dict[str, Scored],
     chosen: list[str],
+    precision: Mapping[str, float] = STATION_B_PRECISION,
+    qc_config: QcConfig | None = None,
 ) -> None:
     ts = seconds(t)
     half = ts.size // 2
-    qc = qc_tests(t, values[None], params, default_qc_config())
+    qc = qc_tests(t, values[None], params, qc_config or default_qc_config())
     ok = usable(qc.flags)[0]
     base = detector_for(params)
-    base = replace(base, precision=tuple(STATION_B_PRECISION.get(p, 0.05) for p in base.rows))
+    base = replace(base, precision=tuple(precision.get(p, 0.05) for p in base.rows))
     rows = rows_for(params, base.quality, base.context)
     q = [params.index(p) for p in base.quality]
 
@@ -127,16 +132,17 @@ def evaluate(
     chosen.append(
         f"ours: window={cfg.window} lag={cfg.lag} timeout={cfg.timeout} threshold={cfg.threshold} "
         f"context_gain={cfg.context_gain} bed_window={cfg.bed_window} "
-        f"event_off_threshold={cfg.event_off_threshold} ({tuned.tried} settings)"
+        f"event_off_threshold={cfg.event_off_threshold} ({tuned.tried} settings; on the first half "
+        f"F1 {tuned.scores.f1:.3f}, {tuned.scores.false_alarms_per_week:.2f} false alarms/week)"
     )
 
-    shipped = CanaryConfig(scale_floor=tuple(STATION_B_PRECISION.get(p, 1e-3) for p in base.quality))
+    shipped = CanaryConfig(scale_floor=tuple(precision.get(p, 1e-3) for p in base.quality))
     t0 = time.perf_counter()
     keep(SHIPPED, canary_detect(shipped, values[None, q], ok[None, q]), time.perf_counter() - t0)
     # The baseline's own outlier threshold, chosen on the same first half (BED settings kept).
     t0 = time.perf_counter()
     best: tuple[float, float] | None = None
-    for th in (0.5, 0.75, 1.0, 1.5, 2.0, 3.0):
+    for th in (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0):
         d = canary_detect(replace(shipped, threshold=th), values[None, q, :half], ok[None, q, :half])
         s = score(ts[:half], d.event[0], labels[:half])
         key = (s.f1 if s.false_alarms_per_week <= 2.0 else -s.false_alarms_per_week, th)
@@ -151,6 +157,23 @@ def evaluate(
     chosen.append(f"baseline outlier threshold chosen: {best[1]}")
 
 
+def parse_precision(items: list[str]) -> dict[str, float]:
+    """`parameter=VALUE` options -> {parameter: precision}."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            v = float(value) if sep and name in ALL_PARAMETERS else math.nan
+        except ValueError:
+            v = math.nan
+        if not v > 0 or math.isinf(v):
+            raise ValueError(
+                f"--precision {item!r}: expected parameter=VALUE > 0, parameter one of {ALL_PARAMETERS}"
+            )
+        out[name] = v
+    return out
+
+
 OURS = "ours (tuned on first half)"
 SHIPPED = "CANARY-style MVNN+BED, shipped settings"
 BASE_TUNED = "CANARY-style, outlier threshold tuned on first half"
@@ -161,7 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, help="a labelled CSV instead of Station B with injected events")
     ap.add_argument("--time-col", default="time")
     ap.add_argument("--map", action="append", default=[], metavar="SOURCE=parameter")
-    ap.add_argument("--label-col", default="label")
+    ap.add_argument("--label-col", default="label", help="label column: 1/0 or TRUE/FALSE")
+    ap.add_argument("--timezone", help="IANA time zone of naive times in --csv (default: UTC)")
+    ap.add_argument(
+        "--precision",
+        action="append",
+        default=[],
+        metavar="parameter=VALUE",
+        help="sensor precision of a parameter of --csv (scale floors; default: analytics/water/detect.py)",
+    )
+    ap.add_argument(
+        "--qc-config", type=Path, help="QC thresholds for --csv (TOML, layout of analytics/water/qc.toml)"
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13, 14, 15])
     ap.add_argument("--events", type=int, default=20)
     ap.add_argument("--faults", type=int, default=9)
@@ -171,10 +205,35 @@ def main(argv: list[str] | None = None) -> int:
     pooled: dict[str, Scored] = {}
     chosen: list[str] = []
     if args.csv:
-        table = read_water_csv(args.csv, args.time_col, parse_mapping(args.map), args.label_col)
-        assert table.labels is not None
-        labels = table.labels.astype(np.int8)
-        evaluate(table.parameters, table.times, table.values, labels, np.zeros_like(labels), pooled, chosen)
+        try:
+            if not args.csv.is_file():
+                raise ValueError(f"{args.csv}: no such file")
+            precision = {**DEFAULT_PRECISION, **parse_precision(args.precision)}
+            qc_config = (
+                None if args.qc_config is None else qc_config_from_toml(args.qc_config.read_text("utf-8"))
+            )
+            table = read_water_csv(
+                args.csv, args.time_col, parse_mapping(args.map), args.label_col, args.timezone
+            )
+            assert table.labels is not None
+            labels = table.labels.astype(np.int8)
+            if table.times.size < 4:
+                raise ValueError(f"{args.csv}: too few rows to split in halves")
+            detector_for(table.parameters)  # at least one quality parameter
+        except (ValueError, OSError, QcConfigError, WaterCsvError) as exc:
+            print(f"eval_water: {exc}", file=sys.stderr)
+            return 2
+        evaluate(
+            table.parameters,
+            table.times,
+            table.values,
+            labels,
+            np.zeros_like(labels),
+            pooled,
+            chosen,
+            precision,
+            qc_config,
+        )
         print(f"Data: {args.csv} (its own labels), tuned on the first half, scored on the second")
     else:
         for seed in args.seeds:

@@ -35,8 +35,9 @@ def register(subparsers: Any) -> None:
         metavar="SOURCE=parameter",
         help="read column SOURCE as parameter (repeatable); columns already named as parameters are read",
     )
+    p.add_argument("--timezone", help="IANA time zone of times without an offset (default: UTC)")
     p.add_argument("--train", type=Path, help="labelled history to tune the detector on")
-    p.add_argument("--label-col", help="label column of the --train file (1 = event, 0 = normal)")
+    p.add_argument("--label-col", help="label column of the --train file (1/TRUE = event, 0/FALSE = normal)")
     p.add_argument("--qc-config", type=Path, help="QC thresholds (TOML, layout of analytics/water/qc.toml)")
     p.set_defaults(func=run)
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         mapping = parse_mapping(args.map)
         qc_config = _qc_config(args.qc_config)
-        table = read_water_csv(args.input, args.time_col, mapping)
+        table = read_water_csv(args.input, args.time_col, mapping, timezone=args.timezone)
     except (ValueError, OSError, QcConfigError, WaterCsvError) as exc:
         print(f"citysense detect water: {exc}", file=sys.stderr)
         return 2
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.train is not None:
         try:
-            train = read_water_csv(args.train, args.time_col, mapping, args.label_col)
+            train = read_water_csv(args.train, args.time_col, mapping, args.label_col, args.timezone)
         except (ValueError, OSError, WaterCsvError) as exc:
             print(f"citysense detect water: {exc}", file=sys.stderr)
             return 2

@@ -37,6 +37,7 @@ def register(kinds: Any) -> None:
     p.add_argument("--register", action="store_true", help="register the station if it is not")
     p.add_argument("--time-col", default="time", help="name of the time column (default: time)")
     p.add_argument("--map", action="append", default=[], metavar="SOURCE=parameter", help="as `detect water`")
+    p.add_argument("--timezone", help="IANA time zone of times without an offset (default: UTC)")
     p.add_argument("--batch", type=int, default=5000, help="readings per transaction (default 5000)")
     p.add_argument(
         "--no-analyze",
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"device id {args.device!r} does not match {DEVICE_ID.pattern}")
         if args.batch < 1:
             raise ConfigError("--batch must be at least 1")
-        table = read_water_csv(args.csv, args.time_col, parse_mapping(args.map))
+        table = read_water_csv(args.csv, args.time_col, parse_mapping(args.map), timezone=args.timezone)
         url = Settings.from_args(args).require_database()
         return asyncio.run(_replay(url, args, _readings(args.device, table)))
     except (ConfigError, WaterCsvError, ValueError, OSError) as exc:

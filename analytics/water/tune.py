@@ -13,7 +13,7 @@ from analytics.water.detect import DetectorConfig, DetectorState, detect
 from analytics.water.metrics import Scores, score
 
 DEFAULT_GRID: Mapping[str, Sequence[float | int]] = {
-    "threshold": (3.5, 4.5, 6.0, 8.0),
+    "threshold": (3.5, 4.5, 6.0, 7.0, 8.0, 10.0),
     "window": (36, 72, 144),
     "lag": (6, 12),
     "timeout": (24, 36, 72, 144),
