@@ -32,12 +32,14 @@ SLOW_ROUTE, OTHER_ROUTE = "DN03", "DN04"  # routes of the demo feed that share n
 
 
 def drive(
-    index: TripIndex, trip: int, t0: float, scale: float, times: np.ndarray
+    index: TripIndex, trip: int, t0: float, scale: float, times: np.ndarray, timetable: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Where a bus that leaves the first stop at t0 and keeps the timetable's times x scale is at `times`."""
+    """Where a bus on `trip` that leaves the first stop at t0 and keeps the times of trip `timetable`
+    (the same stops) x scale is at `times`."""
     lo, hi = int(index.stop_off[trip]), int(index.stop_off[trip + 1])
+    tlo, thi = int(index.stop_off[timetable]), int(index.stop_off[timetable + 1])
     d = np.repeat(index.stop_dist[lo:hi], 2)
-    sched = np.stack([index.stop_arr[lo:hi], index.stop_dep[lo:hi]], axis=1).ravel() - index.stop_dep[lo]
+    sched = np.stack([index.stop_arr[tlo:thi], index.stop_dep[tlo:thi]], axis=1).ravel() - index.stop_dep[tlo]
     tt = t0 + scale * sched + np.arange(len(sched)) * 1e-3
     dist = np.interp(times, tt, d)
     x, y = index.shape_point(np.full(len(dist), index.trip_shape[trip]), dist)
@@ -60,12 +62,23 @@ def departures(feed: Feed, index: TripIndex, route: str, t0: float, t1: float) -
 
 
 def rows_of(
-    index: TripIndex, vehicle: str, trip: int, dep: float, scale: float, t_from: float, t_to: float
+    index: TripIndex,
+    vehicle: str,
+    trip: int,
+    dep: float,
+    scale: float,
+    t_from: float,
+    t_to: float,
+    timetable: int | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    lo, hi = int(index.stop_off[trip]), int(index.stop_off[trip + 1])
+    """Fixes every FIX_S seconds of a bus on `trip` keeping the times of `timetable` (default: its
+    own; a trip over the same shape) x scale."""
+    same_way = timetable is not None and index.trip_shape[timetable] == index.trip_shape[trip]
+    tt = timetable if same_way and timetable is not None else trip
+    lo, hi = int(index.stop_off[tt]), int(index.stop_off[tt + 1])
     end = dep + scale * float(index.stop_arr[hi - 1] - index.stop_dep[lo])
     times = np.arange(max(dep, t_from), min(end, t_to), FIX_S)
-    lat, lon = drive(index, trip, dep, scale, times)
+    lat, lon = drive(index, trip, dep, scale, times, tt)
     return [vehicle] * len(times), times, lat, lon, [index.trip_ids[trip]] * len(times)
 
 
@@ -110,6 +123,8 @@ def test_trip_updates_use_travel_times_learned_from_stored_history(
             pytest.skip(f"no {route} trip left in the last 25 minutes: outside the demo feed's service hours")
         trip, dep = running[-1]
         live.append(rows_of(index, vehicle, trip, dep, 1.0, now - 240, now))
+        if route == SLOW_ROUTE:
+            slow_trip = trip
     put(db, live)
     asyncio.run(drain(TransitWorker(), db))
 
@@ -121,12 +136,15 @@ def test_trip_updates_use_travel_times_learned_from_stored_history(
         assert other == pytest.approx(1.0, abs=0.03)
         assert all(s > 0 for s in sigma_before)
 
-        # Three earlier days of the slow route around this time of day, through the worker.
+        # Three earlier days of the slow route around this time of day, through the worker. The
+        # timetable gives peak trips longer links than the others, so each history bus in the live
+        # bus's direction keeps the live trip's times x SLOW, whichever trip it ran.
         history = []
         for k in range(1, 4):
             day_now = now - k * 86400.0
             for trip, dep in departures(danang, index, SLOW_ROUTE, day_now - 5400, day_now + 1200):
-                history.append(rows_of(index, f"h{k}-{trip}", trip, dep, SLOW, dep, day_now + 3600))
+                bus = rows_of(index, f"h{k}-{trip}", trip, dep, SLOW, dep, day_now + 3600, slow_trip)
+                history.append(bus)
         put(db, history)
         asyncio.run(drain(TransitWorker(), db))
 
