@@ -48,13 +48,8 @@ def mqtt_url(broker_url: str) -> str:
 @pytest.fixture
 def ingester(db: str, mqtt_url: str, prefix: str) -> Iterator[IngesterProcess]:
     register(db, ("seq-1", "water", True))
-    process = IngesterProcess(db, mqtt_url, prefix)
-    process.start()
-    try:
-        wait_until(lambda: healthy(db, prefix), 20, "the ingester up")
+    with _running(IngesterProcess(db, mqtt_url, prefix), db, prefix) as process:
         yield process
-    finally:
-        process.close()
 
 
 def test_ingester_killed_mid_stream(ingester: IngesterProcess, db: str, mqtt_url: str, prefix: str) -> None:

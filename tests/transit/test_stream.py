@@ -7,21 +7,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
-import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
 from api.state import ApiConfig
 from api.stream import APPLICATION_NAME
 from ingest.workers.transit import TRANSIT_CHANNEL
-from tests.web.browser import _free_port
+from tests.web.browser import serve
 
 # Enough data that a client that does not read blocks its stream once the kernel's socket buffers
 # (up to 4 MB here) are full: 1,000 buses are about 450 kB a round.
@@ -29,26 +25,6 @@ BUSES = 1000
 CLIENTS = 20
 ROUNDS = 16
 QUEUE_MAX = 4
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1)
-    )
-    thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        assert thread.is_alive(), "the API did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def listeners(db: str) -> int:
@@ -168,5 +144,5 @@ async def scenario(db: str, base: str, app: FastAPI) -> None:
 def test_many_stream_clients_share_one_listen_connection_and_a_slow_one_is_dropped(db: str) -> None:
     seed(db)
     app = create_app(ApiConfig(db, stream_queue_max=QUEUE_MAX))
-    with serving(app) as base:
+    with serve(app) as base:
         asyncio.run(scenario(db, base, app))

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app
 from api.state import ApiConfig
@@ -41,12 +42,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(config: ApiConfig) -> Iterator[str]:
-    """The API on a free local port for as long as the block runs; yields its base URL."""
+def serve(config: ApiConfig | FastAPI) -> Iterator[str]:
+    """The API (of a configuration, or an app already made) on a free local port for as long as the
+    block runs; yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
+            config if isinstance(config, FastAPI) else create_app(config),
             host="127.0.0.1",
             port=port,
             log_config=None,
