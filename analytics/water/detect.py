@@ -62,6 +62,9 @@ class DetectorConfig:
     min_baseline: int = 12  # usable readings the window needs before a residual is scored
     floor_factor: float = 3.0  # scale floor = floor_factor x sensor precision
     precision: tuple[float, ...] = ()  # per row (quality then context); default from the table
+    # Quality parameters whose fall is no evidence of an event, only their rise: turbidity falls
+    # when a fouled or calibrated sensor comes back, not when the water is contaminated.
+    rising_only: tuple[str, ...] = ("turbidity_ntu",)
 
     def __post_init__(self) -> None:
         if (
@@ -84,6 +87,10 @@ class DetectorConfig:
     @property
     def rows(self) -> tuple[str, ...]:
         return self.quality + self.context
+
+    def rising(self) -> npt.NDArray[np.bool_]:
+        """Per row: only a rise is evidence."""
+        return np.array([p in self.rising_only for p in self.rows])[:, None]
 
     def scale_floor(self) -> FloatArray:
         prec = self.precision or tuple(DEFAULT_PRECISION.get(p, 1e-3) for p in self.rows)
@@ -170,6 +177,7 @@ def detect(
         th,
         gain,
         config.scale_floor()[:, None],
+        config.rising(),
         binomial_cdf_table(config.bed_window, config.outlier_probability),
     )
     if n == 0:
@@ -256,6 +264,7 @@ class _Fixed:
     threshold: FloatArray  # (S, 1)
     gain: FloatArray  # (S, 1)
     floor: FloatArray  # (R, 1)
+    rising: npt.NDArray[np.bool_]  # (R, 1): only a rise counts
     table: FloatArray  # BED: outliers in window -> probability
 
 
@@ -301,6 +310,7 @@ def _detect_chunk(
     scale = np.maximum(np.sqrt(var), fixed.floor)
     scored = np.isfinite(xu) & (cnt >= config.min_baseline)
     z = np.where(scored, (x - mean) / scale, 0.0)
+    z = np.where(fixed.rising & (z < 0), 0.0, z)
 
     nq = len(config.quality)
     score = np.sqrt(np.sum(z[:, :nq] ** 2, axis=1))
@@ -348,6 +358,39 @@ def _detect_chunk(
     state.step = k + kept
     det = Detection(probability[:, :kept], event[:, :kept], score[:, :kept], outlier[:, :kept])
     return det, admitted, kept
+
+
+def forget(
+    config: DetectorConfig,
+    state: DetectorState,
+    rows: npt.ArrayLike,
+    bound: npt.ArrayLike | None = None,
+    side: npt.ArrayLike | None = None,
+) -> None:
+    """Take readings of some rows out of the baseline: rows (S, R), True for a station's parameter
+    whose past readings are not to be trusted. All of them leave, or with `bound` and `side`
+    (S, R) only those on the far side of the bound (side +1: those above it stay, -1: those below
+    it; a sensor stepped back from a fault, the readings from its side of the step leave). The
+    window sums are recomputed from what stays; a row left with fewer than `min_baseline`
+    readings is not scored until enough new ones are in."""
+    r = np.asarray(rows, dtype=bool)
+    if not r.any():
+        return
+    drop = np.broadcast_to(r, state.ring.shape)
+    if bound is not None and side is not None:
+        with np.errstate(invalid="ignore"):
+            stays = (state.ring - np.asarray(bound)) * np.asarray(side) >= 0
+        drop = drop & ~stays
+    state.ring[drop] = np.nan
+    # The window holds the readings of steps step - lag - 1 - window .. step - lag - 2.
+    g = np.arange(state.step - config.lag - 1 - config.window, state.step - config.lag - 1)
+    g = g[g >= 0]
+    vals = state.ring[g % state.ring.shape[0]]  # (w, S, R)
+    used = state.admitted[g % state.ring.shape[0]][..., None] & np.isfinite(vals)
+    v0 = np.where(used, vals, 0.0)
+    state.sum1[r] = v0.sum(axis=0)[r]
+    state.sum2[r] = (v0 * v0).sum(axis=0)[r]
+    state.count[r] = used.sum(axis=0)[r]
 
 
 def rows_for(parameters: Sequence[str], quality: Sequence[str], context: Sequence[str]) -> list[int]:

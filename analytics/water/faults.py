@@ -13,18 +13,27 @@ A utility tells a faulty instrument from a change in the water by what the water
   `trend_r2`, change above a size that grows with the square root of the window, as natural
   wander does) while no other quality parameter moves: contamination arrives at a station as a
   front and moves several parameters; a sensor creeps alone. An instrument that keeps failing
-  the coupling check is no witness that the water moved.
+  the coupling check is no witness that the water moved; free chlorine, pH or ORP on a line
+  that the other two follow (their fitted lines agree within `trend_mismatch_mv`) is the
+  water's chemistry, not a lone trend.
 - **spikes**: isolated one-reading excursions (up and back, both steps above a size), at least
   `spike_count` within `spike_window` readings.
+- **fouling**: a fouling sonde reads turbidity high and free chlorine low (the optical window and
+  the chlorine membrane foul together): where one of them was found creeping within the last
+  hour and over that hour chlorine fell while turbidity rose on a line, both are fouling.
 
-A parameter stays faulty for `holdover_s` after its last finding (the sensor-fault signal; the
-live path opens no water-quality event meanwhile) and out of the event detector's evidence for
-`evidence_holdover_s` after it crept (decoupled on most of the last `held_readings` readings, or
-a trend): readings taken before the fault was recognised may sit in the detector's baseline
-window. Pure numpy, vectorised over leading axes (stations), parameters and time; every check
-looks backwards only, so a reading's verdict does not change when later readings arrive (the
-usual level is by 10-minute blocks of clock time, so the live path's 24-hour context and a
-replay agree).
+A parameter stays faulty for `holdover_s` after its last finding: the sensor-fault signal, and out
+of the event detector's evidence meanwhile (the live path opens no water-quality event either).
+Two more verdicts keep the detector's baseline clean (the live path applies them with
+detect.forget): `restart`, where an instrument was found creeping (decoupled on most of the last
+`held_readings` readings, a trend, fouling), since its readings from before the finding may sit
+in the baseline; and `recovered`, where a parameter stepped back to its usual level (the end of
+a fault or of an event), after which the baseline readings far from that level leave.
+
+Pure numpy, vectorised over leading axes (stations), parameters and time; every check looks
+backwards only, so a reading's verdict does not change when later readings arrive (the usual
+level is by 10-minute blocks of clock time, so the live path's 24-hour context and a replay
+agree).
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from analytics.water.qc import cadence_s, seconds
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-CHECKS = ("decoupled", "trend", "spikes")
+CHECKS = ("decoupled", "trend", "spikes", "fouling")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,9 @@ class FaultConfig:
     # Lone trends over trailing windows.
     trend_windows_s: tuple[float, ...] = (1200.0, 1800.0, 3600.0, 7200.0)
     trend_r2: float = 0.9
+    # A trend of free chlorine, pH or ORP is an instrument's only where their lines disagree by
+    # this much (mV over the window, and half the larger of the expected and observed ORP change).
+    trend_mismatch_mv: float = 8.0
     # Change per hour of window that counts as a trend (grows with the square root of the window,
     # as natural wander does). Parameters not listed get no trend check.
     trend_change: Mapping[str, float] = field(
@@ -93,7 +105,24 @@ class FaultConfig:
     spike_window: int = 30
     spike_count: int = 2
     holdover_s: float = 900.0
-    evidence_holdover_s: float = 9000.0
+    # Fouling: turbidity rising by at least `fouling_rise_ntu` on a line (R² at least `fouling_r2`)
+    # over `fouling_window_s` while free chlorine creeps downwards.
+    fouling_window_s: float = 3600.0
+    fouling_rise_ntu: float = 0.05
+    fouling_r2: float = 0.5
+    # Recovery: from at least twice this far from the usual level, a step of at least this size
+    # within a step horizon back to half that distance or less (the end of a fault, or of an
+    # event): the parameter's baseline, which may hold the readings from before the step,
+    # restarts. Parameters not listed: no check.
+    recovery_step: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "ph": 0.15,
+            "turbidity_ntu": 0.1,
+            "free_chlorine_mgl": 0.1,
+            "conductivity_uscm": 15.0,
+            "orp_mv": 20.0,
+        }
+    )
 
     def __post_init__(self) -> None:
         if len(self.step_horizons_s) != len(self.step_mismatch_mv):
@@ -111,10 +140,18 @@ class Faults:
     """Per parameter and reading, shape of the values (..., P, n)."""
 
     checks: dict[str, BoolArray]  # raw findings per check (CHECKS)
-    fault: BoolArray  # some check found, or within holdover_s after: the sensor-fault alert
-    # Kept out of the event detector: within evidence_holdover_s of a decoupled or trend finding
-    # (readings of a creeping sensor may be in the detector's baseline), holdover_s of a spike.
-    not_evidence: BoolArray
+    # Some check found, or within holdover_s after: the sensor-fault alert, and not evidence.
+    fault: BoolArray
+    # Where the detector's baseline of a parameter restarts: its sensor found creeping (decoupled
+    # most of the time, or a trend: its earlier readings may be in the baseline).
+    restart: BoolArray
+    # Where a parameter stepped back to its usual level (the end of a fault or of an event): its
+    # readings in the baseline on the far side of the step's midpoint (`recovery_bound`), the
+    # side it came from, leave it; `recovery_side` is +1 where the readings above the bound stay,
+    # -1 where those below do. Both NaN elsewhere.
+    recovered: BoolArray
+    recovery_bound: FloatArray
+    recovery_side: FloatArray
 
 
 def _shift(a: FloatArray, k: int) -> FloatArray:
@@ -144,11 +181,9 @@ def _blame(mismatch: FloatArray, terms: FloatArray, floor: float) -> BoolArray:
     return out
 
 
-def _level_blame(
-    t: FloatArray, series: FloatArray, coef: FloatArray, cfg: FaultConfig
-) -> tuple[BoolArray, FloatArray]:
-    """The coupling terms against their usual levels (see FaultConfig.level_span_s): the blame
-    and the ORP mismatch (mV; NaN while the history is too short for a usual level)."""
+def _usual(t: FloatArray, series: FloatArray, cfg: FaultConfig) -> FloatArray:
+    """Each reading's usual level (see FaultConfig.level_span_s), shape of series (..., n); NaN
+    while the history is too short for one."""
     block = np.floor(t / cfg.level_block_s).astype(np.int64)  # by time: live and replay agree
     starts = np.concatenate([[0], np.flatnonzero(np.diff(block)) + 1])
     ids = block[starts]
@@ -156,7 +191,7 @@ def _level_blame(
     sums = np.add.reduceat(np.where(okc, series, 0.0), starts, axis=-1)
     counts = np.add.reduceat(okc.astype(np.float64), starts, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts > 0, sums / counts, np.nan)  # (..., 3, blocks)
+        means = np.where(counts > 0, sums / counts, np.nan)  # (..., k, blocks)
     # Per block: the median over the blocks of the span before it (not itself), by block number.
     nb = max(1, round(cfg.level_span_s / cfg.level_block_s))
     grid = np.full((*series.shape[:-1], int(ids[-1] - ids[0]) + 1 + nb), np.nan)
@@ -168,10 +203,27 @@ def _level_blame(
     lo_mid = np.take_along_axis(ordered, np.maximum(finite - 1, 0) // 2, axis=-1)[..., 0]
     hi_mid = np.take_along_axis(ordered, finite // 2, axis=-1)[..., 0]
     usual = np.where(finite[..., 0] >= max(1, nb // 2), (lo_mid + hi_mid) / 2, np.nan)
-    level = usual[..., block - ids[0]]
-    terms = (series - level) * coef
+    out: FloatArray = usual[..., block - ids[0]]
+    return out
+
+
+def _level_blame(
+    t: FloatArray, series: FloatArray, coef: FloatArray, cfg: FaultConfig
+) -> tuple[BoolArray, FloatArray]:
+    """The coupling terms against their usual levels: the blame and the ORP mismatch (mV; NaN
+    while the history is too short for a usual level)."""
+    terms = (series - _usual(t, series, cfg)) * coef
     mismatch = terms[..., 0, :] - terms[..., 1, :] - terms[..., 2, :]
     return _blame(mismatch, terms, cfg.level_mismatch_mv), mismatch
+
+
+def _reference(series: FloatArray, r: int) -> FloatArray:
+    """The median of the last r readings at each reading (a spike does not move it); NaN unless
+    all r were measured."""
+    padded = np.concatenate([np.full((*series.shape[:-1], r - 1), np.nan), series], axis=-1)
+    last = np.sort(np.lib.stride_tricks.sliding_window_view(padded, r, axis=-1), axis=-1)
+    out: FloatArray = (last[..., (r - 1) // 2] + last[..., r // 2]) / 2
+    return out
 
 
 def _holdover(found: BoolArray, t: FloatArray, span_s: float) -> BoolArray:
@@ -214,13 +266,16 @@ def instrument_faults(
     shape = x.shape
     if t.size == 0:
         none = np.zeros(shape, dtype=bool)
-        return Faults({name: none.copy() for name in CHECKS}, none, none.copy())
+        nan = np.full(shape, np.nan)
+        return Faults({name: none.copy() for name in CHECKS}, none, none.copy(), none.copy(), nan, nan.copy())
     step = cadence_s(t)
     xn = np.where(ok, x, np.nan)
     # Coupling terms in mV: the observed ORP change and the changes chlorine and pH account for.
     coef = np.array([1.0, cfg.orp_per_chlorine_decade, -cfg.orp_per_ph])[:, None]
     triple = _coupled(xn, parameters, cfg)
     level = None if triple is None else _level_blame(t, triple[0], coef, cfg)
+    recovers = [i for i, p in enumerate(parameters) if p in cfg.recovery_step]
+    usual = _usual(t, xn[..., recovers, :], cfg)
     lo = 0
     if since is not None:
         lookback = max(
@@ -228,17 +283,68 @@ def instrument_faults(
             max(cfg.step_horizons_s, default=0.0) + cfg.reference * step,
             cfg.spike_window * step,
         )
-        lo = int(np.searchsorted(t, since - cfg.evidence_holdover_s - lookback - step))
-    part = _findings(t[lo:], x[..., lo:], ok[..., lo:], xn[..., lo:], parameters, cfg, step, coef, level, lo)
+        lo = int(np.searchsorted(t, since - cfg.holdover_s - lookback - step))
+    checks, fault, creeping = _findings(
+        t[lo:], x[..., lo:], ok[..., lo:], xn[..., lo:], parameters, cfg, step, coef, level, lo
+    )
+    size = np.array([cfg.recovery_step[parameters[i]] for i in recovers])[:, None]
+    back, bound, side = _recovery(xn[..., recovers, lo:], usual[..., lo:], size, cfg, step)
+    recovered = np.zeros(x[..., lo:].shape, dtype=bool)
+    recovered[..., recovers, :] = back
+    recovery_bound = np.full(recovered.shape, np.nan)
+    recovery_bound[..., recovers, :] = bound
+    recovery_side = np.full(recovered.shape, np.nan)
+    recovery_side[..., recovers, :] = side
     if lo == 0:
-        return part
+        return Faults(checks, fault, creeping, recovered, recovery_bound, recovery_side)
 
     def pad(a: BoolArray) -> BoolArray:
         out = np.zeros(shape, dtype=bool)
         out[..., lo:] = a
         return out
 
-    return Faults({k: pad(v) for k, v in part.checks.items()}, pad(part.fault), pad(part.not_evidence))
+    def pad_nan(a: FloatArray) -> FloatArray:
+        out = np.full(shape, np.nan)
+        out[..., lo:] = a
+        return out
+
+    return Faults(
+        {k: pad(v) for k, v in checks.items()},
+        pad(fault),
+        pad(creeping),
+        pad(recovered),
+        pad_nan(recovery_bound),
+        pad_nan(recovery_side),
+    )
+
+
+def _recovery(
+    x: FloatArray, usual: FloatArray, size: FloatArray, cfg: FaultConfig, step: float
+) -> tuple[BoolArray, FloatArray, FloatArray]:
+    """Steps back to the usual level (see FaultConfig.recovery_step): the first reading of each,
+    the step's midpoint and the side of it the reading is on (+1 above, -1 below; NaN elsewhere).
+    """
+    ref = _reference(x, cfg.reference)
+    off = np.abs(x - usual)
+    back = np.zeros(x.shape, dtype=bool)
+    moved = np.zeros(x.shape)
+    start = np.full(x.shape, np.nan)  # where the largest step found came from
+    for horizon_s in cfg.step_horizons_s:
+        before = _shift(ref, max(1, round(horizon_s / step)))
+        was = np.abs(before - usual)
+        size_h = np.abs(before - x)
+        with np.errstate(invalid="ignore"):
+            found = (size_h >= size) & (was >= 2 * size) & (off <= 0.5 * was)
+        larger = found & (size_h > moved)
+        start = np.where(larger, before, start)
+        moved = np.where(larger, size_h, moved)
+        back |= found
+    # Each horizon sees a step for a while (until its reference is past it): the first only.
+    span = max(1, round(max(cfg.step_horizons_s) / step)) + cfg.reference
+    onset = back & ~(np.nan_to_num(_shift(window_sum(back.astype(np.float64), span), 1)) > 0)
+    bound = np.where(onset, (start + x) / 2, np.nan)
+    side = np.where(onset, np.sign(x - start), np.nan)
+    return onset, bound, side
 
 
 def _findings(
@@ -252,7 +358,8 @@ def _findings(
     coef: FloatArray,
     level: tuple[BoolArray, FloatArray] | None,
     lo: int,
-) -> Faults:
+) -> tuple[dict[str, BoolArray], BoolArray, BoolArray]:
+    """The checks, the fault verdict and where a sensor was found creeping."""
     shape = x.shape
     checks = {name: np.zeros(shape, dtype=bool) for name in CHECKS}
     td = np.broadcast_to((t - t[0]) / 3600.0, shape)  # hours: well conditioned
@@ -263,11 +370,7 @@ def _findings(
         series, rows = triple
         level_blamed, off_level = level[0][..., lo:], level[1][..., lo:]
         blamed = level_blamed.copy()
-        # Reference: the median of the last `reference` readings (a spike does not move it).
-        r = cfg.reference
-        padded = np.concatenate([np.full((*series.shape[:-1], r - 1), np.nan), series], axis=-1)
-        last = np.sort(np.lib.stride_tricks.sliding_window_view(padded, r, axis=-1), axis=-1)
-        ref = (last[..., (r - 1) // 2] + last[..., r // 2]) / 2  # NaN unless all r were measured
+        ref = _reference(series, cfg.reference)
         for horizon_s, floor in zip(cfg.step_horizons_s, cfg.step_mismatch_mv, strict=True):
             h = max(1, round(horizon_s / step))
             terms = (series - _shift(ref, h)) * coef
@@ -298,23 +401,55 @@ def _findings(
     count_held = (np.nan_to_num(_shift(window_sum(settled, k - 1), 1)) if k > 1 else 0.0) + dec
     held = count_held * 2 > k
 
-    # Lone trends; an instrument that creeps decoupled is no witness that the water moved.
+    # Lone trends; an instrument that creeps decoupled is no witness that the water moved, and
+    # free chlorine, pH or ORP on a line that the other two follow is the water's chemistry.
     limits = np.array([cfg.trend_change.get(p, np.inf) for p in parameters])[:, None]
     quality = np.isfinite(limits[:, 0])
     for window_s in cfg.trend_windows_s:
         w = max(3, round(window_s / step))
         hours = w * step / 3600.0
         slope, r2 = _fit(td, x, ok, w)
+        # Free chlorine, pH and ORP: a line is lone where their lines disagree (and then no
+        # witness either), the chemistry where they agree.
+        lone = np.ones(shape, dtype=bool)
+        unbacked = np.zeros(shape, dtype=bool)
+        if triple is not None:
+            series, rows = triple
+            chem, _ = _fit(td[..., :3, :], series, np.isfinite(series), w)
+            terms = np.nan_to_num(chem) * hours * coef
+            mismatch = terms[..., 0, :] - terms[..., 1, :] - terms[..., 2, :]
+            unbacked[..., rows, :] = _blame(mismatch, terms, cfg.trend_mismatch_mv)
+            lone[..., rows, :] = unbacked[..., rows, :]
         change = np.abs(np.nan_to_num(slope)) * hours
         big = change >= limits * np.sqrt(hours)
         # Others count as moving at half the size: a joint change is the water.
         half = (change >= 0.5 * limits * np.sqrt(hours)) & quality[:, None]
         creeps = _holdover(held, t, window_s)
-        moving = half & ~creeps
+        moving = half & ~creeps & ~unbacked
         others = moving.sum(axis=-2, keepdims=True) - moving
-        checks["trend"] |= big & (others == 0) & (r2 >= cfg.trend_r2) & quality[:, None]
+        checks["trend"] |= big & lone & (others == 0) & (r2 >= cfg.trend_r2) & quality[:, None]
 
-    creeping = held | checks["trend"]
-    found = checks["decoupled"] | checks["trend"] | checks["spikes"]
-    fault = _holdover(found, t, cfg.holdover_s)
-    return Faults(checks, fault, fault | _holdover(creeping, t, cfg.evidence_holdover_s))
+    # Fouling: a chlorine membrane and a turbidity window foul together. Where one of them was
+    # found creeping (free chlorine decoupled or on a lone trend, turbidity on a lone trend) within
+    # the last `fouling_window_s`, and over it free chlorine fell (ORP falling less than half as
+    # much as it should with it) while turbidity rose on a line, both instruments are fouling.
+    where = {p: i for i, p in enumerate(parameters)}
+    if "free_chlorine_mgl" in where and "turbidity_ntu" in where:
+        pair = [where["free_chlorine_mgl"], where["turbidity_ntu"]]
+        w = max(3, round(cfg.fouling_window_s / step))
+        slope, r2 = _fit(td[..., pair, :], x[..., pair, :], ok[..., pair, :], w)
+        seen = np.asarray((held | checks["trend"])[..., pair, :].any(axis=-2), dtype=bool)
+        crept = _holdover(seen, t, cfg.fouling_window_s)
+        rise = np.nan_to_num(slope[..., 1, :]) * (w * step / 3600.0)
+        falls = np.nan_to_num(slope[..., 0, :]) < 0
+        if triple is not None:  # and ORP did not fall with it by half as much as it should have
+            chem, _ = _fit(td[..., :3, :], triple[0], np.isfinite(triple[0]), w)
+            terms = np.nan_to_num(chem) * (w * step / 3600.0) * coef
+            falls &= terms[..., 0, :] - terms[..., 2, :] > 0.5 * terms[..., 1, :]
+        fouling = crept & falls & (rise >= cfg.fouling_rise_ntu) & (r2[..., 1, :] >= cfg.fouling_r2)
+        checks["fouling"][..., pair, :] = fouling[..., None, :]
+
+    creeping = held | checks["trend"] | checks["fouling"]
+    found = checks["decoupled"] | checks["trend"] | checks["spikes"] | checks["fouling"]
+    fault = _holdover(found | creeping, t, cfg.holdover_s)
+    return checks, fault, creeping

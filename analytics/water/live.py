@@ -19,8 +19,8 @@ import numpy.typing as npt
 
 from analytics.water.alerts import POLICIES, AlertKind, AlertState, Step, alert_steps, sensor_fault_signal
 from analytics.water.compliance import ComplianceConfig, sustained, verdicts
-from analytics.water.detect import DetectorConfig, DetectorState, detect, rows_for
-from analytics.water.faults import FaultConfig, instrument_faults
+from analytics.water.detect import Detection, DetectorConfig, DetectorState, detect, forget, rows_for
+from analytics.water.faults import FaultConfig, Faults, instrument_faults
 from analytics.water.flags import FAIL, MISSING, PASS, SUSPECT
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import detector_for
@@ -164,7 +164,7 @@ def rebuild(
     track.alerts = alerts
     if times.size:
         qc = qc_tests(times, values[None], PARAMETERS, config.qc, windows if windows.size else None)
-        _detect(config, track, values, qc.flags[0], _faults(config, times, values, qc.gross_range[0])[2])
+        _detect(config, track, values, qc.flags[0], _faults(config, times, values, qc.gross_range[0]))
         track.times, track.values = times, values
         track.evaluated = np.ones(times.size, dtype=bool)
         track.evaluated_until = float(times[-1])
@@ -177,18 +177,41 @@ def _faults(
     values: FloatArray,
     gross: npt.NDArray[np.int8],
     since: float | None = None,
-) -> tuple[dict[str, npt.NDArray[np.bool_]], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """Instrument checks (P, n), the sensor-fault verdict and what is kept from the detector.
+) -> Faults:
+    """Instrument faults seen in the readings (faults.instrument_faults; none if not checked).
 
     Every measured reading outside maintenance windows counts, whatever its QC flag: a pH that
     jumped to a buffer's value fails QC and is exactly the evidence against the instrument.
     """
-    none = np.zeros(values.shape, dtype=bool)
     if config.faults is None:
-        return {}, none, none
+        none = np.zeros(values.shape, dtype=bool)
+        nan = np.full(values.shape, np.nan)
+        return Faults({}, none, none, none, nan, nan)
     measured = (gross == PASS) | (gross == SUSPECT) | (gross == FAIL)
-    f = instrument_faults(times, values, measured, PARAMETERS, config.faults, since)
-    return f.checks, f.fault, f.not_evidence
+    return instrument_faults(times, values, measured, PARAMETERS, config.faults, since)
+
+
+def segments(
+    restart: npt.NDArray[np.bool_], recovered: npt.NDArray[np.bool_], fed: npt.NDArray[np.bool_]
+) -> list[tuple[int, int, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]]:
+    """Split n readings where the detector's baseline of some row restarts or is trimmed (the
+    detector's rows of faults.Faults.restart and .recovered, (R, n)); fed (R, n): the readings
+    that are evidence. Returns (start, end, rows to forget, rows to trim before the start).
+
+    A restart with no reading of its row fed since the previous one changes nothing (there is
+    nothing new to forget) and does not split, so that any split of the readings into calls
+    gives the same result as one call per reading.
+    """
+    rows, n = restart.shape
+    ar = np.arange(n)
+    last = np.maximum.accumulate(np.where(restart, ar, -1), axis=-1)
+    before = np.concatenate([np.full((rows, 1), -1), last[:, :-1]], axis=-1)  # previous restart
+    count = np.concatenate([np.zeros((rows, 1), dtype=np.int64), np.cumsum(fed, axis=-1)], axis=-1)
+    since = count[:, 1:] - np.take_along_axis(count, np.maximum(before, 0), axis=-1)
+    forget_at = restart & ((before < 0) | (since > 0))
+    starts = sorted({0, *np.flatnonzero((forget_at | recovered).any(axis=0)).tolist()})
+    ends = [*starts[1:], n]
+    return [(a, b, forget_at[:, a], recovered[:, a]) for a, b in zip(starts, ends, strict=True)]
 
 
 def _detect(
@@ -196,13 +219,26 @@ def _detect(
     track: StationTrack,
     values: FloatArray,
     flags: npt.NDArray[np.int8],
-    faulty: npt.NDArray[np.bool_],
+    f: Faults,
+    fresh: slice | npt.NDArray[np.int64] = slice(None),
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-    """Advance the detector; readings of an instrument found faulty are not evidence."""
+    """Advance the detector by the readings `fresh` of the context. Readings of an instrument found
+    faulty are not evidence; where one is found creeping its readings leave the baseline, and where
+    a parameter stepped back to its usual level those from the side it came from do
+    (faults.Faults)."""
     rows = rows_for(PARAMETERS, config.detector.quality, config.detector.context)
-    ok = usable(flags) & ~faulty
-    d = detect(config.detector, track.detector, values[None, rows], ok[None, rows])
-    return np.asarray(d.probability[0], dtype=np.float64), np.asarray(d.event[0], dtype=np.bool_)
+    x = values[rows][:, fresh]
+    ok = (usable(flags[:, fresh]) & ~f.fault[:, fresh])[rows]
+    restart, recovered = f.restart[rows][:, fresh], f.recovered[rows][:, fresh]
+    bound, side = f.recovery_bound[rows][:, fresh], f.recovery_side[rows][:, fresh]
+    parts: list[Detection] = []
+    for a, b, drop, trim in segments(restart, recovered, ok & np.isfinite(x)):
+        forget(config.detector, track.detector, drop[None])
+        forget(config.detector, track.detector, trim[None], bound[None, :, a], side[None, :, a])
+        parts.append(detect(config.detector, track.detector, x[None, :, a:b], ok[None, :, a:b]))
+    prob = np.concatenate([d.probability[0] for d in parts])
+    event = np.concatenate([d.event[0] for d in parts])
+    return np.asarray(prob, dtype=np.float64), np.asarray(event, dtype=np.bool_)
 
 
 def _values(values: FloatArray, names: Sequence[str], j: int) -> dict[str, float]:
@@ -259,8 +295,9 @@ def advance(
     changes: list[AlertChange] = []
     active_times: dict[AlertKind, FloatArray] = {k: np.empty(0) for k in AlertKind}
     if idx.size:
-        by_check, instrument, not_evidence = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
-        prob, event = _detect(config, track, all_x[:, idx], flags[:, idx], not_evidence[:, idx])
+        seen = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
+        by_check, instrument = seen.checks, seen.fault
+        prob, event = _detect(config, track, all_x, flags, seen, idx)
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, flags, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)

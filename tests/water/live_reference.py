@@ -14,6 +14,7 @@ from analytics.water.alerts import POLICIES, AlertKind, alert_step, sensor_fault
 from analytics.water.bed import binomial_cdf_table
 from analytics.water.compliance import sustained, verdicts
 from analytics.water.detect import Detection, DetectorConfig, rows_for
+from analytics.water.faults import Faults
 from analytics.water.flags import FAIL, SUSPECT
 from analytics.water.live import (
     PARAMETERS,
@@ -25,6 +26,7 @@ from analytics.water.live import (
     _values,
     instrument_checks,
     row_flag,
+    segments,
 )
 from analytics.water.qc import qc_tests, usable
 
@@ -192,6 +194,7 @@ def _detect_chunk(
     scale = np.maximum(np.sqrt(var), fixed.floor)
     scored = np.isfinite(xu) & (cnt >= config.min_baseline)
     z = np.where(scored, (x - mean) / scale, 0.0)
+    z = np.where(config.rising() & (z < 0), 0.0, z)
 
     nq = len(config.quality)
     score = np.sqrt(np.sum(z[:, :nq] ** 2, axis=1))
@@ -231,17 +234,53 @@ def _detect_chunk(
     return Detection(probability=probability, event=event, score=score, outlier=outlier)
 
 
+def _forget_reference(
+    config: DetectorConfig,
+    state: ReferenceDetectorState,
+    rows: BoolArray,
+    bound: FloatArray | None = None,
+    side: FloatArray | None = None,
+) -> None:
+    """detect.forget for the station-major layout."""
+    if not rows.any():
+        return
+    drop = np.broadcast_to(rows[..., None], state.ring.shape)
+    if bound is not None and side is not None:
+        with np.errstate(invalid="ignore"):
+            drop = drop & ~((state.ring - bound[..., None]) * side[..., None] >= 0)
+    state.ring[drop] = np.nan
+    g = np.arange(state.step - config.lag - 1 - config.window, state.step - config.lag - 1)
+    g = g[g >= 0] % state.ring.shape[-1]
+    vals = state.ring[..., g]
+    used = state.admitted[:, None, g] & np.isfinite(vals)
+    v0 = np.where(used, vals, 0.0)
+    state.sum1[rows] = v0.sum(axis=-1)[rows]
+    state.sum2[rows] = (v0 * v0).sum(axis=-1)[rows]
+    state.count[rows] = used.sum(axis=-1)[rows]
+
+
 def _detect_reference(
     config: LiveConfig,
     track: StationTrack,
     values: FloatArray,
     flags: npt.NDArray[np.int8],
-    faulty: npt.NDArray[np.bool_],
+    f: Faults,
+    fresh: npt.NDArray[np.int64],
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     rows = rows_for(PARAMETERS, config.detector.quality, config.detector.context)
-    ok = usable(flags) & ~faulty
-    d = detect_reference(config.detector, track.detector, values[None, rows], ok[None, rows])
-    return np.asarray(d.probability[0], dtype=np.float64), np.asarray(d.event[0], dtype=np.bool_)
+    x = values[rows][:, fresh]
+    ok = (usable(flags[:, fresh]) & ~f.fault[:, fresh])[rows]
+    bound, side = f.recovery_bound[rows][:, fresh], f.recovery_side[rows][:, fresh]
+    state: ReferenceDetectorState = track.detector  # type: ignore[assignment]
+    parts = []
+    restart, recovered = f.restart[rows][:, fresh], f.recovered[rows][:, fresh]
+    for a, b, drop, trim in segments(restart, recovered, ok & np.isfinite(x)):
+        _forget_reference(config.detector, state, drop[None])
+        _forget_reference(config.detector, state, trim[None], bound[None, :, a], side[None, :, a])
+        parts.append(detect_reference(config.detector, state, x[None, :, a:b], ok[None, :, a:b]))
+    prob = np.concatenate([d.probability[0] for d in parts])
+    event = np.concatenate([d.event[0] for d in parts])
+    return np.asarray(prob, dtype=np.float64), np.asarray(event, dtype=np.bool_)
 
 
 def advance_reference(
@@ -289,8 +328,9 @@ def advance_reference(
     idx = np.flatnonzero(fresh)
     changes: list[AlertChange] = []
     if idx.size:
-        by_check, instrument, not_evidence = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
-        prob, event = _detect_reference(config, track, all_x[:, idx], flags[:, idx], not_evidence[:, idx])
+        seen = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
+        by_check, instrument = seen.checks, seen.fault
+        prob, event = _detect_reference(config, track, all_x, flags, seen, idx)
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, flags, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.water.canary import CanaryConfig, canary_detect
-from analytics.water.detect import DetectorConfig, DetectorState, detect
+from analytics.water.detect import DetectorConfig, DetectorState, detect, forget
 from analytics.water.metrics import episodes, score
 from analytics.water.synthetic import inject
 from tests.water.live_reference import ReferenceDetectorState, detect_reference
@@ -119,3 +119,45 @@ def test_hysteresis_keeps_an_event_on_until_probability_falls_below_the_off_thre
     held = detect(cfg, DetectorState.empty(cfg, 1), x, ok)
     assert len(episodes(held.event[0])) <= len(episodes(plain.event[0]))
     assert held.event.sum() >= plain.event.sum()
+
+
+def test_a_fall_of_turbidity_is_no_evidence_its_rise_is() -> None:
+    x = background(200)[None]
+    x[0, 1] += 0.5  # turbidity around 0.7 NTU
+    drop, rise = x.copy(), x.copy()
+    drop[0, 1, 100:130] = 0.2  # a fouled window wiped clean: turbidity falls
+    rise[0, 1, 100:130] = 1.2
+    ok = np.ones(x.shape, dtype=bool)
+    # (The rise back to 0.7 afterwards is the live path's to recognise: faults.Faults.recovered.)
+    assert not detect(CFG, DetectorState.empty(CFG, 1), drop, ok).event[0, :130].any()
+    assert detect(CFG, DetectorState.empty(CFG, 1), rise, ok).event[0, 100:110].any()
+    both = CFG.tuned(rising_only=())  # type: ignore[arg-type]
+    assert detect(both, DetectorState.empty(both, 1), drop, ok).event[0, 100:110].any()
+
+
+def test_forget_takes_a_row_out_of_the_baseline_or_the_readings_beyond_a_bound() -> None:
+    """What detect.forget leaves is what the window would hold had the readings never been there."""
+    x = background(120)[None]
+    x[0, 2, 60:90] = 0.3  # chlorine reading low (not yet known to be a fault)
+    ok = np.ones(x.shape, dtype=bool)
+    state = DetectorState.empty(CFG, 1)
+    detect(CFG, state, x, ok)
+    assert state.count[0, 2] == CFG.window
+    trimmed = DetectorState.empty(CFG, 1)
+    detect(CFG, trimmed, x, ok)
+    bound, side = np.full((1, 5), np.nan), np.full((1, 5), np.nan)
+    bound[0, 2], side[0, 2] = 0.45, 1.0  # chlorine stepped back up from 0.3: what is below leaves
+    forget(CFG, trimmed, np.eye(5, dtype=bool)[2][None], bound, side)
+    # The same window without the low readings: as if they had been unusable.
+    clean_ok = ok.copy()
+    clean_ok[0, 2, 60:90] = False
+    want = DetectorState.empty(CFG, 1)
+    detect(CFG, want, x, clean_ok)
+    np.testing.assert_allclose(trimmed.count, want.count)
+    np.testing.assert_allclose(trimmed.sum1, want.sum1)
+    np.testing.assert_allclose(trimmed.sum2, want.sum2)
+    forget(CFG, state, np.eye(5, dtype=bool)[2][None])
+    assert state.count[0, 2] == 0
+    assert state.sum1[0, 2] == 0
+    assert np.isnan(state.ring[:, 0, 2]).all()
+    np.testing.assert_allclose(state.count[0, [0, 1, 3, 4]], CFG.window)

@@ -42,7 +42,8 @@ def run(x: np.ndarray, config: FaultConfig | None = None):  # type: ignore[no-un
 def test_quiet_water_has_no_faults() -> None:
     f = run(clean())
     assert not f.fault.any()
-    assert not f.not_evidence.any()
+    assert not f.restart.any()
+    assert not f.recovered.any()
 
 
 def test_chlorine_falling_while_orp_holds_blames_the_chlorine_analyser() -> None:
@@ -73,13 +74,23 @@ def test_ph_in_a_buffer_while_orp_holds_is_a_ph_fault_from_the_first_reading() -
     f = run(x)
     assert f.checks["decoupled"][P["ph"], 200]
     assert f.fault[P["ph"], 200 : 204 + 14].all()
-    # Out of the detector's evidence for much longer than the alert holds.
-    assert f.not_evidence[P["ph"], 200 : 200 + 149].all()
-    # The return from the buffer is part of the fault: found while the 30-minute reference still
-    # holds buffer readings, then kept from the detector for evidence_holdover_s.
+    # The return from the buffer is part of the fault: found while the 10-minute reference still
+    # holds buffer readings, not after.
     last = int(np.flatnonzero(f.checks["decoupled"][P["ph"]])[-1])
     assert last < 204 + 40
-    assert not f.not_evidence[P["ph"], last + 156 :].any()
+
+
+def test_a_step_back_to_the_usual_level_is_a_recovery_found_once() -> None:
+    """Once six hours give a usual level: the first reading back from a buffer is a recovery, and
+    baseline readings on the buffer's side of the step's midpoint are to leave."""
+    x = clean()
+    x[P["ph"], 420:424] = 4.01
+    f = run(x)
+    assert np.flatnonzero(f.recovered[P["ph"]]).tolist() == [424]
+    assert not f.recovered[[P["turbidity_ntu"], P["free_chlorine_mgl"], P["orp_mv"]]].any()
+    assert f.recovery_bound[P["ph"], 424] == pytest.approx((7.2 + 4.01) / 2, abs=0.05)
+    assert f.recovery_side[P["ph"], 424] == 1.0  # the readings above the midpoint stay
+    assert np.isnan(f.recovery_bound[P["ph"], :424]).all()
 
 
 def test_ph_excursion_with_orp_following_is_water() -> None:
@@ -116,6 +127,46 @@ def test_lone_slow_trend_is_a_drift_but_a_step_or_a_joint_change_is_not() -> Non
     assert not run(z).checks["trend"].any()
 
 
+def test_ph_wandering_on_a_line_with_orp_following_is_water() -> None:
+    """pH on a line for hours is the water when ORP follows it; the same line with ORP holding is
+    the pH electrode."""
+    x = clean()
+    x[P["ph"], 120:300] += np.linspace(0.0, 0.4, 180)
+    noise = x[P["orp_mv"]] - (650.0 - 40.0 * (clean()[P["ph"]] - 7.2) + 90.0 * np.log10(1.2))
+    recouple(x)
+    x[P["orp_mv"]] += noise
+    assert not run(x).checks["trend"].any()
+    y = clean()
+    y[P["ph"], 120:300] += np.linspace(0.0, 0.4, 180)
+    assert run(y).checks["trend"][P["ph"]].any() or run(y).checks["decoupled"][P["ph"]].any()
+
+
+def test_fouling_sonde_blames_turbidity_and_chlorine_together() -> None:
+    """Chlorine reading low on a line while ORP holds, turbidity reading high on a line: fouling,
+    both instruments; their readings from before the finding leave the detector's baseline."""
+    x = clean()
+    ramp = np.linspace(0.0, 1.0, 240)
+    x[P["free_chlorine_mgl"], 120:360] *= 1.0 - 0.5 * ramp
+    x[P["turbidity_ntu"], 120:360] *= 1.0 + 6.0 * ramp
+    f = run(x)
+    fouling = f.checks["fouling"]
+    assert fouling[P["turbidity_ntu"], 120:360].any()
+    np.testing.assert_array_equal(fouling[P["turbidity_ntu"]], fouling[P["free_chlorine_mgl"]])
+    assert not fouling[[P["ph"], P["orp_mv"], P["conductivity_uscm"]]].any()
+    assert not fouling[:, :120].any()
+    first = int(np.flatnonzero(fouling[P["turbidity_ntu"]])[0])
+    assert f.restart[P["turbidity_ntu"], first]
+    assert f.fault[P["turbidity_ntu"], first]
+    # The same lines with ORP following chlorine and a rise of turbidity are the water.
+    y = clean()
+    y[P["free_chlorine_mgl"], 120:360] *= 1.0 - 0.5 * ramp
+    y[P["turbidity_ntu"], 120:360] *= 1.0 + 6.0 * ramp
+    noise = y[P["orp_mv"]] - (650.0 + 90.0 * np.log10(clean()[P["free_chlorine_mgl"]] / 0.5))
+    recouple(y)
+    y[P["orp_mv"]] += noise
+    assert not run(y).checks["fouling"].any()
+
+
 def test_spike_burst_is_a_fault_and_a_single_spike_is_not() -> None:
     x = clean()
     x[P["turbidity_ntu"], 100] += 2.0
@@ -148,7 +199,8 @@ def test_verdicts_since_a_time_equal_the_full_computation() -> None:
     for cut in (200, 301, 405, N - 10):
         part = instrument_faults(T, x, np.isfinite(x), PARAMETERS, since=T[cut])
         np.testing.assert_array_equal(part.fault[:, cut:], full.fault[:, cut:])
-        np.testing.assert_array_equal(part.not_evidence[:, cut:], full.not_evidence[:, cut:])
+        np.testing.assert_array_equal(part.restart[:, cut:], full.restart[:, cut:])
+        np.testing.assert_array_equal(part.recovered[:, cut:], full.recovered[:, cut:])
 
 
 def test_missing_readings_and_empty_input_are_handled() -> None:
