@@ -110,15 +110,19 @@ class FaultConfig:
     fouling_window_s: float = 3600.0
     fouling_rise_ntu: float = 0.05
     fouling_r2: float = 0.5
+    # Or, before either is found creeping, both on lines (R² at least `fouling_line_r2`) over a
+    # trend window with chlorine falling by at least `fouling_orp_mv` of expected ORP.
+    fouling_line_r2: float = 0.8
+    fouling_orp_mv: float = 4.0
     # Recovery: from at least twice this far from the usual level, a step of at least this size
     # within a step horizon back to half that distance or less (the end of a fault, or of an
     # event): the parameter's baseline, which may hold the readings from before the step,
     # restarts. Parameters not listed: no check.
     recovery_step: Mapping[str, float] = field(
         default_factory=lambda: {
-            "ph": 0.15,
+            "ph": 0.1,
             "turbidity_ntu": 0.1,
-            "free_chlorine_mgl": 0.1,
+            "free_chlorine_mgl": 0.05,
             "conductivity_uscm": 15.0,
             "orp_mv": 20.0,
         }
@@ -447,6 +451,21 @@ def _findings(
             terms = np.nan_to_num(chem) * (w * step / 3600.0) * coef
             falls &= terms[..., 0, :] - terms[..., 2, :] > 0.5 * terms[..., 1, :]
         fouling = crept & falls & (rise >= cfg.fouling_rise_ntu) & (r2[..., 1, :] >= cfg.fouling_r2)
+        # Before either is found creeping: both on lines over a trend window, chlorine falling by
+        # enough that ORP should have fallen `fouling_orp_mv` with it, and ORP not half as much.
+        if triple is not None:
+            for window_s in cfg.trend_windows_s:
+                w = max(3, round(window_s / step))
+                hours = w * step / 3600.0
+                slope, r2 = _fit(td[..., pair, :], x[..., pair, :], ok[..., pair, :], w)
+                chem, _ = _fit(td[..., :3, :], triple[0], np.isfinite(triple[0]), w)
+                terms = np.nan_to_num(chem) * hours * coef
+                lines = (r2 >= cfg.fouling_line_r2).all(axis=-2)
+                rise = np.nan_to_num(slope[..., 1, :]) * hours
+                unfollowed = (terms[..., 1, :] <= -cfg.fouling_orp_mv) & (
+                    terms[..., 0, :] - terms[..., 2, :] > 0.5 * terms[..., 1, :]
+                )
+                fouling |= lines & unfollowed & (rise >= cfg.fouling_rise_ntu)
         checks["fouling"][..., pair, :] = fouling[..., None, :]
 
     creeping = held | checks["trend"] | checks["fouling"]

@@ -57,6 +57,10 @@ class LiveConfig:
         }
     )
     missing_readings: int = 3  # one parameter absent while the others report: an instrument fault
+    # A water-quality event alert needs the event on for this many readings in a row with no
+    # instrument at the station found faulty meanwhile: a creeping instrument is often recognised
+    # a reading or two after its first readings moved the detector.
+    confirm_readings: int = 3
     context_s: float = 86400.0  # the longest flat-line span of the QC configuration
     max_context: int = 2000  # readings of context per station, at most
     reflag: int = 3  # trailing context readings whose flags are recomputed (spike needs the next one)
@@ -72,6 +76,7 @@ class StationTrack:
     detector: DetectorState
     alerts: dict[AlertKind, AlertState]
     evaluated_until: float  # epoch seconds of the newest reading fed to the detector; NaN if none
+    event_readings: int = 0  # readings in a row, up to the newest, of an event with no fault
 
     @classmethod
     def empty(cls, config: LiveConfig) -> StationTrack:
@@ -349,9 +354,14 @@ def advance(
 
         t_fresh = all_t[idx]
         faulty = fault[idx]
-        # A station whose instruments look faulty is not evidence about the water.
+        # A station whose instruments look faulty is not evidence about the water, and an event
+        # is confirmed by `confirm_readings` in a row (counted across calls).
+        clean = event & ~faulty
+        run = _run_length(clean)
+        run = np.where(run == np.arange(1, run.size + 1), run + track.event_readings, run)
+        track.event_readings = int(run[-1])
         active = {
-            AlertKind.WATER_QUALITY_EVENT: event & ~faulty,
+            AlertKind.WATER_QUALITY_EVENT: clean & (run >= config.confirm_readings),
             AlertKind.COMPLIANCE_BREACH: breach[:, idx].any(axis=0),
             AlertKind.SENSOR_FAULT: faulty,
         }

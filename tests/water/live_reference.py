@@ -349,9 +349,12 @@ def advance_reference(
             t = float(all_t[j])
             faulty = bool(fault[j])
             breach_params = [p for i, p in enumerate(PARAMETERS) if breach[i, j]]
-            # A station whose instruments look faulty is not evidence about the water.
+            # A station whose instruments look faulty is not evidence about the water; an event
+            # is confirmed by `confirm_readings` in a row.
+            clean = bool(event[k]) and not faulty
+            track.event_readings = track.event_readings + 1 if clean else 0
             active = {
-                AlertKind.WATER_QUALITY_EVENT: bool(event[k]) and not faulty,
+                AlertKind.WATER_QUALITY_EVENT: clean and track.event_readings >= config.confirm_readings,
                 AlertKind.COMPLIANCE_BREACH: bool(breach_params),
                 AlertKind.SENSOR_FAULT: faulty,
             }

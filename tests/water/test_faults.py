@@ -157,13 +157,14 @@ def test_fouling_sonde_blames_turbidity_and_chlorine_together() -> None:
     first = int(np.flatnonzero(fouling[P["turbidity_ntu"]])[0])
     assert f.restart[P["turbidity_ntu"], first]
     assert f.fault[P["turbidity_ntu"], first]
-    # The same lines with ORP following chlorine and a rise of turbidity are the water.
+    # The same lines with ORP following chlorine (a slow chlorine demand) and a rise of turbidity
+    # are the water. (ORP with less noise than above: its fitted line over 30 minutes must not
+    # miss a 4 mV fall by half.)
     y = clean()
     y[P["free_chlorine_mgl"], 120:360] *= 1.0 - 0.5 * ramp
     y[P["turbidity_ntu"], 120:360] *= 1.0 + 6.0 * ramp
-    noise = y[P["orp_mv"]] - (650.0 + 90.0 * np.log10(clean()[P["free_chlorine_mgl"]] / 0.5))
     recouple(y)
-    y[P["orp_mv"]] += noise
+    y[P["orp_mv"]] += 0.5 * np.random.default_rng(4).standard_normal(N)
     assert not run(y).checks["fouling"].any()
 
 
@@ -231,7 +232,8 @@ def test_live_path_reports_a_sonde_in_calibration_buffers_as_a_sensor_fault_only
     x[P["turbidity_ntu"], start : start + 6] = 0.0
     x = np.round(x, 3)
     changes = []
-    for config in (LiveConfig(qc=default_qc_config()), LiveConfig(qc=default_qc_config(), faults=None)):
+    bare = LiveConfig(qc=default_qc_config(), faults=None, confirm_readings=1)
+    for config in (LiveConfig(qc=default_qc_config()), bare):
         track = StationTrack.empty(config)
         out = []
         for i in range(0, N, 10):
@@ -242,5 +244,32 @@ def test_live_path_reports_a_sonde_in_calibration_buffers_as_a_sensor_fault_only
     assert T[start] <= opened[0][1] <= T[start + 6]
     assert "ph" in opened[0][2]["parameters"]  # type: ignore[operator]
     assert "decoupled" in opened[0][2]["tests"]["ph"]  # type: ignore[index]
-    # Without the checks, the same readings open a water-quality event.
+    # Without the checks and the confirmation, the same readings open a water-quality event.
+    assert any(c.kind.value == "water_quality_event" and c.change == "open" for c in changes[1])
+
+
+def test_live_path_reports_a_fouling_sonde_and_its_cleaning_as_a_sensor_fault_only() -> None:
+    """A sonde fouling for 100 minutes (turbidity reading up to 5 times high, chlorine down to half,
+    ORP unmoved), then cleaned: a sensor fault naming the fouling, and no water-quality event,
+    neither while it fouls nor when the readings step back."""
+    x = clean(6)
+    ramp = np.linspace(0.0, 1.0, 100)
+    x[P["turbidity_ntu"], 360:460] *= 1.0 + 4.0 * ramp
+    x[P["free_chlorine_mgl"], 360:460] *= 1.0 - 0.5 * ramp
+    x = np.round(x, 3)
+    changes = []
+    bare = LiveConfig(qc=default_qc_config(), faults=None, confirm_readings=1)
+    for config in (LiveConfig(qc=default_qc_config()), bare):
+        track = StationTrack.empty(config)
+        out = []
+        for i in range(0, N, 10):
+            out += advance(config, track, T[i : i + 10], x[:, i : i + 10], np.empty((0, 2))).changes
+        changes.append(out)
+    opened = [c for c in changes[0] if c.change == "open"]
+    assert [c.kind.value for c in opened] == ["sensor_fault"]
+    assert T[360] <= opened[0].time <= T[400]
+    faulty = [
+        c.evidence["tests"] for c in changes[0] if c.kind.value == "sensor_fault" and c.change != "clear"
+    ]
+    assert any("fouling" in tests.get("turbidity_ntu", []) for tests in faulty)  # type: ignore[union-attr]
     assert any(c.kind.value == "water_quality_event" and c.change == "open" for c in changes[1])
