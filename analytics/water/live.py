@@ -60,7 +60,7 @@ class LiveConfig:
     # A water-quality event alert needs the event on for this many readings in a row with no
     # instrument at the station found faulty meanwhile: a creeping instrument is often recognised
     # a reading or two after its first readings moved the detector.
-    confirm_readings: int = 3
+    confirm_readings: int = 2
     context_s: float = 86400.0  # the longest flat-line span of the QC configuration
     max_context: int = 2000  # readings of context per station, at most
     reflag: int = 3  # trailing context readings whose flags are recomputed (spike needs the next one)
