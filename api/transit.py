@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import PoolTimeout
 
-from analytics.transit.headways import HeadwayConfig, headway_profile, route_performance
+from analytics.transit.headways import HeadwayConfig, headway_profile, route_headways, route_performance
 from analytics.transit.matching import Fixes
 from analytics.transit.schedule import OnTimeWindow, stop_events
 from analytics.transit.stored import stored_match
@@ -252,9 +252,10 @@ async def performance(
         )  # fmt: skip
         events = stop_events(index, sub, subm)
         config = HeadwayConfig(on_time=ON_TIME)
-        perf = route_performance(route_id, day.isoformat(), subm.route_id, subm.delay_s, events, config)
+        hw = route_headways(events, route_id, config)  # once, for the summary and the profile
+        perf = route_performance(route_id, day.isoformat(), subm.route_id, subm.delay_s, events, config, hw)
         body = perf.to_dict()
-        profile = headway_profile(events, route_id, ref, HEADWAY_BIN_S, config)
+        profile = headway_profile(events, route_id, ref, HEADWAY_BIN_S, config, hw)
         body["headway_profile"] = [asdict(b) for b in profile]
         return body
 

@@ -138,8 +138,10 @@ def route_performance(
     fix_delay_s: FloatArray,
     events: StopEvents,
     config: HeadwayConfig | None = None,
+    route_hw: Headways | None = None,
 ) -> RoutePerformance:
-    """The route performance summary for one service day: the fixes and stop events of that day are given."""
+    """The route performance summary for one service day: the fixes and stop events of that day are
+    given, and the route's headways if already worked out (`route_headways`)."""
     cfg = config or HeadwayConfig()
     d = fix_delay_s[(fix_route == route_id) & np.isfinite(fix_delay_s)]
     cls = cfg.on_time.classify(d)
@@ -149,9 +151,7 @@ def route_performance(
         f"{'' if not np.isfinite(lo) else int(lo)}..{'' if not np.isfinite(hi) else int(hi)}"
         for lo, hi in itertools.pairwise(_HIST_EDGES)
     ]
-    ev_sel = events.route_id == route_id
-    ev = StopEvents(**{k: v[ev_sel] for k, v in _fields(events).items()})
-    hw = headways(ev, cfg)
+    hw = route_headways(events, route_id, cfg) if route_hw is None else route_hw
     cvs = []
     for stop in np.unique(hw.stop_id.astype(str)):
         c = regularity(hw.actual_s[hw.stop_id.astype(str) == stop])
@@ -182,7 +182,7 @@ def route_performance(
         delay_p50_s=_num(np.percentile(d, 50)) if n else None,
         delay_p90_s=_num(np.percentile(d, 90)) if n else None,
         delay_histogram={lab: int(c) for lab, c in zip(labels, hist_counts, strict=True)},
-        stop_events=len(ev),
+        stop_events=int(np.sum(events.route_id == route_id)),
         headways=len(hw),
         headway_regularity=_num(float(np.mean(cvs))) if cvs else None,
         excess_wait_time_s=_num(excess_wait_time(hw.actual_s, hw.scheduled_s)) if len(hw) else None,
@@ -193,6 +193,12 @@ def route_performance(
 
 def _fields(events: StopEvents) -> dict[str, Any]:
     return {k: getattr(events, k) for k in events.__dataclass_fields__}
+
+
+def route_headways(events: StopEvents, route_id: str, config: HeadwayConfig | None = None) -> Headways:
+    """The headways of one route's stop events (for `route_performance` and `headway_profile`)."""
+    sel = events.route_id == route_id
+    return headways(StopEvents(**{k: v[sel] for k, v in _fields(events).items()}), config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,15 +221,16 @@ def headway_profile(
     origin_s: float,
     bin_s: float = 3600.0,
     config: HeadwayConfig | None = None,
+    route_hw: Headways | None = None,
 ) -> tuple[HeadwayBin, ...]:
     """Actual against scheduled headways over the day: per `bin_s` slice from `origin_s` (the service
     day's reference, so slices are the local hours), the spread of actual headways (10th, 50th and
     90th percentile), the median scheduled one and the number bunched. Slices from the first to the
-    last with a headway; those between without one have 0 headways and None for the figures."""
+    last with a headway; those between without one have 0 headways and None for the figures.
+    `route_hw`: the route's headways if already worked out (`route_headways`)."""
     if not bin_s > 0:
         raise ValueError(f"bin_s must be positive, got {bin_s}")
-    sel = events.route_id == route_id
-    hw = headways(StopEvents(**{k: v[sel] for k, v in _fields(events).items()}), config)
+    hw = route_headways(events, route_id, config) if route_hw is None else route_hw
     ok = np.isfinite(hw.time) & np.isfinite(hw.actual_s)
     if not np.any(ok):
         return ()

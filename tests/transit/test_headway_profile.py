@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.transit.headways import HeadwayBin, headway_profile
+from analytics.transit.headways import HeadwayBin, headway_profile, route_headways, route_performance
 from analytics.transit.schedule import StopEvents
 
 
@@ -46,3 +46,20 @@ def test_hour_by_hour_with_an_empty_hour_between() -> None:
     assert headway_profile(ev, "nope", origin_s=0.0) == ()
     with pytest.raises(ValueError, match="bin_s"):
         headway_profile(ev, "R", origin_s=0.0, bin_s=0.0)
+
+
+def test_headways_worked_out_once_serve_the_summary_and_the_profile() -> None:
+    ev = events(
+        [100.0, 700.0, 1300.0, 7300.0, 7350.0, 500.0],
+        [0.0, 600.0, 1200.0, 1800.0, 2400.0, 0.0],
+        ["R", "R", "R", "R", "R", "other"],
+    )
+    hw = route_headways(ev, "R")
+    assert len(hw) == 4
+    assert headway_profile(ev, "R", 0.0, 3600.0, None, hw) == headway_profile(ev, "R", 0.0, 3600.0)
+    fixes_route = np.array(["R", "R", "other"], dtype=object)
+    delays = np.array([30.0, 90.0, 10.0])
+    once = route_performance("R", "2026-11-27", fixes_route, delays, ev, None, hw)
+    assert once == route_performance("R", "2026-11-27", fixes_route, delays, ev)
+    assert once.stop_events == 5
+    assert once.headways == 4
