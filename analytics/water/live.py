@@ -21,10 +21,10 @@ from analytics.water.alerts import POLICIES, AlertKind, AlertState, Step, alert_
 from analytics.water.compliance import ComplianceConfig, sustained, verdicts
 from analytics.water.detect import Detection, DetectorConfig, DetectorState, detect, forget, rows_for
 from analytics.water.faults import FaultConfig, Faults, instrument_faults
-from analytics.water.flags import FAIL, MISSING, PASS, SUSPECT
+from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import detector_for
-from analytics.water.qc import qc_tests, usable
+from analytics.water.qc import QcResult, qc_tests, usable
 from analytics.water.qc_config import QcConfig
 
 FloatArray = npt.NDArray[np.float64]
@@ -60,7 +60,7 @@ class LiveConfig:
     # A water-quality event alert needs the event on for this many readings in a row with no
     # instrument at the station found faulty meanwhile: a creeping instrument is often recognised
     # a reading or two after its first readings moved the detector.
-    confirm_readings: int = 2
+    confirm_readings: int = 3
     context_s: float = 86400.0  # the longest flat-line span of the QC configuration
     max_context: int = 2000  # readings of context per station, at most
     reflag: int = 3  # trailing context readings whose flags are recomputed (spike needs the next one)
@@ -128,6 +128,27 @@ def row_flag(flags: npt.NDArray[np.int8], covered: npt.NDArray[np.bool_]) -> npt
     return np.where(worst == 0, np.int8(MISSING), worst).astype(np.int8)
 
 
+def live_flags(qc: QcResult) -> npt.NDArray[np.int8]:
+    """The flags detection and compliance go by (P, n), of one station's QC (qc_tests over (1, P, n)).
+
+    The spike test needs the next valid reading, so the newest reading of each parameter is "not
+    evaluated" until its successor arrives, and the live path feeds every reading to the detector
+    once, when it is new: meanwhile such a reading goes by its other tests (gross range, rate of
+    change, flat line). Its stored flag stays 2 until the next wake-up flags it again; a lone
+    spike fed this way is one outlier, which the binomial window does not turn into an event.
+    """
+    flags: npt.NDArray[np.int8] = qc.flags[0]
+    valid = flags != MISSING
+    seen_later = np.logical_or.accumulate(valid[:, ::-1], axis=1)[:, ::-1]
+    later = np.zeros(valid.shape, dtype=bool)
+    later[:, :-1] = seen_later[:, 1:]
+    waiting = (qc.spike[0] == NOT_EVALUATED) & valid & ~later
+    if not waiting.any():
+        return flags
+    others = worst(qc.gross_range[0], qc.rate_of_change[0], qc.flat_line[0])
+    return np.where(waiting, others, flags).astype(np.int8)
+
+
 def _run_length(repeat: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
     """Per element (..., n): how many elements in a row up to it are True."""
     n = repeat.shape[-1]
@@ -169,7 +190,7 @@ def rebuild(
     track.alerts = alerts
     if times.size:
         qc = qc_tests(times, values[None], PARAMETERS, config.qc, windows if windows.size else None)
-        _detect(config, track, values, qc.flags[0], _faults(config, times, values, qc.gross_range[0]))
+        _detect(config, track, values, live_flags(qc), _faults(config, times, values, qc.gross_range[0]))
         track.times, track.values = times, values
         track.evaluated = np.ones(times.size, dtype=bool)
         track.evaluated_until = float(times[-1])
@@ -302,9 +323,10 @@ def advance(
     if idx.size:
         seen = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
         by_check, instrument = seen.checks, seen.fault
-        prob, event = _detect(config, track, all_x, flags, seen, idx)
+        now = live_flags(qc)
+        prob, event = _detect(config, track, all_x, now, seen, idx)
         lim = config.compliance.limit_array(PARAMETERS)
-        verdict = verdicts(all_x, flags, lim)
+        verdict = verdicts(all_x, now, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
         checks = instrument_checks(config, all_x)
         fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]

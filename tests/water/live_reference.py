@@ -25,6 +25,7 @@ from analytics.water.live import (
     _faults,
     _values,
     instrument_checks,
+    live_flags,
     row_flag,
     segments,
 )
@@ -330,9 +331,10 @@ def advance_reference(
     if idx.size:
         seen = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
         by_check, instrument = seen.checks, seen.fault
-        prob, event = _detect_reference(config, track, all_x, flags, seen, idx)
+        now = live_flags(qc)
+        prob, event = _detect_reference(config, track, all_x, now, seen, idx)
         lim = config.compliance.limit_array(PARAMETERS)
-        verdict = verdicts(all_x, flags, lim)
+        verdict = verdicts(all_x, now, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
         checks = instrument_checks(config, all_x)
         fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
