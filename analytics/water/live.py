@@ -24,7 +24,7 @@ from analytics.water.faults import FaultConfig, Faults, instrument_faults
 from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import detector_for
-from analytics.water.qc import QcResult, qc_tests, usable
+from analytics.water.qc import QcResult, cadence_s, qc_tests, usable
 from analytics.water.qc_config import QcConfig
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,6 +57,10 @@ class LiveConfig:
         }
     )
     missing_readings: int = 3  # one parameter absent while the others report: an instrument fault
+    # No reading for more than this many sampling intervals (QARTOD's gap test): the sonde was off
+    # (power, logger) and its first reading back reports it. 0: no test. A device's buffered
+    # readings, sent late after a link outage, leave no gap.
+    gap_intervals: float = 3.0
     # A water-quality event alert needs the event on for this many readings in a row with no
     # instrument at the station found faulty meanwhile: a creeping instrument is often recognised
     # a reading or two after its first readings moved the detector.
@@ -164,9 +168,10 @@ def _failed(verdict: np.generic) -> bool:
     return int(verdict) in (SUSPECT, FAIL)
 
 
-def instrument_checks(config: LiveConfig, x: FloatArray) -> dict[str, npt.NDArray[np.bool_]]:
-    """Per parameter and reading (P, n): stuck (same value `stuck_readings` times) and missing
-    (absent `missing_readings` times while the row has other values)."""
+def instrument_checks(config: LiveConfig, t: FloatArray, x: FloatArray) -> dict[str, npt.NDArray[np.bool_]]:
+    """Per parameter and reading (P, n): stuck (same value `stuck_readings` times), missing
+    (absent `missing_readings` times while the row has other values) and gap (the first reading
+    after more than `gap_intervals` sampling intervals without one, for each measured value)."""
     same = np.zeros(x.shape, dtype=bool)
     same[:, 1:] = np.isfinite(x[:, 1:]) & (x[:, 1:] == x[:, :-1])
     limit = np.array([config.stuck_readings.get(p, 0) for p in PARAMETERS])[:, None]
@@ -175,7 +180,11 @@ def instrument_checks(config: LiveConfig, x: FloatArray) -> dict[str, npt.NDArra
     reported = np.asarray(np.isfinite(x).any(axis=0), dtype=np.bool_)
     absent = ~np.isfinite(x) & reported[None, :]
     missing = _run_length(absent) >= config.missing_readings
-    return {"stuck": stuck, "missing": missing}
+    gap = np.zeros(x.shape, dtype=bool)
+    if config.gap_intervals > 0 and t.size > 1:
+        late = np.diff(t) > config.gap_intervals * cadence_s(t)
+        gap[:, 1:] = late[None, :] & np.isfinite(x[:, 1:])
+    return {"stuck": stuck, "missing": missing, "gap": gap}
 
 
 def rebuild(
@@ -328,9 +337,9 @@ def advance(
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, now, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
-        checks = instrument_checks(config, all_x)
+        checks = instrument_checks(config, all_t, all_x)
         fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
-        fault |= (checks["stuck"] | checks["missing"] | instrument).any(axis=0)
+        fault |= (checks["stuck"] | checks["missing"] | checks["gap"] | instrument).any(axis=0)
         tests = {
             **checks,
             **by_check,
@@ -362,6 +371,7 @@ def advance(
                 or flags[i, j] == FAIL
                 or checks["stuck"][i, j]
                 or checks["missing"][i, j]
+                or checks["gap"][i, j]
                 or instrument[i, j]
             ]
             return {

@@ -336,9 +336,9 @@ def advance_reference(
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, now, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
-        checks = instrument_checks(config, all_x)
+        checks = instrument_checks(config, all_t, all_x)
         fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
-        fault |= (checks["stuck"] | checks["missing"] | instrument).any(axis=0)
+        fault |= (checks["stuck"] | checks["missing"] | checks["gap"] | instrument).any(axis=0)
         tests = {
             **checks,
             **by_check,
@@ -384,6 +384,7 @@ def advance_reference(
                         or flags[i, j] == FAIL
                         or checks["stuck"][i, j]
                         or checks["missing"][i, j]
+                        or checks["gap"][i, j]
                         or instrument[i, j]
                     ]
                     evidence = {

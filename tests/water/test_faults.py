@@ -273,3 +273,27 @@ def test_live_path_reports_a_fouling_sonde_and_its_cleaning_as_a_sensor_fault_on
     ]
     assert any("fouling" in tests.get("turbidity_ntu", []) for tests in faulty)  # type: ignore[union-attr]
     assert any(c.kind.value == "water_quality_event" and c.change == "open" for c in changes[1])
+
+
+def test_a_sonde_off_for_a_while_is_reported_by_its_first_reading_back() -> None:
+    """Ten minutes without a reading at 1-minute sampling (a power loss): a sensor fault naming
+    the gap at the first reading back; readings that arrive late but complete leave no gap."""
+    x = np.round(clean(7), 3)
+    keep = np.ones(N, dtype=bool)
+    keep[300:310] = False
+    config = LiveConfig(qc=default_qc_config())
+    track = StationTrack.empty(config)
+    t, y = T[keep], x[:, keep]
+    changes = []
+    for i in range(0, t.size, 10):
+        changes += advance(config, track, t[i : i + 10], y[:, i : i + 10], np.empty((0, 2))).changes
+    opened = [c for c in changes if c.change == "open"]
+    assert [c.kind.value for c in opened] == ["sensor_fault"]
+    assert opened[0].time == T[310]
+    assert all(tests == ["gap"] for tests in opened[0].evidence["tests"].values())  # type: ignore[union-attr]
+    # The same readings all there: nothing.
+    track = StationTrack.empty(config)
+    quiet = []
+    for i in range(0, N, 10):
+        quiet += advance(config, track, T[i : i + 10], x[:, i : i + 10], np.empty((0, 2))).changes
+    assert not [c for c in quiet if c.change == "open"]
