@@ -3,9 +3,19 @@
 Pure: the worker (ingest/workers/water.py) fetches readings and maintenance windows, calls
 `advance` with them and writes back what it returns. A `StationTrack` holds what one station
 needs between calls: a bounded context of recent readings (for the flat-line, spike and
-failure-count tests and for sustained compliance breaches), the detector state and one alert
-state machine per kind. It is rebuilt from the database after a restart: `rebuild` replays the
-stored context through the detector, and the alert states come from the open `alerts` rows.
+failure-count tests and for sustained compliance breaches) with their QC test outcomes, the
+detector state and one alert state machine per kind. It is rebuilt from the database after a
+restart: `rebuild` tests the stored context and replays it through the detector, and the alert
+states come from the open `alerts` rows.
+
+A call with a few new readings does not go over the whole context again where it need not.
+QC tests the new readings and the few context readings whose next neighbour they may be, and
+keeps the other outcomes (analytics/water/live_qc.py); the whole context is tested again after
+a late reading, a change of maintenance windows over stored readings or a change of cadence
+that moves a threshold. Instrument faults (faults.instrument_faults) are computed for the fresh
+readings, from the readings before them that they look back at; detection advances by the
+fresh readings. Sustained compliance breaches, stuck and missing values and the failure count
+are still computed over the whole context.
 """
 
 from __future__ import annotations
@@ -22,9 +32,10 @@ from analytics.water.compliance import ComplianceConfig, sustained, verdicts
 from analytics.water.detect import Detection, DetectorConfig, DetectorState, detect, forget, rows_for
 from analytics.water.faults import FaultConfig, Faults, instrument_faults
 from analytics.water.flags import FAIL, MISSING, PASS, SUSPECT
+from analytics.water.live_qc import ContextQc, evaluate, trimmed
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import detector_for
-from analytics.water.qc import qc_tests, usable
+from analytics.water.qc import usable
 from analytics.water.qc_config import QcConfig
 
 FloatArray = npt.NDArray[np.float64]
@@ -59,7 +70,7 @@ class LiveConfig:
     missing_readings: int = 3  # one parameter absent while the others report: an instrument fault
     context_s: float = 86400.0  # the longest flat-line span of the QC configuration
     max_context: int = 2000  # readings of context per station, at most
-    reflag: int = 3  # trailing context readings whose flags are recomputed (spike needs the next one)
+    reflag: int = 3  # trailing context readings whose flags are written again (spike needed the next one)
 
 
 @dataclass(slots=True)
@@ -69,6 +80,7 @@ class StationTrack:
     times: FloatArray
     values: FloatArray
     evaluated: npt.NDArray[np.bool_]  # whether the stored flags of a context reading are final
+    qc: ContextQc  # the QC test outcomes of the context readings
     detector: DetectorState
     alerts: dict[AlertKind, AlertState]
     evaluated_until: float  # epoch seconds of the newest reading fed to the detector; NaN if none
@@ -79,6 +91,7 @@ class StationTrack:
             times=np.empty(0),
             values=np.empty((len(PARAMETERS), 0)),
             evaluated=np.empty(0, dtype=bool),
+            qc=ContextQc.empty(len(PARAMETERS)),
             detector=DetectorState.empty(config.detector, 1),
             alerts={k: AlertState.empty(1) for k in AlertKind},
             evaluated_until=float("nan"),
@@ -163,8 +176,8 @@ def rebuild(
     track = StationTrack.empty(config)
     track.alerts = alerts
     if times.size:
-        qc = qc_tests(times, values[None], PARAMETERS, config.qc, windows if windows.size else None)
-        _detect(config, track, values, qc.flags[0], _faults(config, times, values, qc.gross_range[0]))
+        qc, track.qc = evaluate(track.qc, times, values, windows, PARAMETERS, config.qc, None)
+        _detect(config, track, values, qc.flags, _faults(config, times, values, qc.gross_range))
         track.times, track.values = times, values
         track.evaluated = np.ones(times.size, dtype=bool)
         track.evaluated_until = float(times[-1])
@@ -272,17 +285,26 @@ def advance(
             else times <= track.evaluated_until
         )
     # Merge with the context (late readings slot in by time).
+    old = track.times.size
+    appended = times.size == 0 or (
+        (old == 0 or bool(times[0] > track.times[-1])) and bool((np.diff(times) > 0).all())
+    )
     all_t = np.concatenate([track.times, times])
     all_x = np.concatenate([track.values, values], axis=1)
-    is_new = np.concatenate([np.zeros(track.times.size, dtype=bool), np.ones(times.size, dtype=bool)])
+    is_new = np.concatenate([np.zeros(old, dtype=bool), np.ones(times.size, dtype=bool)])
     final = np.concatenate([track.evaluated, np.zeros(times.size, dtype=bool)])
-    order = np.argsort(all_t, kind="stable")
-    all_t, all_x, is_new, final = all_t[order], all_x[:, order], is_new[order], final[order]
-    keep = np.concatenate([np.diff(all_t) > 0, [True]]) if all_t.size else np.zeros(0, dtype=bool)
-    all_t, all_x, is_new, final = all_t[keep], all_x[:, keep], is_new[keep], final[keep]
+    if not appended:
+        order = np.argsort(all_t, kind="stable")
+        all_t, all_x, is_new, final = all_t[order], all_x[:, order], is_new[order], final[order]
+        keep = np.concatenate([np.diff(all_t) > 0, [True]]) if all_t.size else np.zeros(0, dtype=bool)
+        all_t, all_x, is_new, final = all_t[keep], all_x[:, keep], is_new[keep], final[keep]
     n = all_t.size
-    qc = qc_tests(all_t, all_x[None], PARAMETERS, config.qc, windows if windows.size else None)
-    flags = qc.flags[0]
+    # QC: the new readings and the context readings they neighbour are tested; the context's
+    # other outcomes are kept from the previous call (the whole context after a late reading).
+    qc, context_qc = evaluate(
+        track.qc, all_t, all_x, windows, PARAMETERS, config.qc, old if appended else None
+    )
+    flags = qc.flags
     # Write: new readings, and the trailing ones whose flags depended on a neighbour not yet seen.
     tail = np.zeros(n, dtype=bool)
     tail[max(0, n - times.size - config.reflag) :] = True
@@ -295,22 +317,22 @@ def advance(
     changes: list[AlertChange] = []
     active_times: dict[AlertKind, FloatArray] = {k: np.empty(0) for k in AlertKind}
     if idx.size:
-        seen = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
+        seen = _faults(config, all_t, all_x, qc.gross_range, all_t[idx[0]])
         by_check, instrument = seen.checks, seen.fault
         prob, event = _detect(config, track, all_x, flags, seen, idx)
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, flags, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
         checks = instrument_checks(config, all_x)
-        fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
+        fault = sensor_fault_signal(qc.flat_line[None], qc.flags[None])[0]
         fault |= (checks["stuck"] | checks["missing"] | instrument).any(axis=0)
         tests = {
             **checks,
             **by_check,
-            "flat_line": qc.flat_line[0],
-            "gross_range": qc.gross_range[0],
-            "spike": qc.spike[0],
-            "rate_of_change": qc.rate_of_change[0],
+            "flat_line": qc.flat_line,
+            "gross_range": qc.gross_range,
+            "spike": qc.spike,
+            "rate_of_change": qc.rate_of_change,
         }
 
         def evidence(kind: AlertKind, j: int, k: int) -> dict[str, object]:
@@ -377,6 +399,7 @@ def advance(
         start = max(start, int(cut))
         done = np.ones(n, dtype=bool)
         track.times, track.values, track.evaluated = all_t[start:], all_x[:, start:], done[start:]
+        track.qc = trimmed(context_qc, start, track.values)
     return Outcome(all_t[w], flags[:, w], rf[w], changes, track.evaluated_until, int(idx.size), active_times)
 
 
