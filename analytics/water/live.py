@@ -12,10 +12,10 @@ A call with a few new readings does not go over the whole context again where it
 QC tests the new readings and the few context readings whose next neighbour they may be, and
 keeps the other outcomes (analytics/water/live_qc.py); the whole context is tested again after
 a late reading, a change of maintenance windows over stored readings or a change of cadence
-that moves a threshold. Instrument faults (faults.instrument_faults) are computed for the fresh
-readings, from the readings before them that they look back at; detection advances by the
-fresh readings. Sustained compliance breaches, stuck and missing values and the failure count
-are still computed over the whole context.
+that moves a threshold. Instrument faults (faults.instrument_faults), stuck and missing values
+and the failure count are computed for the fresh readings, from the readings before them that
+they look back at; detection advances by the fresh readings. Sustained compliance breaches are
+still scanned over the whole context: a breach's start may lie anywhere in it.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ FloatArray = npt.NDArray[np.float64]
 Change = Literal["open", "escalate", "active", "clear"]
 
 PARAMETERS = ALL_PARAMETERS
+# Failures of one parameter among this many recent readings make a sensor fault (sensor_fault_signal).
+_FAILURES_WINDOW = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +153,26 @@ def _failed(verdict: np.generic) -> bool:
     return int(verdict) in (SUSPECT, FAIL)
 
 
-def instrument_checks(config: LiveConfig, x: FloatArray) -> dict[str, npt.NDArray[np.bool_]]:
+def instrument_checks(config: LiveConfig, x: FloatArray, since: int = 0) -> dict[str, npt.NDArray[np.bool_]]:
     """Per parameter and reading (P, n): stuck (same value `stuck_readings` times) and missing
-    (absent `missing_readings` times while the row has other values)."""
-    same = np.zeros(x.shape, dtype=bool)
-    same[:, 1:] = np.isfinite(x[:, 1:]) & (x[:, 1:] == x[:, :-1])
+    (absent `missing_readings` times while the row has other values). Only the verdicts of the
+    readings from index `since` on are computed (the others are False)."""
     limit = np.array([config.stuck_readings.get(p, 0) for p in PARAMETERS])[:, None]
+    # A verdict looks back no further than its limit: the run it needs.
+    lo = max(0, since - max(int(limit.max(initial=0)) - 1, config.missing_readings - 1, 0))
+    xs = x[:, lo:]
+    same = np.zeros(xs.shape, dtype=bool)
+    same[:, 1:] = np.isfinite(xs[:, 1:]) & (xs[:, 1:] == xs[:, :-1])
     # A run of k equal pairs is k + 1 equal readings.
     stuck = (limit > 0) & (_run_length(same) + 1 >= limit)
-    reported = np.asarray(np.isfinite(x).any(axis=0), dtype=np.bool_)
-    absent = ~np.isfinite(x) & reported[None, :]
+    reported = np.asarray(np.isfinite(xs).any(axis=0), dtype=np.bool_)
+    absent = ~np.isfinite(xs) & reported[None, :]
     missing = _run_length(absent) >= config.missing_readings
-    return {"stuck": stuck, "missing": missing}
+    out = {}
+    for name, found in (("stuck", stuck), ("missing", missing)):
+        out[name] = np.zeros(x.shape, dtype=bool)
+        out[name][:, since:] = found[:, since - lo :]
+    return out
 
 
 def rebuild(
@@ -323,8 +333,13 @@ def advance(
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, flags, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
-        checks = instrument_checks(config, all_x)
-        fault = sensor_fault_signal(qc.flat_line[None], qc.flags[None])[0]
+        # Sensor faults are asked of the fresh readings only, and look back a few readings.
+        checks = instrument_checks(config, all_x, int(idx[0]))
+        lo = max(0, int(idx[0]) - (_FAILURES_WINDOW - 1))
+        fault = np.zeros(n, dtype=bool)
+        fault[lo:] = sensor_fault_signal(
+            qc.flat_line[None, :, lo:], qc.flags[None, :, lo:], _FAILURES_WINDOW
+        )[0]
         fault |= (checks["stuck"] | checks["missing"] | instrument).any(axis=0)
         tests = {
             **checks,
@@ -372,9 +387,9 @@ def advance(
         t_fresh = all_t[idx]
         faulty = fault[idx]
         # A station whose instruments look faulty is not evidence about the water.
-        active = {
+        active: dict[AlertKind, npt.NDArray[np.bool_]] = {
             AlertKind.WATER_QUALITY_EVENT: event & ~faulty,
-            AlertKind.COMPLIANCE_BREACH: breach[:, idx].any(axis=0),
+            AlertKind.COMPLIANCE_BREACH: np.asarray(breach[:, idx].any(axis=0), dtype=np.bool_),
             AlertKind.SENSOR_FAULT: faulty,
         }
         found: list[tuple[int, int, int, AlertChange]] = []

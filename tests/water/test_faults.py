@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analytics.water.faults import FaultConfig, instrument_faults
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
 
 P = {p: i for i, p in enumerate(PARAMETERS)}
@@ -244,3 +246,23 @@ def test_live_path_reports_a_sonde_in_calibration_buffers_as_a_sensor_fault_only
     assert "decoupled" in opened[0][2]["tests"]["ph"]  # type: ignore[index]
     # Without the checks, the same readings open a water-quality event.
     assert any(c.kind.value == "water_quality_event" and c.change == "open" for c in changes[1])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.integers(0, 12), st.integers(1, 6), st.data())
+def test_stuck_and_missing_checks_from_a_reading_on_are_those_of_the_whole_series(
+    seed: int, n: int, stuck: int, missing: int, data: st.DataObject
+) -> None:
+    rng = np.random.default_rng(seed)
+    # Runs of repeated and of missing values, of every length about the checks' limits.
+    runs = rng.choice([7.0, 7.01, 7.02, np.nan], size=(len(PARAMETERS), n))
+    x = np.stack([np.repeat(r, rng.integers(1, 13, n))[:n] for r in runs])
+    x[:, rng.random(n) < 0.1] = np.nan  # rows with nothing reported
+    config = LiveConfig(
+        qc=default_qc_config(), stuck_readings=dict.fromkeys(PARAMETERS, stuck), missing_readings=missing
+    )
+    since = data.draw(st.integers(0, n))
+    whole, tail = instrument_checks(config, x), instrument_checks(config, x, since)
+    for name in ("stuck", "missing"):
+        np.testing.assert_array_equal(tail[name][:, since:], whole[name][:, since:])
+        assert not tail[name][:, :since].any()
