@@ -3,9 +3,19 @@
 Pure: the worker (ingest/workers/water.py) fetches readings and maintenance windows, calls
 `advance` with them and writes back what it returns. A `StationTrack` holds what one station
 needs between calls: a bounded context of recent readings (for the flat-line, spike and
-failure-count tests and for sustained compliance breaches), the detector state and one alert
-state machine per kind. It is rebuilt from the database after a restart: `rebuild` replays the
-stored context through the detector, and the alert states come from the open `alerts` rows.
+failure-count tests and for sustained compliance breaches) with their QC test outcomes, the
+detector state and one alert state machine per kind. It is rebuilt from the database after a
+restart: `rebuild` tests the stored context and replays it through the detector, and the alert
+states come from the open `alerts` rows.
+
+A call with a few new readings does not go over the whole context again where it need not.
+QC tests the new readings and the few context readings whose next neighbour they may be, and
+keeps the other outcomes (analytics/water/live_qc.py); the whole context is tested again after
+a late reading, a change of maintenance windows over stored readings or a change of cadence
+that moves a threshold. Instrument faults (faults.instrument_faults), stuck and missing values
+and the failure count are computed for the fresh readings, from the readings before them that
+they look back at; detection advances by the fresh readings. Sustained compliance breaches are
+still scanned over the whole context: a breach's start may lie anywhere in it.
 """
 
 from __future__ import annotations
@@ -22,9 +32,10 @@ from analytics.water.compliance import ComplianceConfig, sustained, verdicts
 from analytics.water.detect import Detection, DetectorConfig, DetectorState, detect, forget, rows_for
 from analytics.water.faults import FaultConfig, Faults, instrument_faults
 from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
+from analytics.water.live_qc import ContextQc, evaluate, trimmed
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import detector_for
-from analytics.water.qc import QcResult, cadence_s, qc_tests, usable
+from analytics.water.qc import QcResult, cadence_s, usable
 from analytics.water.qc_config import QcConfig
 
 FloatArray = npt.NDArray[np.float64]
@@ -32,6 +43,8 @@ FloatArray = npt.NDArray[np.float64]
 Change = Literal["open", "escalate", "active", "clear"]
 
 PARAMETERS = ALL_PARAMETERS
+# Failures of one parameter among this many recent readings make a sensor fault (sensor_fault_signal).
+_FAILURES_WINDOW = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +80,7 @@ class LiveConfig:
     confirm_readings: int = 3
     context_s: float = 86400.0  # the longest flat-line span of the QC configuration
     max_context: int = 2000  # readings of context per station, at most
-    reflag: int = 3  # trailing context readings whose flags are recomputed (spike needs the next one)
+    reflag: int = 3  # trailing context readings whose flags are written again (spike needed the next one)
 
 
 @dataclass(slots=True)
@@ -77,6 +90,7 @@ class StationTrack:
     times: FloatArray
     values: FloatArray
     evaluated: npt.NDArray[np.bool_]  # whether the stored flags of a context reading are final
+    qc: ContextQc  # the QC test outcomes of the context readings
     detector: DetectorState
     alerts: dict[AlertKind, AlertState]
     evaluated_until: float  # epoch seconds of the newest reading fed to the detector; NaN if none
@@ -88,6 +102,7 @@ class StationTrack:
             times=np.empty(0),
             values=np.empty((len(PARAMETERS), 0)),
             evaluated=np.empty(0, dtype=bool),
+            qc=ContextQc.empty(len(PARAMETERS)),
             detector=DetectorState.empty(config.detector, 1),
             alerts={k: AlertState.empty(1) for k in AlertKind},
             evaluated_until=float("nan"),
@@ -133,7 +148,7 @@ def row_flag(flags: npt.NDArray[np.int8], covered: npt.NDArray[np.bool_]) -> npt
 
 
 def live_flags(qc: QcResult) -> npt.NDArray[np.int8]:
-    """The flags detection and compliance go by (P, n), of one station's QC (qc_tests over (1, P, n)).
+    """The flags detection and compliance go by (P, n), of one station's QC (arrays (P, n)).
 
     The spike test needs the next valid reading, so the newest reading of each parameter is "not
     evaluated" until its successor arrives, and the live path feeds every reading to the detector
@@ -141,15 +156,15 @@ def live_flags(qc: QcResult) -> npt.NDArray[np.int8]:
     change, flat line). Its stored flag stays 2 until the next wake-up flags it again; a lone
     spike fed this way is one outlier, which the binomial window does not turn into an event.
     """
-    flags: npt.NDArray[np.int8] = qc.flags[0]
+    flags: npt.NDArray[np.int8] = qc.flags
     valid = flags != MISSING
     seen_later = np.logical_or.accumulate(valid[:, ::-1], axis=1)[:, ::-1]
     later = np.zeros(valid.shape, dtype=bool)
     later[:, :-1] = seen_later[:, 1:]
-    waiting = (qc.spike[0] == NOT_EVALUATED) & valid & ~later
+    waiting = (qc.spike == NOT_EVALUATED) & valid & ~later
     if not waiting.any():
         return flags
-    others = worst(qc.gross_range[0], qc.rate_of_change[0], qc.flat_line[0])
+    others = worst(qc.gross_range, qc.rate_of_change, qc.flat_line)
     return np.where(waiting, others, flags).astype(np.int8)
 
 
@@ -168,23 +183,33 @@ def _failed(verdict: np.generic) -> bool:
     return int(verdict) in (SUSPECT, FAIL)
 
 
-def instrument_checks(config: LiveConfig, t: FloatArray, x: FloatArray) -> dict[str, npt.NDArray[np.bool_]]:
+def instrument_checks(
+    config: LiveConfig, t: FloatArray, x: FloatArray, since: int = 0
+) -> dict[str, npt.NDArray[np.bool_]]:
     """Per parameter and reading (P, n): stuck (same value `stuck_readings` times), missing
     (absent `missing_readings` times while the row has other values) and gap (the first reading
-    after more than `gap_intervals` sampling intervals without one, for each measured value)."""
-    same = np.zeros(x.shape, dtype=bool)
-    same[:, 1:] = np.isfinite(x[:, 1:]) & (x[:, 1:] == x[:, :-1])
+    after more than `gap_intervals` sampling intervals without one, for each measured value).
+    Only the verdicts of the readings from index `since` on are computed (the others are False)."""
     limit = np.array([config.stuck_readings.get(p, 0) for p in PARAMETERS])[:, None]
+    # A verdict looks back no further than its limit: the run it needs.
+    lo = max(0, since - max(int(limit.max(initial=0)) - 1, config.missing_readings - 1, 1))
+    xs = x[:, lo:]
+    same = np.zeros(xs.shape, dtype=bool)
+    same[:, 1:] = np.isfinite(xs[:, 1:]) & (xs[:, 1:] == xs[:, :-1])
     # A run of k equal pairs is k + 1 equal readings.
     stuck = (limit > 0) & (_run_length(same) + 1 >= limit)
-    reported = np.asarray(np.isfinite(x).any(axis=0), dtype=np.bool_)
-    absent = ~np.isfinite(x) & reported[None, :]
+    reported = np.asarray(np.isfinite(xs).any(axis=0), dtype=np.bool_)
+    absent = ~np.isfinite(xs) & reported[None, :]
     missing = _run_length(absent) >= config.missing_readings
-    gap = np.zeros(x.shape, dtype=bool)
+    gap = np.zeros(xs.shape, dtype=bool)
     if config.gap_intervals > 0 and t.size > 1:
-        late = np.diff(t) > config.gap_intervals * cadence_s(t)
-        gap[:, 1:] = late[None, :] & np.isfinite(x[:, 1:])
-    return {"stuck": stuck, "missing": missing, "gap": gap}
+        late = np.diff(t[lo:]) > config.gap_intervals * cadence_s(t)
+        gap[:, 1:] = late[None, :] & np.isfinite(xs[:, 1:])
+    out = {}
+    for name, found in (("stuck", stuck), ("missing", missing), ("gap", gap)):
+        out[name] = np.zeros(x.shape, dtype=bool)
+        out[name][:, since:] = found[:, since - lo :]
+    return out
 
 
 def rebuild(
@@ -198,8 +223,8 @@ def rebuild(
     track = StationTrack.empty(config)
     track.alerts = alerts
     if times.size:
-        qc = qc_tests(times, values[None], PARAMETERS, config.qc, windows if windows.size else None)
-        _detect(config, track, values, live_flags(qc), _faults(config, times, values, qc.gross_range[0]))
+        qc, track.qc = evaluate(track.qc, times, values, windows, PARAMETERS, config.qc, None)
+        _detect(config, track, values, live_flags(qc), _faults(config, times, values, qc.gross_range))
         track.times, track.values = times, values
         track.evaluated = np.ones(times.size, dtype=bool)
         track.evaluated_until = float(times[-1])
@@ -307,17 +332,26 @@ def advance(
             else times <= track.evaluated_until
         )
     # Merge with the context (late readings slot in by time).
+    old = track.times.size
+    appended = times.size == 0 or (
+        (old == 0 or bool(times[0] > track.times[-1])) and bool((np.diff(times) > 0).all())
+    )
     all_t = np.concatenate([track.times, times])
     all_x = np.concatenate([track.values, values], axis=1)
-    is_new = np.concatenate([np.zeros(track.times.size, dtype=bool), np.ones(times.size, dtype=bool)])
+    is_new = np.concatenate([np.zeros(old, dtype=bool), np.ones(times.size, dtype=bool)])
     final = np.concatenate([track.evaluated, np.zeros(times.size, dtype=bool)])
-    order = np.argsort(all_t, kind="stable")
-    all_t, all_x, is_new, final = all_t[order], all_x[:, order], is_new[order], final[order]
-    keep = np.concatenate([np.diff(all_t) > 0, [True]]) if all_t.size else np.zeros(0, dtype=bool)
-    all_t, all_x, is_new, final = all_t[keep], all_x[:, keep], is_new[keep], final[keep]
+    if not appended:
+        order = np.argsort(all_t, kind="stable")
+        all_t, all_x, is_new, final = all_t[order], all_x[:, order], is_new[order], final[order]
+        keep = np.concatenate([np.diff(all_t) > 0, [True]]) if all_t.size else np.zeros(0, dtype=bool)
+        all_t, all_x, is_new, final = all_t[keep], all_x[:, keep], is_new[keep], final[keep]
     n = all_t.size
-    qc = qc_tests(all_t, all_x[None], PARAMETERS, config.qc, windows if windows.size else None)
-    flags = qc.flags[0]
+    # QC: the new readings and the context readings they neighbour are tested; the context's
+    # other outcomes are kept from the previous call (the whole context after a late reading).
+    qc, context_qc = evaluate(
+        track.qc, all_t, all_x, windows, PARAMETERS, config.qc, old if appended else None
+    )
+    flags = qc.flags
     # Write: new readings, and the trailing ones whose flags depended on a neighbour not yet seen.
     tail = np.zeros(n, dtype=bool)
     tail[max(0, n - times.size - config.reflag) :] = True
@@ -330,23 +364,28 @@ def advance(
     changes: list[AlertChange] = []
     active_times: dict[AlertKind, FloatArray] = {k: np.empty(0) for k in AlertKind}
     if idx.size:
-        seen = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
+        seen = _faults(config, all_t, all_x, qc.gross_range, all_t[idx[0]])
         by_check, instrument = seen.checks, seen.fault
         now = live_flags(qc)
         prob, event = _detect(config, track, all_x, now, seen, idx)
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, now, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
-        checks = instrument_checks(config, all_t, all_x)
-        fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
+        # Sensor faults are asked of the fresh readings only, and look back a few readings.
+        checks = instrument_checks(config, all_t, all_x, int(idx[0]))
+        lo = max(0, int(idx[0]) - (_FAILURES_WINDOW - 1))
+        fault = np.zeros(n, dtype=bool)
+        fault[lo:] = sensor_fault_signal(
+            qc.flat_line[None, :, lo:], qc.flags[None, :, lo:], _FAILURES_WINDOW
+        )[0]
         fault |= (checks["stuck"] | checks["missing"] | checks["gap"] | instrument).any(axis=0)
         tests = {
             **checks,
             **by_check,
-            "flat_line": qc.flat_line[0],
-            "gross_range": qc.gross_range[0],
-            "spike": qc.spike[0],
-            "rate_of_change": qc.rate_of_change[0],
+            "flat_line": qc.flat_line,
+            "gross_range": qc.gross_range,
+            "spike": qc.spike,
+            "rate_of_change": qc.rate_of_change,
         }
 
         def evidence(kind: AlertKind, j: int, k: int) -> dict[str, object]:
@@ -392,9 +431,9 @@ def advance(
         run = _run_length(clean)
         run = np.where(run == np.arange(1, run.size + 1), run + track.event_readings, run)
         track.event_readings = int(run[-1])
-        active = {
+        active: dict[AlertKind, npt.NDArray[np.bool_]] = {
             AlertKind.WATER_QUALITY_EVENT: clean & (run >= config.confirm_readings),
-            AlertKind.COMPLIANCE_BREACH: breach[:, idx].any(axis=0),
+            AlertKind.COMPLIANCE_BREACH: np.asarray(breach[:, idx].any(axis=0), dtype=np.bool_),
             AlertKind.SENSOR_FAULT: faulty,
         }
         found: list[tuple[int, int, int, AlertChange]] = []
@@ -419,6 +458,7 @@ def advance(
         start = max(start, int(cut))
         done = np.ones(n, dtype=bool)
         track.times, track.values, track.evaluated = all_t[start:], all_x[:, start:], done[start:]
+        track.qc = trimmed(context_qc, start, track.values)
     return Outcome(all_t[w], flags[:, w], rf[w], changes, track.evaluated_until, int(idx.size), active_times)
 
 

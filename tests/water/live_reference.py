@@ -29,7 +29,7 @@ from analytics.water.live import (
     row_flag,
     segments,
 )
-from analytics.water.qc import qc_tests, usable
+from analytics.water.qc import QcResult, qc_tests, usable
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -331,7 +331,9 @@ def advance_reference(
     if idx.size:
         seen = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
         by_check, instrument = seen.checks, seen.fault
-        now = live_flags(qc)
+        now = live_flags(
+            QcResult(*(a[0] for a in (qc.gross_range, qc.spike, qc.rate_of_change, qc.flat_line, qc.flags)))
+        )
         prob, event = _detect_reference(config, track, all_x, now, seen, idx)
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, now, lim)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analytics.water.faults import FaultConfig, instrument_faults
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
 
 P = {p: i for i, p in enumerate(PARAMETERS)}
@@ -297,3 +299,24 @@ def test_a_sonde_off_for_a_while_is_reported_by_its_first_reading_back() -> None
     for i in range(0, N, 10):
         quiet += advance(config, track, T[i : i + 10], x[:, i : i + 10], np.empty((0, 2))).changes
     assert not [c for c in quiet if c.change == "open"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.integers(0, 12), st.integers(1, 6), st.data())
+def test_stuck_missing_and_gap_checks_from_a_reading_on_are_those_of_the_whole_series(
+    seed: int, n: int, stuck: int, missing: int, data: st.DataObject
+) -> None:
+    rng = np.random.default_rng(seed)
+    # Runs of repeated and of missing values, of every length about the checks' limits.
+    runs = rng.choice([7.0, 7.01, 7.02, np.nan], size=(len(PARAMETERS), n))
+    x = np.stack([np.repeat(r, rng.integers(1, 13, n))[:n] for r in runs])
+    x[:, rng.random(n) < 0.1] = np.nan  # rows with nothing reported
+    config = LiveConfig(
+        qc=default_qc_config(), stuck_readings=dict.fromkeys(PARAMETERS, stuck), missing_readings=missing
+    )
+    since = data.draw(st.integers(0, n))
+    t = np.cumsum(rng.choice([60.0, 60.0, 60.0, 400.0], size=n))  # now and then a gap
+    whole, tail = instrument_checks(config, t, x), instrument_checks(config, t, x, since)
+    for name in ("stuck", "missing", "gap"):
+        np.testing.assert_array_equal(tail[name][:, since:], whole[name][:, since:])
+        assert not tail[name][:, :since].any()

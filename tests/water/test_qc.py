@@ -114,3 +114,67 @@ def test_worst_wins(flags: list[int]) -> None:
     assert int(worst(*flags)) == max(flags)
     if MISSING in flags:
         assert int(worst(*flags)) == MISSING
+
+
+SHORT = qc_config_from_toml(
+    # Flat-line spans of minutes, two cadence classes: every test and both flat-line paths
+    # (few readings, many readings) within a few hundred readings.
+    """
+[ph]
+sensor_span = [0.0, 14.0]
+plausible_span = [5.0, 10.0]
+rate_per_s = 0.002
+flat_tolerance = 0.001
+flat_suspect_s = 600
+flat_fail_s = 1800
+[[ph.cadence]]
+max_step_s = 45
+spike_suspect = 0.3
+spike_fail = 1.0
+[[ph.cadence]]
+max_step_s = 3600
+spike_suspect = 0.5
+spike_fail = 1.5
+[turbidity_ntu]
+sensor_span = [0.0, 1000.0]
+plausible_span = [0.0, 50.0]
+rate_per_s = 0.0
+flat_tolerance = 0.01
+flat_suspect_s = 0
+flat_fail_s = 900
+[[turbidity_ntu.cadence]]
+max_step_s = 3600
+spike_suspect = 1.0
+spike_fail = 5.0
+"""
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 500),
+    st.sampled_from([30.0, 60.0, 600.0]),
+    st.booleans(),
+    st.integers(1, 3),
+)
+def test_since_gives_the_flags_of_testing_the_whole_series(
+    seed: int, n: int, step: float, window: bool, stations: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    t = 1.767e9 + np.cumsum(rng.choice([step, step, step, 2 * step, 5 * step, 0.5 * step], size=n))
+    x = np.stack([7.2 + rng.normal(0, 0.01, (stations, n)), 0.5 + rng.normal(0, 0.1, (stations, n))], axis=-2)
+    for _ in range(3):  # flat runs (often up to the newest reading), gaps, readings out of range
+        a = int(rng.integers(0, n))
+        b = n if rng.random() < 0.5 else int(rng.integers(a, n + 1))
+        wobble = np.array([[0.0008], [0.008]]) * rng.choice([0.0, 1.0, 1.3])  # about the tolerance
+        x[..., a:b] = x[..., a : a + 1] + rng.uniform(0, 1, (stations, 2, b - a)) * wobble
+        x[..., rng.random(n) < 0.03] = np.nan
+        x[..., 0, rng.random(n) < 0.02] = rng.choice([3.0, 15.0, 7.9])
+    windows = np.array([[t[n // 3], t[n // 3] + 40 * step]]) if window else None
+    for config, names in ((SHORT, ["ph", "turbidity_ntu"]), (CONFIG, ["ph", "toc_mgl"])):
+        whole = qc_tests(t, x, names, config, windows)
+        for first in {0, n - 1, max(0, n - 13), int(rng.integers(0, n))}:
+            part = qc_tests(t, x, names, config, windows, since=t[first])
+            for name in ("gross_range", "spike", "rate_of_change", "flat_line", "flags"):
+                np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[..., first:], name)
