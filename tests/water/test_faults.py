@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.water.faults import FaultConfig, instrument_faults
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance, instrument_checks
+from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
 
 P = {p: i for i, p in enumerate(PARAMETERS)}
@@ -39,6 +39,15 @@ def recouple(x: np.ndarray) -> None:
 
 def run(x: np.ndarray, config: FaultConfig | None = None):  # type: ignore[no-untyped-def]
     return instrument_faults(T, x, np.isfinite(x), PARAMETERS, config)
+
+
+def live_changes(config: LiveConfig, t: np.ndarray, x: np.ndarray) -> list[AlertChange]:
+    """The alert changes of the live path fed in worker-sized wake-ups of 10 readings."""
+    track = StationTrack.empty(config)
+    out: list[AlertChange] = []
+    for i in range(0, t.size, 10):
+        out += advance(config, track, t[i : i + 10], x[:, i : i + 10], np.empty((0, 2))).changes
+    return out
 
 
 def test_quiet_water_has_no_faults() -> None:
@@ -233,14 +242,8 @@ def test_live_path_reports_a_sonde_in_calibration_buffers_as_a_sensor_fault_only
     x[P["conductivity_uscm"], start : start + 6] = 1413.0
     x[P["turbidity_ntu"], start : start + 6] = 0.0
     x = np.round(x, 3)
-    changes = []
     bare = LiveConfig(qc=default_qc_config(), faults=None, confirm_readings=1)
-    for config in (LiveConfig(qc=default_qc_config()), bare):
-        track = StationTrack.empty(config)
-        out = []
-        for i in range(0, N, 10):
-            out += advance(config, track, T[i : i + 10], x[:, i : i + 10], np.empty((0, 2))).changes
-        changes.append(out)
+    changes = [live_changes(LiveConfig(qc=default_qc_config()), T, x), live_changes(bare, T, x)]
     opened = [(c.kind.value, c.time, c.evidence) for c in changes[0] if c.change == "open"]
     assert [k for k, _, _ in opened] == ["sensor_fault"]
     assert T[start] <= opened[0][1] <= T[start + 6]
@@ -259,14 +262,8 @@ def test_live_path_reports_a_fouling_sonde_and_its_cleaning_as_a_sensor_fault_on
     x[P["turbidity_ntu"], 360:460] *= 1.0 + 4.0 * ramp
     x[P["free_chlorine_mgl"], 360:460] *= 1.0 - 0.5 * ramp
     x = np.round(x, 3)
-    changes = []
     bare = LiveConfig(qc=default_qc_config(), faults=None, confirm_readings=1)
-    for config in (LiveConfig(qc=default_qc_config()), bare):
-        track = StationTrack.empty(config)
-        out = []
-        for i in range(0, N, 10):
-            out += advance(config, track, T[i : i + 10], x[:, i : i + 10], np.empty((0, 2))).changes
-        changes.append(out)
+    changes = [live_changes(LiveConfig(qc=default_qc_config()), T, x), live_changes(bare, T, x)]
     opened = [c for c in changes[0] if c.change == "open"]
     assert [c.kind.value for c in opened] == ["sensor_fault"]
     assert T[360] <= opened[0].time <= T[400]
@@ -284,21 +281,13 @@ def test_a_sonde_off_for_a_while_is_reported_by_its_first_reading_back() -> None
     keep = np.ones(N, dtype=bool)
     keep[300:310] = False
     config = LiveConfig(qc=default_qc_config())
-    track = StationTrack.empty(config)
-    t, y = T[keep], x[:, keep]
-    changes = []
-    for i in range(0, t.size, 10):
-        changes += advance(config, track, t[i : i + 10], y[:, i : i + 10], np.empty((0, 2))).changes
+    changes = live_changes(config, T[keep], x[:, keep])
     opened = [c for c in changes if c.change == "open"]
     assert [c.kind.value for c in opened] == ["sensor_fault"]
     assert opened[0].time == T[310]
     assert all(tests == ["gap"] for tests in opened[0].evidence["tests"].values())  # type: ignore[union-attr]
     # The same readings all there: nothing.
-    track = StationTrack.empty(config)
-    quiet = []
-    for i in range(0, N, 10):
-        quiet += advance(config, track, T[i : i + 10], x[:, i : i + 10], np.empty((0, 2))).changes
-    assert not [c for c in quiet if c.change == "open"]
+    assert not [c for c in live_changes(config, T, x) if c.change == "open"]
 
 
 @settings(max_examples=100, deadline=None)
