@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import sys
+from pathlib import Path
 from typing import Any
 
+from analytics.water.live import LiveConfig
+from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import Settings, add_connection_options
 from ingest.workers import WORKERS
+from ingest.workers.water import WaterWorkerConfig
 
 
 def register(subparsers: Any) -> None:
@@ -20,19 +25,41 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--only", action="append", choices=[w.rsplit(".", 1)[-1] for w in WORKERS], help="run only these"
     )
+    parser.add_argument(
+        "--qc-config",
+        type=Path,
+        help="the water QC thresholds (TOML, layout of analytics/water/qc.toml; default: that file)",
+    )
     add_logging_options(parser)
     parser.set_defaults(func=run)
+
+
+def _qc_config(path: Path | None) -> QcConfig:
+    if path is None:
+        return default_qc_config()
+    try:
+        return qc_config_from_toml(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise QcConfigError(str(path), exc.strerror or str(exc)) from exc
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     chosen = [w for w in WORKERS if not args.only or w.rsplit(".", 1)[-1] in args.only]
+    try:
+        water = WaterWorkerConfig(live=LiveConfig(qc=_qc_config(args.qc_config)))
+    except QcConfigError as exc:
+        print(f"citysense analyze: QC configuration: {exc}", file=sys.stderr)
+        return 2
 
     async def main(stop: asyncio.Event) -> None:
         url = Settings.from_args(args).require_database()  # a ConfigError is reported cleanly
         async with asyncio.TaskGroup() as tasks:
             for name in chosen:
                 worker = importlib.import_module(name)
-                tasks.create_task(worker.run(url, stop), name=name)
+                if name.endswith(".water"):
+                    tasks.create_task(worker.run(url, stop, water), name=name)
+                else:
+                    tasks.create_task(worker.run(url, stop), name=name)
 
     return run_until_signal(main)

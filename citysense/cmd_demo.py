@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 
 from analytics.transit.gtfs import load_feed
+from analytics.water.qc_config import default_qc_config, qc_config_to_toml
 from citysense.embedded import embedded_broker, embedded_postgres, free_port, wait_port
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import MqttUrl, Settings, add_connection_options, redact_database_url
@@ -185,8 +186,14 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             "ingester",
             [*me, "ingest", "--client-id", "citysense-demo-ingest", "--mqtt-protocol", protocol],
         )
-        # The analytics workers: water QC and alerts; trip matching, delays and bus alerts.
-        await children.start("analytics", [*me, "analyze", "--log-level", "WARNING"])
+        # The analytics workers: water QC and alerts; trip matching, delays and bus alerts. The
+        # sondes sample every `interval` seconds what a field sonde samples every minute, so the
+        # QC thresholds in seconds (rates of change, flat-line spans) are scaled to match.
+        qc_file = data_dir / "qc.toml"
+        qc_file.write_text(qc_config_to_toml(default_qc_config().time_scaled(60.0 / args.interval)))
+        await children.start(
+            "analytics", [*me, "analyze", "--log-level", "WARNING", "--qc-config", str(qc_file)]
+        )
         views = "stations,readings,buses,routes"  # the demo shows every read-only view to anyone
         await children.start(
             "api", [*me, "api", "--port", str(port), "--log-level", "WARNING", "--public-views", views]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -55,6 +55,25 @@ class QcConfig:
 
     def get(self, name: str) -> ParameterQc | None:
         return self.parameters.get(name)
+
+    def time_scaled(self, factor: float) -> QcConfig:
+        """The thresholds for series whose time runs `factor` times faster than the field's (a
+        demonstration sampling every 5 s what a sonde samples every minute: 12): rates of change
+        `factor` times higher, flat-line spans and cadence classes `factor` times shorter."""
+        if not factor > 0:
+            raise ValueError(f"factor must be positive, got {factor}")
+        return QcConfig(
+            {
+                name: replace(
+                    p,
+                    rate_per_s=p.rate_per_s * factor,
+                    flat_suspect_s=p.flat_suspect_s / factor,
+                    flat_fail_s=p.flat_fail_s / factor,
+                    cadences=tuple(replace(c, max_step_s=c.max_step_s / factor) for c in p.cadences),
+                )
+                for name, p in self.parameters.items()
+            }
+        )
 
 
 def _number(doc: Mapping[str, Any], key: str, where: str) -> float:
@@ -129,6 +148,30 @@ def qc_config_from_toml(text: str) -> QcConfig:
     except tomllib.TOMLDecodeError as exc:
         raise QcConfigError("qc.toml", str(exc)) from exc
     return parse_qc_config(doc)
+
+
+def qc_config_to_toml(config: QcConfig) -> str:
+    """The configuration as a TOML document in the layout of `qc.toml` (read back as it was)."""
+    lines: list[str] = []
+    for name, p in config.parameters.items():
+        lines += [
+            f"[{name}]",
+            f"sensor_span = [{p.sensor_span[0]!r}, {p.sensor_span[1]!r}]",
+            f"plausible_span = [{p.plausible_span[0]!r}, {p.plausible_span[1]!r}]",
+            f"rate_per_s = {p.rate_per_s!r}",
+            f"flat_tolerance = {p.flat_tolerance!r}",
+            f"flat_suspect_s = {p.flat_suspect_s!r}",
+            f"flat_fail_s = {p.flat_fail_s!r}",
+        ]
+        for c in p.cadences:
+            lines += [
+                f"[[{name}.cadence]]",
+                f"max_step_s = {c.max_step_s!r}",
+                f"spike_suspect = {c.spike_suspect!r}",
+                f"spike_fail = {c.spike_fail!r}",
+            ]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def default_qc_config() -> QcConfig:

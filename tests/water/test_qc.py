@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 from analytics.water.flags import FAIL, FLAG_VALUES, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.qc import in_windows, qc_flags, qc_tests
-from analytics.water.qc_config import QcConfigError, default_qc_config, qc_config_from_toml
+from analytics.water.qc_config import QcConfigError, default_qc_config, qc_config_from_toml, qc_config_to_toml
 from devices.water import PARAMETERS
 
 CONFIG = default_qc_config()
@@ -178,3 +178,31 @@ def test_since_gives_the_flags_of_testing_the_whole_series(
             part = qc_tests(t, x, names, config, windows, since=t[first])
             for name in ("gross_range", "spike", "rate_of_change", "flat_line", "flags"):
                 np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[..., first:], name)
+
+
+def test_configuration_written_as_toml_reads_back_the_same() -> None:
+    config = default_qc_config()
+    assert qc_config_from_toml(qc_config_to_toml(config)) == config
+    fast = config.time_scaled(12.0)
+    assert qc_config_from_toml(qc_config_to_toml(fast)) == fast
+
+
+def test_a_time_scaled_configuration_flags_a_fast_series_as_the_field_one() -> None:
+    """A series sampled every 5 s standing for one sampled every minute (the demo) gets the flags
+    the minute series gets with the shipped thresholds."""
+    rng = np.random.default_rng(8)
+    n = 600
+    x = np.empty((1, 2, n))
+    x[0, 0] = np.round(7.2 + 0.0105 * rng.standard_normal(n), 2)
+    x[0, 1] = np.round(0.2 * (1 + 0.005 * rng.standard_normal(n)), 3)
+    x[0, 0, 300:305] += 1.0  # a pH excursion
+    params = ["ph", "turbidity_ntu"]
+    minute = qc_tests(60.0 * np.arange(n), x, params, default_qc_config()).flags
+    fast = qc_tests(5.0 * np.arange(n), x, params, default_qc_config().time_scaled(12.0)).flags
+    np.testing.assert_array_equal(fast, minute)
+    # Unscaled, the noise of every other reading is a suspect rate of change at 5 s.
+    unscaled = qc_tests(5.0 * np.arange(n), x, params, default_qc_config()).flags
+    assert (unscaled[0, 0] == 3).mean() > 0.3
+    assert (minute[0, 0] == 3).mean() < 0.02
+    with pytest.raises(ValueError, match="positive"):
+        default_qc_config().time_scaled(0.0)

@@ -1,0 +1,40 @@
+"""`citysense analyze --qc-config`: the water worker's QC thresholds from a file, errors refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from analytics.water.qc_config import default_qc_config, qc_config_to_toml
+from citysense.cmd_analyze import _qc_config
+
+
+def analyze(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "citysense.cli", "analyze", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_file_given_is_the_configuration_used(tmp_path: Path) -> None:
+    scaled = default_qc_config().time_scaled(12.0)
+    path = tmp_path / "qc.toml"
+    path.write_text(qc_config_to_toml(scaled))
+    assert _qc_config(path) == scaled
+    assert _qc_config(None) == default_qc_config()
+
+
+def test_a_missing_or_bad_file_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    missing = analyze("--qc-config", str(tmp_path / "none.toml"))
+    assert missing.returncode == 2
+    assert "QC configuration" in missing.stderr
+    assert "none.toml" in missing.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ph]\nsensor_span = [14.0, 0.0]\n")
+    refused = analyze("--qc-config", str(bad))
+    assert refused.returncode == 2
+    assert "ph.sensor_span: low is above high" in refused.stderr
