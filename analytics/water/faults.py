@@ -118,6 +118,8 @@ class FaultConfig:
     # within a step horizon back to half that distance or less (the end of a fault, or of an
     # event): the parameter's baseline, which may hold the readings from before the step,
     # restarts. Parameters not listed: no check.
+    # Of the step back, the part next to the new level within which baseline readings stay.
+    recovery_keep: float = 0.25
     recovery_step: Mapping[str, float] = field(
         default_factory=lambda: {
             "ph": 0.1,
@@ -150,9 +152,9 @@ class Faults:
     # most of the time, or a trend: its earlier readings may be in the baseline).
     restart: BoolArray
     # Where a parameter stepped back to its usual level (the end of a fault or of an event): its
-    # readings in the baseline on the far side of the step's midpoint (`recovery_bound`), the
-    # side it came from, leave it; `recovery_side` is +1 where the readings above the bound stay,
-    # -1 where those below do. Both NaN elsewhere.
+    # readings in the baseline beyond `recovery_bound` (`recovery_keep` of the step from the new
+    # reading) on the side it came from leave it; `recovery_side` is +1 where the readings above
+    # the bound stay, -1 where those below do. Both NaN elsewhere.
     recovered: BoolArray
     recovery_bound: FloatArray
     recovery_side: FloatArray
@@ -326,8 +328,8 @@ def _recovery(
     x: FloatArray, usual: FloatArray, size: FloatArray, cfg: FaultConfig, step: float
 ) -> tuple[BoolArray, FloatArray, FloatArray]:
     """Steps back to the usual level (see FaultConfig.recovery_step): the first reading of each,
-    the step's midpoint and the side of it the reading is on (+1 above, -1 below; NaN elsewhere).
-    """
+    the bound `recovery_keep` of the step from it and the side of the bound the reading is on (+1
+    above, -1 below; NaN elsewhere)."""
     ref = _reference(x, cfg.reference)
     off = np.abs(x - usual)
     back = np.zeros(x.shape, dtype=bool)
@@ -346,7 +348,7 @@ def _recovery(
     # Each horizon sees a step for a while (until its reference is past it): the first only.
     span = max(1, round(max(cfg.step_horizons_s) / step)) + cfg.reference
     onset = back & ~(np.nan_to_num(_shift(window_sum(back.astype(np.float64), span), 1)) > 0)
-    bound = np.where(onset, (start + x) / 2, np.nan)
+    bound = np.where(onset, x + cfg.recovery_keep * (start - x), np.nan)
     side = np.where(onset, np.sign(x - start), np.nan)
     return onset, bound, side
 

@@ -93,14 +93,14 @@ def test_ph_in_a_buffer_while_orp_holds_is_a_ph_fault_from_the_first_reading() -
 
 def test_a_step_back_to_the_usual_level_is_a_recovery_found_once() -> None:
     """Once six hours give a usual level: the first reading back from a buffer is a recovery, and
-    baseline readings on the buffer's side of the step's midpoint are to leave."""
+    baseline readings more than a quarter of the step from it towards the buffer are to leave."""
     x = clean()
     x[P["ph"], 420:424] = 4.01
     f = run(x)
     assert np.flatnonzero(f.recovered[P["ph"]]).tolist() == [424]
     assert not f.recovered[[P["turbidity_ntu"], P["free_chlorine_mgl"], P["orp_mv"]]].any()
-    assert f.recovery_bound[P["ph"], 424] == pytest.approx((7.2 + 4.01) / 2, abs=0.05)
-    assert f.recovery_side[P["ph"], 424] == 1.0  # the readings above the midpoint stay
+    assert f.recovery_bound[P["ph"], 424] == pytest.approx(7.2 - 0.25 * (7.2 - 4.01), abs=0.05)
+    assert f.recovery_side[P["ph"], 424] == 1.0  # the readings above the bound stay
     assert np.isnan(f.recovery_bound[P["ph"], :424]).all()
 
 
