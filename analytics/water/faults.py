@@ -77,7 +77,7 @@ class FaultConfig:
     trend_r2: float = 0.9
     # A trend of free chlorine, pH or ORP is an instrument's only where their lines disagree by
     # this much (mV over the window, and half the larger of the expected and observed ORP change).
-    trend_mismatch_mv: float = 8.0
+    trend_mismatch_mv: float = 6.0
     # Change per hour of window that counts as a trend (grows with the square root of the window,
     # as natural wander does). Parameters not listed get no trend check.
     trend_change: Mapping[str, float] = field(
@@ -113,7 +113,7 @@ class FaultConfig:
     # Or, before either is found creeping, both on lines (R² at least `fouling_line_r2`) over a
     # trend window with chlorine falling by at least `fouling_orp_mv` of expected ORP.
     fouling_line_r2: float = 0.8
-    fouling_orp_mv: float = 4.0
+    fouling_orp_mv: float = 3.5
     # Recovery: from at least twice this far from the usual level, a step of at least this size
     # within a step horizon back to half that distance or less (the end of a fault, or of an
     # event): the parameter's baseline, which may hold the readings from before the step,

@@ -170,7 +170,7 @@ def test_fouling_sonde_blames_turbidity_and_chlorine_together() -> None:
     assert f.fault[P["turbidity_ntu"], first]
     # The same lines with ORP following chlorine (a slow chlorine demand) and a rise of turbidity
     # are the water. (ORP with less noise than above: its fitted line over 30 minutes must not
-    # miss a 4 mV fall by half.)
+    # miss a 3.5 mV fall by half.)
     y = clean()
     y[P["free_chlorine_mgl"], 120:360] *= 1.0 - 0.5 * ramp
     y[P["turbidity_ntu"], 120:360] *= 1.0 + 6.0 * ramp
