@@ -416,16 +416,18 @@ def _findings(
         hours = w * step / 3600.0
         slope, r2 = _fit(td, x, ok, w)
         # Free chlorine, pH and ORP: a line is lone where their lines disagree (and then no
-        # witness either), the chemistry where they agree.
+        # witness either), the chemistry where they agree; where one of the three was not
+        # measured over the window, a line of the others is judged alone, as any parameter's.
         lone = np.ones(shape, dtype=bool)
         unbacked = np.zeros(shape, dtype=bool)
         if triple is not None:
             series, rows = triple
             chem, _ = _fit(td[..., :3, :], series, np.isfinite(series), w)
+            known = np.asarray(np.isfinite(chem).all(axis=-2), dtype=bool)[..., None, :]
             terms = np.nan_to_num(chem) * hours * coef
             mismatch = terms[..., 0, :] - terms[..., 1, :] - terms[..., 2, :]
-            unbacked[..., rows, :] = _blame(mismatch, terms, cfg.trend_mismatch_mv)
-            lone[..., rows, :] = unbacked[..., rows, :]
+            unbacked[..., rows, :] = _blame(mismatch, terms, cfg.trend_mismatch_mv) & known
+            lone[..., rows, :] = unbacked[..., rows, :] | ~known
         change = np.abs(np.nan_to_num(slope)) * hours
         big = change >= limits * np.sqrt(hours)
         # Others count as moving at half the size: a joint change is the water.
@@ -450,8 +452,9 @@ def _findings(
         falls = np.nan_to_num(slope[..., 0, :]) < 0
         if triple is not None:  # and ORP did not fall with it by half as much as it should have
             chem, _ = _fit(td[..., :3, :], triple[0], np.isfinite(triple[0]), w)
+            known = np.asarray(np.isfinite(chem).all(axis=-2), dtype=bool)
             terms = np.nan_to_num(chem) * (w * step / 3600.0) * coef
-            falls &= terms[..., 0, :] - terms[..., 2, :] > 0.5 * terms[..., 1, :]
+            falls &= (terms[..., 0, :] - terms[..., 2, :] > 0.5 * terms[..., 1, :]) | ~known
         fouling = crept & falls & (rise >= cfg.fouling_rise_ntu) & (r2[..., 1, :] >= cfg.fouling_r2)
         # Before either is found creeping: both on lines over a trend window, chlorine falling by
         # enough that ORP should have fallen `fouling_orp_mv` with it, and ORP not half as much.

@@ -309,3 +309,18 @@ def test_stuck_missing_and_gap_checks_from_a_reading_on_are_those_of_the_whole_s
     for name in ("stuck", "missing", "gap"):
         np.testing.assert_array_equal(tail[name][:, since:], whole[name][:, since:])
         assert not tail[name][:, :since].any()
+
+
+def test_without_orp_a_lone_line_of_ph_or_a_fouling_is_still_found() -> None:
+    """A station without an ORP electrode: the coupling cannot be judged, so a pH or chlorine line
+    is judged alone, as any parameter's, and a fouling found creeping is still a fouling."""
+    x = clean()
+    x[P["orp_mv"]] = np.nan
+    x[P["ph"], 120:300] += np.linspace(0.0, 0.6, 180)  # the pH electrode drifting
+    assert run(x).checks["trend"][P["ph"], 180:300].any()
+    y = clean()
+    y[P["orp_mv"]] = np.nan
+    ramp = np.linspace(0.0, 1.0, 240)
+    y[P["free_chlorine_mgl"], 120:360] *= 1.0 - 0.5 * ramp
+    y[P["turbidity_ntu"], 120:360] *= 1.0 + 6.0 * ramp
+    assert run(y).checks["fouling"][P["turbidity_ntu"], 120:360].any()
