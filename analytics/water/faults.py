@@ -411,6 +411,10 @@ def _findings(
     # free chlorine, pH or ORP on a line that the other two follow is the water's chemistry.
     limits = np.array([cfg.trend_change.get(p, np.inf) for p in parameters])[:, None]
     quality = np.isfinite(limits[:, 0])
+    where = {p: i for i, p in enumerate(parameters)}
+    pair = [where[p] for p in ("free_chlorine_mgl", "turbidity_ntu") if p in where]
+    # Fouling before either instrument is found creeping (see below), from the same lines.
+    early = np.zeros(shape[:-2] + shape[-1:], dtype=bool)
     for window_s in cfg.trend_windows_s:
         w = max(3, round(window_s / step))
         hours = w * step / 3600.0
@@ -428,6 +432,13 @@ def _findings(
             mismatch = terms[..., 0, :] - terms[..., 1, :] - terms[..., 2, :]
             unbacked[..., rows, :] = _blame(mismatch, terms, cfg.trend_mismatch_mv) & known
             lone[..., rows, :] = unbacked[..., rows, :] | ~known
+            if len(pair) == 2:
+                lines = (r2[..., pair, :] >= cfg.fouling_line_r2).all(axis=-2)
+                rise = np.nan_to_num(slope[..., pair[1], :]) * hours
+                unfollowed = (terms[..., 1, :] <= -cfg.fouling_orp_mv) & (
+                    terms[..., 0, :] - terms[..., 2, :] > 0.5 * terms[..., 1, :]
+                )
+                early |= lines & unfollowed & (rise >= cfg.fouling_rise_ntu)
         change = np.abs(np.nan_to_num(slope)) * hours
         big = change >= limits * np.sqrt(hours)
         # Others count as moving at half the size: a joint change is the water.
@@ -441,9 +452,9 @@ def _findings(
     # found creeping (free chlorine decoupled or on a lone trend, turbidity on a lone trend) within
     # the last `fouling_window_s`, and over it free chlorine fell (ORP falling less than half as
     # much as it should with it) while turbidity rose on a line, both instruments are fouling.
-    where = {p: i for i, p in enumerate(parameters)}
-    if "free_chlorine_mgl" in where and "turbidity_ntu" in where:
-        pair = [where["free_chlorine_mgl"], where["turbidity_ntu"]]
+    # And before either is found creeping: both on lines over a trend window, chlorine falling by
+    # enough that ORP should have fallen `fouling_orp_mv` with it, and ORP not half as much.
+    if len(pair) == 2:
         w = max(3, round(cfg.fouling_window_s / step))
         slope, r2 = _fit(td[..., pair, :], x[..., pair, :], ok[..., pair, :], w)
         seen = np.asarray((held | checks["trend"])[..., pair, :].any(axis=-2), dtype=bool)
@@ -456,22 +467,7 @@ def _findings(
             terms = np.nan_to_num(chem) * (w * step / 3600.0) * coef
             falls &= (terms[..., 0, :] - terms[..., 2, :] > 0.5 * terms[..., 1, :]) | ~known
         fouling = crept & falls & (rise >= cfg.fouling_rise_ntu) & (r2[..., 1, :] >= cfg.fouling_r2)
-        # Before either is found creeping: both on lines over a trend window, chlorine falling by
-        # enough that ORP should have fallen `fouling_orp_mv` with it, and ORP not half as much.
-        if triple is not None:
-            for window_s in cfg.trend_windows_s:
-                w = max(3, round(window_s / step))
-                hours = w * step / 3600.0
-                slope, r2 = _fit(td[..., pair, :], x[..., pair, :], ok[..., pair, :], w)
-                chem, _ = _fit(td[..., :3, :], triple[0], np.isfinite(triple[0]), w)
-                terms = np.nan_to_num(chem) * hours * coef
-                lines = (r2 >= cfg.fouling_line_r2).all(axis=-2)
-                rise = np.nan_to_num(slope[..., 1, :]) * hours
-                unfollowed = (terms[..., 1, :] <= -cfg.fouling_orp_mv) & (
-                    terms[..., 0, :] - terms[..., 2, :] > 0.5 * terms[..., 1, :]
-                )
-                fouling |= lines & unfollowed & (rise >= cfg.fouling_rise_ntu)
-        checks["fouling"][..., pair, :] = fouling[..., None, :]
+        checks["fouling"][..., pair, :] = (fouling | early)[..., None, :]
 
     creeping = held | checks["trend"] | checks["fouling"]
     found = checks["decoupled"] | checks["trend"] | checks["spikes"] | checks["fouling"]
