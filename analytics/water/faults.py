@@ -155,9 +155,14 @@ class Faults:
     # readings in the baseline beyond `recovery_bound` (`recovery_keep` of the step from the new
     # reading) on the side it came from leave it; `recovery_side` is +1 where the readings above
     # the bound stay, -1 where those below do. Both NaN elsewhere.
-    recovered: BoolArray
     recovery_bound: FloatArray
     recovery_side: FloatArray
+
+    @property
+    def recovered(self) -> BoolArray:
+        """Where a parameter stepped back to its usual level (a recovery bound is set)."""
+        out: BoolArray = np.isfinite(self.recovery_bound)
+        return out
 
 
 def _shift(a: FloatArray, k: int) -> FloatArray:
@@ -273,7 +278,7 @@ def instrument_faults(
     if t.size == 0:
         none = np.zeros(shape, dtype=bool)
         nan = np.full(shape, np.nan)
-        return Faults({name: none.copy() for name in CHECKS}, none, none.copy(), none.copy(), nan, nan.copy())
+        return Faults({name: none.copy() for name in CHECKS}, none, none.copy(), nan, nan.copy())
     step = cadence_s(t)
     xn = np.where(ok, x, np.nan)
     # Coupling terms in mV: the observed ORP change and the changes chlorine and pH account for.
@@ -294,15 +299,13 @@ def instrument_faults(
         t[lo:], x[..., lo:], ok[..., lo:], xn[..., lo:], parameters, cfg, step, coef, level, lo
     )
     size = np.array([cfg.recovery_step[parameters[i]] for i in recovers])[:, None]
-    back, bound, side = _recovery(xn[..., recovers, lo:], usual[..., lo:], size, cfg, step)
-    recovered = np.zeros(x[..., lo:].shape, dtype=bool)
-    recovered[..., recovers, :] = back
-    recovery_bound = np.full(recovered.shape, np.nan)
+    bound, side = _recovery(xn[..., recovers, lo:], usual[..., lo:], size, cfg, step)
+    recovery_bound = np.full(x[..., lo:].shape, np.nan)
     recovery_bound[..., recovers, :] = bound
-    recovery_side = np.full(recovered.shape, np.nan)
+    recovery_side = np.full(recovery_bound.shape, np.nan)
     recovery_side[..., recovers, :] = side
     if lo == 0:
-        return Faults(checks, fault, creeping, recovered, recovery_bound, recovery_side)
+        return Faults(checks, fault, creeping, recovery_bound, recovery_side)
 
     def pad(a: BoolArray) -> BoolArray:
         out = np.zeros(shape, dtype=bool)
@@ -318,7 +321,6 @@ def instrument_faults(
         {k: pad(v) for k, v in checks.items()},
         pad(fault),
         pad(creeping),
-        pad(recovered),
         pad_nan(recovery_bound),
         pad_nan(recovery_side),
     )
@@ -326,10 +328,10 @@ def instrument_faults(
 
 def _recovery(
     x: FloatArray, usual: FloatArray, size: FloatArray, cfg: FaultConfig, step: float
-) -> tuple[BoolArray, FloatArray, FloatArray]:
-    """Steps back to the usual level (see FaultConfig.recovery_step): the first reading of each,
+) -> tuple[FloatArray, FloatArray]:
+    """Steps back to the usual level (see FaultConfig.recovery_step), at the first reading of each:
     the bound `recovery_keep` of the step from it and the side of the bound the reading is on (+1
-    above, -1 below; NaN elsewhere)."""
+    above, -1 below); NaN elsewhere."""
     ref = _reference(x, cfg.reference)
     off = np.abs(x - usual)
     back = np.zeros(x.shape, dtype=bool)
@@ -350,7 +352,7 @@ def _recovery(
     onset = back & ~(np.nan_to_num(_shift(window_sum(back.astype(np.float64), span), 1)) > 0)
     bound = np.where(onset, x + cfg.recovery_keep * (start - x), np.nan)
     side = np.where(onset, np.sign(x - start), np.nan)
-    return onset, bound, side
+    return bound, side
 
 
 def _findings(

@@ -246,7 +246,7 @@ def _faults(
     if config.faults is None:
         none = np.zeros(values.shape, dtype=bool)
         nan = np.full(values.shape, np.nan)
-        return Faults({}, none, none, none, nan, nan)
+        return Faults({}, none, none, nan, nan)
     measured = (gross == PASS) | (gross == SUSPECT) | (gross == FAIL)
     return instrument_faults(times, values, measured, PARAMETERS, config.faults, since)
 
