@@ -304,6 +304,14 @@ def detect_engine(conn: psycopg.Connection) -> Engine:
     row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     if row is None:
         return Engine.POSTGRES
+    preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    if preload is None or "timescaledb" not in preload[0]:
+        # Creating the extension without the library preloaded ends the server connection.
+        log.warning(
+            "timescaledb is installed but not in shared_preload_libraries; using plain PostgreSQL "
+            "(to use it: shared_preload_libraries = 'timescaledb' in postgresql.conf, then restart)"
+        )
+        return Engine.POSTGRES
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
