@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.errors import ApiError
 from api.state import state_of
-from api.water import LIMITS
+from api.water import profile_json
 
 router = APIRouter(include_in_schema=False)
 config_router = APIRouter(prefix="/api/v1", tags=["site"])
@@ -66,5 +66,6 @@ async def site_config(request: Request) -> dict[str, Any]:
         "public_views": sorted(config.public_views),
         "tile_url": config.tile_url,
         "timezone": config.timezone,
-        "water_limits": {p: {"min": low, "max": high} for p, (low, high) in LIMITS.items()},
+        # The limits of the default station kind; each station's own come with /water/stations.
+        "water_limits": profile_json(config.profiles.default)["limits"],
     }

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
 
+from analytics.water.profiles import Profiles, load
 from api.ratelimit import LoginLimit, LoginLimiter
 from api.stream import BusStream
 from api.transit_data import TransitData
@@ -29,6 +30,8 @@ class ApiConfig:
     login_limit: LoginLimit = field(default_factory=LoginLimit)
     # Batches of bus events a stream client may fall behind by before it is dropped.
     stream_queue_max: int = 256
+    # The rule profiles of the water stations (limits, minimum breach duration, silence).
+    profiles: Profiles = field(default_factory=load)
 
 
 @dataclass(slots=True)

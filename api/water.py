@@ -7,62 +7,103 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg.rows import dict_row
 
-from api.auth import View, view
+from analytics.water.profiles import Profile, Profiles
+from analytics.water.status import station_status
+from api.auth import User, View, optional_user, view
 from api.errors import ApiError, documented
-from api.state import pool_of
+from api.state import pool_of, state_of
 from devices.topics import DEVICE_ID
 from devices.water import PARAMETERS
 
 router = APIRouter(prefix="/api/v1/water", tags=["water"])
 
-# QCVN 01-1:2018/BYT group A, the parameters a sonde measures online. The water analytics
-# refine this (QC-passing data only, minimum durations, per-station limits).
-LIMITS: dict[str, tuple[float | None, float | None]] = {
-    "ph": (6.0, 8.5),
-    "turbidity_ntu": (None, 2.0),
-    "free_chlorine_mgl": (0.2, 1.0),
-}
 MAX_RAW_ROWS = 50_000
 _BUCKET = re.compile(r"^([1-9][0-9]{0,3})(m|h|d)$")
 _UNIT = {"m": "minutes", "h": "hours", "d": "days"}
+# The readings a station's status is judged on: enough before its latest reading for the longest
+# minimum breach duration of the profiles, and at most this many.
+_STATUS_ROWS = 1000
+_EPOCH = "date_part('epoch', {})"
 
 
-def compliance(latest: dict[str, Any] | None) -> str:
-    """`compliant`, `breach` or `unknown` (no recent reading), from the latest values."""
-    if not latest:
-        return "unknown"
-    for parameter, (low, high) in LIMITS.items():
-        value = latest.get(parameter)
-        if value is None:
-            continue
-        if (low is not None and value < low) or (high is not None and value > high):
-            return "breach"
-    return "compliant"
+def _lookback_s(profiles: Profiles) -> float:
+    return max(p.min_breach_s for p in profiles.kinds.values()) * 1.5 + 600.0
+
+
+def _array(values: list[Any] | None, dtype: type) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values or []], dtype=dtype)
 
 
 @router.get("/stations", dependencies=[view(View.STATIONS)], responses=documented(401))
-async def stations(request: Request) -> dict[str, Any]:
-    """Every water station with its latest reading and compliance status."""
+async def stations(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> dict[str, Any]:
+    """Every water station with its latest reading, its rule profile and its state.
+
+    The state comes from the same rules as the alerts (analytics/water/status.py): QC-passing
+    readings outside maintenance, the sustained-breach rule of the station's profile, its open
+    alerts by kind (for logged-in callers) and whether it has gone silent ("no_data").
+    """
+    profiles = state_of(request).config.profiles
+    lookback = timedelta(seconds=_lookback_s(profiles))
     columns = ", ".join(f"r.{p}" for p in PARAMETERS)
+    arrays = ", ".join(f"array_agg(w.{p} ORDER BY w.time)" for p in PARAMETERS)
+    flags = ", ".join(f"array_agg(coalesce(w.{p}_qc, 2) ORDER BY w.time)" for p in PARAMETERS)
     async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"""SELECT d.device_id, d.name, d.site, d.lat, d.lon, d.enabled, d.online,
-                       r.time AS latest_time, r.qc_flag, {columns}
+            f"""SELECT d.device_id, d.name, d.site, d.lat, d.lon, d.enabled, d.online, d.station_kind,
+                       r.time AS latest_time, r.qc_flag, {columns}, h.times, h.values, h.flags, m.windows
                 FROM devices d
                 LEFT JOIN LATERAL (
                     SELECT * FROM water_readings w WHERE w.device_id = d.device_id
                     ORDER BY w.time DESC LIMIT 1) r ON true
-                WHERE d.kind = 'water' ORDER BY d.device_id"""
+                LEFT JOIN LATERAL (
+                    SELECT array_agg({_EPOCH.format("w.time")} ORDER BY w.time) AS times,
+                           ARRAY[{arrays}] AS values, ARRAY[{flags}] AS flags
+                    FROM (SELECT * FROM water_readings x
+                          WHERE x.device_id = d.device_id AND x.time > r.time - %(lookback)s
+                            AND x.time <= r.time
+                          ORDER BY x.time DESC LIMIT %(rows)s) w) h ON true
+                LEFT JOIN LATERAL (
+                    SELECT array_agg(ARRAY[{_EPOCH.format("starts_at")}, {_EPOCH.format("ends_at")}])
+                           AS windows
+                    FROM maintenance_windows mw
+                    WHERE mw.device_id = d.device_id
+                      AND mw.ends_at >= least(r.time - %(lookback)s, now())) m ON true
+                WHERE d.kind = 'water' ORDER BY d.device_id""",
+            {"lookback": lookback, "rows": _STATUS_ROWS},
         )
         rows = await cur.fetchall()
+        open_alerts: dict[str, dict[str, int]] = {}
+        if user is not None:
+            # Conditions still on (not cleared) that nobody has closed.
+            await cur.execute(
+                """SELECT subject_id, kind, count(*) AS n FROM alerts
+                   WHERE subject_kind = 'station' AND cleared_at IS NULL AND state <> 'resolved'
+                   GROUP BY subject_id, kind"""
+            )
+            for a in await cur.fetchall():
+                open_alerts.setdefault(a["subject_id"], {})[a["kind"]] = a["n"]
+    now = datetime.now(UTC).timestamp()
     result = []
     for row in rows:
         latest = None
         if row["latest_time"] is not None:
             latest = {"time": row["latest_time"], **{p: row[p] for p in PARAMETERS}}
+        profile = profiles.for_station(row["device_id"], row["station_kind"])
+        times = _array(row["times"], np.float64)
+        n = times.size
+        values = np.array(
+            [_array(v, np.float64) for v in row["values"]] if n else np.empty((len(PARAMETERS), 0))
+        ).reshape(len(PARAMETERS), n)
+        flag_rows = np.array(
+            [_array(v, np.int8) for v in row["flags"]] if n else np.empty((len(PARAMETERS), 0))
+        ).reshape(len(PARAMETERS), n)
+        windows = np.array(row["windows"] or [], dtype=np.float64).reshape(-1, 2)
+        mine = open_alerts.get(row["device_id"], {})
+        st = station_status(profile, now, times, values, flag_rows, PARAMETERS, windows, mine)
         result.append(
             {
                 "device_id": row["device_id"],
@@ -72,10 +113,25 @@ async def stations(request: Request) -> dict[str, Any]:
                 "enabled": row["enabled"],
                 "online": row["online"],
                 "latest": latest,
-                "compliance": compliance(latest),
+                "state": st.state,
+                "compliance": st.compliance,
+                "breach_parameters": list(st.breach_parameters),
+                "interval_s": round(st.interval_s, 3),
+                "silent_s": None if st.silent_s is None else round(st.silent_s, 1),
+                "open_alerts": mine if user is not None else None,
+                "profile": profile_json(profile),
             }
         )
     return {"stations": result, "count": len(result)}
+
+
+def profile_json(profile: Profile) -> dict[str, Any]:
+    return {
+        "kind": profile.kind,
+        "standard": profile.standard,
+        "limits": {p: {"min": low, "max": high} for p, (low, high) in profile.limits.items()},
+        "min_breach_s": profile.min_breach_s,
+    }
 
 
 _TIME = {"type": "string", "format": "date-time"}

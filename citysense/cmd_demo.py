@@ -60,6 +60,9 @@ def register_fleet(database_url: str, sondes: int, buses: int) -> None:
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     rows = []
+    # The simulator's kinds of site as rule profiles (analytics/water/profiles.toml); mains and
+    # booster stations are distribution points, the default.
+    station_kinds = {"plant": "treatment_plant_outlet", "reservoir": "reservoir"}
     for line in manifest.splitlines():
         if not line.strip():
             continue
@@ -68,12 +71,14 @@ def register_fleet(database_url: str, sondes: int, buses: int) -> None:
         site = d.get("site")
         rows.append(
             (d["device_id"], d["kind"], d.get("name", ""), site if d["kind"] == "water" else None,
-             site if d["kind"] == "bus" else None, d.get("lat"), d.get("lon"))
+             site if d["kind"] == "bus" else None, d.get("lat"), d.get("lon"),
+             station_kinds.get(d.get("site_kind", "")) if d["kind"] == "water" else None)
         )  # fmt: skip
     with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(
-            """INSERT INTO devices (device_id, kind, name, site, route_id, lat, lon)
-               VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (device_id) DO NOTHING""",
+            """INSERT INTO devices (device_id, kind, name, site, route_id, lat, lon, station_kind)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (device_id)
+               DO UPDATE SET station_kind = EXCLUDED.station_kind""",
             rows,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from analytics.water.profiles import KIND_PATTERN
 from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
 from devices.registry import SALT_BYTES, Device, device_password, render_acl, render_passwords
 from devices.topics import DEVICE_ID, Kind
@@ -31,6 +33,11 @@ def register(subparsers: Any) -> None:
     add.add_argument("--route", dest="route_id", help="route id (bus)")
     add.add_argument("--lat", type=float)
     add.add_argument("--lon", type=float)
+    add.add_argument(
+        "--station-kind",
+        help="water: the rule profile of the station (analytics/water/profiles.toml), e.g. "
+        "distribution_point (the default), reservoir, treatment_plant_outlet",
+    )
     add.set_defaults(func=_db_command(run_add))
 
     listing = actions.add_parser("list", help="list registered devices")
@@ -87,16 +94,20 @@ def _db_command(
 def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
     if DEVICE_ID.fullmatch(args.device_id) is None:
         raise ConfigError(f"device id {args.device_id!r} does not match {DEVICE_ID.pattern}")
+    station_kind = getattr(args, "station_kind", None)
+    if station_kind is not None and re.fullmatch(KIND_PATTERN, station_kind) is None:
+        raise ConfigError(f"station kind {station_kind!r} does not match {KIND_PATTERN}")
     row = conn.execute(
         """
-        INSERT INTO devices (device_id, kind, name, site, route_id, lat, lon, enabled)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, true)
+        INSERT INTO devices (device_id, kind, name, site, route_id, lat, lon, station_kind, enabled)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, true)
         ON CONFLICT (device_id) DO UPDATE SET
             kind = EXCLUDED.kind, name = EXCLUDED.name, site = EXCLUDED.site,
-            route_id = EXCLUDED.route_id, lat = EXCLUDED.lat, lon = EXCLUDED.lon, enabled = true
+            route_id = EXCLUDED.route_id, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
+            station_kind = EXCLUDED.station_kind, enabled = true
         RETURNING (xmax = 0)
         """,
-        (args.device_id, args.kind, args.name, args.site, args.route_id, args.lat, args.lon),
+        (args.device_id, args.kind, args.name, args.site, args.route_id, args.lat, args.lon, station_kind),
     ).fetchone()
     print(f"{'added' if row and row[0] else 'updated'} {args.kind} device {args.device_id}")
     return 0

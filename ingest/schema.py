@@ -284,6 +284,30 @@ def _users(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _station_kinds(engine: Engine, retention: Retention) -> list[str]:
+    # The rule profile of a water station (analytics/water/profiles.toml); NULL: the default kind.
+    return [
+        "ALTER TABLE devices ADD COLUMN station_kind text CHECK (station_kind ~ '^[a-z][a-z0-9_]{0,39}$')",
+    ]
+
+
+def _service_uptime(engine: Engine, retention: Retention) -> list[str]:
+    # When the platform was up: one row per stretch of an ingester connected to its broker and
+    # database, extended by its heartbeats. A gap in a station's readings while no ingester was
+    # up is the platform's downtime, not a sensor fault.
+    return [
+        """
+        CREATE TABLE service_uptime (
+            service    text NOT NULL,
+            up_since   timestamptz NOT NULL,
+            last_seen  timestamptz NOT NULL,
+            PRIMARY KEY (service, up_since),
+            CHECK (last_seen >= up_since)
+        )""",
+        "CREATE INDEX service_uptime_last_seen ON service_uptime (last_seen)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
@@ -291,6 +315,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
     Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
     Migration(6, "users and sessions", _users),
+    Migration(17, "water stations: rule profile kind", _station_kinds),
+    Migration(18, "platform uptime from ingester heartbeats", _service_uptime),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -79,6 +79,7 @@ class Device:
                 "lat": round(self.lat, 6),
                 "lon": round(self.lon, 6),
                 "site": self.site,
+                "site_kind": self.site_kind,
             },
             ensure_ascii=False,
         )

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,8 @@ from psycopg.rows import TupleRow
 
 from analytics.water.alerts import AlertKind, AlertState
 from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
+from analytics.water.profiles import Profiles
+from analytics.water.profiles import load as load_profiles
 from analytics.water.qc_config import default_qc_config
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class WaterWorkerError(Exception):
 @dataclass(frozen=True, slots=True)
 class WaterWorkerConfig:
     live: LiveConfig = field(default_factory=lambda: LiveConfig(qc=default_qc_config()))
+    # Each station's limits and minimum breach duration, by its kind (devices.station_kind).
+    profiles: Profiles = field(default_factory=load_profiles)
     poll_s: float = 10.0  # catch-up poll when no notification arrives
     max_rows: int = 100_000  # readings per wake-up, at most (bounded work)
     statement_timeout_s: float = 60.0
@@ -100,6 +104,7 @@ class WaterWorker:
         self.conn = conn
         self.config = config
         self.tracks: dict[str, StationTrack] = {}
+        self.station_kinds: dict[str, str | None] = {}
         # Wall and CPU seconds spent so far per phase (fetch, analytics, write), for benchmarks.
         self.seconds: dict[str, float] = {}
         self.cpu_seconds: dict[str, float] = {}
@@ -177,6 +182,13 @@ class WaterWorker:
                     # Another process moved this station on: rebuild it from the database.
                     del self.tracks[device]
             devices = sorted(batch)
+            self.station_kinds = dict(
+                await (
+                    await self.conn.execute(
+                        "SELECT device_id, station_kind FROM devices WHERE device_id = ANY(%s)", (devices,)
+                    )
+                ).fetchall()
+            )
             windows = await self._windows(devices, min(float(f.times[0]) for f in batch.values()))
             await self._load([d for d in devices if d not in self.tracks], windows)
             started, cpu = time.perf_counter(), time.process_time()
@@ -184,13 +196,22 @@ class WaterWorker:
             for device in devices:
                 f = batch[device]
                 outcomes[device] = advance(
-                    cfg.live, self.tracks[device], f.times, f.values, windows.get(device, np.empty((0, 2)))
+                    self.live_config(device),
+                    self.tracks[device],
+                    f.times,
+                    f.values,
+                    windows.get(device, np.empty((0, 2))),
                 )
             self._spent("analytics", started, cpu)
             started, cpu = time.perf_counter(), time.process_time()
             await self._write(outcomes)
             self._spent("write", started, cpu)
             return sum(o.fresh for o in outcomes.values())
+
+    def live_config(self, device: str) -> LiveConfig:
+        """The analytics settings of one station: the compliance rules of its profile."""
+        profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
+        return replace(self.config.live, compliance=profile.compliance)
 
     def _spent(self, what: str, started: float, cpu: float) -> None:
         self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - started
@@ -250,7 +271,7 @@ class WaterWorker:
                 [[math.nan if v is None else float(v) for v in r[1:]] for r in rows], dtype=np.float64
             ).T.reshape(len(PARAMETERS), -1)
             self.tracks[device] = rebuild(
-                live, times, values, windows.get(device, np.empty((0, 2))), alerts[device]
+                self.live_config(device), times, values, windows.get(device, np.empty((0, 2))), alerts[device]
             )
             if times.size:
                 log.info("water worker: station %s rebuilt from %d readings", device, times.size)
