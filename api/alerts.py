@@ -23,6 +23,9 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depen
 
 State = Literal["open", "acknowledged", "resolved"]
 SubjectKind = Literal["station", "vehicle", "route"]
+Domain = Literal["water", "transit"]
+# Whose inbox an alert lands in: water staff act on stations, planners on vehicles and routes.
+DOMAIN_SUBJECTS: dict[str, tuple[str, ...]] = {"water": ("station",), "transit": ("vehicle", "route")}
 _ROLE_FOR_SUBJECT = {
     "station": Role.WATER_STAFF,
     "vehicle": Role.TRANSPORT_PLANNER,
@@ -76,10 +79,13 @@ class NoteBody(BaseModel):
 
 
 def _where(
-    kind: str | None, subject: str | None, subject_kind: str | None
+    kind: str | None, subject: str | None, subject_kind: str | None, domain: str | None = None
 ) -> tuple[list[str], dict[str, Any]]:
     clauses: list[str] = []
     params: dict[str, Any] = {}
+    if domain is not None:
+        clauses.append("subject_kind = ANY(%(domain)s)")
+        params["domain"] = list(DOMAIN_SUBJECTS[domain])
     if kind is not None:
         clauses.append("kind = %(kind)s")
         params["kind"] = kind
@@ -101,11 +107,14 @@ async def list_alerts(
         str | None, Query(max_length=64, pattern=_TEXT, description="station or vehicle or route id")
     ] = None,
     subject_kind: Annotated[SubjectKind | None, Query()] = None,
+    domain: Annotated[
+        Domain | None, Query(description="water: station alerts; transit: vehicle and route alerts")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> AlertPage:
     """Alerts newest first, with the number matching and the numbers per state."""
-    clauses, params = _where(kind, subject, subject_kind)
+    clauses, params = _where(kind, subject, subject_kind, domain)
     base = " AND ".join(clauses) or "true"
     page_where = base + (" AND state = %(state)s" if state else "")
     params.update(state=state, limit=limit, offset=offset)

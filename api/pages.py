@@ -27,8 +27,20 @@ _PAGES = {
     "/water/maintenance": "maintenance.html",
     "/transit": "transit.html",
     "/transit/performance": "performance.html",
+    "/transit/alerts": "transit_alerts.html",
 }
-_ASSETS = {"site.css": "text/css; charset=utf-8", "site.js": "text/javascript; charset=utf-8"}
+_JS = "text/javascript; charset=utf-8"
+# Every page's script is a file here: no inline script, so a CSP can forbid it.
+_ASSETS = {
+    "site.css": "text/css; charset=utf-8",
+    "site.js": _JS,
+    "alerts.js": _JS,
+    "inbox.js": _JS,
+    "alert.js": _JS,
+    "overview.js": _JS,
+    "stations.js": _JS,
+    "login.js": _JS,
+}
 
 
 def _read(name: str) -> str:
@@ -47,6 +59,7 @@ for _path, _name in _PAGES.items():
 
 
 @router.get("/water/alerts/{alert_id}", response_class=HTMLResponse)
+@router.get("/transit/alerts/{alert_id}", response_class=HTMLResponse)
 async def alert_page(alert_id: str) -> HTMLResponse:
     return HTMLResponse(_read("alert.html"), headers={"Cache-Control": "no-cache"})
 

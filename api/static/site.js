@@ -5,18 +5,24 @@ const CS = (() => {
   const COMMON = {
     en: {
       overview: "Overview", water: "Water alerts", stations: "Stations", maintenance: "Maintenance", transit: "Live buses",
-      performance: "Route performance", login: "Log in", logout: "Log out", api: "API",
+      performance: "Route performance", transit_alerts: "Transit alerts", login: "Log in", logout: "Log out", api: "API",
       loading: "Loading…", error: "Error", none: "None", all: "All",
       state_open: "open", state_acknowledged: "acknowledged", state_resolved: "resolved",
-      compliant: "compliant", breach: "breach", unknown: "no data",
+      compliant: "compliant", breach: "breach", unknown: "not evaluated", no_data: "no data", maintenance_state: "maintenance",
+      event: "water-quality event", sensor_fault: "sensor fault",
+      critical: "critical", warning: "warning", info: "info",
+      role_water_staff: "water staff", role_transport_planner: "transport planner", role_admin: "administrator",
       times_in: "Times in",
     },
     vi: {
       overview: "Tổng quan", water: "Cảnh báo nước", stations: "Trạm quan trắc", maintenance: "Bảo trì", transit: "Xe buýt trực tuyến",
-      performance: "Hiệu quả tuyến", login: "Đăng nhập", logout: "Đăng xuất", api: "API",
+      performance: "Hiệu quả tuyến", transit_alerts: "Cảnh báo giao thông", login: "Đăng nhập", logout: "Đăng xuất", api: "API",
       loading: "Đang tải…", error: "Lỗi", none: "Không có", all: "Tất cả",
       state_open: "mới", state_acknowledged: "đã tiếp nhận", state_resolved: "đã xử lý",
-      compliant: "đạt chuẩn", breach: "vượt ngưỡng", unknown: "chưa có dữ liệu",
+      compliant: "đạt chuẩn", breach: "vượt ngưỡng", unknown: "chưa đánh giá", no_data: "mất dữ liệu", maintenance_state: "đang bảo trì",
+      event: "sự cố chất lượng nước", sensor_fault: "lỗi cảm biến",
+      critical: "nghiêm trọng", warning: "cảnh báo", info: "thông tin",
+      role_water_staff: "nhân viên cấp nước", role_transport_planner: "cán bộ quy hoạch giao thông", role_admin: "quản trị viên",
       times_in: "Giờ theo",
     },
   };
@@ -39,14 +45,17 @@ const CS = (() => {
   function setLang(value) {
     localStorage.setItem("citysense.lang", value);
     applyTranslations();
+    renderUser();
     for (const fn of listeners) fn();
   }
 
   const tz = () => config.timezone || "Asia/Ho_Chi_Minh";
   const locale = () => (lang() === "vi" ? "vi-VN" : "en-GB");
+  // Day/month/year in Vietnamese (and British) form, 24-hour clock.
   function time(value, opts = {}) {
     if (!value) return "–";
-    return new Date(value).toLocaleString(locale(), { timeZone: tz(), dateStyle: "short", timeStyle: "medium", ...opts });
+    return new Date(value).toLocaleString(locale(), { timeZone: tz(), day: "2-digit", month: "2-digit", year: "numeric",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", ...opts });
   }
   function clock(value) {
     return new Date(value).toLocaleTimeString(locale(), { timeZone: tz(), hour: "2-digit", minute: "2-digit" });
@@ -72,7 +81,26 @@ const CS = (() => {
   }
   // An instant as "YYYY-MM-DDTHH:MM" on the wall clocks of `zone`, for a datetime-local input.
   const toLocal = (ms, zone = tz()) => new Date(ms + offsetMs(ms, zone)).toISOString().slice(0, 16);
-  const num = (v, d) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
+  // A number with d decimals in the reader's form: 7,25 in Vietnamese, 7.25 in English.
+  const num = (v, d) => (v === null || v === undefined || !Number.isFinite(Number(v)) ? "–"
+    : Number(v).toLocaleString(locale(), { minimumFractionDigits: d, maximumFractionDigits: d }));
+  // A number with at most d decimals, trailing zeros dropped (limits, changes).
+  const short = (v, d = 2) => (v === null || v === undefined ? "–"
+    : Number(v).toLocaleString(locale(), { maximumFractionDigits: d }));
+  // A duration in seconds as "1 h 05 min" / "25 min" / "40 s".
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–";
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return `${s} s`;
+    const m = Math.round(s / 60);
+    if (m < 60) return `${m} ${lang() === "vi" ? "phút" : "min"}`;
+    const h = Math.floor(m / 60), rest = m % 60;
+    if (h >= 48) return `${Math.round(h / 24)} ${lang() === "vi" ? "ngày" : "days"}`;
+    return `${h} ${lang() === "vi" ? "giờ" : "h"}${rest ? ` ${String(rest).padStart(2, "0")} ${lang() === "vi" ? "phút" : "min"}` : ""}`;
+  }
+  // Where each role starts: its own inbox (admins: the overview).
+  const HOMES = { water_staff: "/water", transport_planner: "/transit/alerts", admin: "/" };
+  const home = (role) => HOMES[role] || "/";
 
   class ApiError extends Error {
     constructor(status, body, retryAfter = null) {
@@ -116,7 +144,10 @@ const CS = (() => {
   function header(active) {
     const nav = document.getElementById("nav");
     if (!nav) return;
-    const links = [["/", "overview"], ["/water", "water"], ["/water/stations", "stations"], ["/water/maintenance", "maintenance"], ["/transit", "transit"], ["/transit/performance", "performance"]];
+    const water = [["/water", "water"], ["/water/stations", "stations"], ["/water/maintenance", "maintenance"]];
+    const transit = [["/transit/alerts", "transit_alerts"], ["/transit", "transit"], ["/transit/performance", "performance"]];
+    // A planner's own pages come first; everyone else's order is water, then transit.
+    const links = [["/", "overview"], ...(me && me.role === "transport_planner" ? [...transit, ...water] : [...water, ...transit])];
     const items = links.map(([href, key]) => el("a", { href, class: key === active ? "active" : "", "data-i18n": key }, t(key)));
     const user = el("span", { class: "user", id: "user" });
     const swLang = el("button", { id: "lang-switch", type: "button", class: "link", onclick: () => setLang(lang() === "vi" ? "en" : "vi") });
@@ -133,7 +164,7 @@ const CS = (() => {
         me = null;
         location.href = "/login";
       } }, t("logout"));
-      box.replaceChildren(el("span", { id: "whoami" }, `${me.username} (${me.role})`), " ", out);
+      box.replaceChildren(el("span", { id: "whoami", "data-role": me.role }, `${me.username} (${t("role_" + me.role)})`), " ", out);
     } else {
       box.replaceChildren(el("a", { href: "/login?next=" + encodeURIComponent(location.pathname), "data-i18n": "login" }, t("login")));
     }
@@ -150,7 +181,7 @@ const CS = (() => {
   }
 
   return {
-    init, t, time, clock, num, api, fromLocal, toLocal, tz, el, lang, setLang, applyTranslations, ApiError,
+    init, t, time, clock, num, short, duration, home, locale, api, fromLocal, toLocal, tz, el, lang, setLang, applyTranslations, ApiError,
     onLang: (fn) => listeners.push(fn),
     me: () => me,
     config: () => config,

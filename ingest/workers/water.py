@@ -28,6 +28,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from analytics.water.alerts import AlertKind, AlertState
+from analytics.water.explain import explained
 from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
 from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
@@ -305,7 +306,7 @@ class WaterWorker:
             )
         for device, outcome in outcomes.items():
             for change in outcome.changes:  # consecutive 'active' updates already coalesced
-                await self._alert(device, change)
+                await self._alert(device, self._explained(device, change))
         progress = [
             (d, _dt(o.evaluated_until)) for d, o in outcomes.items() if not math.isnan(o.evaluated_until)
         ]
@@ -316,6 +317,17 @@ class WaterWorker:
                 " updated_at = now()",
                 progress,
             )
+
+    def _explained(self, device: str, change: AlertChange) -> AlertChange:
+        """The change with what its summary needs in the evidence (analytics/water/explain.py)."""
+        if change.change == "clear":
+            return change
+        track = self.tracks[device]
+        profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
+        evidence = explained(
+            change.kind, change.evidence, profile, track.times, track.values, change.time, PARAMETERS
+        )
+        return replace(change, evidence=evidence)
 
     async def _alert(self, device: str, change: AlertChange) -> None:
         kind = change.kind

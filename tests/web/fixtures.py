@@ -45,6 +45,8 @@ def add_alert(db: str, **fields: Any) -> int:
 
 
 def add_station_with_readings(db: str, hours: int = 3) -> None:
+    # Up to the current minute, not the module's NOW: a station silent for a few minutes has no data.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(
             """INSERT INTO devices (device_id, kind, name, site, lat, lon, enabled)
@@ -57,7 +59,7 @@ def add_station_with_readings(db: str, hours: int = 3) -> None:
                VALUES ('wq-1', %s, %s, %s, %s, 250, 27.5, %s)""",
             [
                 (
-                    NOW - timedelta(minutes=m),
+                    now - timedelta(minutes=m),
                     7.1 + (m % 7) / 50,
                     0.4 + (1.8 if 50 < m < 70 else 0),
                     0.5 if m > 30 else 0.1,

@@ -120,11 +120,11 @@ def test_planner_cannot_change_a_water_alert(site: str, page: Page, db: str) -> 
 def test_public_pages_station_map_and_transit(site: str, page: Page) -> None:
     page.goto(f"{site}/")
     expect(page.locator("#rows tr")).to_have_count(2)
-    expect(page.locator("#compliance")).to_contain_text("1 in breach")
+    expect(page.locator("#compliance")).to_contain_text("1 breach")
     shot(page, "overview")
     page.goto(f"{site}/water/stations")
     expect(page.locator("#map g.station")).to_have_count(2)
-    expect(page.locator('tr[data-station="wq-1"] td.breach')).to_be_visible()
+    expect(page.locator('tr[data-station="wq-1"] td[data-state="breach"]')).to_be_visible()
     shot(page, "stations")
     page.goto(f"{site}/transit")
     expect(page.locator('#map path.route[data-route="R1"]')).to_have_count(1)
