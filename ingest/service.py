@@ -99,6 +99,9 @@ class Ingester:
         self._writer: Writer | None = None
         self._source: MqttSource | None = None
         self._stopping = False
+        # Start of the current stretch up (connected to the broker and the database), as the
+        # database's clock said; None while down. Its row in service_uptime grows with each heartbeat.
+        self._up_since: datetime | None = None
 
     async def _start_database(self, stop: asyncio.Event) -> Engine | None:
         """Wait for the database (it may start after us), check the schema, maintain partitions."""
@@ -267,6 +270,7 @@ class Ingester:
 
     async def _heartbeat(self, stopping: bool = False) -> None:
         state = {**self.state(), "running": not stopping}
+        service = f"ingest:{self.config.broker.client_id}"
         try:
             async with await psycopg.AsyncConnection.connect(
                 self.config.database_url, connect_timeout=3, autocommit=True
@@ -275,11 +279,35 @@ class Ingester:
                     """INSERT INTO service_status (service, state, updated_at) VALUES (%s, %s, now())
                        ON CONFLICT (service) DO UPDATE SET state = excluded.state,
                        updated_at = excluded.updated_at""",
-                    (f"ingest:{self.config.broker.client_id}", json.dumps(state)),
+                    (service, json.dumps(state)),
                 )
+                await self._uptime(conn, service, bool(state["broker_connected"]), stopping)
         except psycopg.Error as exc:
             self.healthy_database = False
+            self._up_since = None
             log.debug("heartbeat not written: %s", exc)
+
+    async def _uptime(
+        self, conn: psycopg.AsyncConnection, service: str, connected: bool, stopping: bool
+    ) -> None:
+        """Extend the current stretch up in service_uptime, or start one; end it when the broker is
+        lost or the service stops. The water worker reads it: a station's gap while the platform
+        was down is not a sensor fault."""
+        if not connected:
+            self._up_since = None
+            return
+        if self._up_since is None:
+            # Stretches older than the longest context the analytics look back on are of no use.
+            await conn.execute("DELETE FROM service_uptime WHERE last_seen < now() - interval '35 days'")
+        cur = await conn.execute(
+            """INSERT INTO service_uptime (service, up_since, last_seen)
+               VALUES (%s, coalesce(%s, now()), now())
+               ON CONFLICT (service, up_since) DO UPDATE SET last_seen = excluded.last_seen
+               RETURNING up_since""",
+            (service, self._up_since),
+        )
+        row = await cur.fetchone()
+        self._up_since = None if stopping or row is None else row[0]
 
     @staticmethod
     async def _every(period: float, job: Callable[[], Awaitable[None]], until: asyncio.Task[None]) -> None:

@@ -93,6 +93,13 @@ def test_ingest_stops_cleanly_on_sigterm(db: str, mqtt_url: str, prefix: str) ->
     logs = [json.loads(line) for line in stderr.splitlines()]
     assert any(entry["logger"] == "ingest.mqtt" and "connected" in entry["msg"] for entry in logs)
     assert count(db, "SELECT count(*) FROM service_status WHERE NOT (state->>'running')::bool") == 1
+    # One stretch up, from its first connected heartbeat to its last, covering the stored reading.
+    service = f"ingest:{prefix}-ingest"
+    up = f"SELECT count(*) FROM service_uptime WHERE service = '{service}' AND last_seen > up_since"
+    assert count(db, up) == 1
+    covered = """SELECT count(*) FROM water_readings r JOIN service_uptime u
+                 ON r.received_at BETWEEN u.up_since AND u.last_seen"""
+    assert count(db, covered) == 1
 
 
 def test_ingest_refuses_a_database_without_the_schema(empty_db: str, mqtt_url: str) -> None:

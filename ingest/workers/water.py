@@ -28,10 +28,12 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from analytics.water.alerts import AlertKind, AlertState
+from analytics.water.downtime import platform_gaps
 from analytics.water.explain import explained
 from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
 from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
+from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
 
 log = logging.getLogger(__name__)
@@ -192,22 +194,66 @@ class WaterWorker:
             )
             windows = await self._windows(devices, min(float(f.times[0]) for f in batch.values()))
             await self._load([d for d in devices if d not in self.tracks], windows)
+            up = await self._uptime()
             started, cpu = time.perf_counter(), time.process_time()
             outcomes: dict[str, Outcome] = {}
             for device in devices:
                 f = batch[device]
-                outcomes[device] = advance(
-                    self.live_config(device),
-                    self.tracks[device],
-                    f.times,
-                    f.values,
-                    windows.get(device, np.empty((0, 2))),
-                )
+                outcomes[device] = self._advance(device, f, windows.get(device, np.empty((0, 2))), up)
             self._spent("analytics", started, cpu)
             started, cpu = time.perf_counter(), time.process_time()
             await self._write(outcomes)
             self._spent("write", started, cpu)
             return sum(o.fresh for o in outcomes.values())
+
+    async def _uptime(self) -> np.ndarray:
+        """When the platform was up (k, 2), from the ingesters' heartbeats (analytics/water/downtime.py)."""
+        rows = await (
+            await self.conn.execute(
+                f"SELECT {_EPOCH_S.format('up_since')}, {_EPOCH_S.format('last_seen')} FROM service_uptime"
+                " WHERE service LIKE 'ingest:%'"
+            )
+        ).fetchall()
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+
+    def _advance(self, device: str, f: _Fetched, windows: np.ndarray, up: np.ndarray) -> Outcome:
+        """`advance` over a station's new readings; the first reading after a gap that the platform's
+        own downtime explains is evaluated on its own, without the gap test, so that a restart
+        opens no sensor-fault alert (the readings may be split into calls at will: live.segments)."""
+        live = self.live_config(device)
+        track = self.tracks[device]
+        quiet = self._after_downtime(live, track, f.times, up)
+        if not quiet.any():
+            return advance(live, track, f.times, f.values, windows)
+        no_gap = replace(live, gap_intervals=0.0)
+        parts: list[Outcome] = []
+        start = 0
+        for i in np.flatnonzero(quiet).tolist():
+            if i > start:
+                parts.append(advance(live, track, f.times[start:i], f.values[:, start:i], windows))
+            parts.append(advance(no_gap, track, f.times[i : i + 1], f.values[:, i : i + 1], windows))
+            start = i + 1
+        if start < f.times.size:
+            parts.append(advance(live, track, f.times[start:], f.values[:, start:], windows))
+        log.info("water worker: %s resumed after the platform's downtime; no gap alert", device)
+        return _joined(parts)
+
+    @staticmethod
+    def _after_downtime(
+        live: LiveConfig, track: StationTrack, times: np.ndarray, up: np.ndarray
+    ) -> np.ndarray:
+        """Per new reading: the first after a gap that the platform's downtime explains."""
+        if live.gap_intervals <= 0 or not up.size or not times.size:
+            return np.zeros(times.size, dtype=bool)
+        every = np.union1d(track.times, times)
+        gaps = platform_gaps(every, up, live.gap_intervals * cadence_s(every))
+        fresh = (
+            times > track.evaluated_until
+            if not math.isnan(track.evaluated_until)
+            else np.ones(times.size, bool)
+        )
+        out: np.ndarray = np.isin(times, every[gaps]) & fresh
+        return out
 
     def live_config(self, device: str) -> LiveConfig:
         """The analytics settings of one station: the compliance rules of its profile."""
@@ -376,6 +422,26 @@ class WaterWorker:
               AND cleared_at IS NULL""",
             params,
         )
+
+
+def _joined(parts: list[Outcome]) -> Outcome:
+    """Outcomes of consecutive calls for one station as one; a reading flagged twice (a trailing
+    reading written again by the next call) keeps its last flags."""
+    times = np.concatenate([p.flag_times for p in parts])
+    flags = np.concatenate([p.flags for p in parts], axis=1)
+    qc_flag = np.concatenate([p.qc_flag for p in parts])
+    # The last occurrence of each time, in time order.
+    _, first_in_reversed = np.unique(times[::-1], return_index=True)
+    keep = np.sort(times.size - 1 - first_in_reversed)
+    return Outcome(
+        flag_times=times[keep],
+        flags=flags[:, keep],
+        qc_flag=qc_flag[keep],
+        changes=[c for p in parts for c in p.changes],
+        evaluated_until=parts[-1].evaluated_until,
+        fresh=sum(p.fresh for p in parts),
+        active={k: np.concatenate([p.active[k] for p in parts]) for k in parts[-1].active},
+    )
 
 
 # COPY's binary format (PostgreSQL docs, "COPY", binary format): signature, flags, extension.
