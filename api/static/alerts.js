@@ -40,7 +40,7 @@ const CSAlerts = (() => {
   const vi = () => CS.lang() === "vi";
   const param = (p) => w("p_" + p);
   const value = (p, v) => `${CS.num(v, DIGITS[p] ?? 2)}${UNITS[p] ? " " + UNITS[p] : ""}`;
-  const cap = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+  const cap = (text) => (text.startsWith("pH") ? text : text.charAt(0).toUpperCase() + text.slice(1));
   const kind = (k) => { const key = "kind_" + k; const text = w(key); return text === key ? k : text; };
 
   // Seconds the alert's condition has lasted: up to its clearing, its last activity, or now.

@@ -17,10 +17,11 @@ const COLOURS = { event: "#7a1010", breach: "#b3261e", sensor_fault: "#b26a00", 
 const stateName = (s) => CS.t(s === "maintenance" ? "maintenance_state" : s);
 // What a state rests on: the parameters in breach, the open alerts, how long it has been silent.
 function why(s) {
-  if (s.state === "breach") return s.breach_parameters.map((p) => CSAlerts.param(p)).join(", ");
-  if (s.state === "no_data" && s.silent_s !== null) return `${CS.t("silent_for")} ${CS.duration(s.silent_s)}`;
-  const open = Object.entries(s.open_alerts || {}).map(([k, n]) => `${CSAlerts.kind(k)}${n > 1 ? " ×" + n : ""}`);
-  return open.join(", ");
+  const parts = [];
+  if (s.state === "no_data" && s.silent_s !== null) parts.push(`${CS.t("silent_for")} ${CS.duration(s.silent_s)}`);
+  if (s.breach_parameters.length) parts.push(`${CS.t("breach")}: ${s.breach_parameters.map((p) => CSAlerts.param(p)).join(", ")}`);
+  for (const [k, n] of Object.entries(s.open_alerts || {})) parts.push(`${CSAlerts.kind(k)}${n > 1 ? " ×" + n : ""}`);
+  return parts.join("; ");
 }
 function legend() {
   document.getElementById("legend").replaceChildren(...Object.entries(COLOURS).map(([state, colour]) => {

@@ -1,0 +1,243 @@
+"""In Debian's Chromium: each role's home and inbox, alerts that explain themselves in English and
+Vietnamese, and station states on the overview and the stations page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from psycopg.types.json import Jsonb
+
+from api.state import ApiConfig
+from tests.web.browser import CHROMIUM, LAUNCH_ARGS, chromium_missing, serve
+from tests.web.fixtures import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
+from tests.web.test_browser import TIMEOUT_MS, shot
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    reason = chromium_missing()
+    if reason:
+        pytest.skip(reason)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(db: str) -> Iterator[str]:
+    add_users(db)
+    add_station_with_readings(db)
+    add_route(db)
+    with serve(ApiConfig(db)) as url:
+        yield url
+
+
+def page_in(browser: Browser, lang: str) -> Page:
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Asia/Ho_Chi_Minh"
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    # The reader's first language; a switch on a page then holds for the pages after it.
+    context.add_init_script(
+        f"if (!localStorage.getItem('citysense.lang')) localStorage.setItem('citysense.lang', '{lang}')"
+    )
+    return context.new_page()
+
+
+def log_in(page: Page, site: str, user: str) -> None:
+    page.goto(f"{site}/login")
+    page.fill("#username", user)
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+
+
+def add_alerts(db: str) -> dict[str, int]:
+    opened = NOW - timedelta(minutes=25)
+    return {
+        "event": add_alert(
+            db,
+            kind="water_quality_event",
+            opened_at=opened,
+            evidence=Jsonb(
+                {
+                    "probability": 0.93,
+                    "parameters": ["ph", "free_chlorine_mgl", "conductivity_uscm"],
+                    "values": {"free_chlorine_mgl": 0.15, "conductivity_uscm": 340.0},
+                    "moved": [
+                        {
+                            "parameter": "free_chlorine_mgl",
+                            "direction": "down",
+                            "value": 0.15,
+                            "usual": 0.5,
+                            "change": -0.35,
+                            "spread": 0.01,
+                        },
+                        {
+                            "parameter": "conductivity_uscm",
+                            "direction": "up",
+                            "value": 340.0,
+                            "usual": 300.0,
+                            "change": 40.0,
+                            "spread": 2.0,
+                        },
+                    ],
+                    "level": 1,
+                    "last_active_at": (opened + timedelta(minutes=20)).isoformat(),
+                }
+            ),
+        ),
+        "breach": add_alert(
+            db,
+            kind="compliance_breach",
+            subject_id="wq-2",
+            opened_at=opened,
+            cleared_at=opened + timedelta(minutes=25),
+            evidence=Jsonb(
+                {
+                    "parameters": ["free_chlorine_mgl"],
+                    "values": {"free_chlorine_mgl": 0.12},
+                    "limits": {"free_chlorine_mgl": [0.2, 1.0]},
+                    "standard": "QCVN 01-1:2018/BYT",
+                    "min_breach_s": 900,
+                }
+            ),
+        ),
+        "fault": add_alert(
+            db,
+            kind="sensor_fault",
+            severity="info",
+            opened_at=opened,
+            evidence=Jsonb({"parameters": ["ph"], "values": {"ph": 7.1}, "tests": {"ph": ["stuck"]}}),
+        ),
+        "delay": add_alert(
+            db,
+            kind="bus_delay",
+            subject_kind="vehicle",
+            subject_id="bus-1",
+            opened_at=opened,
+            evidence=Jsonb({"delay_s": 720, "trip_id": "T1", "route_id": "R1", "threshold_s": 300}),
+        ),
+    }
+
+
+def test_water_staff_land_on_their_inbox_of_explained_alerts(site: str, browser: Browser, db: str) -> None:
+    ids = add_alerts(db)
+    page = page_in(browser, "en")
+    log_in(page, site, "mai")
+    page.wait_for_url(f"{site}/water*")
+    expect(page.locator("#rows tr")).to_have_count(3)  # the bus delay is not a water alert
+    expect(page.locator('#rows tr[data-kind="bus_delay"]')).to_have_count(0)
+    event = page.locator(f'#rows tr[data-alert="{ids["event"]}"]')
+    expect(event).to_contain_text("Water-quality event")
+    expect(event.locator("td.summary")).to_have_text(
+        "Water-quality event (probability 93 %): free chlorine down 0.35 mg/L to 0.15 (usual 0.50), "
+        "conductivity up 40 µS/cm to 340 (usual 300); for 20 min."
+    )
+    breach = page.locator(f'#rows tr[data-alert="{ids["breach"]}"] td.summary')
+    expect(breach).to_have_text(
+        "Free chlorine 0.12 mg/L below the limit 0.2 mg/L (QCVN 01-1:2018/BYT), for 40 min."
+    )
+    fault = page.locator(f'#rows tr[data-alert="{ids["fault"]}"] td.summary')
+    expect(fault).to_contain_text("pH sensor: stuck (the same value repeated)")
+    shot(page, "water-inbox-explained")
+
+    page.click("#lang-switch")
+    expect(event.locator("td.summary")).to_have_text(
+        "Sự cố chất lượng nước (xác suất 93 %): clo dư giảm 0,35 mg/L xuống 0,15 (thường 0,50), "
+        "độ dẫn điện tăng 40 µS/cm lên 340 (thường 300); trong 20 phút."
+    )
+    expect(breach).to_contain_text("Clo dư 0,12 mg/L dưới giới hạn 0,2 mg/L")
+    expect(fault).to_contain_text("Cảm biến pH: kẹt giá trị")
+    expect(page.locator(f'#rows tr[data-alert="{ids["fault"]}"] td.info')).to_have_text("thông tin")
+    # Day/month/year.
+    day = (NOW - timedelta(minutes=25)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%d/%m/%Y")
+    expect(event.locator("td").nth(1)).to_contain_text(day)
+    shot(page, "water-inbox-explained-vi")
+
+    page.click(f'a[href="/water/alerts/{ids["event"]}"]')
+    expect(page.locator("#kind")).to_have_text("Sự cố chất lượng nước")
+    expect(page.locator("#explain")).to_contain_text("clo dư giảm 0,35 mg/L")
+    details = page.locator("details.evidence")
+    expect(details.locator("pre")).not_to_be_visible()  # the raw evidence is behind a toggle
+    details.locator("summary").click()
+    expect(details.locator("pre")).to_contain_text('"probability": 0.93')
+    shot(page, "alert-explained-vi")
+    page.context.close()
+
+
+def test_planners_have_their_own_inbox_with_the_same_lifecycle(site: str, browser: Browser, db: str) -> None:
+    ids = add_alerts(db)
+    page = page_in(browser, "en")
+    log_in(page, site, "tuan")
+    page.wait_for_url(f"{site}/transit/alerts*")
+    expect(page.locator("#nav a").nth(1)).to_have_attribute(
+        "href", "/transit/alerts"
+    )  # a planner's pages first
+    expect(page.locator("#rows tr")).to_have_count(1)
+    row = page.locator(f'#rows tr[data-alert="{ids["delay"]}"]')
+    expect(row.locator("td.summary")).to_have_text(
+        "Bus bus-1 12 min late on route R1 (trip T1; threshold 5 min)."
+    )
+    shot(page, "transit-inbox")
+    page.click(f'a[href="/transit/alerts/{ids["delay"]}"]')
+    expect(page.locator("#back")).to_have_attribute("href", "/transit/alerts")
+    page.fill("#note", "Driver reports a crash on Nguyen Van Linh")
+    page.click("#acknowledge")
+    expect(page.locator("#summary")).to_contain_text("acknowledged")
+    page.fill("#note", "Traffic cleared, bus back on schedule")
+    page.click("#resolve")
+    expect(page.locator("#summary")).to_contain_text("resolved")
+    expect(page.locator("#notes li")).to_have_count(2)
+    page.click("#lang-switch")
+    expect(page.locator("#explain")).to_have_text(
+        "Xe buýt bus-1 trễ 12 phút trên tuyến R1 (chuyến T1; ngưỡng 5 phút)."
+    )
+    shot(page, "transit-alert-vi")
+    with psycopg.connect(db) as conn:
+        row_db = conn.execute(
+            "SELECT state, resolved_by FROM alerts WHERE alert_id = %s", (ids["delay"],)
+        ).fetchone()
+    assert row_db == ("resolved", "tuan")
+    page.context.close()
+
+
+def test_admins_land_on_the_overview_of_both_domains(site: str, browser: Browser, db: str) -> None:
+    add_alerts(db)
+    for lang, event_word in (("en", "water-quality event"), ("vi", "sự cố chất lượng nước")):
+        page = page_in(browser, lang)
+        log_in(page, site, "root")
+        page.wait_for_url(f"{site}/")
+        water = page.locator("#domain-water")
+        expect(water.locator(".open-count")).to_contain_text("3")
+        expect(page.locator("#domain-transit .open-count")).to_contain_text("1")
+        # wq-1's chlorine is in breach, but an open event alert comes first for staff.
+        expect(page.locator('#compliance span[data-state="event"]')).to_contain_text(event_word)
+        expect(page.locator('#rows tr[data-station="wq-1"] td[data-state]')).to_have_text(event_word)
+        shot(page, f"overview-admin-{lang}")
+        page.goto(f"{site}/water/stations")
+        # wq-1 has an open event alert: for staff that is its state; wq-2 has never reported.
+        expect(page.locator('tr[data-station="wq-1"] td[data-state="event"]')).to_be_visible()
+        expect(page.locator('tr[data-station="wq-2"] td[data-state="no_data"]')).to_be_visible()
+        expect(page.locator("#legend span.swatch")).to_have_count(7)
+        shot(page, f"stations-{lang}")
+        page.context.close()
+
+
+def test_the_public_overview_shows_no_inbox(site: str, browser: Browser) -> None:
+    page = page_in(browser, "vi")
+    page.goto(f"{site}/")
+    expect(page.locator('#rows tr[data-station="wq-1"] td[data-state="breach"]')).to_have_text("vượt ngưỡng")
+    expect(page.locator("#domain-water .inbox")).to_be_hidden()
+    expect(page.locator("#domain-transit .inbox")).to_be_hidden()
+    # pH in Vietnamese form: a decimal comma.
+    expect(page.locator('#rows tr[data-station="wq-1"] td.num').first).to_have_text(re.compile(r"^\d,\d\d$"))
+    page.context.close()
