@@ -14,16 +14,14 @@ from api.app import create_app
 from api.state import ApiConfig
 from tests.web.fixtures import PASSWORD, add_users
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
 def _readings(conn: psycopg.Connection[Any], device: str, rows: list[tuple[int, float, float, int]]) -> None:
     """rows: (seconds before now, pH, free chlorine, QC flag of both)."""
+    now = datetime.now(UTC).replace(microsecond=0)
     conn.cursor().executemany(
         """INSERT INTO water_readings (device_id, time, ph, turbidity_ntu, free_chlorine_mgl,
                ph_qc, turbidity_ntu_qc, free_chlorine_mgl_qc, qc_flag)
            VALUES (%s, %s, %s, 0.3, %s, %s, 1, %s, %s)""",
-        [(device, NOW - timedelta(seconds=s), ph, cl, f, f, f) for s, ph, cl, f in rows],
+        [(device, now - timedelta(seconds=s), ph, cl, f, f, f) for s, ph, cl, f in rows],
     )
 
 
@@ -33,6 +31,7 @@ def _steady(minutes: int = 40, ph: float = 7.2, cl: float = 0.5) -> list[tuple[i
 
 @pytest.fixture
 def client(db: str) -> Iterator[TestClient]:
+    now = datetime.now(UTC)
     add_users(db)
     stations = ("calibrating", "suspect", "lone", "event", "silent", "low", "outlet", "tap")
     with psycopg.connect(db, autocommit=True) as conn:
@@ -45,7 +44,7 @@ def client(db: str) -> Iterator[TestClient]:
         conn.execute(
             """INSERT INTO maintenance_windows (device_id, starts_at, ends_at, kind, created_by)
                VALUES ('calibrating', %s, %s, 'calibration', 'mai')""",
-            (NOW - timedelta(hours=1), NOW + timedelta(hours=1)),
+            (now - timedelta(hours=1), now + timedelta(hours=1)),
         )
         # Steady, then one pH 5.39 that QC called suspect.
         _readings(conn, "suspect", [*_steady(), (0, 5.39, 0.5, 3)])
@@ -55,7 +54,7 @@ def client(db: str) -> Iterator[TestClient]:
         conn.execute(
             """INSERT INTO alerts (kind, severity, subject_kind, subject_id, opened_at, evidence)
                VALUES ('water_quality_event', 'warning', 'station', 'event', %s, '{}')""",
-            (NOW - timedelta(minutes=5),),
+            (now - timedelta(minutes=5),),
         )
         # Readings every minute that stopped ten minutes ago.
         _readings(conn, "silent", [(s + 600, ph, cl, f) for s, ph, cl, f in _steady()])

@@ -1,12 +1,14 @@
 """The platform's own downtime, told apart from a silent sonde.
 
-A station's readings stop when its sonde loses power, and also when the platform that receives
+A station's readings stop arriving when its sonde loses power, and also when the platform that receives
 them is down (the ingester stopped, or cut off from its broker or database): a restart after ten
 minutes leaves the same gap at every station. The ingesters record when they were up
 (`service_uptime`, one row per stretch connected, extended by each heartbeat); a gap between two
 readings is the platform's when the time the platform was up within it is no longer than a gap the
 sensor checks tolerate. Before the first recorded stretch nothing is known, and a gap there stays a
-gap (e.g. the history of a station replayed from files). Pure: times are epoch seconds.
+gap (e.g. the history of a station replayed from files). The times compared are when readings
+arrived, on the platform's clock like the stretches (a sonde's own clock may be off by minutes).
+Pure: times are epoch seconds.
 """
 
 from __future__ import annotations
@@ -51,13 +53,14 @@ def platform_gaps(times: FloatArray, up: FloatArray, tolerated_s: float, slack_s
     up: the recorded stretches (k, 2), each widened by `slack_s` at its end (a heartbeat's period:
     the platform was up until its next heartbeat would have been written).
     """
-    t = np.asarray(times, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)  # NaN where unknown: no gap there
     out = np.zeros(t.size, dtype=bool)
     u = merged(np.asarray(up, dtype=np.float64).reshape(-1, 2) + np.array([0.0, slack_s]))
     if t.size < 2 or not u.size:
         return out
     start, end = t[:-1], t[1:]
-    long = end - start > tolerated_s
-    known = start >= u[0, 0]
-    out[1:] = long & known & (up_within(start, end, u) <= tolerated_s)
+    with np.errstate(invalid="ignore"):
+        long = end - start > tolerated_s
+        known = start >= u[0, 0]
+    out[1:] = long & known & (up_within(np.nan_to_num(start), np.nan_to_num(end), u) <= tolerated_s)
     return out

@@ -52,10 +52,13 @@ const CS = (() => {
   const tz = () => config.timezone || "Asia/Ho_Chi_Minh";
   const locale = () => (lang() === "vi" ? "vi-VN" : "en-GB");
   // Day/month/year in Vietnamese (and British) form, 24-hour clock.
+  // opts: { timeStyle: "short" } leaves the seconds out; other Intl options are added.
   function time(value, opts = {}) {
     if (!value) return "–";
+    const { timeStyle, ...rest } = opts;
+    const seconds = timeStyle === "short" ? {} : { second: "2-digit" };
     return new Date(value).toLocaleString(locale(), { timeZone: tz(), day: "2-digit", month: "2-digit", year: "numeric",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", ...opts });
+      hour: "2-digit", minute: "2-digit", ...seconds, hourCycle: "h23", ...rest });
   }
   function clock(value) {
     return new Date(value).toLocaleTimeString(locale(), { timeZone: tz(), hour: "2-digit", minute: "2-digit" });

@@ -98,6 +98,10 @@ class _Fetched:
     progress: float  # epoch seconds; NaN if none yet
     times: np.ndarray  # (n,) epoch seconds
     values: np.ndarray  # (P, n)
+    # When the readings arrived (n,), and the reading at `progress` (NaN if none), on the
+    # platform's clock: a sonde's own clock may be off by minutes.
+    arrivals: np.ndarray = field(default_factory=lambda: np.empty(0))
+    prev_arrival: float = math.nan
 
 
 class WaterWorker:
@@ -136,18 +140,20 @@ class WaterWorker:
                 await self.conn.execute(
                     f"""
                     WITH todo AS (
-                        SELECT d.device_id, g.evaluated_until AS progress, g.updated_at
+                        SELECT d.device_id, g.evaluated_until AS progress, g.updated_at,
+                               (SELECT w.received_at FROM water_readings w WHERE w.device_id = d.device_id
+                                AND w.time = g.evaluated_until) AS prev_arrival
                         FROM devices d LEFT JOIN water_analytics_progress g ON g.device_id = d.device_id
                         WHERE d.kind = 'water'),
                     picked AS (
-                        SELECT t.device_id, t.progress, r.*
+                        SELECT t.device_id, t.progress, t.prev_arrival, r.*
                         FROM todo t CROSS JOIN LATERAL (
-                            (SELECT r.time, {_R_PARAMS} FROM water_readings r
+                            (SELECT r.time, r.received_at, {_R_PARAMS} FROM water_readings r
                              WHERE r.device_id = t.device_id
                                AND r.time > coalesce(t.progress, '-infinity')
                              ORDER BY r.time LIMIT %(limit)s)
                             UNION ALL
-                            (SELECT r.time, {_R_PARAMS} FROM water_readings r
+                            (SELECT r.time, r.received_at, {_R_PARAMS} FROM water_readings r
                              WHERE r.device_id = t.device_id
                                AND r.time < t.progress AND r.time > t.progress - %(context)s
                                AND r.qc_flag = 2 AND r.received_at > t.updated_at - %(margin)s
@@ -155,6 +161,8 @@ class WaterWorker:
                         ORDER BY t.device_id, r.time
                         LIMIT %(limit)s)
                     SELECT device_id, {_EPOCH_S.format("min(progress)")},
+                           {_EPOCH_S.format("min(prev_arrival)")},
+                           array_agg({_EPOCH_S.format("received_at")}),
                            array_agg({_EPOCH_S.format("time")}), {_AGG_PARAMS}
                     FROM picked GROUP BY device_id ORDER BY device_id""",
                     {
@@ -169,15 +177,22 @@ class WaterWorker:
                 self._spent("fetch", started, cpu)
                 return 0
             batch: dict[str, _Fetched] = {}
-            for device, progress, times, *columns in rows:
+            for device, progress, prev_arrival, arrived, times, *columns in rows:
                 t = np.asarray(times, dtype=np.float64)
+                arrivals = np.asarray(arrived, dtype=np.float64)
                 # NULL (not measured) arrives as None: NaN in a float array.
                 values = np.array(columns, dtype=np.float64).reshape(len(PARAMETERS), -1)
                 if t.size > 1 and not (np.diff(t) > 0).all():
                     # The aggregates follow the sorted input in practice; SQL does not promise it.
                     order = np.argsort(t, kind="stable")
-                    t, values = t[order], values[:, order]
-                batch[device] = _Fetched(math.nan if progress is None else float(progress), t, values)
+                    t, values, arrivals = t[order], values[:, order], arrivals[order]
+                batch[device] = _Fetched(
+                    math.nan if progress is None else float(progress),
+                    t,
+                    values,
+                    arrivals,
+                    math.nan if prev_arrival is None else float(prev_arrival),
+                )
             self._spent("fetch", started, cpu)
             for device, f in batch.items():
                 track = self.tracks.get(device)
@@ -222,7 +237,7 @@ class WaterWorker:
         opens no sensor-fault alert (the readings may be split into calls at will: live.segments)."""
         live = self.live_config(device)
         track = self.tracks[device]
-        quiet = self._after_downtime(live, track, f.times, up)
+        quiet = self._after_downtime(live, track, f, up)
         if not quiet.any():
             return advance(live, track, f.times, f.values, windows)
         no_gap = replace(live, gap_intervals=0.0)
@@ -239,20 +254,26 @@ class WaterWorker:
         return _joined(parts)
 
     @staticmethod
-    def _after_downtime(
-        live: LiveConfig, track: StationTrack, times: np.ndarray, up: np.ndarray
-    ) -> np.ndarray:
-        """Per new reading: the first after a gap that the platform's downtime explains."""
+    def _after_downtime(live: LiveConfig, track: StationTrack, f: _Fetched, up: np.ndarray) -> np.ndarray:
+        """Per new reading: the first to arrive after a silence that the platform's downtime explains.
+
+        Arrival times, not the sonde's own: both they and the platform's stretches up are on the
+        platform's clock, and a sonde's clock may be off by minutes.
+        """
+        times = f.times
         if live.gap_intervals <= 0 or not up.size or not times.size:
             return np.zeros(times.size, dtype=bool)
-        every = np.union1d(track.times, times)
-        gaps = platform_gaps(every, up, live.gap_intervals * cadence_s(every))
         fresh = (
             times > track.evaluated_until
             if not math.isnan(track.evaluated_until)
             else np.ones(times.size, bool)
         )
-        out: np.ndarray = np.isin(times, every[gaps]) & fresh
+        idx = np.flatnonzero(fresh)
+        arrivals = np.concatenate([[f.prev_arrival], f.arrivals[idx]])
+        tolerated = live.gap_intervals * cadence_s(np.union1d(track.times, times))
+        gaps = platform_gaps(arrivals, up, tolerated)[1:]
+        out = np.zeros(times.size, dtype=bool)
+        out[idx] = gaps
         return out
 
     def live_config(self, device: str) -> LiveConfig:
