@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from analytics.water.live import LiveConfig
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
+from citysense.cmd_api import station_profiles
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
-from citysense.settings import Settings, add_connection_options
+from citysense.settings import ConfigError, Settings, add_connection_options
 from ingest.workers import WORKERS
 from ingest.workers.water import WaterWorkerConfig
 
@@ -29,6 +32,12 @@ def register(subparsers: Any) -> None:
         "--qc-config",
         type=Path,
         help="the water QC thresholds (TOML, layout of analytics/water/qc.toml; default: that file)",
+    )
+    parser.add_argument(
+        "--station-profiles",
+        type=Path,
+        help="rule profiles of the water stations (TOML, layout of analytics/water/profiles.toml; "
+        "default: $CITYSENSE_STATION_PROFILES or that file)",
     )
     add_logging_options(parser)
     parser.set_defaults(func=run)
@@ -51,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
     except QcConfigError as exc:
         print(f"citysense analyze: QC configuration: {exc}", file=sys.stderr)
         return 2
+    profiles = getattr(args, "station_profiles", None) or os.environ.get("CITYSENSE_STATION_PROFILES")
+    if profiles:
+        try:
+            water = replace(water, profiles=station_profiles(Path(profiles)))
+        except ConfigError as exc:
+            print(f"citysense analyze: {exc}", file=sys.stderr)
+            return 2
 
     async def main(stop: asyncio.Event) -> None:
         url = Settings.from_args(args).require_database()  # a ConfigError is reported cleanly

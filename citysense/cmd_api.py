@@ -7,12 +7,14 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from citysense.runtime import add_logging_options, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
 
 if TYPE_CHECKING:
+    from analytics.water.profiles import Profiles
     from api.ratelimit import LoginLimit
     from api.state import ApiConfig
 
@@ -40,6 +42,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--tile-url", help="optional map tile URL template {z}/{x}/{y} (default: $CITYSENSE_TILE_URL)"
+    )
+    parser.add_argument(
+        "--station-profiles",
+        type=Path,
+        help="rule profiles of the water stations (TOML, layout of analytics/water/profiles.toml; "
+        "default: $CITYSENSE_STATION_PROFILES or that file)",
     )
     add_logging_options(parser)
     parser.set_defaults(func=run)
@@ -76,6 +84,18 @@ def parse_login_limit(text: str) -> LoginLimit:
     return limit
 
 
+def station_profiles(path: Path) -> Profiles:
+    """The rule profiles of a file, or a ConfigError saying what is wrong with it."""
+    from analytics.water.profiles import ProfileError, load
+
+    try:
+        return load(path)
+    except OSError as exc:
+        raise ConfigError(f"station profiles {path}: {exc.strerror or exc}") from exc
+    except ProfileError as exc:
+        raise ConfigError(f"station profiles {path}: {exc}") from exc
+
+
 def api_config(
     settings: Settings, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
 ) -> ApiConfig:
@@ -95,6 +115,9 @@ def api_config(
     )
     if views:
         config = replace(config, public_views=parse_public_views(views))
+    profiles = getattr(args, "station_profiles", None) or env.get("CITYSENSE_STATION_PROFILES")
+    if profiles:
+        config = replace(config, profiles=station_profiles(Path(profiles)))
     login_limit = getattr(args, "login_limit", None) or env.get("CITYSENSE_LOGIN_LIMIT")
     if login_limit:
         config = replace(config, login_limit=parse_login_limit(login_limit))

@@ -38,3 +38,19 @@ def test_a_missing_or_bad_file_is_refused_before_anything_starts(tmp_path: Path)
     refused = analyze("--qc-config", str(bad))
     assert refused.returncode == 2
     assert "ph.sensor_span: low is above high" in refused.stderr
+
+
+def test_a_bad_station_profiles_file_is_refused_by_analyze_and_api(tmp_path: Path) -> None:
+    bad = tmp_path / "profiles.toml"
+    bad.write_text('default_kind = "tap"\n[kinds.tap]\nlimits.ph = { min = 9.0, max = 6.0 }\n')
+    refused = analyze("--station-profiles", str(bad))
+    assert refused.returncode == 2
+    assert "kinds.tap.limits.ph: min 9.0 is above max 6.0" in refused.stderr
+    api = subprocess.run(
+        [sys.executable, "-m", "citysense.cli", "api", "--database-url", "postgresql://nobody@127.0.0.1:1/x",
+         "--station-profiles", str(tmp_path / "none.toml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert api.returncode != 0
+    assert "station profiles" in api.stderr
+    assert "Traceback" not in api.stderr
