@@ -20,7 +20,7 @@ def test_manifest_is_deterministic_and_valid(capsys: pytest.CaptureFixture[str])
     ids = [d["device_id"] for d in lines]
     assert len(set(ids)) == len(ids)
     for d in lines:
-        assert set(d) == {"device_id", "kind", "name", "lat", "lon", "site"}
+        assert set(d) == {"device_id", "kind", "name", "lat", "lon", "site", "site_kind"}
         assert DEVICE_ID.match(d["device_id"])
         # Da Nang, roughly: the city and its rural district.
         assert 15.9 < d["lat"] < 16.2
