@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -86,7 +87,17 @@ async def stations(request: Request, user: Annotated[User | None, Depends(option
             )
             for a in await cur.fetchall():
                 open_alerts.setdefault(a["subject_id"], {})[a["kind"]] = a["n"]
-    now = datetime.now(UTC).timestamp()
+    # Judging every station is numpy work of a few milliseconds each: off the event loop.
+    result = await asyncio.to_thread(
+        _judged, rows, profiles, open_alerts if user is not None else None, datetime.now(UTC).timestamp()
+    )
+    return {"stations": result, "count": len(result)}
+
+
+def _judged(
+    rows: list[dict[str, Any]], profiles: Profiles, open_alerts: dict[str, dict[str, int]] | None, now: float
+) -> list[dict[str, Any]]:
+    """Each station's row of the stations list, its state judged by analytics/water/status.py."""
     result = []
     for row in rows:
         latest = None
@@ -102,7 +113,7 @@ async def stations(request: Request, user: Annotated[User | None, Depends(option
             [_array(v, np.int8) for v in row["flags"]] if n else np.empty((len(PARAMETERS), 0))
         ).reshape(len(PARAMETERS), n)
         windows = np.array(row["windows"] or [], dtype=np.float64).reshape(-1, 2)
-        mine = open_alerts.get(row["device_id"], {})
+        mine = (open_alerts or {}).get(row["device_id"], {})
         st = station_status(profile, now, times, values, flag_rows, PARAMETERS, windows, mine)
         result.append(
             {
@@ -118,11 +129,11 @@ async def stations(request: Request, user: Annotated[User | None, Depends(option
                 "breach_parameters": list(st.breach_parameters),
                 "interval_s": round(st.interval_s, 3),
                 "silent_s": None if st.silent_s is None else round(st.silent_s, 1),
-                "open_alerts": mine if user is not None else None,
+                "open_alerts": mine if open_alerts is not None else None,
                 "profile": profile_json(profile),
             }
         )
-    return {"stations": result, "count": len(result)}
+    return result
 
 
 def profile_json(profile: Profile) -> dict[str, Any]:
