@@ -14,6 +14,7 @@ from api.app import create_app
 from api.state import ApiConfig
 from tests.web.fixtures import PASSWORD, add_users
 
+
 def _readings(conn: psycopg.Connection[Any], device: str, rows: list[tuple[int, float, float, int]]) -> None:
     """rows: (seconds before now, pH, free chlorine, QC flag of both)."""
     now = datetime.now(UTC).replace(microsecond=0)
