@@ -35,23 +35,26 @@ def merged(up: FloatArray) -> FloatArray:
     return np.asarray(out, dtype=np.float64)
 
 
-def up_within(start: FloatArray, end: FloatArray, up: FloatArray) -> FloatArray:
-    """Seconds of each span (start[i], end[i]) during which the platform was up (up: disjoint (k, 2))."""
+def longest_up(start: FloatArray, end: FloatArray, up: FloatArray) -> FloatArray:
+    """Per span (start[i], end[i]): its longest stretch during which the platform was up without a
+    break (up: disjoint stretches (k, 2))."""
     s = np.asarray(start, dtype=np.float64)[:, None]
     e = np.asarray(end, dtype=np.float64)[:, None]
     if not up.size:
         return np.zeros(s.shape[0])
     overlap = np.minimum(e, up[None, :, 1]) - np.maximum(s, up[None, :, 0])
-    out: FloatArray = np.clip(overlap, 0.0, None).sum(axis=1)
+    out: FloatArray = np.clip(overlap, 0.0, None).max(axis=1)
     return out
 
 
-def platform_gaps(times: FloatArray, up: FloatArray, tolerated_s: float, slack_s: float = 10.0) -> BoolArray:
-    """Per reading (n,): it follows a gap longer than `tolerated_s` during which the platform was up
-    for no more than `tolerated_s` (the rest of the gap it was down), within recorded history.
+def platform_gaps(times: FloatArray, up: FloatArray, tolerated_s: float, slack_s: float = 3.0) -> BoolArray:
+    """Per reading (n,): it follows a gap longer than `tolerated_s` that the platform's downtime
+    explains: the platform was down for part of it, and up for no longer than `tolerated_s` at a
+    stretch (the silence before it went down and after it came back is no gap of its own), within
+    recorded history.
 
-    up: the recorded stretches (k, 2), each widened by `slack_s` at its end (a heartbeat's period:
-    the platform was up until its next heartbeat would have been written).
+    up: the recorded stretches (k, 2), each widened by `slack_s` at its end (about a heartbeat's
+    period: the platform was up until its next heartbeat would have been written).
     """
     t = np.asarray(times, dtype=np.float64)  # NaN where unknown: no gap there
     out = np.zeros(t.size, dtype=bool)
@@ -62,5 +65,5 @@ def platform_gaps(times: FloatArray, up: FloatArray, tolerated_s: float, slack_s
     with np.errstate(invalid="ignore"):
         long = end - start > tolerated_s
         known = start >= u[0, 0]
-    out[1:] = long & known & (up_within(np.nan_to_num(start), np.nan_to_num(end), u) <= tolerated_s)
+    out[1:] = long & known & (longest_up(np.nan_to_num(start), np.nan_to_num(end), u) <= tolerated_s)
     return out

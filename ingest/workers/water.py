@@ -255,10 +255,11 @@ class WaterWorker:
 
     @staticmethod
     def _after_downtime(live: LiveConfig, track: StationTrack, f: _Fetched, up: np.ndarray) -> np.ndarray:
-        """Per new reading: the first to arrive after a silence that the platform's downtime explains.
+        """Per new reading: the first after a silence that the platform's downtime explains.
 
-        Arrival times, not the sonde's own: both they and the platform's stretches up are on the
-        platform's clock, and a sonde's clock may be off by minutes.
+        The readings' times are put on the platform's clock, like the stretches up: a sonde's own
+        clock may be off by minutes. Its offset is the least delay seen between a reading's time and
+        its arrival (a reading sent late, from a device's buffer, only ever arrives later).
         """
         times = f.times
         if live.gap_intervals <= 0 or not up.size or not times.size:
@@ -269,9 +270,11 @@ class WaterWorker:
             else np.ones(times.size, bool)
         )
         idx = np.flatnonzero(fresh)
-        arrivals = np.concatenate([[f.prev_arrival], f.arrivals[idx]])
+        own = np.concatenate([[track.evaluated_until], times[idx]])
+        lags = np.concatenate([[f.prev_arrival], f.arrivals[idx]]) - own
+        offset = float(np.nanmin(lags)) if np.isfinite(lags).any() else 0.0
         tolerated = live.gap_intervals * cadence_s(np.union1d(track.times, times))
-        gaps = platform_gaps(arrivals, up, tolerated)[1:]
+        gaps = platform_gaps(own + offset, up, tolerated)[1:]
         out = np.zeros(times.size, dtype=bool)
         out[idx] = gaps
         return out
