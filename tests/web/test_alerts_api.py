@@ -41,6 +41,13 @@ def test_inbox_newest_first_with_filters_pages_and_counts(client: TestClient, db
     assert station["total"] == 3
     kind = client.get("/api/v1/alerts", params={"kind": "bunching"}).json()
     assert kind["total"] == 1
+    # Each role's inbox: station alerts for water staff, vehicle and route alerts for planners.
+    water = client.get("/api/v1/alerts", params={"domain": "water"}).json()
+    assert (water["total"], water["counts"]["open"]) == (7, 7)
+    assert {a["subject_kind"] for a in water["alerts"]} == {"station"}
+    transit = client.get("/api/v1/alerts", params={"domain": "transit"}).json()
+    assert [a["kind"] for a in transit["alerts"]] == ["bunching"]
+    assert client.get("/api/v1/alerts", params={"domain": "sewage"}).status_code == 422
 
 
 def test_acknowledge_then_resolve_appends_notes_with_who_and_when(client: TestClient, db: str) -> None:
