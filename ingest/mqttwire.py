@@ -3,6 +3,11 @@
 Encoders build CONNECT, SUBSCRIBE, PUBACK, PINGREQ and DISCONNECT; `Parser` splits a byte
 stream into packets and decodes PUBLISH (QoS 0/1), CONNACK, SUBACK, PINGRESP and DISCONNECT.
 Anything else from the broker is a protocol error. No I/O here: fuzzed in the tests.
+
+A PUBLISH larger than `MAX_PACKET` is not held: its topic, packet id and first bytes are
+decoded, the rest is skipped as it arrives, and it comes out as a `Publish` whose `size` says
+how large its payload really was (the ingester dead-letters it as `too_large`). Only a control
+packet of that size is a protocol error.
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ from dataclasses import dataclass
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = (
     1, 2, 3, 4, 8, 9, 12, 13, 14,
 )  # fmt: skip
-MAX_PACKET = 1 << 20  # the broker limits device payloads to 256 KiB; anything far above is broken
+MAX_PACKET = 1 << 20  # held whole up to this; device payloads are limited to 256 KiB
+# Of a larger PUBLISH, the start is read to find its topic, packet id and first payload bytes:
+# enough for any topic (at most 65,535 bytes) and the properties a broker adds.
+HEAD_WINDOW = 128 * 1024
+PREVIEW_BYTES = 1024  # the first bytes of an oversize payload that are kept for its dead letter
+# What the ingester announces as its MQTT 5 Maximum Packet Size: a broker discards larger
+# packets before sending them (MQTT 5, 3.1.2.11.4). Between MAX_PACKET and this, packets are
+# read past and dead-lettered; a larger one never reaches the ingester (docs/ingest.md).
+ANNOUNCED_MAX_PACKET = 16 * 1024 * 1024
 
 
 class ProtocolError(Exception):
@@ -47,12 +60,17 @@ def connect(
     password: str | None = None,
     session_expiry: int = 0,
     receive_maximum: int = 65535,
+    maximum_packet_size: int = ANNOUNCED_MAX_PACKET,
 ) -> bytes:
     """CONNECT for a persistent session: clean start off (v5) / clean session off (3.1.1)."""
     flags = (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
     body = _string("MQTT") + bytes([5 if v5 else 4, flags]) + struct.pack("!H", keepalive)
     if v5:
-        props = b"\x11" + struct.pack("!I", session_expiry) + b"\x21" + struct.pack("!H", receive_maximum)
+        props = (
+            b"\x11" + struct.pack("!I", session_expiry)
+            + b"\x21" + struct.pack("!H", receive_maximum)
+            + b"\x27" + struct.pack("!I", maximum_packet_size)
+        )  # fmt: skip
         body += _varint(len(props)) + props
     body += _string(client_id)
     if username is not None:
@@ -86,6 +104,9 @@ class Publish:
     payload: bytes
     qos: int
     packet_id: int  # 0 for QoS 0
+    # The payload's real size when `payload` holds only its first bytes (an oversize packet
+    # that was read past); 0 when `payload` is whole.
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +139,16 @@ class Parser:
     def __init__(self, *, v5: bool) -> None:
         self.v5 = v5
         self._buf = bytearray()
+        # Bytes of an oversize PUBLISH still to come and be thrown away.
+        self._skip = 0
         # A device publishes on the same topic all its life: decode each topic once.
         self._topics: dict[bytes, str] = {}
 
     def feed(self, data: bytes) -> list[Publish | Control]:
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            data = data[skipped:]
         buf = self._buf
         buf += data
         out: list[Publish | Control] = []
@@ -133,7 +160,18 @@ class Parser:
                 break
             size, body = length
             if size > MAX_PACKET:
-                raise ProtocolError(f"packet of {size} bytes")
+                if header >> 4 != PUBLISH:
+                    raise ProtocolError(f"packet of {size} bytes")
+                if end - body < min(size, HEAD_WINDOW):
+                    break
+                out.append(self._decode_head(header, buf, body, min(end, body + HEAD_WINDOW), size))
+                if body + size <= end:
+                    pos = body + size
+                    continue
+                # Throw away what arrived of the rest, and what is still to come.
+                self._skip = body + size - end
+                pos = end
+                break
             if body + size > end:
                 break
             out.append(self._decode(header, buf, body, body + size))
@@ -141,41 +179,61 @@ class Parser:
         del buf[:pos]
         return out
 
+    def _decode_head(self, header: int, buf: bytearray, start: int, end: int, size: int) -> Publish:
+        """An oversize PUBLISH from its first bytes buf[start:end]: topic, id, payload's start."""
+        qos, topic, packet_id, pos = self._fields(header, buf, start, end, fields_end=start + size)
+        payload_size = start + size - pos
+        preview = bytes(buf[pos : min(end, pos + PREVIEW_BYTES)]) if pos < end else b""
+        return Publish(topic, preview, qos, packet_id, size=payload_size)
+
+    def _fields(
+        self, header: int, buf: bytearray, start: int, end: int, fields_end: int
+    ) -> tuple[int, str, int, int]:
+        """QoS, topic, packet id of a PUBLISH in buf[start:end], and where its payload starts.
+
+        The topic and packet id must lie within buf[start:end]; v5 properties may run past it
+        (to `fields_end`, the end of the packet), when only the packet's head has been read.
+        """
+        size = fields_end - start
+        qos = (header >> 1) & 0x03
+        if qos > 1:
+            raise ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
+        if size < 2:
+            raise ProtocolError("PUBLISH too short")
+        tlen = struct.unpack_from("!H", buf, start)[0]
+        pos = start + 2 + tlen
+        if pos > end:
+            raise ProtocolError("PUBLISH shorter than its topic")
+        packet_id = 0
+        if qos:
+            if end < pos + 2:
+                raise ProtocolError("PUBLISH without packet id")
+            packet_id = struct.unpack_from("!H", buf, pos)[0]
+            pos += 2
+        if self.v5:
+            props = _read_varint(buf, pos, end)
+            if props is None:
+                raise ProtocolError("PUBLISH properties cut short")
+            pos = props[1] + props[0]
+        if pos > fields_end:
+            raise ProtocolError("PUBLISH shorter than its fields")
+        raw = bytes(buf[start + 2 : start + 2 + tlen])
+        topic = self._topics.get(raw)
+        if topic is None:
+            try:
+                topic = raw.decode()
+            except UnicodeDecodeError:
+                raise ProtocolError("topic is not UTF-8") from None
+            if len(self._topics) > 100_000:
+                self._topics.clear()
+            self._topics[raw] = topic
+        return qos, topic, packet_id, pos
+
     def _decode(self, header: int, buf: bytearray, start: int, end: int) -> Publish | Control:
         """The packet in buf[start:end]; only a PUBLISH's payload is copied out."""
         kind = header >> 4
-        size = end - start
         if kind == PUBLISH:
-            qos = (header >> 1) & 0x03
-            if qos > 1:
-                raise ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
-            if size < 2:
-                raise ProtocolError("PUBLISH too short")
-            tlen = struct.unpack_from("!H", buf, start)[0]
-            pos = start + 2 + tlen
-            packet_id = 0
-            if qos:
-                if end < pos + 2:
-                    raise ProtocolError("PUBLISH without packet id")
-                packet_id = struct.unpack_from("!H", buf, pos)[0]
-                pos += 2
-            if self.v5:
-                props = _read_varint(buf, pos, end)
-                if props is None:
-                    raise ProtocolError("PUBLISH properties cut short")
-                pos = props[1] + props[0]
-            if pos > end:
-                raise ProtocolError("PUBLISH shorter than its fields")
-            raw = bytes(buf[start + 2 : start + 2 + tlen])
-            topic = self._topics.get(raw)
-            if topic is None:
-                try:
-                    topic = raw.decode()
-                except UnicodeDecodeError:
-                    raise ProtocolError("topic is not UTF-8") from None
-                if len(self._topics) > 100_000:
-                    self._topics.clear()
-                self._topics[raw] = topic
+            qos, topic, packet_id, pos = self._fields(header, buf, start, end, fields_end=end)
             return Publish(topic, bytes(buf[pos:end]), qos, packet_id)
         body = bytes(buf[start:end])
         if kind == CONNACK:
