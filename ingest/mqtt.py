@@ -103,9 +103,11 @@ class _Protocol(asyncio.Protocol):
                         packet.payload,
                         received_at,
                         base | packet.packet_id if packet.qos else 0,
-                        packet.size,
                     )
                 )
+            elif isinstance(packet, mqttwire.Oversize):
+                token = base | packet.packet_id if packet.qos else 0
+                put(Inbound(packet.topic, packet.head, received_at, token, packet.size))
             else:
                 self.controls.put_nowait(packet)
         if self.source.queue.qsize() > self.source.config.receive_maximum and not self.paused:

@@ -5,8 +5,8 @@ stream into packets and decodes PUBLISH (QoS 0/1), CONNACK, SUBACK, PINGRESP and
 Anything else from the broker is a protocol error. No I/O here: fuzzed in the tests.
 
 A PUBLISH larger than `MAX_PACKET` is not held: its topic, packet id and first bytes are
-decoded, the rest is skipped as it arrives, and it comes out as a `Publish` whose `size` says
-how large its payload really was (the ingester dead-letters it as `too_large`). Only a control
+decoded, the rest is skipped as it arrives, and it comes out as an `Oversize` that says how
+large its payload really was (the ingester dead-letters it as `too_large`). Only a control
 packet of that size is a protocol error.
 """
 
@@ -104,9 +104,19 @@ class Publish:
     payload: bytes
     qos: int
     packet_id: int  # 0 for QoS 0
-    # The payload's real size when `payload` holds only its first bytes (an oversize packet
-    # that was read past); 0 when `payload` is whole.
-    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Oversize:
+    """A PUBLISH too large to hold, read past: its first payload bytes and its payload's size.
+
+    A class of its own, not a field of Publish: every field costs each of the many PUBLISHes."""
+
+    topic: str
+    head: bytes
+    qos: int
+    packet_id: int
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +154,14 @@ class Parser:
         # A device publishes on the same topic all its life: decode each topic once.
         self._topics: dict[bytes, str] = {}
 
-    def feed(self, data: bytes) -> list[Publish | Control]:
+    def feed(self, data: bytes) -> list[Publish | Oversize | Control]:
         if self._skip:
             skipped = min(self._skip, len(data))
             self._skip -= skipped
             data = data[skipped:]
         buf = self._buf
         buf += data
-        out: list[Publish | Control] = []
+        out: list[Publish | Oversize | Control] = []
         pos, end = 0, len(buf)
         while end - pos >= 2:
             header = buf[pos]
@@ -179,31 +189,16 @@ class Parser:
         del buf[:pos]
         return out
 
-    def _decode_head(self, header: int, buf: bytearray, start: int, end: int, size: int) -> Publish:
-        """An oversize PUBLISH from its first bytes buf[start:end]: topic, id, payload's start."""
-        qos, topic, packet_id, pos = self._fields(header, buf, start, end, fields_end=start + size)
-        payload_size = start + size - pos
-        preview = bytes(buf[pos : min(end, pos + PREVIEW_BYTES)]) if pos < end else b""
-        return Publish(topic, preview, qos, packet_id, size=payload_size)
+    def _decode_head(self, header: int, buf: bytearray, start: int, end: int, size: int) -> Oversize:
+        """An oversize PUBLISH from its first bytes buf[start:end]: topic, id, payload's start.
 
-    def _fields(
-        self, header: int, buf: bytearray, start: int, end: int, fields_end: int
-    ) -> tuple[int, str, int, int]:
-        """QoS, topic, packet id of a PUBLISH in buf[start:end], and where its payload starts.
-
-        The topic and packet id must lie within buf[start:end]; v5 properties may run past it
-        (to `fields_end`, the end of the packet), when only the packet's head has been read.
+        The topic and packet id must lie within those bytes; v5 properties may run past them.
         """
-        size = fields_end - start
         qos = (header >> 1) & 0x03
         if qos > 1:
             raise ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
-        if size < 2:
-            raise ProtocolError("PUBLISH too short")
         tlen = struct.unpack_from("!H", buf, start)[0]
         pos = start + 2 + tlen
-        if pos > end:
-            raise ProtocolError("PUBLISH shorter than its topic")
         packet_id = 0
         if qos:
             if end < pos + 2:
@@ -215,9 +210,13 @@ class Parser:
             if props is None:
                 raise ProtocolError("PUBLISH properties cut short")
             pos = props[1] + props[0]
-        if pos > fields_end:
+        if pos > start + size or start + 2 + tlen > end:
             raise ProtocolError("PUBLISH shorter than its fields")
-        raw = bytes(buf[start + 2 : start + 2 + tlen])
+        topic = self._topic(bytes(buf[start + 2 : start + 2 + tlen]))
+        preview = bytes(buf[pos : min(end, pos + PREVIEW_BYTES)]) if pos < end else b""
+        return Oversize(topic, preview, qos, packet_id, start + size - pos)
+
+    def _topic(self, raw: bytes) -> str:
         topic = self._topics.get(raw)
         if topic is None:
             try:
@@ -227,13 +226,37 @@ class Parser:
             if len(self._topics) > 100_000:
                 self._topics.clear()
             self._topics[raw] = topic
-        return qos, topic, packet_id, pos
+        return topic
 
     def _decode(self, header: int, buf: bytearray, start: int, end: int) -> Publish | Control:
         """The packet in buf[start:end]; only a PUBLISH's payload is copied out."""
         kind = header >> 4
+        size = end - start
         if kind == PUBLISH:
-            qos, topic, packet_id, pos = self._fields(header, buf, start, end, fields_end=end)
+            qos = (header >> 1) & 0x03
+            if qos > 1:
+                raise ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
+            if size < 2:
+                raise ProtocolError("PUBLISH too short")
+            tlen = struct.unpack_from("!H", buf, start)[0]
+            pos = start + 2 + tlen
+            packet_id = 0
+            if qos:
+                if end < pos + 2:
+                    raise ProtocolError("PUBLISH without packet id")
+                packet_id = struct.unpack_from("!H", buf, pos)[0]
+                pos += 2
+            if self.v5:
+                props = _read_varint(buf, pos, end)
+                if props is None:
+                    raise ProtocolError("PUBLISH properties cut short")
+                pos = props[1] + props[0]
+            if pos > end:
+                raise ProtocolError("PUBLISH shorter than its fields")
+            raw = bytes(buf[start + 2 : start + 2 + tlen])
+            topic = self._topics.get(raw)
+            if topic is None:
+                topic = self._topic(raw)
             return Publish(topic, bytes(buf[pos:end]), qos, packet_id)
         body = bytes(buf[start:end])
         if kind == CONNACK:
