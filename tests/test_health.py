@@ -7,8 +7,10 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,9 +21,11 @@ from api.app import create_app
 from api.auth import new_token, token_digest
 from api.state import ApiConfig
 from citysense.settings import MqttUrl
+from ingest.schema import Engine, migrate
 from ingest.workers.heartbeat import reporting
 from tests.faults import IngesterProcess
 from tests.helpers import wait_until
+from tests.services import PrivatePostgres
 
 
 def _analyze(db: str) -> subprocess.Popen[bytes]:
@@ -162,3 +166,26 @@ def test_a_failing_worker_reports_its_error(db: str) -> None:
     assert row == (
         {"running": False, "healthy": False, "last_error": "RuntimeError: statement refused", "failures": 1},
     )
+
+
+def test_a_database_stopped_under_the_api_is_reported_and_its_return_noticed(
+    tmp_path: Path, mqtt_url: str
+) -> None:
+    pg = PrivatePostgres(tmp_path)
+    try:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            migrate(conn, engine=Engine.POSTGRES)
+        broker = MqttUrl.parse(mqtt_url)
+        with TestClient(create_app(ApiConfig(pg.admin_url, broker.host, broker.port))) as client:
+            assert _health(client)[1]["database"]["ok"] is True
+            pg.stop()
+            started = time.monotonic()
+            status, body = _health(client)
+            assert status == 503
+            assert body["reasons"][0].startswith("the database is unreachable")
+            assert time.monotonic() - started < 5, "health answers within its own timeout"
+            assert client.get("/api/v1/health/live").status_code == 200
+            pg.start()
+            wait_until(lambda: _health(client)[1]["database"]["ok"], 15, "the database back")
+    finally:
+        pg.close()
