@@ -14,6 +14,7 @@ from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import Settings, add_connection_options
 from ingest.workers import WORKERS
+from ingest.workers.heartbeat import reporting
 from ingest.workers.water import WaterWorkerConfig
 
 
@@ -57,9 +58,8 @@ def run(args: argparse.Namespace) -> int:
         async with asyncio.TaskGroup() as tasks:
             for name in chosen:
                 worker = importlib.import_module(name)
-                if name.endswith(".water"):
-                    tasks.create_task(worker.run(url, stop, water), name=name)
-                else:
-                    tasks.create_task(worker.run(url, stop), name=name)
+                work = worker.run(url, stop, water) if name.endswith(".water") else worker.run(url, stop)
+                # Its heartbeat in service_status (`worker:water`, ...) is what /api/v1/health reads.
+                tasks.create_task(reporting(url, name.rsplit(".", 1)[-1], work), name=name)
 
     return run_until_signal(main)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import grp
 import os
+import pwd
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,15 @@ from devices.registry import SALT_BYTES, Device, device_password, render_acl, re
 from devices.topics import DEVICE_ID, Kind
 
 DEFAULT_SERVICES = ("citysense-ingest",)
+# Broker user names of the services (ingesters, the demo): no device may be registered under
+# one, or it would get that account's password and its read access to every topic.
+SERVICE_PREFIX = "citysense-"
 MIN_KEY_BYTES = 32
+
+
+def reserved(name: str) -> bool:
+    """True for a name kept for service accounts (compared as the broker would: exactly)."""
+    return name.lower().startswith(SERVICE_PREFIX) or name in DEFAULT_SERVICES
 
 
 def register(subparsers: Any) -> None:
@@ -54,6 +64,12 @@ def register(subparsers: Any) -> None:
         action="append",
         help=f"service account that reads everything (repeatable; default {', '.join(DEFAULT_SERVICES)})",
     )
+    acl.add_argument(
+        "--owner",
+        metavar="USER[:GROUP]",
+        help="give both files to USER (e.g. mosquitto, the user Mosquitto drops to), "
+        "password file 0600, ACL 0640; needs root",
+    )
     acl.set_defaults(func=_db_command(run_acl))
 
     password = actions.add_parser("password", help="print the MQTT password of a device or service account")
@@ -87,6 +103,11 @@ def _db_command(
 def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
     if DEVICE_ID.fullmatch(args.device_id) is None:
         raise ConfigError(f"device id {args.device_id!r} does not match {DEVICE_ID.pattern}")
+    if reserved(args.device_id):
+        raise ConfigError(
+            f"device id {args.device_id!r} is reserved for service accounts "
+            f"(names starting with {SERVICE_PREFIX!r}): choose another"
+        )
     row = conn.execute(
         """
         INSERT INTO devices (device_id, kind, name, site, route_id, lat, lon, enabled)
@@ -144,10 +165,30 @@ def _key(args: argparse.Namespace) -> bytes:
     return key
 
 
-def _write_private(path: Path, text: str, mode: int) -> None:
+def _owner(spec: str | None) -> tuple[int, int] | None:
+    """uid and gid of `USER[:GROUP]` (the user's own group by default)."""
+    if spec is None:
+        return None
+    user, _, group = spec.partition(":")
+    try:
+        entry = pwd.getpwnam(user)
+        gid = grp.getgrnam(group).gr_gid if group else entry.pw_gid
+    except KeyError:
+        raise ConfigError(f"--owner {spec}: no such user or group on this machine") from None
+    return entry.pw_uid, gid
+
+
+def _write_private(path: Path, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:
     """Replace a file atomically, never readable by others while it is written."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    if owner is not None:
+        try:
+            os.fchown(fd, *owner)
+        except OSError as exc:
+            os.close(fd)
+            tmp.unlink()
+            raise ConfigError(f"cannot give {path} to uid {owner[0]}: {exc.strerror} (run as root)") from None
     with os.fdopen(fd, "w") as out:
         out.write(text)
         out.flush()
@@ -158,12 +199,24 @@ def _write_private(path: Path, text: str, mode: int) -> None:
 
 def run_acl(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
     key = _key(args)
+    owner = _owner(args.owner)
     devices = load_devices(conn)
     services = args.service or list(DEFAULT_SERVICES)
+    clash = sorted({d.device_id for d in devices} & set(services))
+    if clash:
+        raise ConfigError(
+            f"registered devices use the service account names {', '.join(clash)}: "
+            "rename them (`devices disable` is not enough) before writing the broker's files"
+        )
     _write_private(
-        args.password_file, render_passwords(devices, services, key, lambda: os.urandom(SALT_BYTES)), 0o600
+        args.password_file,
+        render_passwords(devices, services, key, lambda: os.urandom(SALT_BYTES)),
+        0o600,
+        owner,
     )
-    _write_private(args.acl_file, render_acl(devices, services, settings.topic_prefix), 0o644)
+    # Readable by the broker's group when given to it; as before (by anyone) when not.
+    acl_mode = 0o640 if owner is not None else 0o644
+    _write_private(args.acl_file, render_acl(devices, services, settings.topic_prefix), acl_mode, owner)
     enabled = sum(d.enabled for d in devices)
     print(
         f"wrote {args.password_file} and {args.acl_file}: {enabled} enabled devices, "

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from devices.bus import BusPosition, decode_position
 from devices.errors import DecodeError, Reason
+from devices.jsonwire import MAX_PAYLOAD
 from devices.nmea import decode_nmea
 from devices.status import decode_status
 from devices.topics import Channel, Kind, Topic, parse_topic
@@ -25,6 +26,9 @@ class Inbound(NamedTuple):
     payload: bytes
     received_at: datetime
     token: int = 0
+    # Non-zero when the payload was too large to hold: `payload` is only its first bytes and
+    # this is its real size in bytes. Such a message is dead-lettered as `too_large`.
+    oversize: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,14 @@ def predecode(messages: Iterable[Inbound], prefix: str) -> list[Decoded]:
             topic = parse_topic(message.topic, prefix)
         except DecodeError as exc:
             out.append(Decoded(message, None, None, exc))
+            continue
+        if message.oversize:
+            error = DecodeError(
+                Reason.TOO_LARGE,
+                f"{message.oversize} bytes, limit {MAX_PAYLOAD}; only the first "
+                f"{len(message.payload)} bytes are kept",
+            )
+            out.append(Decoded(message, topic, None, error))
             continue
         decoder = DECODERS.get((topic.kind, topic.channel))
         if decoder is None:

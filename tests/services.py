@@ -79,12 +79,17 @@ def production_conf(port: int, data_dir: Path, anonymous: bool = True) -> str:
     lines = []
     for line in PRODUCTION_CONF.read_text().splitlines():
         key = line.split(" ", 1)[0]
-        if key in {"listener", "persistence_location", "password_file", "acl_file", "allow_anonymous"}:
+        if key == "listener":
+            # In place: a listener option above the first listener opens a default one on 1883.
+            lines.append(f"listener {port} 127.0.0.1")
             continue
+        if key in {"persistence_location", "password_file", "acl_file", "allow_anonymous"}:
+            continue
+        if key == "use_username_as_clientid" and anonymous:
+            continue  # it refuses every client without a user name
         lines.append(line)
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
     lines += [
-        f"listener {port} 127.0.0.1",
         f"persistence_location {data_dir}/",
         f"allow_anonymous {'true' if anonymous else 'false'}",
         f"user {user}",

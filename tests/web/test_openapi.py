@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.state import ApiConfig
@@ -52,7 +53,12 @@ def test_api_conforms_to_its_openapi(api_schema: schemathesis.BaseSchema) -> Non
         def check(case: schemathesis.Case) -> None:
             # A schema-valid request may still be refused with a 400 for what OpenAPI cannot
             # state (start before end): every other check runs.
-            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+            excluded = [positive_data_acceptance]
+            if case.operation.path == "/api/v1/health":
+                # Its 503 is its documented answer, not a server error: no ingester or analytics
+                # worker runs here (tests/test_health.py covers its verdicts).
+                excluded.append(not_a_server_error)
+            case.call_and_validate(excluded_checks=excluded)
 
         check()
         tested.append(operation.label)
