@@ -28,6 +28,7 @@ from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, Alert
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
 from analytics.transit.stored import stored_match
 from ingest.gtfs_load import active_feed_id, load_feed
+from ingest.workers.supervise import WorkerHealth
 from ingest.writer import BUS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -370,8 +371,17 @@ async def _wait(listen: psycopg.AsyncConnection[Any], stop: asyncio.Event, wait_
             return
 
 
-async def run(database_url: str, stop: asyncio.Event, config: TransitConfig | None = None) -> None:
+async def run(
+    database_url: str,
+    stop: asyncio.Event,
+    config: TransitConfig | None = None,
+    health: WorkerHealth | None = None,
+) -> None:
+    """Follow the ingester until `stop` is set. A lost database connection is retried here with backoff;
+    any other error escapes to the supervisor (ingest/workers/supervise.py), which logs it, reports it in
+    the worker's health and runs this again, rebuilding every state from the database."""
     cfg = config or TransitConfig()
+    health = health or WorkerHealth("transit")
     worker = TransitWorker(cfg)
     backoff = 1.0
     while not stop.is_set():
@@ -391,12 +401,15 @@ async def run(database_url: str, stop: asyncio.Event, config: TransitConfig | No
             ):
                 await listen.execute(f"LISTEN {BUS_CHANNEL}")
                 await worker.start(conn)
+                health.ok()
                 backoff = 1.0
                 while not stop.is_set():
                     handled = await worker.step(conn)
+                    health.ok()
                     if handled < cfg.batch_max:
                         await _wait(listen, stop, cfg.poll_s)
         except psycopg.OperationalError as exc:
+            health.failed(exc)
             log.warning("transit: database unavailable (%s); retrying in %.0f s", exc, backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
