@@ -126,7 +126,10 @@ def build_trip_index(feed: Feed) -> TripIndex:
     p_shape: list[int] = []
     for i, s in enumerate(shapes):
         # Cut where the distance passes a multiple of the piece length; pieces share their end points.
-        cuts = np.unique(np.searchsorted(s.dist_m, np.arange(0.0, s.length_m, _PIECE_M), side="right") - 1)
+        # (The points after which a multiple of the piece length is passed: work in points, not in metres,
+        # so a stray point thousands of kilometres away costs nothing more.)
+        step = np.ceil(s.dist_m / _PIECE_M)
+        cuts = np.flatnonzero(step[1:] > step[:-1])
         cuts = np.unique(np.concatenate([cuts, [len(s.x) - 1]]))
         for a, b in itertools.pairwise(cuts):
             pieces.append(shapely.linestrings(np.stack([s.x[a : b + 1], s.y[a : b + 1]], axis=1)))

@@ -231,6 +231,71 @@ def _expand(lo: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
     return which, lo[which] + np.arange(total) - np.repeat(np.cumsum(count) - count, count)
 
 
+_MAX_SEGMENT_M = 50_000.0  # a longer straight segment is a stray point, not a street: left out of the grid
+_CHUNK = 1 << 20  # candidate (cell, segment) pairs examined at once: bounds the grid's working memory
+
+
+def _near_cells(
+    ax: FloatArray, ay: FloatArray, dx: FloatArray, dy: FloatArray, length2: FloatArray, reach: float
+) -> tuple[IntArray, FloatArray, IntArray]:
+    """Every (segment, cell) whose cell centre is within `reach` of the segment: the segment, that distance
+    and the cell's key, sorted by segment then key.
+
+    The cells are walked along each segment, piece by piece (pieces of 2 * reach, the length for which a
+    piece's box holds the fewest cells per metre), so the work grows with a segment's length, not with
+    the area of its bounding box; segments longer than _MAX_SEGMENT_M (a point far off the network) are
+    left out, and the candidates are examined a chunk at a time."""
+    piece = max(2.0 * reach, _CELL_M)
+    length = np.sqrt(length2)
+    # Cell coordinates must stay within what a key holds (_cell_keys).
+    bound = _CELL_M * (_KEY_OFF - 2) - reach
+    inside = (np.abs(ax) < bound) & (np.abs(ay) < bound) & (np.abs(ax + dx) < bound) & (np.abs(ay + dy) < bound)
+    usable = np.flatnonzero(np.isfinite(length) & (length <= _MAX_SEGMENT_M) & inside)
+    n_piece = np.maximum(np.ceil(length[usable] / piece), 1).astype(np.int64)
+    pos, k = _expand(np.zeros(len(usable), dtype=np.int64), n_piece)
+    seg = usable[pos]
+    t0, t1 = k / n_piece[pos], (k + 1) / n_piece[pos]
+    x0, x1 = ax[seg] + t0 * dx[seg], ax[seg] + t1 * dx[seg]
+    y0, y1 = ay[seg] + t0 * dy[seg], ay[seg] + t1 * dy[seg]
+    c0x = np.floor((np.minimum(x0, x1) - reach) / _CELL_M).astype(np.int64)
+    c1x = np.floor((np.maximum(x0, x1) + reach) / _CELL_M).astype(np.int64)
+    c0y = np.floor((np.minimum(y0, y1) - reach) / _CELL_M).astype(np.int64)
+    c1y = np.floor((np.maximum(y0, y1) + reach) / _CELL_M).astype(np.int64)
+    ny = c1y - c0y + 1
+    count = (c1x - c0x + 1) * ny
+    ends = np.cumsum(count)
+    out_u: list[IntArray] = []
+    out_d: list[FloatArray] = []
+    out_key: list[IntArray] = []
+    lo = 0
+    while lo < len(seg):
+        # Pieces whose candidates add up to about _CHUNK (at least one piece).
+        base = int(ends[lo - 1]) if lo else 0
+        hi = max(int(np.searchsorted(ends, base + _CHUNK, side="right")), lo + 1)
+        p, r = _expand(np.zeros(hi - lo, dtype=np.int64), count[lo:hi])
+        p += lo
+        u = seg[p]
+        cx = c0x[p] + r // ny[p]
+        cy = c0y[p] + r % ny[p]
+        px, py = (cx + 0.5) * _CELL_M - ax[u], (cy + 0.5) * _CELL_M - ay[u]
+        t = np.clip((px * dx[u] + py * dy[u]) / length2[u], 0.0, 1.0)
+        d = np.hypot(px - t * dx[u], py - t * dy[u])
+        keep = d <= reach
+        out_u.append(u[keep])
+        out_d.append(d[keep])
+        out_key.append((cx[keep] + _KEY_OFF) * (2 * _KEY_OFF) + cy[keep] + _KEY_OFF)
+        lo = hi
+    u = np.concatenate(out_u) if out_u else np.zeros(0, dtype=np.int64)
+    d = np.concatenate(out_d) if out_d else np.zeros(0)
+    key = np.concatenate(out_key) if out_key else np.zeros(0, dtype=np.int64)
+    # Neighbouring pieces of one segment share cells: each (segment, cell) once.
+    order = np.lexsort((key, u))
+    u, d, key = u[order], d[order], key[order]
+    first = np.ones(len(u), dtype=bool)
+    first[1:] = (u[1:] != u[:-1]) | (key[1:] != key[:-1])
+    return u[first], d[first], key[first]
+
+
 def _build_grid(index: TripIndex, radius: float) -> _Grid:
     ax, ay, dx, dy = index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy
     length2 = dx * dx + dy * dy
@@ -239,22 +304,10 @@ def _build_grid(index: TripIndex, radius: float) -> _Grid:
         return _Grid(radius, i, np.zeros(1, dtype=np.int64), i32, i, i32, i, i32, i32, length2)
     half = _CELL_M / math.sqrt(2.0)  # from a cell's centre to its corners
     reach = radius + half
-    # Every cell whose centre is within `reach` of a segment, with that segment: a point of the cell can
-    # then be within `radius` of it.
-    c0x = np.floor((np.minimum(ax, ax + dx) - reach) / _CELL_M).astype(np.int64)
-    c1x = np.floor((np.maximum(ax, ax + dx) + reach) / _CELL_M).astype(np.int64)
-    c0y = np.floor((np.minimum(ay, ay + dy) - reach) / _CELL_M).astype(np.int64)
-    c1y = np.floor((np.maximum(ay, ay + dy) + reach) / _CELL_M).astype(np.int64)
-    ny = c1y - c0y + 1
-    u, r = _expand(np.zeros(len(ax), dtype=np.int64), (c1x - c0x + 1) * ny)
-    cx = c0x[u] + r // ny[u]
-    cy = c0y[u] + r % ny[u]
-    px, py = (cx + 0.5) * _CELL_M - ax[u], (cy + 0.5) * _CELL_M - ay[u]
-    t = np.clip((px * dx[u] + py * dy[u]) / length2[u], 0.0, 1.0)
-    d = np.hypot(px - t * dx[u], py - t * dy[u])
-    keep = d <= reach
-    u, d = u[keep], d[keep]
-    key = (cx[keep] + _KEY_OFF) * (2 * _KEY_OFF) + cy[keep] + _KEY_OFF
+    u, d, key = _near_cells(ax, ay, dx, dy, length2, reach)
+    if len(u) == 0:
+        i, i32 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        return _Grid(radius, i, np.zeros(1, dtype=np.int64), i32, i, i32, i, i32, i32, length2)
     chain = index.useg_chain[u]
     order = np.lexsort((d, chain, key))
     u, d, key, chain = u[order], d[order], key[order], chain[order]
