@@ -1,8 +1,10 @@
-"""Store a parsed GTFS feed in the database (migration 0100_gtfs.sql), one transaction, with COPY."""
+"""Store a parsed GTFS feed in the database (migrations 0100_gtfs.sql and 0110_gtfs_validation.sql), one
+transaction, with COPY; the matcher's spatial grids with it; prune old feeds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from typing import Any
 
@@ -13,11 +15,22 @@ from analytics.transit.gtfs import Feed
 Row = tuple[Any, ...]
 Progress = Callable[[str, int], None]
 
-MIGRATION = "0100_gtfs.sql"
+MIGRATIONS = ("0100_gtfs.sql", "0110_gtfs_validation.sql")
 
 
 def migration_sql() -> str:
-    return resources.files("ingest").joinpath("migrations", MIGRATION).read_text(encoding="utf-8")
+    return "\n".join(
+        resources.files("ingest").joinpath("migrations", m).read_text(encoding="utf-8") for m in MIGRATIONS
+    )
+
+
+def notices_json(feed: Feed) -> str:
+    return json.dumps(
+        [
+            {"severity": n.severity, "rule": n.rule, "file": n.file, "line": n.line, "detail": n.detail}
+            for n in feed.notices
+        ]
+    )
 
 
 def feed_rows(feed: Feed, feed_id: int) -> Iterator[tuple[str, tuple[str, ...], list[Row]]]:
@@ -87,9 +100,11 @@ def import_feed(
     sha256: str,
     source_name: str,
     progress: Progress | None = None,
+    grids: Mapping[float, tuple[str, bytes]] | None = None,
 ) -> tuple[int, bool]:
-    """Store the feed and make it the active one. Returns (feed_id, created); a feed already stored
-    (same bytes) is only made active again."""
+    """Store the feed (with the matcher's grids when given: radius -> (fingerprint, npz)) and make it the
+    active one, in one transaction. Returns (feed_id, created); a feed already stored (same bytes) is only
+    made active again."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(migration_sql())
         cur.execute("SELECT feed_id FROM gtfs_feeds WHERE sha256 = %s", (sha256,))
@@ -97,9 +112,9 @@ def import_feed(
         created = found is None
         if found is None:
             cur.execute(
-                "INSERT INTO gtfs_feeds (sha256, source_name, agency_timezone, dist_unit)"
-                " VALUES (%s, %s, %s, %s) RETURNING feed_id",
-                (sha256, source_name, feed.agency_timezone, feed.dist_unit),
+                "INSERT INTO gtfs_feeds (sha256, source_name, agency_timezone, dist_unit, notices)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING feed_id",
+                (sha256, source_name, feed.agency_timezone, feed.dist_unit, notices_json(feed)),
             )
             row = cur.fetchone()
             assert row is not None
@@ -112,6 +127,37 @@ def import_feed(
                     progress(table, len(rows))
         else:
             feed_id = int(found[0])
+        for radius, (fingerprint, data) in (grids or {}).items():
+            cur.execute(
+                "INSERT INTO gtfs_grids (feed_id, radius_m, fingerprint, data) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (feed_id, radius_m) DO UPDATE SET fingerprint = excluded.fingerprint,"
+                " data = excluded.data",
+                (feed_id, radius, fingerprint, data),
+            )
         cur.execute("UPDATE gtfs_feeds SET active = false WHERE active AND feed_id <> %s", (feed_id,))
         cur.execute("UPDATE gtfs_feeds SET active = true WHERE feed_id = %s", (feed_id,))
     return feed_id, created
+
+
+def prune_feeds(conn: psycopg.Connection[Any], keep: int) -> list[tuple[int, str]]:
+    """Delete all but the `keep` most recently imported feeds (never the active one); returns the
+    (feed_id, source_name) deleted. Their rows go with them (ON DELETE CASCADE)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('gtfs_feeds') IS NOT NULL")
+        exists = cur.fetchone()
+        if not exists or not exists[0]:
+            return []
+        cur.execute(
+            """DELETE FROM gtfs_feeds WHERE feed_id IN (
+                   SELECT feed_id FROM gtfs_feeds WHERE NOT active
+                   ORDER BY imported_at DESC, feed_id DESC OFFSET %s)
+               RETURNING feed_id, source_name""",
+            (max(keep - 1, 0) if _has_active(cur) else keep,),
+        )
+        return sorted((int(r[0]), str(r[1])) for r in cur.fetchall())
+
+
+def _has_active(cur: psycopg.Cursor[Any]) -> bool:
+    cur.execute("SELECT EXISTS (SELECT 1 FROM gtfs_feeds WHERE active)")
+    row = cur.fetchone()
+    return bool(row and row[0])

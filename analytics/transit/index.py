@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
@@ -93,6 +93,9 @@ class TripIndex:
     stop_dep: FloatArray
     stop_timepoint: BoolArray
     stop_key: FloatArray  # trip * _TRIP_SPAN + stop distance: sorted, for searches by (trip, distance)
+    # The matcher's spatial grids by search radius (analytics/transit/matching.py), built once per index
+    # or attached from storage; they live and die with the index.
+    grids: dict[float, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def scheduled_s(self, trip: IntArray, dist_m: FloatArray) -> FloatArray:
         """Timetable time (service-day seconds) at each distance along each trip, interpolated."""

@@ -16,16 +16,17 @@ projected on, in the order of the result. `step_times` reports the time of each 
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import math
 import time
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -203,7 +204,6 @@ class _Grid(NamedTuple):
 
 _CELL_M = 20.0
 _KEY_OFF = 1 << 22  # cell coordinates are shifted by this, and a row holds twice as many cells
-_GRIDS: weakref.WeakKeyDictionary[TripIndex, dict[float, _Grid]] = weakref.WeakKeyDictionary()
 
 
 def _cell_keys(x: FloatArray, y: FloatArray) -> IntArray:
@@ -216,12 +216,51 @@ def _cell_keys(x: FloatArray, y: FloatArray) -> IntArray:
 
 
 def _grid(index: TripIndex, radius: float) -> _Grid:
-    """The grid for this radius, built on first use and kept as long as the index."""
-    grids = _GRIDS.setdefault(index, {})
-    grid = grids.get(radius)
-    if grid is None:
-        grid = grids[radius] = _build_grid(index, radius)
+    """The grid for this radius: attached from storage, or built on first use; kept on the index."""
+    grid = index.grids.get(radius)
+    if not isinstance(grid, _Grid):
+        grid = index.grids[radius] = _build_grid(index, radius)
     return grid
+
+
+def grid_radii(config: MatchConfig | None = None) -> tuple[float, ...]:
+    """The radii match_fixes searches with under this configuration: one grid each."""
+    cfg = config or MatchConfig()
+    return tuple(sorted({min(cfg.candidate_radius_m, cfg.max_offroute_m), cfg.max_offroute_m}))
+
+
+def grid_fingerprint(index: TripIndex) -> str:
+    """What a grid depends on: the index's street segments, chains and their users. A stored grid is
+    used only by an index with the same fingerprint."""
+    h = hashlib.sha256(f"grid-v1 {_CELL_M} {_MAX_SEGMENT_M}".encode())
+    for a in (
+        index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy, index.useg_chain,
+        index.ref_off, index.ref_shape, index.ref_base, index.ref_sign,
+    ):  # fmt: skip
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def grid_bytes(index: TripIndex, radius: float) -> bytes:
+    """The grid for this radius (built if need be) as an npz archive, for storage."""
+    g = _grid(index, radius)
+    buf = io.BytesIO()
+    arrays: dict[str, Any] = {name: np.asarray(getattr(g, name)) for name in _Grid._fields}
+    np.savez(buf, allow_pickle=False, **arrays)
+    return buf.getvalue()
+
+
+def attach_grid(index: TripIndex, radius: float, fingerprint: str, data: bytes) -> bool:
+    """Use a stored grid on this index, if it was built for the same segments; returns whether it was."""
+    if fingerprint != grid_fingerprint(index):
+        return False
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        fields = {name: z[name] for name in _Grid._fields}
+    if float(fields["radius"]) != radius or len(fields["length2"]) != len(index.useg_ax):
+        return False
+    fields["radius"] = float(fields["radius"])
+    index.grids[radius] = _Grid(**fields)
+    return True
 
 
 def _expand(lo: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
@@ -249,7 +288,8 @@ def _near_cells(
     length = np.sqrt(length2)
     # Cell coordinates must stay within what a key holds (_cell_keys).
     bound = _CELL_M * (_KEY_OFF - 2) - reach
-    inside = (np.abs(ax) < bound) & (np.abs(ay) < bound) & (np.abs(ax + dx) < bound) & (np.abs(ay + dy) < bound)
+    inside = (np.abs(ax) < bound) & (np.abs(ay) < bound)
+    inside &= (np.abs(ax + dx) < bound) & (np.abs(ay + dy) < bound)
     usable = np.flatnonzero(np.isfinite(length) & (length <= _MAX_SEGMENT_M) & inside)
     n_piece = np.maximum(np.ceil(length[usable] / piece), 1).astype(np.int64)
     pos, k = _expand(np.zeros(len(usable), dtype=np.int64), n_piece)

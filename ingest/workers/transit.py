@@ -27,7 +27,7 @@ from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, AlertConfig, LiveTransit
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
 from analytics.transit.stored import stored_match
-from ingest.gtfs_load import active_feed_id, load_feed
+from ingest.gtfs_load import active_feed_id, attach_grids, load_feed
 from ingest.workers.supervise import WorkerHealth
 from ingest.writer import BUS_CHANNEL
 
@@ -128,14 +128,17 @@ class TransitWorker:
         feed = await load_feed(conn, feed_id)
         await conn.commit()
         self.index = await asyncio.to_thread(build_trip_index, feed)
+        grids = await attach_grids(conn, feed_id, self.index, self.config.match)
         self.feed_id = feed_id
         self.states = await self._rebuild_states(conn)
         # Stop visits and tails name trips by their place in the index: rebuilt with it.
         await self._rebuild_live(conn)
         log.info(
-            "transit: GTFS feed %d active, %d trips, index built in %.1f s; %d vehicle states",
+            "transit: GTFS feed %d active, %d trips, index built in %.1f s (grids: %d stored, %d built);"
+            " %d vehicle states",
             feed_id,
             len(self.index.trip_ids),
+            *grids,
             clock.perf_counter() - started,
             len(self.states),
         )

@@ -132,7 +132,8 @@ def test_a_failing_transit_worker_stops_nothing_else(db: str, danang_zip: Path, 
                 " AND trip_id = (SELECT min(trip_id) FROM gtfs_trips WHERE feed_id = %s)",
                 (broken, broken),
             )
-            conn.execute("UPDATE gtfs_feeds SET active = (feed_id = %s)", (broken,))
+            conn.execute("UPDATE gtfs_feeds SET active = false")
+            conn.execute("UPDATE gtfs_feeds SET active = true WHERE feed_id = %s", (broken,))
         add_fix(db, "bus-iso", float(lat), float(lon))
 
         def failing_twice() -> dict[str, Any]:
