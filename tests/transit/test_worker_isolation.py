@@ -5,19 +5,24 @@ feed validation would have stored it) costs the worker bounded memory, and it go
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from analytics.transit.gtfs import Feed
+from ingest.gtfs_store import import_feed
 from tests.helpers import register, wait_until
 from tests.transit.conftest import import_danang
+from tests.transit.test_hostile_feeds import _stray_feed
 from tests.water.test_worker import insert, series
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +94,36 @@ def copy_feed(conn: psycopg.Connection[Any], feed_id: int) -> int:
     return new
 
 
-def test_a_failing_transit_worker_stops_nothing_else(db: str, danang_zip: Path, tmp_path: Path) -> None:
+def with_stray_point(data: bytes) -> bytes:
+    """The zip with one more point at 0,0 in the middle of its first shape (a common export error)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename.endswith("shapes.txt"):
+                lines = body.decode().splitlines()
+                header = lines[0].split(",")
+                rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+                for row in rows:
+                    row["shape_pt_sequence"] = str(10 * int(row["shape_pt_sequence"]))
+                stray = {**rows[0], "shape_pt_lat": "0.0", "shape_pt_lon": "0.0", "shape_dist_traveled": ""}
+                stray["shape_pt_sequence"] = str(int(rows[0]["shape_pt_sequence"]) + 5)
+                rows.insert(1, stray)
+                body = "".join(
+                    ",".join(r[h] for h in header) + "\n"
+                    for r in [dict(zip(header, header, strict=True)), *rows]
+                ).encode()
+            dst.writestr(info, body)
+    return out.getvalue()
+
+
+def active_in_log(path: Path) -> int:
+    return path.read_text().count("GTFS feed")
+
+
+def test_a_failing_transit_worker_stops_nothing_else(
+    db: str, danang_zip: Path, danang: Feed, tmp_path: Path
+) -> None:
     register(db, ("wq-iso", "water", True))
     feed_id = import_danang(db, danang_zip)
     with psycopg.connect(db) as conn:
@@ -157,6 +191,30 @@ def test_a_failing_transit_worker_stops_nothing_else(db: str, danang_zip: Path, 
             lambda: status(db).get("worker:transit", {}).get("healthy") is True, timeout=90, what="recovery"
         )
         wait_until(lambda: unmatched(db) == 0, timeout=30, what="the waiting fix matched")
+        failures_before = status(db)["worker:transit"]["failures"]
+
+        # The stray-point feed, imported by `citysense gtfs import`: the point is left out with a warning.
+        stray_zip = tmp_path / "stray.zip"
+        stray_zip.write_bytes(with_stray_point(danang_zip.read_bytes()))
+        done = subprocess.run(
+            [sys.executable, "-m", "citysense.cli", "gtfs", "import", str(stray_zip)],
+            capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "point_near_origin" in done.stderr
+        # And as a release without validation stored it, the point kept: the worker builds its index and
+        # grid in bounded memory and goes on matching.
+        with psycopg.connect(db) as conn:
+            import_feed(conn, _stray_feed(danang), "stray-unvalidated", "stray-unvalidated.zip")
+        wait_until(lambda: active_in_log(log_path) >= 3, timeout=90, what="the stray feeds loaded")
+        add_fix(db, "bus-iso", float(lat), float(lon))
+        wait_until(lambda: unmatched(db) == 0, timeout=60, what="a fix matched on the stray feed")
+        insert(db, "wq-iso", series(10, start=datetime.now(UTC) - timedelta(minutes=30)))
+        wait_until(lambda: flagged(db, "wq-iso") >= 46, timeout=30, what="water readings flagged")
+        after = status(db)["worker:transit"]
+        assert after["healthy"] is True
+        assert after["failures"] == failures_before
+        assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
