@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics.transit import matching
 from analytics.transit.gtfs import Feed, GTFSError, _make_shape, load_feed
 from analytics.transit.gtfs_zip import ZipLimits
 from analytics.transit.index import build_trip_index, instances_between
@@ -140,6 +141,22 @@ def test_the_grid_of_a_stray_point_costs_bounded_memory_and_time(danang: Feed) -
     assert len(result.trip) == 3
     assert elapsed < 20.0
     assert peak < 400e6, f"{peak / 1e6:.0f} MB"
+
+
+def test_a_grid_built_strip_by_strip_is_the_grid_built_at_once(
+    danang: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = build_trip_index(danang)
+    whole = matching._build_grid(index, 100.0)
+    monkeypatch.setattr(matching, "_STRIP", 5000)
+    monkeypatch.setattr(matching, "_CHUNK", 3000)
+    pieces = matching._pieces(
+        index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy, whole.length2, 115.0
+    )
+    assert len(matching._strips(pieces)) > 10
+    strips = matching._build_grid(index, 100.0)
+    for name, a, b in zip(matching._Grid._fields, whole, strips, strict=True):
+        assert np.array_equal(a, b), name
 
 
 # --------------------------------------------------------------------------------------- abusive numbers
