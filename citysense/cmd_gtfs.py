@@ -39,6 +39,7 @@ def _read(path: Path, args: argparse.Namespace, command: str) -> Feed | int:
     print(f"reading {path.name} ({size / 1e6:.1f} MB)", file=sys.stderr)
     limit = int(args.max_uncompressed_mb * 1024 * 1024)
     limits = ZipLimits(max_file_bytes=limit, max_total_bytes=limit)
+    started = time.perf_counter()
     try:
         feed = load_feed(path, limits)
     except GTFSError as exc:
@@ -50,7 +51,8 @@ def _read(path: Path, args: argparse.Namespace, command: str) -> Feed | int:
     print(
         f"parsed: {len(feed.routes)} routes, {len(feed.stops)} stops, {len(feed.trips)} trips, "
         f"{len(feed.shapes)} shapes; timezone {feed.agency_timezone}; "
-        f"shape_dist_traveled unit {feed.dist_unit or 'absent'}",
+        f"shape_dist_traveled unit {feed.dist_unit or 'absent'}; read and validated in"
+        f" {time.perf_counter() - started:.1f} s",
         file=sys.stderr,
     )
     if feed.notices:
@@ -97,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        started = time.perf_counter()
         with psycopg.connect(url, connect_timeout=10) as conn:
             feed_id, created = import_feed(conn, feed, sha256, path.name, progress, grids)
+        print(f"stored in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     except OSError as exc:
         print(f"citysense gtfs import: {exc}", file=sys.stderr)
         return 2

@@ -165,8 +165,8 @@ async def attach_grids(
         await conn.commit()
         return 0, 0
     fingerprint = await asyncio.to_thread(grid_fingerprint, index)
-    cur = await conn.execute(
-        "SELECT radius_m, fingerprint, data FROM gtfs_grids WHERE feed_id = %s", (feed_id,)
+    cur = await conn.execute(  # binary: the grids' bytes as they are, not hex text twice their size
+        "SELECT radius_m, fingerprint, data FROM gtfs_grids WHERE feed_id = %s", (feed_id,), binary=True
     )
     stored = {float(r[0]): (str(r[1]), bytes(r[2])) for r in await cur.fetchall()}
     attached = built = 0

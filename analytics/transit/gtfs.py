@@ -12,6 +12,7 @@ import csv
 import io
 import itertools
 import math
+from array import array
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -690,23 +691,27 @@ def _trip_rows(
     return out, seen
 
 
-@dataclass(frozen=True, slots=True)
-class _StopTimeRow:
-    line: int
-    seq: int
-    stop_id: str
-    arrival: float
-    departure: float
-    dist: float
-    timepoint: bool
+class _StopTimes:
+    """One trip's stop times as read, in columns (a few bytes a row, not a Python object per value)."""
+
+    __slots__ = ("arrival", "departure", "dist", "line", "seq", "stop_ids", "timepoint")
+
+    def __init__(self) -> None:
+        self.line = array("q")
+        self.seq = array("q")
+        self.stop_ids: list[str] = []  # the Stop's own id string: shared, not a copy per row
+        self.arrival = array("d")
+        self.departure = array("d")
+        self.dist = array("d")
+        self.timepoint = bytearray()
 
 
 def _stop_time_rows(
     r: _Reader, trips: Mapping[str, _TripRow], known_trips: set[str], stops: Mapping[str, Stop]
-) -> dict[str, list[_StopTimeRow]]:
+) -> dict[str, _StopTimes]:
     name = "stop_times.txt"
     notes = r.notes
-    out: dict[str, list[_StopTimeRow]] = defaultdict(list)
+    out: dict[str, _StopTimes] = defaultdict(_StopTimes)
     if not trips and not r.has(name):
         return out  # a feed without trips (stops and routes only) needs no stop times
     left_out: set[str] = set()
@@ -748,17 +753,14 @@ def _stop_time_rows(
             out.pop(tid, None)
             continue
         tp = row.get("timepoint", "")
-        out[tid].append(
-            _StopTimeRow(
-                line,
-                seq,
-                row["stop_id"],
-                arrival,
-                departure,
-                dist,
-                tp != "0" if tp else not math.isnan(arrival),
-            )
-        )
+        st = out[tid]
+        st.line.append(line)
+        st.seq.append(seq)
+        st.stop_ids.append(stops[row["stop_id"]].stop_id)
+        st.arrival.append(arrival)
+        st.departure.append(departure)
+        st.dist.append(dist)
+        st.timepoint.append(tp != "0" if tp else not math.isnan(arrival))
     return out
 
 
@@ -865,7 +867,7 @@ def project_stops_monotone(shape: Shape, sx: FloatArray, sy: FloatArray) -> Floa
 
 def _build_trips(
     trip_rows: Mapping[str, _TripRow],
-    st_rows: Mapping[str, list[_StopTimeRow]],
+    st_rows: Mapping[str, _StopTimes],
     stops: Mapping[str, Stop],
     shapes: dict[str, Shape],
     declared: Mapping[str, FloatArray],
@@ -878,8 +880,8 @@ def _build_trips(
     trips: dict[str, Trip] = {}
     for trip_id, tr in trip_rows.items():
         tid = trip_id[:60]
-        rows = sorted(st_rows.get(trip_id, []), key=lambda s: s.seq)
-        if len(rows) < 2:
+        st = st_rows.get(trip_id)
+        if st is None or len(st.seq) < 2:
             notes.warn(
                 "trip_with_fewer_than_two_stops",
                 "trips.txt",
@@ -887,19 +889,25 @@ def _build_trips(
                 f"trip {tid} has fewer than two stop_times: left out",
             )
             continue
-        twice = next((b for a, b in itertools.pairwise(rows) if a.seq == b.seq), None)
-        if twice is not None:
-            notes.error("duplicate_key", name, twice.line, f"trip {tid}: stop_sequence {twice.seq} twice")
+        order = np.argsort(np.frombuffer(st.seq, dtype=np.int64), kind="stable")
+        seq = np.frombuffer(st.seq, dtype=np.int64)[order]
+        lines = np.frombuffer(st.line, dtype=np.int64)[order]
+        twice = np.flatnonzero(np.diff(seq) == 0)
+        if len(twice):
+            k = int(twice[0]) + 1
+            notes.error("duplicate_key", name, int(lines[k]), f"trip {tid}: stop_sequence {seq[k]} twice")
             continue
-        if math.isnan(rows[0].arrival) or math.isnan(rows[-1].arrival):
+        arr = np.frombuffer(st.arrival, dtype=np.float64)[order]
+        dep = np.frombuffer(st.departure, dtype=np.float64)[order]
+        if math.isnan(arr[0]) or math.isnan(arr[-1]):
             notes.warn(
                 "missing_trip_edge",
                 name,
-                rows[0].line,
+                int(lines[0]),
                 f"trip {tid}: first and last stops need times: left out",
             )
             continue
-        stop_ids = tuple(s.stop_id for s in rows)
+        stop_ids = tuple(st.stop_ids[i] for i in order.tolist())
         shape_id = tr.shape_id
         if not shape_id or shape_id not in shapes:
             if shape_id:
@@ -915,7 +923,7 @@ def _build_trips(
                 lon = np.array([stops[s].lon for s in stop_ids])
                 shapes[shape_id] = _make_shape(shape_id, lat, lon, proj)
         shape = shapes[shape_id]
-        raw = np.array([s.dist for s in rows], dtype=np.float64)
+        raw = np.frombuffer(st.dist, dtype=np.float64)[order]
         if not np.isnan(raw).any() and shape_id in declared:
             # Position along the declared scale, mapped onto the geometry: exact whatever the unit.
             decl = declared[shape_id]
@@ -936,13 +944,11 @@ def _build_trips(
                 pattern_cache[key] = project_stops_monotone(shape, sx, sy)
             dist = pattern_cache[key]
         dist = np.maximum.accumulate(np.clip(dist, 0.0, shape.length_m))
-        arr = np.array([s.arrival for s in rows], dtype=np.float64)
-        dep = np.array([s.departure for s in rows], dtype=np.float64)
         arr, dep = _interpolate_times(arr, dep, dist)
         bad = np.nonzero(np.diff(arr) < 0)[0]
         if len(bad):
             notes.warn(
-                "stop_time_with_arrival_before_previous_departure_time", name, rows[int(bad[0]) + 1].line,
+                "stop_time_with_arrival_before_previous_departure_time", name, int(lines[int(bad[0]) + 1]),
                 f"trip {tid}: times go backwards: left out",
             )  # fmt: skip
             continue
@@ -955,11 +961,11 @@ def _build_trips(
             block_id=tr.block_id,
             headsign=tr.headsign,
             stop_ids=stop_ids,
-            stop_sequence=np.array([s.seq for s in rows], dtype=np.int64),
+            stop_sequence=seq,
             arrival_s=arr,
             departure_s=dep,
             dist_m=dist,
-            timepoint=np.array([s.timepoint for s in rows], dtype=np.bool_),
+            timepoint=np.frombuffer(bytes(st.timepoint), dtype=np.uint8)[order].astype(np.bool_),
         )
     # Shapes no usable trip runs along are not kept.
     used = {t.shape_id for t in trips.values()}
