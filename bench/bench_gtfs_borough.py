@@ -42,7 +42,7 @@ DAY = date(2026, 3, 3)  # a Tuesday
 
 def _import(url: str, path: Path) -> None:
     env = {**os.environ, "CITYSENSE_DATABASE_URL": url}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "citysense.cli", "gtfs", "import", str(path)],
@@ -52,8 +52,12 @@ def _import(url: str, path: Path) -> None:
         check=True,
     )
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(f"import: {wall:.1f} s wall, peak resident {peak / 1024:.0f} MB (before: {before / 1024:.0f})")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    print(
+        f"import: {wall:.1f} s wall, {cpu:.1f} s cpu, peak resident {after.ru_maxrss / 1024:.0f} MB"
+        f" (no earlier child: {before.ru_maxrss == 0})"
+    )
     for line in done.stderr.splitlines():
         print(f"  | {line}")
 
@@ -62,13 +66,16 @@ async def _worker_start(url: str) -> tuple[TripIndex, float, float, float, tuple
     async with await psycopg.AsyncConnection.connect(url) as conn:
         feed_id = await active_feed_id(conn)
         assert feed_id is not None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         feed = await load_feed(conn, feed_id)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         index = build_trip_index(feed)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         got = await attach_grids(conn, feed_id, index)
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
+    print(
+        f"worker start, cpu: feed read back {c1 - c0:.1f} s, index {c2 - c1:.1f} s, grids attached {c3 - c2:.2f} s"
+    )
     return index, t1 - t0, t2 - t1, t3 - t2, got
 
 

@@ -4,7 +4,7 @@ transaction, with COPY; the matcher's spatial grids with it; prune old feeds."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from typing import Any
 
@@ -33,64 +33,65 @@ def notices_json(feed: Feed) -> str:
     )
 
 
-def feed_rows(feed: Feed, feed_id: int) -> Iterator[tuple[str, tuple[str, ...], list[Row]]]:
-    """(table, columns, rows) for every GTFS table, in an order that respects the references."""
+def feed_rows(feed: Feed, feed_id: int) -> Iterator[tuple[str, tuple[str, ...], Iterable[Row]]]:
+    """(table, columns, rows) for every GTFS table, in an order that respects the references; the rows
+    are generated as they are written (a feed's stop times are never all in memory twice)."""
     yield (
         "gtfs_routes",
         ("feed_id", "route_id", "agency_id", "short_name", "long_name", "route_type"),
-        [
+        (
             (feed_id, r.route_id, r.agency_id, r.short_name, r.long_name, r.route_type)
             for r in feed.routes.values()
-        ],
+        ),
     )
     yield (
         "gtfs_stops",
         ("feed_id", "stop_id", "name", "lat", "lon"),
-        [(feed_id, s.stop_id, s.name, s.lat, s.lon) for s in feed.stops.values()],
+        ((feed_id, s.stop_id, s.name, s.lat, s.lon) for s in feed.stops.values()),
     )
     yield (
         "gtfs_shapes",
         ("feed_id", "shape_id", "seq", "lat", "lon", "dist_m"),
-        [
+        (
             (feed_id, sh.shape_id, i, float(la), float(lo), float(d))
             for sh in feed.shapes.values()
             for i, (la, lo, d) in enumerate(zip(sh.lat, sh.lon, sh.dist_m, strict=True))
-        ],
+        ),
     )
     yield (
         "gtfs_trips",
         ("feed_id", "trip_id", "route_id", "service_id", "shape_id", "direction_id", "block_id", "headsign"),
-        [
+        (
             (feed_id, t.trip_id, t.route_id, t.service_id, t.shape_id, t.direction_id, t.block_id, t.headsign)
             for t in feed.trips.values()
-        ],
+        ),
     )
     yield (
         "gtfs_stop_times",
         ("feed_id", "trip_id", "stop_sequence", "stop_id", "arrival_s", "departure_s", "dist_m", "timepoint"),
-        [
+        (
             (feed_id, t.trip_id, int(seq), sid, round(a), round(d), float(m), bool(tp))
             for t in feed.trips.values()
             for seq, sid, a, d, m, tp in zip(
                 t.stop_sequence, t.stop_ids, t.arrival_s, t.departure_s, t.dist_m, t.timepoint, strict=True
             )
-        ],
+        ),
     )
     days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
     yield (
         "gtfs_calendar",
         ("feed_id", "service_id", *days, "start_date", "end_date"),
-        [(feed_id, c.service_id, *c.weekdays, c.start, c.end) for c in feed.calendars.values()],
+        ((feed_id, c.service_id, *c.weekdays, c.start, c.end) for c in feed.calendars.values()),
     )
     yield (
         "gtfs_calendar_dates",
         ("feed_id", "service_id", "date", "exception_type"),
-        [(feed_id, sid, d, kind) for (sid, d), kind in feed.calendar_dates.items()],
+        ((feed_id, sid, d, kind) for (sid, d), kind in feed.calendar_dates.items()),
     )
     yield (
         "gtfs_frequencies",
         ("feed_id", "trip_id", "start_s", "end_s", "headway_s", "exact_times"),
-        [(feed_id, f.trip_id, f.start_s, f.end_s, f.headway_s, f.exact_times) for f in feed.frequencies],
+        ((feed_id, f.trip_id, f.start_s, f.end_s, f.headway_s, f.exact_times) for f in feed.frequencies),
     )
 
 
@@ -120,11 +121,13 @@ def import_feed(
             assert row is not None
             feed_id = int(row[0])
             for table, cols, rows in feed_rows(feed, feed_id):
+                n = 0
                 with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
                     for r in rows:
                         copy.write_row(r)
+                        n += 1
                 if progress is not None:
-                    progress(table, len(rows))
+                    progress(table, n)
         else:
             feed_id = int(found[0])
         for radius, (fingerprint, data) in (grids or {}).items():
