@@ -74,7 +74,8 @@ async def _worker_start(url: str) -> tuple[TripIndex, float, float, float, tuple
         got = await attach_grids(conn, feed_id, index)
         t3, c3 = time.perf_counter(), time.process_time()
     print(
-        f"worker start, cpu: feed read back {c1 - c0:.1f} s, index {c2 - c1:.1f} s, grids attached {c3 - c2:.2f} s"
+        f"worker start, cpu: feed read back {c1 - c0:.1f} s, index {c2 - c1:.1f} s,"
+        f" grids attached {c3 - c2:.2f} s"
     )
     return index, t1 - t0, t2 - t1, t3 - t2, got
 
