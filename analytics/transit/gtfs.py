@@ -847,21 +847,21 @@ def project_stops_monotone(shape: Shape, sx: FloatArray, sy: FloatArray) -> Floa
     ax, ay = shape.x[:-1], shape.y[:-1]
     dx, dy = np.diff(shape.x), np.diff(shape.y)
     seg_len2 = np.maximum(dx * dx + dy * dy, 1e-9)
-    t = np.clip(((sx[:, None] - ax) * dx + (sy[:, None] - ay) * dy) / seg_len2, 0.0, 1.0)
-    px, py = ax + t * dx, ay + t * dy
-    perp = np.hypot(sx[:, None] - px, sy[:, None] - py)
-    along = shape.dist_m[:-1] + t * np.sqrt(seg_len2)
+    seg_len = np.sqrt(seg_len2)
     out = np.empty(len(sx), dtype=np.float64)
     prev = 0.0
+    # One stop at a time: memory in the shape's segments, not in stops x segments.
     for i in range(len(sx)):
-        ok = along[i] >= prev - 1e-6
+        t = np.clip(((sx[i] - ax) * dx + (sy[i] - ay) * dy) / seg_len2, 0.0, 1.0)
+        along = shape.dist_m[:-1] + t * seg_len
+        ok = along >= prev - 1e-6
         if not ok.any():
             out[i] = prev
             continue
-        d = np.where(ok, perp[i], np.inf)
+        d = np.where(ok, np.hypot(sx[i] - (ax + t * dx), sy[i] - (ay + t * dy)), np.inf)
         near = d <= d.min() + 20.0
         j = int(np.argmax(near))  # first segment (smallest along) among the nearest ones
-        out[i] = prev = float(along[i, j])
+        out[i] = prev = float(along[j])
     return out
 
 
