@@ -16,6 +16,7 @@ import psycopg
 
 from analytics.transit.gtfs import (
     MAX_DEPARTURES,
+    MAX_FEED_DEPARTURES,
     MAX_FREQUENCY_END_S,
     MIN_HEADWAY_S,
     Feed,
@@ -123,6 +124,7 @@ async def load_feed(conn: psycopg.AsyncConnection[Any], feed_id: int) -> Feed:
         )
     }
     frequencies: list[Frequency] = []
+    departures = 0
     for r in await rows(
         "SELECT trip_id, start_s, end_s, headway_s, exact_times FROM gtfs_frequencies"
         " WHERE feed_id = %s ORDER BY trip_id, start_s"
@@ -134,10 +136,12 @@ async def load_feed(conn: psycopg.AsyncConnection[Any], feed_id: int) -> Feed:
             f.headway_s < MIN_HEADWAY_S
             or not f.start_s < f.end_s <= MAX_FREQUENCY_END_S
             or (f.end_s - f.start_s) // f.headway_s > MAX_DEPARTURES
+            or departures + (f.end_s - f.start_s) // f.headway_s > MAX_FEED_DEPARTURES
         ):
             log.warning("GTFS feed %d: frequency of trip %s out of bounds: trip left out", feed_id, f.trip_id)
             trips.pop(f.trip_id, None)
             continue
+        departures += (f.end_s - f.start_s) // f.headway_s
         frequencies.append(f)
     kept = tuple(f for f in frequencies if f.trip_id in trips)
     return Feed(

@@ -229,6 +229,7 @@ MAX_TIME_S = 7 * 24 * 3600  # a stop time or frequency past a week of service is
 MIN_HEADWAY_S = 60
 MAX_FREQUENCY_END_S = 48 * 3600
 MAX_DEPARTURES = 2000  # per frequencies.txt row
+MAX_FEED_DEPARTURES = 200_000  # of all frequencies.txt rows together, a service day
 # A stop or shape point farther than this many times the network's 95th-percentile reach from its
 # centre, and than MIN_STRAY_M, is off the network (a typo, a 0,0).
 STRAY_FACTOR = 5.0
@@ -1002,8 +1003,8 @@ def _interpolate_times(arr: FloatArray, dep: FloatArray, dist: FloatArray) -> tu
 
 def _frequencies(r: _Reader, trips: dict[str, Trip], known_trips: set[str]) -> tuple[Frequency, ...]:
     """Frequency-based service. A row that is not a bus service (headway under a minute, running past
-    48:00:00, more than MAX_DEPARTURES departures, ending before it starts) makes its trip unusable: the
-    trip is left out (a warning)."""
+    48:00:00, more than MAX_DEPARTURES departures, ending before it starts, or past MAX_FEED_DEPARTURES
+    in all) makes its trip unusable: the trip is left out (a warning)."""
     name = "frequencies.txt"
     notes = r.notes
     if not r.has(name):
@@ -1011,6 +1012,7 @@ def _frequencies(r: _Reader, trips: dict[str, Trip], known_trips: set[str]) -> t
     out: list[Frequency] = []
     bad: set[str] = set()
     seen: set[tuple[str, int]] = set()
+    departures = 0
     for line, row in r.rows(name, ("trip_id", "start_time", "end_time", "headway_secs")):
         tid = row["trip_id"]
         headway = _int(name, line, "headway_secs", row["headway_secs"], notes)
@@ -1034,10 +1036,13 @@ def _frequencies(r: _Reader, trips: dict[str, Trip], known_trips: set[str]) -> t
             problem = f"end_time {row['end_time']} is past 48:00:00"
         elif (end - start) // headway > MAX_DEPARTURES:
             problem = f"{(end - start) // headway} departures (at most {MAX_DEPARTURES} a row)"
+        elif departures + (end - start) // headway > MAX_FEED_DEPARTURES:
+            problem = f"more than {MAX_FEED_DEPARTURES} frequency-based departures in the feed"
         if problem is not None:
             notes.warn("frequency_out_of_bounds", name, line, f"trip {tid[:60]}: {problem}: trip left out")
             bad.add(tid)
             continue
+        departures += (end - start) // headway
         out.append(Frequency(tid, start, end, headway, row.get("exact_times", "") == "1"))
     for tid in bad:
         trips.pop(tid, None)

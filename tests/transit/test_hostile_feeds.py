@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.transit import matching
+from analytics.transit import gtfs, matching
 from analytics.transit.gtfs import Feed, GTFSError, _make_shape, load_feed
 from analytics.transit.gtfs_zip import ZipLimits
 from analytics.transit.index import build_trip_index, instances_between
@@ -171,6 +171,14 @@ def test_frequencies_of_one_second_to_9999_hours_leave_their_trip_out() -> None:
     index = build_trip_index(feed)
     t0 = datetime(2026, 3, 2, 0, tzinfo=UTC).timestamp()
     assert len(instances_between(index, t0, t0 + 86400)) <= 3 * 85
+
+
+def test_frequencies_past_a_feed_wide_bound_leave_the_rest_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gtfs, "MAX_FEED_DEPARTURES", 100)
+    freq = "trip_id,start_time,end_time,headway_secs\nT1,06:00:00,12:00:00,600\nT2,06:00:00,20:00:00,600\n"
+    feed = load_feed(zipped(with_(frequencies_txt=freq)))
+    assert [(n.line, n.rule) for n in feed.notices] == [(3, "frequency_out_of_bounds")]
+    assert set(feed.trips) == {"T1"}
 
 
 @pytest.mark.parametrize(
