@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api
+bench: bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
@@ -78,6 +78,10 @@ bench-transit-live: $(STAMP)
 bench-transit-learn: $(STAMP)
 	$(BIN)/python -m bench.bench_transit_learn
 	$(BIN)/python -m bench.bench_transit_learn --fleets 10
+
+# A borough-sized GTFS feed: import time and memory, worker start with stored grids, matching (docs/benchmarks.md).
+bench-gtfs: $(STAMP)
+	$(BIN)/python -m bench.bench_gtfs_borough
 
 # The hourly headway profile of the route performance page beside the route summary (docs/benchmarks.md).
 bench-headways: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import Settings, add_connection_options
 from ingest.workers import WORKERS
-from ingest.workers.heartbeat import reporting
+from ingest.workers.supervise import WorkerHealth, final_status, heartbeat, supervise
 from ingest.workers.water import WaterWorkerConfig
 
 
@@ -55,11 +56,20 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         url = Settings.from_args(args).require_database()  # a ConfigError is reported cleanly
+        healths: list[WorkerHealth] = []
         async with asyncio.TaskGroup() as tasks:
+            # Each worker is supervised on its own: an error in one is logged, reported in its health and
+            # retried with backoff, and never reaches this task group, so it cannot stop the others.
             for name in chosen:
                 worker = importlib.import_module(name)
-                work = worker.run(url, stop, water) if name.endswith(".water") else worker.run(url, stop)
-                # Its heartbeat in service_status (`worker:water`, ...) is what /api/v1/health reads.
-                tasks.create_task(reporting(url, name.rsplit(".", 1)[-1], work), name=name)
+                health = WorkerHealth(name.rsplit(".", 1)[-1])
+                healths.append(health)
+                extra = (water,) if name.endswith(".water") else ()
+                tasks.create_task(
+                    supervise(health, functools.partial(worker.run, url, stop, *extra, health=health), stop),
+                    name=name,
+                )
+            tasks.create_task(heartbeat(url, healths, stop), name="worker-status")
+        await final_status(url, healths)
 
     return run_until_signal(main)

@@ -19,6 +19,7 @@ from analytics.transit.gtfs import GTFSError, load_feed
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.matching import Fixes, MatchConfig, match_fixes
 from analytics.transit.schedule import stop_events
+from citysense.grid_cache import use_grid_cache
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     index = build_trip_index(feed)
     config = MatchConfig(max_offroute_m=args.max_offroute_m)
+    use_grid_cache(index, config)  # built by the first run on this feed only
     try:
         with open(args.input, newline="", encoding="utf-8") as f:
             table = read_bus_csv(f)

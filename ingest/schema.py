@@ -284,6 +284,14 @@ def _users(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _gtfs_validation(engine: Engine, retention: Retention) -> list[str]:
+    return [
+        resources.files("ingest")
+        .joinpath("migrations", "0110_gtfs_validation.sql")
+        .read_text(encoding="utf-8")
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
@@ -291,6 +299,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
     Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
     Migration(6, "users and sessions", _users),
+    Migration(11, "GTFS feeds: validation notices, stored spatial grids", _gtfs_validation),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -22,7 +22,7 @@ from api.auth import new_token, token_digest
 from api.state import ApiConfig
 from citysense.settings import MqttUrl
 from ingest.schema import Engine, migrate
-from ingest.workers.heartbeat import reporting
+from ingest.workers.supervise import WorkerHealth, final_status, supervise
 from tests.faults import IngesterProcess
 from tests.helpers import wait_until
 from tests.services import PrivatePostgres
@@ -159,8 +159,15 @@ def test_a_failing_worker_reports_its_error(db: str) -> None:
         await asyncio.sleep(0.1)
         raise RuntimeError("statement refused")
 
-    with pytest.raises(RuntimeError):
-        asyncio.run(reporting(db, "water", fails(), period_s=0.05))
+    async def scenario() -> None:
+        health, stop = WorkerHealth("water"), asyncio.Event()
+        supervised = asyncio.create_task(supervise(health, fails, stop))
+        await asyncio.sleep(0.3)  # one failure, then the first backoff
+        stop.set()
+        await supervised
+        await final_status(db, [health])
+
+    asyncio.run(scenario())
     with psycopg.connect(db) as conn:
         row = conn.execute("SELECT state FROM service_status WHERE service = 'worker:water'").fetchone()
     assert row == (

@@ -16,16 +16,17 @@ projected on, in the order of the result. `step_times` reports the time of each 
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import math
 import time
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import repeat
-from typing import NamedTuple
+from itertools import pairwise, repeat
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -203,7 +204,6 @@ class _Grid(NamedTuple):
 
 _CELL_M = 20.0
 _KEY_OFF = 1 << 22  # cell coordinates are shifted by this, and a row holds twice as many cells
-_GRIDS: weakref.WeakKeyDictionary[TripIndex, dict[float, _Grid]] = weakref.WeakKeyDictionary()
 
 
 def _cell_keys(x: FloatArray, y: FloatArray) -> IntArray:
@@ -216,12 +216,51 @@ def _cell_keys(x: FloatArray, y: FloatArray) -> IntArray:
 
 
 def _grid(index: TripIndex, radius: float) -> _Grid:
-    """The grid for this radius, built on first use and kept as long as the index."""
-    grids = _GRIDS.setdefault(index, {})
-    grid = grids.get(radius)
-    if grid is None:
-        grid = grids[radius] = _build_grid(index, radius)
+    """The grid for this radius: attached from storage, or built on first use; kept on the index."""
+    grid = index.grids.get(radius)
+    if not isinstance(grid, _Grid):
+        grid = index.grids[radius] = _build_grid(index, radius)
     return grid
+
+
+def grid_radii(config: MatchConfig | None = None) -> tuple[float, ...]:
+    """The radii match_fixes searches with under this configuration: one grid each."""
+    cfg = config or MatchConfig()
+    return tuple(sorted({min(cfg.candidate_radius_m, cfg.max_offroute_m), cfg.max_offroute_m}))
+
+
+def grid_fingerprint(index: TripIndex) -> str:
+    """What a grid depends on: the index's street segments, chains and their users. A stored grid is
+    used only by an index with the same fingerprint."""
+    h = hashlib.sha256(f"grid-v1 {_CELL_M} {_MAX_SEGMENT_M}".encode())
+    for a in (
+        index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy, index.useg_chain,
+        index.ref_off, index.ref_shape, index.ref_base, index.ref_sign,
+    ):  # fmt: skip
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def grid_bytes(index: TripIndex, radius: float) -> bytes:
+    """The grid for this radius (built if need be) as an npz archive, for storage."""
+    g = _grid(index, radius)
+    buf = io.BytesIO()
+    arrays: dict[str, Any] = {name: np.asarray(getattr(g, name)) for name in _Grid._fields}
+    np.savez(buf, allow_pickle=False, **arrays)
+    return buf.getvalue()
+
+
+def attach_grid(index: TripIndex, radius: float, fingerprint: str, data: bytes) -> bool:
+    """Use a stored grid on this index, if it was built for the same segments; returns whether it was."""
+    if fingerprint != grid_fingerprint(index):
+        return False
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        fields = {name: z[name] for name in _Grid._fields}
+    if float(fields["radius"]) != radius or len(fields["length2"]) != len(index.useg_ax):
+        return False
+    fields["radius"] = float(fields["radius"])
+    index.grids[radius] = _Grid(**fields)
+    return True
 
 
 def _expand(lo: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
@@ -231,30 +270,157 @@ def _expand(lo: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
     return which, lo[which] + np.arange(total) - np.repeat(np.cumsum(count) - count, count)
 
 
+_MAX_SEGMENT_M = 50_000.0  # a longer straight segment is a stray point, not a street: left out of the grid
+_CHUNK = 1 << 18  # candidate (cell, segment) pairs examined at once: bounds the grid's working memory
+_STRIP = 1 << 18  # candidate pairs per strip of columns of cells, whose grid is built on its own
+
+
+class _Pieces(NamedTuple):
+    """Pieces of the segments (each within its segment) and the box of cells around each."""
+
+    seg: IntArray
+    c0x: IntArray
+    c1x: IntArray
+    c0y: IntArray
+    c1y: IntArray
+
+
+def _pieces(
+    ax: FloatArray, ay: FloatArray, dx: FloatArray, dy: FloatArray, length2: FloatArray, reach: float
+) -> _Pieces:
+    """The segments cut in pieces of 2 * reach (the length for which a piece's box holds the fewest cells
+    per metre), so the cells listed grow with a segment's length, not with the area of its bounding box.
+    Segments longer than _MAX_SEGMENT_M (a point far off the network) are left out."""
+    piece = max(2.0 * reach, _CELL_M)
+    length = np.sqrt(length2)
+    # Cell coordinates must stay within what a key holds (_cell_keys).
+    bound = _CELL_M * (_KEY_OFF - 2) - reach
+    inside = (np.abs(ax) < bound) & (np.abs(ay) < bound)
+    inside &= (np.abs(ax + dx) < bound) & (np.abs(ay + dy) < bound)
+    usable = np.flatnonzero(np.isfinite(length) & (length <= _MAX_SEGMENT_M) & inside)
+    n_piece = np.maximum(np.ceil(length[usable] / piece), 1).astype(np.int64)
+    pos, k = _expand(np.zeros(len(usable), dtype=np.int64), n_piece)
+    seg = usable[pos]
+    t0, t1 = k / n_piece[pos], (k + 1) / n_piece[pos]
+    x0, x1 = ax[seg] + t0 * dx[seg], ax[seg] + t1 * dx[seg]
+    y0, y1 = ay[seg] + t0 * dy[seg], ay[seg] + t1 * dy[seg]
+    return _Pieces(
+        seg,
+        np.floor((np.minimum(x0, x1) - reach) / _CELL_M).astype(np.int64),
+        np.floor((np.maximum(x0, x1) + reach) / _CELL_M).astype(np.int64),
+        np.floor((np.minimum(y0, y1) - reach) / _CELL_M).astype(np.int64),
+        np.floor((np.maximum(y0, y1) + reach) / _CELL_M).astype(np.int64),
+    )
+
+
+def _strips(p: _Pieces) -> list[tuple[int, int]]:
+    """Ranges [lo, hi) of cell columns holding about _STRIP candidate pairs each."""
+    if len(p.seg) == 0:
+        return []
+    lo, hi = int(p.c0x.min()), int(p.c1x.max()) + 1
+    per_col = np.zeros(hi - lo + 1, dtype=np.int64)
+    ny = p.c1y - p.c0y + 1
+    np.add.at(per_col, p.c0x - lo, ny)
+    np.add.at(per_col, p.c1x + 1 - lo, -ny)
+    total = np.cumsum(np.cumsum(per_col)[:-1])
+    cuts = np.searchsorted(total, np.arange(_STRIP, int(total[-1]), _STRIP), side="right") + lo
+    edges = [lo, *sorted(set(cuts.tolist()) - {lo, hi}), hi]
+    return list(pairwise(edges))
+
+
+def _near_cells(
+    ax: FloatArray, ay: FloatArray, dx: FloatArray, dy: FloatArray, length2: FloatArray, reach: float,
+    p: _Pieces, strip: tuple[int, int],
+) -> tuple[IntArray, FloatArray, IntArray]:  # fmt: skip
+    """Every (segment, cell) of the strip of columns whose cell centre is within `reach` of the segment:
+    the segment, that distance and the cell's key, sorted by segment then key; the candidates are
+    examined a chunk at a time."""
+    at = np.flatnonzero((p.c0x < strip[1]) & (p.c1x >= strip[0]))
+    seg = p.seg[at]
+    c0x, c1x = np.maximum(p.c0x[at], strip[0]), np.minimum(p.c1x[at], strip[1] - 1)
+    c0y = p.c0y[at]
+    ny = p.c1y[at] - c0y + 1
+    count = (c1x - c0x + 1) * ny
+    ends = np.cumsum(count)
+    out_u: list[IntArray] = []
+    out_d: list[FloatArray] = []
+    out_key: list[IntArray] = []
+    lo = 0
+    while lo < len(seg):
+        # Pieces whose candidates add up to about _CHUNK (at least one piece).
+        base = int(ends[lo - 1]) if lo else 0
+        hi = max(int(np.searchsorted(ends, base + _CHUNK, side="right")), lo + 1)
+        q, r = _expand(np.zeros(hi - lo, dtype=np.int64), count[lo:hi])
+        q += lo
+        u = seg[q]
+        cx = c0x[q] + r // ny[q]
+        cy = c0y[q] + r % ny[q]
+        px, py = (cx + 0.5) * _CELL_M - ax[u], (cy + 0.5) * _CELL_M - ay[u]
+        t = np.clip((px * dx[u] + py * dy[u]) / length2[u], 0.0, 1.0)
+        d = np.hypot(px - t * dx[u], py - t * dy[u])
+        keep = d <= reach
+        out_u.append(u[keep])
+        out_d.append(d[keep])
+        out_key.append((cx[keep] + _KEY_OFF) * (2 * _KEY_OFF) + cy[keep] + _KEY_OFF)
+        lo = hi
+    u = np.concatenate(out_u) if out_u else np.zeros(0, dtype=np.int64)
+    d = np.concatenate(out_d) if out_d else np.zeros(0)
+    key = np.concatenate(out_key) if out_key else np.zeros(0, dtype=np.int64)
+    # Neighbouring pieces of one segment share cells: each (segment, cell) once.
+    order = np.lexsort((key, u))
+    u, d, key = u[order], d[order], key[order]
+    first = np.ones(len(u), dtype=bool)
+    first[1:] = (u[1:] != u[:-1]) | (key[1:] != key[:-1])
+    return u[first], d[first], key[first]
+
+
 def _build_grid(index: TripIndex, radius: float) -> _Grid:
+    """The grid, built a strip of cell columns at a time (the working memory is that of a strip), the
+    strips' cells joined in key order (a key orders by column first)."""
     ax, ay, dx, dy = index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy
     length2 = dx * dx + dy * dy
+    i, i32 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    empty = _Grid(radius, i, np.zeros(1, dtype=np.int64), i32, i, i32, i, i32, i32, length2)
     if len(ax) == 0:
-        i, i32 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
-        return _Grid(radius, i, np.zeros(1, dtype=np.int64), i32, i, i32, i, i32, i32, length2)
+        return empty
+    reach = radius + _CELL_M / math.sqrt(2.0)
+    pieces = _pieces(ax, ay, dx, dy, length2, reach)
+    parts = []
+    for strip in _strips(pieces):
+        u, d, key = _near_cells(ax, ay, dx, dy, length2, reach, pieces, strip)
+        if len(u):
+            parts.append(_grid_part(index, radius, length2, u, d, key))
+    if not parts:
+        return empty
+    n_useg = np.cumsum([0] + [len(g.useg) for g in parts])
+    n_group = np.cumsum([0] + [int(g.group_off[-1]) for g in parts])
+    n_user = np.cumsum([0] + [int(g.user_off[-1]) for g in parts])
+    return _Grid(
+        radius=radius,
+        cell_key=np.concatenate([g.cell_key for g in parts]),
+        useg_off=np.concatenate(
+            [g.useg_off[:-1] + n for g, n in zip(parts, n_useg, strict=False)] + [n_useg[-1:]]
+        ),
+        useg=np.concatenate([g.useg for g in parts]),
+        group_off=np.concatenate(
+            [g.group_off[:-1] + n for g, n in zip(parts, n_group, strict=False)] + [n_group[-1:]]
+        ),
+        group_start=np.concatenate([g.group_start for g in parts]),
+        user_off=np.concatenate(
+            [g.user_off[:-1] + n for g, n in zip(parts, n_user, strict=False)] + [n_user[-1:]]
+        ),
+        user_group=np.concatenate([g.user_group for g in parts]),
+        user_k=np.concatenate([g.user_k for g in parts]),
+        length2=length2,
+    )
+
+
+def _grid_part(
+    index: TripIndex, radius: float, length2: FloatArray, u: IntArray, d: FloatArray, key: IntArray
+) -> _Grid:
+    """The grid of the cells of these (segment, distance, cell key) candidates."""
+    ax = index.useg_ax
     half = _CELL_M / math.sqrt(2.0)  # from a cell's centre to its corners
-    reach = radius + half
-    # Every cell whose centre is within `reach` of a segment, with that segment: a point of the cell can
-    # then be within `radius` of it.
-    c0x = np.floor((np.minimum(ax, ax + dx) - reach) / _CELL_M).astype(np.int64)
-    c1x = np.floor((np.maximum(ax, ax + dx) + reach) / _CELL_M).astype(np.int64)
-    c0y = np.floor((np.minimum(ay, ay + dy) - reach) / _CELL_M).astype(np.int64)
-    c1y = np.floor((np.maximum(ay, ay + dy) + reach) / _CELL_M).astype(np.int64)
-    ny = c1y - c0y + 1
-    u, r = _expand(np.zeros(len(ax), dtype=np.int64), (c1x - c0x + 1) * ny)
-    cx = c0x[u] + r // ny[u]
-    cy = c0y[u] + r % ny[u]
-    px, py = (cx + 0.5) * _CELL_M - ax[u], (cy + 0.5) * _CELL_M - ay[u]
-    t = np.clip((px * dx[u] + py * dy[u]) / length2[u], 0.0, 1.0)
-    d = np.hypot(px - t * dx[u], py - t * dy[u])
-    keep = d <= reach
-    u, d = u[keep], d[keep]
-    key = (cx[keep] + _KEY_OFF) * (2 * _KEY_OFF) + cy[keep] + _KEY_OFF
     chain = index.useg_chain[u]
     order = np.lexsort((d, chain, key))
     u, d, key, chain = u[order], d[order], key[order], chain[order]

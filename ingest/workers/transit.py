@@ -27,7 +27,8 @@ from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, AlertConfig, LiveTransit
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
 from analytics.transit.stored import stored_match
-from ingest.gtfs_load import active_feed_id, load_feed
+from ingest.gtfs_load import active_feed_id, attach_grids, load_feed
+from ingest.workers.supervise import WorkerHealth
 from ingest.writer import BUS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -127,14 +128,17 @@ class TransitWorker:
         feed = await load_feed(conn, feed_id)
         await conn.commit()
         self.index = await asyncio.to_thread(build_trip_index, feed)
+        grids = await attach_grids(conn, feed_id, self.index, self.config.match)
         self.feed_id = feed_id
         self.states = await self._rebuild_states(conn)
         # Stop visits and tails name trips by their place in the index: rebuilt with it.
         await self._rebuild_live(conn)
         log.info(
-            "transit: GTFS feed %d active, %d trips, index built in %.1f s; %d vehicle states",
+            "transit: GTFS feed %d active, %d trips, index built in %.1f s (grids: %d stored, %d built);"
+            " %d vehicle states",
             feed_id,
             len(self.index.trip_ids),
+            *grids,
             clock.perf_counter() - started,
             len(self.states),
         )
@@ -370,8 +374,17 @@ async def _wait(listen: psycopg.AsyncConnection[Any], stop: asyncio.Event, wait_
             return
 
 
-async def run(database_url: str, stop: asyncio.Event, config: TransitConfig | None = None) -> None:
+async def run(
+    database_url: str,
+    stop: asyncio.Event,
+    config: TransitConfig | None = None,
+    health: WorkerHealth | None = None,
+) -> None:
+    """Follow the ingester until `stop` is set. A lost database connection is retried here with backoff;
+    any other error escapes to the supervisor (ingest/workers/supervise.py), which logs it, reports it in
+    the worker's health and runs this again, rebuilding every state from the database."""
     cfg = config or TransitConfig()
+    health = health or WorkerHealth("transit")
     worker = TransitWorker(cfg)
     backoff = 1.0
     while not stop.is_set():
@@ -391,12 +404,15 @@ async def run(database_url: str, stop: asyncio.Event, config: TransitConfig | No
             ):
                 await listen.execute(f"LISTEN {BUS_CHANNEL}")
                 await worker.start(conn)
+                health.ok()
                 backoff = 1.0
                 while not stop.is_set():
                     handled = await worker.step(conn)
+                    health.ok()
                     if handled < cfg.batch_max:
                         await _wait(listen, stop, cfg.poll_s)
         except psycopg.OperationalError as exc:
+            health.failed(exc)
             log.warning("transit: database unavailable (%s); retrying in %.0f s", exc, backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from datetime import date
@@ -17,6 +18,13 @@ from tests.transit.tracegen import Trace, generate
 # The shared data folder sits beside the repository (data/README.md).
 TRIMET = Path(__file__).resolve().parents[3] / "shared" / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
 SERVICE_DAY = date(2018, 2, 6)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _grid_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Commands that cache the matcher's grids on disk (citysense/grid_cache.py) do it here, not in the
+    home directory."""
+    os.environ["CITYSENSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session")
