@@ -163,6 +163,17 @@ def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dic
         if kind is AlertKind.SENSOR_FAULT
         for t in opens
     )
+    # Every alert that opened where nothing it stands for happened: a water-quality event or a
+    # compliance breach outside any event (30 minutes after it included), a sensor fault outside
+    # any fault (likewise).
+    stray_breaches = sum(
+        not any(a <= t <= b for a, b in event_spans[device])
+        for (device, kind), opens in act.opened.items()
+        if kind is AlertKind.COMPLIANCE_BREACH
+        for t in opens
+    )
+    station_weeks = max(weeks * stations, 1e-9)
+    false_alerts = false_starts + stray_breaches + stray_faults
     delays = [p["delay_min"] for p in per_event if p["delay_min"] is not None]
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for p in per_event:
@@ -193,6 +204,9 @@ def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dic
         "sensor_fault_alerts_outside_faults_per_station_week": round(
             stray_faults / max(weeks * stations, 1e-9), 2
         ),
+        "compliance_breaches_outside_events_per_station_week": round(stray_breaches / station_weeks, 2),
+        "false_alerts": false_alerts,
+        "false_alerts_per_station_week": round(false_alerts / station_weeks, 2),
         "missed": [p for p in per_event if p["delay_min"] is None],
     }
 
@@ -254,6 +268,14 @@ def main() -> None:
     print(
         "sensor_fault alerts opened outside any fault, per station-week:",
         result["sensor_fault_alerts_outside_faults_per_station_week"],
+    )
+    print(
+        "compliance_breach alerts opened outside any event, per station-week:",
+        result["compliance_breaches_outside_events_per_station_week"],
+    )
+    print(
+        f"false alerts of every kind: {result['false_alerts']},"
+        f" {result['false_alerts_per_station_week']} per station-week"
     )
     print(f"live path: {readings} readings in {live_s:.2f} s ({result['run']['us_per_reading']} us/reading)")  # type: ignore[index]
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}")
