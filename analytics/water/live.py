@@ -183,15 +183,17 @@ def live_flags(qc: QcResult) -> npt.NDArray[np.int8]:
     The spike test needs the next valid reading, so the newest reading of each parameter is "not
     evaluated" until its successor arrives, and the live path feeds every reading to the detector
     once, when it is new: meanwhile such a reading goes by its other tests (gross range, rate of
-    change, flat line). Its stored flag stays 2 until the next wake-up flags it again; a lone
-    spike fed this way is one outlier, which the binomial window does not turn into an event.
+    change, flat line), and so does one whose next neighbour never comes. Its stored flag stays 2
+    until the next wake-up flags it again; a lone spike fed this way is one outlier, which the
+    binomial window does not turn into an event.
     """
     flags: npt.NDArray[np.int8] = qc.flags
-    valid = flags != MISSING
-    seen_later = np.logical_or.accumulate(valid[:, ::-1], axis=1)[:, ::-1]
-    later = np.zeros(valid.shape, dtype=bool)
-    later[:, :-1] = seen_later[:, 1:]
-    waiting = (qc.spike == NOT_EVALUATED) & valid & ~later
+    # A measured reading outside maintenance windows of a parameter QC covers (its gross-range
+    # test ran) whose spike test has no next neighbour goes by its other tests, whether that
+    # neighbour may still come (the newest reading) or never will (a gap or a maintenance window
+    # follows): the same verdict whichever call brought the readings after it.
+    valid = (qc.gross_range != MISSING) & (qc.gross_range != NOT_EVALUATED)
+    waiting = (qc.spike == NOT_EVALUATED) & valid
     if not waiting.any():
         return flags
     others = worst(qc.gross_range, qc.rate_of_change, qc.flat_line)
