@@ -81,7 +81,7 @@ class LiveConfig:
     # needed grows to the length chance repeats reach with this probability, over the share of
     # repeats among at least `stuck_min_pairs` consecutive readings before it; a parameter that
     # repeats more often than `stuck_share_off` of the time has no stuck test.
-    stuck_chance: float = 1e-5
+    stuck_chance: float = 1e-7
     stuck_share_off: float = 0.5
     stuck_min_pairs: int = 60
     # One parameter the station has an instrument for (analytics/water/stations.py) absent this
