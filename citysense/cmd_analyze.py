@@ -12,6 +12,7 @@ from typing import Any
 
 from analytics.water.live import LiveConfig
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
+from analytics.water.settings import SettingsError, WaterSettings, settings_from_toml
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import Settings, add_connection_options
 from ingest.workers import WORKERS
@@ -32,6 +33,11 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="the water QC thresholds (TOML, layout of analytics/water/qc.toml; default: that file)",
     )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        help="water engine settings (TOML; `detect water --save-settings` writes them)",
+    )
     add_logging_options(parser)
     parser.set_defaults(func=run)
 
@@ -45,14 +51,27 @@ def _qc_config(path: Path | None) -> QcConfig:
         raise QcConfigError(str(path), exc.strerror or str(exc)) from exc
 
 
+def _settings(path: Path) -> WaterSettings:
+    try:
+        return settings_from_toml(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{path}: {exc.strerror or exc}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     chosen = [w for w in WORKERS if not args.only or w.rsplit(".", 1)[-1] in args.only]
     try:
-        water = WaterWorkerConfig(live=LiveConfig(qc=_qc_config(args.qc_config)))
+        qc = _qc_config(args.qc_config)
     except QcConfigError as exc:
         print(f"citysense analyze: QC configuration: {exc}", file=sys.stderr)
         return 2
+    try:
+        live = LiveConfig(qc=qc) if args.settings is None else _settings(args.settings).live_config(qc)
+    except (OSError, SettingsError) as exc:
+        print(f"citysense analyze: settings: {exc}", file=sys.stderr)
+        return 2
+    water = WaterWorkerConfig(live=live)
 
     async def main(stop: asyncio.Event) -> None:
         url = Settings.from_args(args).require_database()  # a ConfigError is reported cleanly

@@ -251,7 +251,12 @@ class WaterWorker:
                 [[math.nan if v is None else float(v) for v in r[1:]] for r in rows], dtype=np.float64
             ).T.reshape(len(PARAMETERS), -1)
             self.tracks[device] = rebuild(
-                live, times, values, windows.get(device, np.empty((0, 2))), alerts[device]
+                live,
+                times,
+                values,
+                windows.get(device, np.empty((0, 2))),
+                alerts[device],
+                live.stations.get(device),
             )
             if times.size:
                 log.info("water worker: station %s rebuilt from %d readings", device, times.size)
