@@ -85,16 +85,30 @@ def decode(
     # Before its first fix a vehicle has one state, in slot 1: its remembered trip, if any.
     cost = np.full((n_v, k), np.inf)
     cost[:, 0] = 0.0
-    if states and len(inst):
-        vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
-        r = rank[vi]
-        prev_inst[r, 1] = ii
-        prev_along[r, 1] = along
-        prev_delay[r, 1] = delay
-        prev_t[r] = when
-        prev_n[r] = 1
-        cost[r, 0] = np.inf
-        cost[r, 1] = 0.0
+    # What the best "no trip" path of each vehicle last ran: its instance (-1: none), delay and time.
+    mem_inst = np.full(n_v, -1, dtype=np.int64)
+    mem_delay = np.zeros(n_v)
+    mem_t = np.full(n_v, -np.inf)
+    if states:
+        # A vehicle last seen on no trip starts there, remembering the trip it ran before, if any; a
+        # trip is then taken up mid-way only at the cost of doing so.
+        seen = np.array([s.seen_time if s is not None else np.nan for s in map(states.get, vnames)])
+        known = np.flatnonzero(np.isfinite(seen))
+        prev_t[rank[known]] = seen[known]
+        if len(inst):
+            vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
+            left = seen[vi] > when
+            r = rank[vi[left]]
+            mem_inst[r], mem_delay[r], mem_t[r] = ii[left], delay[left], when[left]
+            vi, ii, along, delay, when = vi[~left], ii[~left], along[~left], delay[~left], when[~left]
+            r = rank[vi]
+            prev_inst[r, 1] = ii
+            prev_along[r, 1] = along
+            prev_delay[r, 1] = delay
+            prev_t[r] = when
+            prev_n[r] = 1
+            cost[r, 0] = np.inf
+            cost[r, 1] = 0.0
 
     prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
     trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), cfg)
@@ -102,10 +116,6 @@ def decode(
     # Flat index of (vehicle, previous slot 0, slot) in a step's (A, K, K) costs.
     at = np.arange(n_v)[:, None] * (k * k) + np.arange(k)
     buf = np.empty((n_v, k, k))
-    # What the best "no trip" path of each vehicle last ran: its instance (-1: none), delay and time.
-    mem_inst = np.full(n_v, -1, dtype=np.int64)
-    mem_delay = np.zeros(n_v)
-    mem_t = np.full(n_v, -np.inf)
     blocks = index.trip_block_code[inst.trip] if len(inst) else np.zeros(0, dtype=np.int64)
     for a, lo in zip(active.tolist(), step_off.tolist(), strict=True):
         hi = lo + a
@@ -180,7 +190,7 @@ def _remembered(
     e = np.zeros(0)
     if len(vi) == 0:
         return vi, vi, e, e, e
-    _, trip_ids, _, shifts, times, dists, delays = zip(*filter(None, got), strict=True)
+    _, trip_ids, _, shifts, times, dists, delays, *_ = zip(*filter(None, got), strict=True)
     tr = np.fromiter(map(index.trip_pos.get, trip_ids, repeat(-1)), dtype=np.int64, count=len(vi))
     sh = np.array(shifts, dtype=np.float64)
     base = float(inst.shift.min())

@@ -157,7 +157,10 @@ class Fixes:
 
 class VehicleState(NamedTuple):
     """What the matcher remembers of a vehicle: its last matched fix. Rebuildable from stored positions
-    (trip_id, time, shape_dist_m, delay_s), `service_date` and `shift` being those of the trip's run.
+    (trip_id, time, shape_dist_m, delay_s), `service_date` and `shift` being those of the trip's run;
+    `trip_id` is '' for a vehicle never matched. And its last fix, matched or not (nan where unknown):
+    when and where it was, and since when it had stood there; a vehicle seen after its last matched fix
+    has been on no trip since.
 
     A named tuple: a batch of a large fleet makes thousands of them, and a tuple is built in a quarter
     of the time of a frozen dataclass."""
@@ -169,6 +172,10 @@ class VehicleState(NamedTuple):
     time: float
     dist_m: float
     delay_s: float
+    seen_time: float = math.nan
+    seen_lat: float = math.nan
+    seen_lon: float = math.nan
+    standing_since: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -499,7 +506,16 @@ def match_fixes(
     cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (early**2 + late**2)
     vnames, vcode = _factorize(fixes.vehicle)
     by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
-    still = standing_s(vcode, by_time, t, x, y, cfg.standing_m, cfg.mid_entry_gap_s)
+    still = standing_s(
+        vcode,
+        by_time,
+        t,
+        x,
+        y,
+        cfg.standing_m,
+        cfg.mid_entry_gap_s,
+        _standing_since(index, vnames, vcode, by_time, t, x, y, states, cfg),
+    )
     away = (palong > index.trip_first_m[ptrip] + cfg.terminal_m) & (
         palong < index.trip_last_m[ptrip] - cfg.terminal_m
     )
@@ -579,7 +595,7 @@ def match_fixes(
     rid = routes[trip_named]
     state = service_states(index, trip, shift, dist, t, cfg.terminal_m)
     lap("result")
-    new_states = _last_states(index, fixes, vehicles, trip, sdate, shift, dist, delay_out, states)
+    new_states = _last_states(index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states)
     lap("states")
     return MatchResult(
         trip=trip.astype(np.int64),
@@ -643,6 +659,41 @@ def _monotone_runs(vehicle: IntArray, by_time: IntArray, inst: IntArray, dist: F
     return out
 
 
+def _standing_since(
+    index: TripIndex,
+    vnames: list[str],
+    vcode: IntArray,
+    by_time: IntArray,
+    t: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
+    states: Mapping[str, VehicleState],
+    cfg: MatchConfig,
+) -> FloatArray | None:
+    """Per fix, nan but for each vehicle's first fix still where its remembered last fix stood: since
+    when it has stood there."""
+    if not states:
+        return None
+    unknown = (math.nan,) * 4
+    seen, lat, lon, since = (
+        np.array([s[-4:] if s is not None else unknown for s in map(states.get, vnames)], dtype=np.float64)
+        .reshape(-1, 4)
+        .T
+    )
+    if not np.isfinite(seen).any():
+        return None
+    sx, sy = index.feed.projection.to_xy(lat, lon)
+    first = np.ones(len(by_time), dtype=bool)
+    first[1:] = vcode[by_time][1:] != vcode[by_time][:-1]
+    f = by_time[first]
+    c = vcode[f]
+    close = np.hypot(x[f] - sx[c], y[f] - sy[c]) <= cfg.standing_m
+    close &= (t[f] >= seen[c]) & (t[f] - seen[c] <= cfg.mid_entry_gap_s)
+    out = np.full(len(t), np.nan)
+    out[f[close]] = since[c][close]
+    return out
+
+
 def _last_states(
     index: TripIndex,
     fixes: Fixes,
@@ -652,19 +703,25 @@ def _last_states(
     shift: FloatArray,
     dist: FloatArray,
     delay: FloatArray,
+    still: FloatArray,
     previous: Mapping[str, VehicleState],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
     vnames, vcode, by_time = vehicles
-    order = by_time[trip[by_time] >= 0]
-    if len(order) == 0:
+    if len(by_time) == 0:
         return out
+    # Each vehicle's last fix, matched or not (codes in increasing order, as by_time sorts them).
+    v = vcode[by_time]
+    last = np.ones(len(by_time), dtype=bool)
+    last[:-1] = v[1:] != v[:-1]
+    seen = by_time[last]
+    # And its last matched fix, where it has one in this batch.
+    order = by_time[trip[by_time] >= 0]
     v = vcode[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = v[1:] != v[:-1]
     sel = order[last]
     ids = np.array(index.trip_ids, dtype=object)
-    vids = np.array(vnames, dtype=object)[vcode[sel]].tolist()
     columns = (
         ids[trip[sel]].tolist(),
         sdate[sel].tolist(),
@@ -673,7 +730,23 @@ def _last_states(
         dist[sel].tolist(),
         delay[sel].tolist(),
     )
-    out.update(zip(vids, map(_new_state, zip(vids, *columns, strict=True)), strict=True))
+    on_trip = dict(zip(vcode[sel].tolist(), zip(*columns, strict=True), strict=True))
+    none = ("", None, math.nan, math.nan, math.nan, math.nan)
+    tt = fixes.time[seen]
+    tails = zip(
+        tt.tolist(),
+        fixes.lat[seen].tolist(),
+        fixes.lon[seen].tolist(),
+        (tt - still[seen]).tolist(),
+        strict=True,
+    )
+    for c, tail in zip(vcode[seen].tolist(), tails, strict=True):
+        name = vnames[c]
+        head = on_trip.get(c)
+        if head is None:
+            old = previous.get(name)
+            head = tuple(old[1:7]) if old is not None else none
+        out[name] = _new_state((name, *head, *tail))
     return out
 
 

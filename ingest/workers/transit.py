@@ -1,6 +1,8 @@
 """Transit worker: matches the bus fixes the ingester commits to trips, writes their trip, route,
-distance along the shape and delay back to `bus_positions`, keeps `bus_latest` (one row per vehicle),
-and opens and clears the delay and bunching alerts.
+distance along the shape and delay back to `bus_positions`, keeps `bus_latest` (one row per vehicle,
+with its service state: in service, layover, out of service), and opens and clears the delay and
+bunching alerts. A bus out of service is on no trip: it has no delay, makes no stop visit, raises no
+alert and is published in GTFS-Realtime without a trip.
 
 It wakes on NOTIFY citysense_bus (sent by the ingester at commit) and polls every few seconds anyway.
 The fixes still to match are those with `matched_at IS NULL` (a partial index), so nothing depends on
@@ -26,6 +28,7 @@ import psycopg
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, AlertConfig, LiveTransit
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
+from analytics.transit.states import STATE_NAMES
 from analytics.transit.stored import stored_match
 from ingest.gtfs_load import active_feed_id, load_feed
 from ingest.writer import BUS_CHANNEL
@@ -78,11 +81,11 @@ _UPDATE = """
 
 _LATEST_COLS = (
     "vehicle_id", "time", "lat", "lon", "speed_mps", "heading_deg", "trip_id", "route_id",
-    "service_date", "shift_s", "shape_dist_m", "delay_s", "next_stop_id", "off_route",
+    "service_date", "shift_s", "shape_dist_m", "delay_s", "next_stop_id", "off_route", "service_state",
 )  # fmt: skip
 _LATEST_TYPES = (
     "text", "timestamptz", "float8", "float8", "float8", "float8", "text", "text",
-    "date", "float8", "float8", "float8", "text", "bool",
+    "date", "float8", "float8", "float8", "text", "bool", "text",
 )  # fmt: skip
 _UPSERT_LATEST = f"""
     INSERT INTO bus_latest ({", ".join(_LATEST_COLS)}, updated_at)
@@ -264,7 +267,7 @@ class TransitWorker:
         states = {
             v: s
             for v, s in self.states.items()
-            if v in first and s.time < first[v] <= s.time + self.config.state_max_age_s
+            if v in first and _last_seen(s) < first[v] <= _last_seen(s) + self.config.state_max_age_s
         }
         result = match_fixes(self.index, fixes, states, self.config.match)
         self.states.update(result.states)
@@ -312,6 +315,7 @@ class TransitWorker:
             _floats(np.where(on, m.delay_s[rows], np.nan)),
             next_stop,
             m.off_route[rows].tolist(),
+            [STATE_NAMES[int(x)] for x in m.service_state[rows]],
         )
 
     async def _write_alerts(self, cur: psycopg.AsyncCursor[Any], changes: list[AlertChange]) -> None:
@@ -353,6 +357,11 @@ class TransitWorker:
                    WHERE a.alert_id = u.id AND a.cleared_at IS NULL""",
                 ([a for a, _ in ids], [t for _, t in ids]),
             )
+
+
+def _last_seen(s: VehicleState) -> float:
+    """When the vehicle was last seen, matched or not."""
+    return float(np.fmax(s.time, s.seen_time))
 
 
 def _floats(a: np.ndarray[Any, Any]) -> list[float | None]:
