@@ -31,7 +31,17 @@ import numpy.typing as npt
 
 from analytics.transit.decode import decode
 from analytics.transit.index import Instances, TripIndex, instances_between
-from analytics.transit.states import IN_SERVICE, OUT_OF_SERVICE, service_states, standing_s
+from analytics.transit.states import (
+    IN_SERVICE,
+    LAYOVER,
+    OUT_OF_SERVICE,
+    layover_fill,
+    service_states,
+    standing_s,
+)
+from analytics.transit.states import (
+    next_assigned as _next_assigned,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -100,6 +110,7 @@ class MatchConfig:
     max_early_s: float = 900.0
     max_late_s: float = 2700.0
     layover_s: float = 1800.0  # how long before its departure a bus may wait at the first stop
+    layover_radius_m: float = 400.0  # how far from it, around the block from the terminal
     terminal_m: float = 60.0
     back_tolerance_m: float = 40.0
     max_speed_mps: float = 35.0
@@ -578,11 +589,17 @@ def match_fixes(
     lap("decode")
     rows = np.arange(n)
     ci = c_inst[rows, chosen]
+    dist = np.where(ci >= 0, c_along[rows, chosen], np.nan)
+    dist = _monotone_runs(vcode, by_time, ci, dist)
+    delay_out = np.where(ci >= 0, c_delay[rows, chosen], np.nan)
+    # A bus standing off its shapes between two trips, near where the next one starts, waits for it.
+    wait = layover_fill(index, inst, vcode, by_time, ci, t, x, y, still, cfg.layover_s, cfg.layover_radius_m)
+    if len(wait):
+        wi = ci[wait] = np.asarray(_next_assigned(vcode, by_time, ci)[wait])
+        dist[wait] = index.trip_first_m[inst.trip[wi]]
+        delay_out[wait] = np.maximum(t[wait] - inst.start[wi], 0.0)
     assigned = ci >= 0
     trip = np.where(assigned, inst.trip[np.maximum(ci, 0)] if m else -1, -1)
-    dist = np.where(assigned, c_along[rows, chosen], np.nan)
-    dist = _monotone_runs(vcode, by_time, ci, dist)
-    delay_out = np.where(assigned, c_delay[rows, chosen], np.nan)
     off = np.where(assigned, c_off[rows, chosen], np.nan)
     shift = np.where(assigned, inst.shift[np.maximum(ci, 0)] if m else np.nan, np.nan)
     dates = np.array((*inst.service_date, None), dtype=object)
@@ -594,6 +611,7 @@ def match_fixes(
     tid = ids[trip_named]
     rid = routes[trip_named]
     state = service_states(index, trip, shift, dist, t, cfg.terminal_m)
+    state[wait] = LAYOVER
     lap("result")
     new_states = _last_states(index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states)
     lap("states")

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from analytics.transit.index import TripIndex
+    from analytics.transit.index import Instances, TripIndex
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -80,3 +80,52 @@ def service_states(
     ended = dist_m >= index.trip_last_m[tr] - terminal_m
     state = np.where(waiting | ended, LAYOVER, IN_SERVICE)
     return np.where(on, state, OUT_OF_SERVICE).astype(np.int8)
+
+
+def next_assigned(vcode: IntArray, by_time: IntArray, inst: IntArray) -> IntArray:
+    """Per fix, the instance of the vehicle's next fix (in time) on an instance, itself included; -1."""
+    n = len(inst)
+    out: IntArray = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return out
+    o = by_time[::-1]
+    ii, v = inst[o], vcode[o]
+    pos = np.where(ii >= 0, np.arange(n), -1)
+    np.maximum.accumulate(pos, out=pos)
+    ok = (pos >= 0) & (v[np.maximum(pos, 0)] == v)
+    out[o] = np.where(ok, ii[np.maximum(pos, 0)], -1)
+    return out
+
+
+def layover_fill(
+    index: TripIndex,
+    inst: Instances,
+    vcode: IntArray,
+    by_time: IntArray,
+    chosen: IntArray,
+    t: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
+    still: FloatArray,
+    layover_s: float,
+    radius_m: float,
+) -> IntArray:
+    """The fixes on no trip that are a layover: between two trips of the vehicle, the second following
+    the first, within `layover_s` of the second's departure and `radius_m` of its first stop (a bus
+    waiting around the corner from its terminal), standing (a bus driving there is deadheading). They
+    wait for the second trip."""
+    n = len(chosen)
+    if n == 0 or len(inst) == 0:
+        return np.zeros(0, dtype=np.int64)
+    nxt = next_assigned(vcode, by_time, chosen)
+    prv = next_assigned(vcode, by_time[::-1].copy(), chosen)  # the same, backwards: the previous one
+    cand: IntArray = np.flatnonzero((chosen < 0) & (nxt >= 0) & (prv >= 0) & (still > 0))
+    if len(cand) == 0:
+        return cand
+    a, b = prv[cand], nxt[cand]
+    ok = (a != b) & (inst.start[b] >= inst.end[a] - layover_s) & (t[cand] >= inst.start[b] - layover_s)
+    trip = inst.trip[b]
+    sx, sy = index.shape_point(index.trip_shape[trip], index.trip_first_m[trip])
+    ok &= np.hypot(x[cand] - sx, y[cand] - sy) <= radius_m
+    out: IntArray = cand[ok]
+    return out
