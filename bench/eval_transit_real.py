@@ -17,7 +17,9 @@ the bus waits for, no trip, another trip) and the delay published for them, the 
 matches, and ETA errors by horizon: from every matched in-service fix to every stop ahead on its trip,
 against the time the bus really reached that stop, read off the trace (the time its fixes on the true
 trip crossed the stop's distance along the shape, interpolated between fixes at most 3 minutes apart).
-The two matchers are also run as the transit worker runs them (and `citysense replay bus`): in batches
+Today's matcher is also given the block each bus ran, from the labels, as an agency's CAD/AVL system
+would send it (`block_id`, strong evidence: only that block's trips are candidates). The two matchers
+are also run as the transit worker runs them (and `citysense replay bus`): in batches
 of 5 minutes of data time, each decided with the vehicle states of the batches before it only.
 ETAs use the timetable's link times from the current position and delay (`match bus` without
 `--history`); the timetable baseline's ETA is the scheduled arrival.
@@ -127,6 +129,17 @@ def run_matcher(index: TripIndex, fixes: Fixes, fn: Callable[..., Any]) -> Assig
     m = fn(index, fixes)
     seconds = time.perf_counter() - t0
     return Assigned(m.trip, m.shift, m.dist_m, m.delay_s, seconds)
+
+
+def with_blocks(index: TripIndex, lab: Labelled) -> Fixes:
+    """The fixes with the block each bus ran as a CAD/AVL system would send it: the block of the trip
+    of each fix's label ('' where the label names none)."""
+    block = np.array(
+        [index.trip_block[index.trip_pos[t]] if t in index.trip_pos else "" for t in lab.trip_id],
+        dtype=object,
+    )
+    fx = lab.fixes
+    return Fixes.of(fx.vehicle, fx.time, fx.lat, fx.lon, block_id=block)
 
 
 def run_live(
@@ -306,6 +319,7 @@ def evaluate(data: Path = DATA) -> str:
         "today": run_matcher(index, lab.fixes, match_fixes),
         f"previous ({PREVIOUS_REV})": run_matcher(index, lab.fixes, prev.match_fixes),
         "timetable only": timetable_only(index, lab.fixes),
+        "today, with CAD/AVL blocks": run_matcher(index, with_blocks(index, lab), match_fixes),
         "today, live batches": run_live(index, lab.fixes, match_fixes),
         "previous, live batches": run_live(index, lab.fixes, prev.match_fixes),
     }

@@ -136,13 +136,16 @@ class MatchConfig:
 
 @dataclass(frozen=True, slots=True)
 class Fixes:
-    """A batch of GPS fixes; `trip_id` holds '' where the device sent none."""
+    """A batch of GPS fixes; `trip_id` holds '' where the device sent none. `block_id`, where an agency's
+    CAD/AVL system assigns vehicles to blocks, holds the block each fix's vehicle runs ('' where none
+    is known): the fix is then only matched to trips of that block."""
 
     vehicle: StrArray
     time: FloatArray  # epoch seconds
     lat: FloatArray
     lon: FloatArray
     trip_id: StrArray
+    block_id: StrArray | None = None
 
     @staticmethod
     def of(
@@ -151,6 +154,7 @@ class Fixes:
         lat: npt.ArrayLike,
         lon: npt.ArrayLike,
         trip_id: npt.ArrayLike | None = None,
+        block_id: npt.ArrayLike | None = None,
     ) -> Fixes:
         v = np.asarray(vehicle, dtype=object)
         tid = np.full(len(v), "", dtype=object) if trip_id is None else np.asarray(trip_id, dtype=object)
@@ -160,6 +164,7 @@ class Fixes:
             np.asarray(lat, dtype=np.float64),
             np.asarray(lon, dtype=np.float64),
             tid,
+            None if block_id is None else np.asarray(block_id, dtype=object),
         )
 
     def __len__(self) -> int:
@@ -501,6 +506,14 @@ def match_fixes(
     given = named_trip >= 0
     if given.any():
         keep = np.flatnonzero(~given | (ptrip == named_trip))
+        pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
+    if fixes.block_id is not None:
+        # A block assigned by the agency's CAD/AVL is strong evidence: only its trips are candidates (a
+        # block the feed does not know is no evidence).
+        codes = dict(zip(index.trip_block, index.trip_block_code.tolist(), strict=True))
+        bnames, binv = _factorize(fixes.block_id)
+        named_block = np.array([codes.get(b, -2) if b else -2 for b in bnames], dtype=np.int64)[binv][pf]
+        keep = np.flatnonzero((named_block == -2) | (index.trip_block_code[ptrip] == named_block))
         pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
     poff, palong = loff[pe], lalong[pe]
     # Nothing downstream of the last stop or upstream of the first belongs to the trip.
