@@ -10,9 +10,10 @@ possible (a relief, a reassignment) but dear.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from itertools import repeat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,19 @@ IntArray = npt.NDArray[np.int64]
 _SPAN = 1.0e7  # metres: longer than any shape
 
 
+class Carry(NamedTuple):
+    """Where each vehicle's decoding stands after its last fix (by vehicle code): the cost of each slot
+    of that fix (relative to the best, inf for a slot unused), and what the "no trip" path remembers
+    (its instance, -1 for none; the delay and time of its last fix on it). With these a later batch
+    goes on with the same forward pass as if the fixes had come in one batch: every hypothesis of the
+    vehicle, with the evidence gathered so far for each, not only the best one."""
+
+    cost: FloatArray
+    mem_inst: IntArray
+    mem_delay: FloatArray
+    mem_t: FloatArray
+
+
 def decode(
     index: TripIndex,
     inst: Instances,
@@ -39,8 +53,9 @@ def decode(
     t: FloatArray,
     states: Mapping[str, VehicleState],
     cfg: MatchConfig,
-) -> IntArray:
-    """Viterbi over each vehicle's fixes in time order, all vehicles at once; returns the chosen slot.
+) -> tuple[IntArray, Carry]:
+    """Viterbi over each vehicle's fixes in time order, all vehicles at once; returns the chosen slot,
+    and what the next batch needs to go on with the same decoding (`Carry`).
 
     The transition costs between each fix's candidates and those of the vehicle's previous fix (or its
     remembered state) depend on nothing else, so they are computed for all fixes in one go; only the
@@ -49,10 +64,13 @@ def decode(
     Slot 0 of every fix is "no trip"; its candidates fill slots 1.. with no gaps."""
     n, k = c_inst.shape
     n_valid = np.count_nonzero(c_inst >= 0, axis=1)
-    if not n_valid.any():
-        return np.zeros(n, dtype=np.int64)
     vnames, vcode, order = vehicles
     n_v = len(vnames)
+    if not n_valid.any() and not states:
+        none = np.full((n_v, k), np.inf)
+        none[:, 0] = 0.0
+        no = np.full(n_v, -1, dtype=np.int64)
+        return np.zeros(n, dtype=np.int64), Carry(none, no, np.zeros(n_v), np.full(n_v, -np.inf))
     counts = np.bincount(vcode, minlength=n_v)
     first = np.cumsum(counts) - counts
     step = np.empty(n, dtype=np.int64)
@@ -89,6 +107,8 @@ def decode(
     mem_inst = np.full(n_v, -1, dtype=np.int64)
     mem_delay = np.zeros(n_v)
     mem_t = np.full(n_v, -np.inf)
+    prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
+    mem = (mem_inst, mem_delay, mem_t)
     if states:
         # A vehicle last seen on no trip starts there, remembering the trip it ran before, if any; a
         # trip is then taken up mid-way only at the cost of doing so.
@@ -109,6 +129,7 @@ def decode(
             prev_n[r] = 1
             cost[r, 0] = np.inf
             cost[r, 1] = 0.0
+            _resume_hypotheses(index, inst, vnames, states, rank, k, seen, cost, prev, mem)
 
     prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
     trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), cfg)
@@ -138,13 +159,97 @@ def decode(
             mem_delay[took] = prev_delay[lo + took, p0[took]]
             mem_t[took] = prev_t[lo + took]
 
+    carry = Carry(cost[rank].copy(), mem_inst[rank], mem_delay[rank], mem_t[rank])
     chosen = np.empty(n, dtype=np.int64)
     slot = np.argmin(cost, axis=1)
     for s in range(n_l - 1, -1, -1):
         a, lo = int(active[s]), int(step_off[s])
         chosen[fix[lo : lo + a]] = slot[:a]
         slot[:a] = back[lo : lo + a][np.arange(a), slot[:a]]
-    return chosen
+    return chosen, carry
+
+
+def _resume_hypotheses(
+    index: TripIndex,
+    inst: Instances,
+    vnames: list[str],
+    states: Mapping[str, VehicleState],
+    rank: IntArray,
+    k: int,
+    seen: FloatArray,
+    cost: FloatArray,
+    prev: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
+    mem: tuple[IntArray, FloatArray, FloatArray],
+) -> None:
+    """Where a state holds the hypotheses of its vehicle's last fix (`VehicleState.hypotheses`), the
+    vehicle starts from all of them, with their costs, instead of its best one only (in place)."""
+    prev_inst, prev_along, prev_delay, prev_t, prev_n = prev
+    mem_inst, mem_delay, mem_t = mem
+    rows: list[tuple[int, str, float, float, float, float]] = []
+    vis: list[int] = []
+    none_cost: list[float] = []
+    for v, s in enumerate(map(states.get, vnames)):
+        if s is None or not s.hypotheses or math.isnan(s.seen_time):
+            continue
+        vis.append(v)
+        none_cost.append(s.none_cost)
+        rows.extend((v, *h) for h in s.hypotheses)
+        rows.append((v, s.mem_trip_id, s.mem_shift, math.nan, s.mem_delay, s.mem_time))
+    if not vis:
+        return
+    vi = np.array(vis, dtype=np.int64)
+    r = rank[vi]
+    cost[r] = np.inf
+    cost[r, 0] = none_cost
+    prev_inst[r] = -1
+    prev_n[r] = 0
+    prev_t[r] = seen[vi]
+    mem_inst[r] = -1
+    cols = list(zip(*rows, strict=True))
+    hv = np.array(cols[0], dtype=np.int64)
+    ii = _instances_of(index, inst, cols[1], np.array(cols[2], dtype=np.float64))
+    along = np.array(cols[3], dtype=np.float64)
+    delay = np.array(cols[4], dtype=np.float64)
+    c = np.array(cols[5], dtype=np.float64)
+    is_mem = np.isnan(along)
+    m = is_mem & (ii >= 0)
+    mr = rank[hv[m]]
+    mem_inst[mr], mem_delay[mr], mem_t[mr] = ii[m], delay[m], c[m]
+    # The hypotheses on instances of this batch, cheapest first, in slots 1.. of their vehicle.
+    h = np.flatnonzero(~is_mem & (ii >= 0))
+    h = h[np.lexsort((c[h], hv[h]))]
+    hr = rank[hv[h]]
+    new = np.ones(len(h), dtype=bool)
+    new[1:] = hr[1:] != hr[:-1]
+    start = np.maximum.accumulate(np.where(new, np.arange(len(h)), 0))
+    slot = 1 + np.arange(len(h)) - start
+    h, hr, slot = h[slot < k], hr[slot < k], slot[slot < k]
+    prev_inst[hr, slot] = ii[h]
+    prev_along[hr, slot] = along[h]
+    prev_delay[hr, slot] = delay[h]
+    cost[hr, slot] = c[h]
+    np.maximum.at(prev_n, hr, slot)
+    lost = r[~np.isfinite(cost[r]).any(axis=1)]  # none of its hypotheses is of this batch
+    cost[lost, 0] = 0.0
+    cost[r] -= np.min(cost[r], axis=1, keepdims=True)
+
+
+def _instances_of(
+    index: TripIndex, inst: Instances, trip_ids: tuple[str, ...], shift: FloatArray
+) -> IntArray:
+    """The instance of each (trip_id, shift) among `inst`; -1 where there is none."""
+    out = np.full(len(trip_ids), -1, dtype=np.int64)
+    if len(inst) == 0 or len(trip_ids) == 0:
+        return out
+    tr = np.fromiter(map(index.trip_pos.get, trip_ids, repeat(-1)), dtype=np.int64, count=len(trip_ids))
+    base = float(inst.shift.min())
+    inst_key = inst.trip * _SPAN + (inst.shift - base)
+    by_key = np.argsort(inst_key)
+    q = tr * _SPAN + (np.nan_to_num(shift) - base)
+    j = np.clip(np.searchsorted(inst_key[by_key], q), 0, len(by_key) - 1)
+    found = (tr >= 0) & np.isfinite(shift) & (np.abs(inst_key[by_key][j] - q) < 1e-3)
+    out[found] = by_key[j[found]]
+    return out
 
 
 def _resume(

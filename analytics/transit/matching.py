@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from analytics.transit.decode import decode
+from analytics.transit.decode import Carry, decode
 from analytics.transit.index import Instances, TripIndex, instances_between
 from analytics.transit.states import (
     IN_SERVICE,
@@ -192,6 +192,15 @@ class VehicleState(NamedTuple):
     seen_lat: float = math.nan
     seen_lon: float = math.nan
     standing_since: float = math.nan
+    # Where the decoding stood at that last fix (analytics.transit.decode.Carry): each trip it could be
+    # on, as (trip_id, shift, dist_m, delay_s, cost), the cost of "no trip" and the trip that path ran
+    # last (its instance's trip_id and shift, delay and time). The next batch goes on from all of them.
+    hypotheses: tuple[tuple[str, float, float, float, float], ...] = ()
+    none_cost: float = math.inf
+    mem_trip_id: str = ""
+    mem_shift: float = math.nan
+    mem_delay: float = math.nan
+    mem_time: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -598,7 +607,7 @@ def match_fixes(
     # Vehicles as integer codes, once: sorting and grouping by them is cheaper than by strings.
     vehicles = (vnames, vcode, by_time)
     lap("top-k")
-    chosen = decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    chosen, carry = decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
     lap("decode")
     rows = np.arange(n)
     ci = c_inst[rows, chosen]
@@ -626,7 +635,10 @@ def match_fixes(
     state = service_states(index, trip, shift, dist, t, cfg.terminal_m)
     state[wait] = LAYOVER
     lap("result")
-    new_states = _last_states(index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states)
+    hyps = _hypotheses(index, inst, vehicles, c_inst, c_along, c_delay, carry)
+    new_states = _last_states(
+        index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states, hyps
+    )
     lap("states")
     return MatchResult(
         trip=trip.astype(np.int64),
@@ -707,7 +719,13 @@ def _standing_since(
         return None
     unknown = (math.nan,) * 4
     seen, lat, lon, since = (
-        np.array([s[-4:] if s is not None else unknown for s in map(states.get, vnames)], dtype=np.float64)
+        np.array(
+            [
+                (s.seen_time, s.seen_lat, s.seen_lon, s.standing_since) if s is not None else unknown
+                for s in map(states.get, vnames)
+            ],
+            dtype=np.float64,
+        )
         .reshape(-1, 4)
         .T
     )
@@ -736,6 +754,7 @@ def _last_states(
     delay: FloatArray,
     still: FloatArray,
     previous: Mapping[str, VehicleState],
+    hyps: list[tuple[object, ...]],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
     vnames, vcode, by_time = vehicles
@@ -777,8 +796,60 @@ def _last_states(
         if head is None:
             old = previous.get(name)
             head = tuple(old[1:7]) if old is not None else none
-        out[name] = _new_state((name, *head, *tail))
+        out[name] = _new_state((name, *head, *tail, *hyps[c]))
     return out
+
+
+def _hypotheses(
+    index: TripIndex,
+    inst: Instances,
+    vehicles: tuple[list[str], IntArray, IntArray],
+    c_inst: IntArray,
+    c_along: FloatArray,
+    c_delay: FloatArray,
+    carry: Carry,
+) -> list[tuple[object, ...]]:
+    """Per vehicle code, the last fields of its VehicleState: the hypotheses at its last fix, with their
+    costs, the cost of "no trip" and what that path remembers."""
+    vnames, vcode, by_time = vehicles
+    n_v = len(vnames)
+    v = vcode[by_time]
+    last = np.ones(len(by_time), dtype=bool)
+    last[:-1] = v[1:] != v[:-1]
+    f = by_time[last]  # each vehicle's last fix, by code
+    cost = carry.cost[:, 1:]
+    live = np.isfinite(cost) & (c_inst[f, 1:] >= 0)
+    hv, hs = np.nonzero(live)
+    hs1 = hs + 1
+    ii = c_inst[f[hv], hs1]
+    trips = np.array((*index.trip_ids, ""), dtype=object)
+    rows = zip(
+        trips[inst.trip[ii]].tolist() if len(ii) else [],
+        inst.shift[ii].tolist() if len(ii) else [],
+        c_along[f[hv], hs1].tolist(),
+        c_delay[f[hv], hs1].tolist(),
+        cost[hv, hs].tolist(),
+        strict=True,
+    )
+    per: list[list[tuple[str, float, float, float, float]]] = [[] for _ in range(n_v)]
+    for c, row in zip(hv.tolist(), rows, strict=True):
+        per[c].append(row)
+    mi = carry.mem_inst
+    has = (mi >= 0) & (len(inst) > 0)
+    mtrip = np.where(has, trips[inst.trip[np.maximum(mi, 0)]] if len(inst) else "", "").tolist()
+    mshift = np.where(has, inst.shift[np.maximum(mi, 0)] if len(inst) else np.nan, np.nan).tolist()
+    return [
+        (tuple(h), c0, mt, ms, md, mt_)
+        for h, c0, mt, ms, md, mt_ in zip(
+            per,
+            carry.cost[:, 0].tolist(),
+            mtrip,
+            mshift,
+            np.where(has, carry.mem_delay, np.nan).tolist(),
+            np.where(has, carry.mem_t, np.nan).tolist(),
+            strict=True,
+        )
+    ]
 
 
 # VehicleState from a tuple of its fields, as VehicleState._make without its checks: 30% faster.
