@@ -10,9 +10,9 @@ possible (a relief, a reassignment) but dear.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from itertools import repeat
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -185,38 +185,37 @@ def _resume_hypotheses(
     vehicle starts from all of them, with their costs, instead of its best one only (in place)."""
     prev_inst, prev_along, prev_delay, prev_t, prev_n = prev
     mem_inst, mem_delay, mem_t = mem
-    rows: list[tuple[int, str, float, float, float, float]] = []
-    vis: list[int] = []
-    none_cost: list[float] = []
-    for v, s in enumerate(map(states.get, vnames)):
-        if s is None or not s.hypotheses or math.isnan(s.seen_time):
-            continue
-        vis.append(v)
-        none_cost.append(s.none_cost)
-        rows.extend((v, *h) for h in s.hypotheses)
-        rows.append((v, s.mem_trip_id, s.mem_shift, math.nan, s.mem_delay, s.mem_time))
+    got = list(map(states.get, vnames))
+    vis = [v for v, s in enumerate(got) if s is not None and s.hyp_trips]
     if not vis:
         return
+    sel = [got[v] for v in vis]
+    # Each state's remembered trip then its hypotheses (VehicleState.hyp_trips, hyp_values), all
+    # vehicles' one after the other.
+    names = tuple(chain.from_iterable(map(attrgetter("hyp_trips"), sel)))
+    values = np.frombuffer(b"".join(map(attrgetter("hyp_values"), sel)), dtype=np.float64).reshape(-1, 4)
+    counts = np.fromiter(map(len, map(attrgetter("hyp_trips"), sel)), dtype=np.int64, count=len(sel))
     vi = np.array(vis, dtype=np.int64)
+    if len(values) != len(names):
+        raise ValueError("vehicle states whose hyp_trips and hyp_values do not agree")
+    first = np.cumsum(counts) - counts
     r = rank[vi]
     cost[r] = np.inf
-    cost[r, 0] = none_cost
+    cost[r, 0] = values[first, 0]
     prev_inst[r] = -1
     prev_n[r] = 0
     prev_t[r] = seen[vi]
-    mem_inst[r] = -1
-    cols = list(zip(*rows, strict=True))
-    hv = np.array(cols[0], dtype=np.int64)
-    ii = _instances_of(index, inst, cols[1], np.array(cols[2], dtype=np.float64))
-    along = np.array(cols[3], dtype=np.float64)
-    delay = np.array(cols[4], dtype=np.float64)
-    c = np.array(cols[5], dtype=np.float64)
-    is_mem = np.isnan(along)
-    m = is_mem & (ii >= 0)
-    mr = rank[hv[m]]
-    mem_inst[mr], mem_delay[mr], mem_t[mr] = ii[m], delay[m], c[m]
+    ii = _instances_of(index, inst, names, values[:, 1])  # the shift, in both kinds of row
+    mem_inst[r] = ii[first]
+    mem_delay[r] = values[first, 2]
+    mem_t[r] = values[first, 3]
+    is_h = np.ones(len(names), dtype=bool)
+    is_h[first] = False
+    hv = np.repeat(vi, counts)[is_h]
+    ii = ii[is_h]
+    c, _, along, delay = values[is_h].T
     # The hypotheses on instances of this batch, cheapest first, in slots 1.. of their vehicle.
-    h = np.flatnonzero(~is_mem & (ii >= 0))
+    h = np.flatnonzero(ii >= 0)
     h = h[np.lexsort((c[h], hv[h]))]
     hr = rank[hv[h]]
     new = np.ones(len(h), dtype=bool)

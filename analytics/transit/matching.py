@@ -192,15 +192,13 @@ class VehicleState(NamedTuple):
     seen_lat: float = math.nan
     seen_lon: float = math.nan
     standing_since: float = math.nan
-    # Where the decoding stood at that last fix (analytics.transit.decode.Carry): each trip it could be
-    # on, as (trip_id, shift, dist_m, delay_s, cost), the cost of "no trip" and the trip that path ran
-    # last (its instance's trip_id and shift, delay and time). The next batch goes on from all of them.
-    hypotheses: tuple[tuple[str, float, float, float, float], ...] = ()
-    none_cost: float = math.inf
-    mem_trip_id: str = ""
-    mem_shift: float = math.nan
-    mem_delay: float = math.nan
-    mem_time: float = math.nan
+    # Where the decoding stood at that last fix (analytics.transit.decode.Carry), packed in two objects
+    # per vehicle for a large fleet: `hyp_trips`, the trip_id of the trip the "no trip" path ran last
+    # ('' for none), then that of each trip the bus could be on; `hyp_values`, float64 values: the cost
+    # of "no trip", the shift, delay and time of that last trip, then the cost, shift, distance and
+    # delay of each hypothesis. Empty for a state not made by match_fixes.
+    hyp_trips: tuple[str, ...] = ()
+    hyp_values: bytes = b""
 
 
 @dataclass(frozen=True, eq=False)
@@ -721,7 +719,7 @@ def _standing_since(
     seen, lat, lon, since = (
         np.array(
             [
-                (s.seen_time, s.seen_lat, s.seen_lon, s.standing_since) if s is not None else unknown
+                s[7:11] if s is not None else unknown  # seen_time, seen_lat, seen_lon, standing_since
                 for s in map(states.get, vnames)
             ],
             dtype=np.float64,
@@ -754,7 +752,7 @@ def _last_states(
     delay: FloatArray,
     still: FloatArray,
     previous: Mapping[str, VehicleState],
-    hyps: list[tuple[object, ...]],
+    hyps: tuple[list[tuple[str, ...]], list[bytes]],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
     vnames, vcode, by_time = vehicles
@@ -788,6 +786,7 @@ def _last_states(
         fixes.lat[seen].tolist(),
         fixes.lon[seen].tolist(),
         (tt - still[seen]).tolist(),
+        *hyps,  # by vehicle code, as `seen` is
         strict=True,
     )
     for c, tail in zip(vcode[seen].tolist(), tails, strict=True):
@@ -796,7 +795,7 @@ def _last_states(
         if head is None:
             old = previous.get(name)
             head = tuple(old[1:7]) if old is not None else none
-        out[name] = _new_state((name, *head, *tail, *hyps[c]))
+        out[name] = _new_state((name, *head, *tail))
     return out
 
 
@@ -808,9 +807,9 @@ def _hypotheses(
     c_along: FloatArray,
     c_delay: FloatArray,
     carry: Carry,
-) -> list[tuple[object, ...]]:
-    """Per vehicle code, the last fields of its VehicleState: the hypotheses at its last fix, with their
-    costs, the cost of "no trip" and what that path remembers."""
+) -> tuple[list[tuple[str, ...]], list[bytes]]:
+    """Per vehicle code, the last fields of its VehicleState (`hyp_trips`, `hyp_values`): the
+    hypotheses at its last fix, with their costs, the cost of "no trip" and what that path remembers."""
     vnames, vcode, by_time = vehicles
     n_v = len(vnames)
     v = vcode[by_time]
@@ -819,37 +818,42 @@ def _hypotheses(
     f = by_time[last]  # each vehicle's last fix, by code
     cost = carry.cost[:, 1:]
     live = np.isfinite(cost) & (c_inst[f, 1:] >= 0)
-    hv, hs = np.nonzero(live)
+    hv, hs = np.nonzero(live)  # by vehicle code, then slot
     hs1 = hs + 1
     ii = c_inst[f[hv], hs1]
     trips = np.array((*index.trip_ids, ""), dtype=object)
-    rows = zip(
-        trips[inst.trip[ii]].tolist() if len(ii) else [],
-        inst.shift[ii].tolist() if len(ii) else [],
-        c_along[f[hv], hs1].tolist(),
-        c_delay[f[hv], hs1].tolist(),
-        cost[hv, hs].tolist(),
-        strict=True,
-    )
-    per: list[list[tuple[str, float, float, float, float]]] = [[] for _ in range(n_v)]
-    for c, row in zip(hv.tolist(), rows, strict=True):
-        per[c].append(row)
     mi = carry.mem_inst
     has = (mi >= 0) & (len(inst) > 0)
-    mtrip = np.where(has, trips[inst.trip[np.maximum(mi, 0)]] if len(inst) else "", "").tolist()
-    mshift = np.where(has, inst.shift[np.maximum(mi, 0)] if len(inst) else np.nan, np.nan).tolist()
-    return [
-        (tuple(h), c0, mt, ms, md, mt_)
-        for h, c0, mt, ms, md, mt_ in zip(
-            per,
-            carry.cost[:, 0].tolist(),
-            mtrip,
-            mshift,
-            np.where(has, carry.mem_delay, np.nan).tolist(),
-            np.where(has, carry.mem_t, np.nan).tolist(),
-            strict=True,
+    mtrip = np.where(has, trips[inst.trip[np.maximum(mi, 0)]] if len(inst) else "", "")
+    # Per vehicle: its remembered trip, then its hypotheses' trips; and its values, likewise.
+    n_h = np.bincount(hv, minlength=n_v)
+    at = hv + np.arange(len(hv)) + 1  # place of each hypothesis among the vehicles' rows
+    rows = np.empty(n_v + len(hv), dtype=object)
+    values = np.empty((n_v + len(hv), 4))
+    first = np.cumsum(n_h + 1) - (n_h + 1)
+    rows[first] = mtrip
+    values[first] = np.stack(
+        [
+            carry.cost[:, 0],
+            np.where(has, inst.shift[np.maximum(mi, 0)] if len(inst) else np.nan, np.nan),
+            np.where(has, carry.mem_delay, np.nan),
+            np.where(has, carry.mem_t, np.nan),
+        ],
+        axis=1,
+    )
+    if len(ii):
+        rows[at] = trips[inst.trip[ii]]
+        values[at] = np.stack(
+            [cost[hv, hs], inst.shift[ii], c_along[f[hv], hs1], c_delay[f[hv], hs1]], axis=1
         )
-    ]
+    bounds = np.append(first, len(rows))
+    names = rows.tolist()
+    buf = values.tobytes()
+    lo, hi = bounds[:-1].tolist(), bounds[1:].tolist()
+    return (
+        list(map(tuple, map(names.__getitem__, map(slice, lo, hi)))),
+        list(map(buf.__getitem__, map(slice, (32 * bounds[:-1]).tolist(), (32 * bounds[1:]).tolist()))),
+    )
 
 
 # VehicleState from a tuple of its fields, as VehicleState._make without its checks: 30% faster.
