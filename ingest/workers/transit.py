@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import time as clock
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -208,12 +209,31 @@ class TransitWorker:
             " AND shape_dist_m IS NOT NULL AND delay_s IS NOT NULL"
         )
         rows = await cur.fetchall()
-        await conn.commit()
-        return {
+        states = {
             r[0]: VehicleState(r[0], r[1], r[2], float(r[3]), float(r[4]), float(r[5]), float(r[6]))
             for r in rows
             if r[1] in self.index.trip_pos
         }
+        # Each bus's service state as the matcher left it: its stored matched fixes of the last
+        # `rebuild_s` matched again, in one batch, give where its decoding stands at its last fix (the
+        # trips it could be on, with their evidence, and no trip), where and since when it stands
+        # still, and the trip it ran before a spell on no trip.
+        cur = await conn.execute(
+            "SELECT vehicle_id, extract(epoch FROM time)::float8, lat, lon FROM bus_positions"
+            " WHERE matched_at IS NOT NULL AND time >= (SELECT max(time) FROM bus_latest)"
+            " - make_interval(secs => %s) ORDER BY vehicle_id, time",
+            (self.config.rebuild_s,),
+        )
+        fixes = await cur.fetchall()
+        await conn.commit()
+        rebuilt: Mapping[str, VehicleState] = {}
+        if fixes:
+            fx = Fixes.of(*(list(c) for c in zip(*fixes, strict=True)))
+            index, cfg = self.index, self.config.match
+            rebuilt = (await asyncio.to_thread(match_fixes, index, fx, None, cfg)).states
+            states.update(rebuilt)
+        log.info("transit: %d vehicle states, %d from %d stored fixes", len(states), len(rebuilt), len(fixes))
+        return states
 
     async def step(self, conn: psycopg.AsyncConnection[Any]) -> int:
         """Match what is unmatched (up to batch_max fixes); returns how many fixes were handled."""

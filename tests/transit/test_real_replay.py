@@ -96,3 +96,51 @@ def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_pa
     msg = vehicle_positions_feed(max(r.epoch for r in latest), snaps)
     assert len(msg.entity) == n
     assert all(not e.vehicle.HasField("trip") for e in msg.entity)
+
+
+def test_a_bus_parked_across_a_restart_stays_out_of_service(db: str, tmp_path: Path) -> None:
+    """The trace of one bus replayed by two processes, the second started while the bus stands parked
+    on its route between two trips (20:31 to 20:46): the second worker rebuilds the bus's service state
+    from the stored fixes, so the minutes it has stood still count and it is not taken for a bus in
+    service."""
+    trace, cut = TRACES[0], datetime.fromisoformat("2010-12-09T20:39:00-05:00").timestamp()
+    parked_until = datetime.fromisoformat("2010-12-09T20:46:00-05:00").timestamp()
+    with gzip.open(DATA / "fixes.csv.gz", "rt", encoding="utf-8") as f:
+        fixes = [r for r in csv.DictReader(f) if r["vehicle_id"] == trace]
+    with gzip.open(DATA / "truth.csv.gz", "rt", encoding="utf-8") as f:
+        truth = {
+            datetime.fromisoformat(r["time"]).timestamp(): r
+            for r in csv.DictReader(f)
+            if r["vehicle_id"] == trace
+        }
+    halves = (
+        [r for r in fixes if datetime.fromisoformat(r["time"]).timestamp() < cut],
+        [r for r in fixes if datetime.fromisoformat(r["time"]).timestamp() >= cut],
+    )
+    done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db)
+    assert done.returncode == 0, done.stderr
+    for i, half in enumerate(halves):
+        src = tmp_path / f"half{i}.csv"
+        with src.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=["vehicle_id", "time", "lat", "lon"])
+            w.writeheader()
+            w.writerows(half)
+        done = citysense("replay", "bus", str(src), "--database-url", db)
+        assert done.returncode == 0, done.stderr
+
+    with psycopg.connect(db) as conn:
+        stored = {
+            t.timestamp(): trip
+            for t, trip in conn.execute(
+                "SELECT time, trip_id FROM bus_positions WHERE matched_at IS NOT NULL"
+            ).fetchall()
+        }
+    assert len(stored) == len(fixes)
+    after = [t for t in stored if cut <= t <= parked_until]
+    assert len(after) >= 5
+    assert all(stored[t] is None for t in after), [(t, stored[t]) for t in after]
+    # And the bus is followed onto its next trip once it drives off.
+    ins = [t for t, r in truth.items() if t > parked_until and r["true_phase"] == "IN_PROGRESS"]
+    assert ins
+    right = np.mean([stored[t] == truth[t]["true_trip_id"] for t in ins])
+    assert right >= 0.8, f"{right:.1%} of in-service fixes after the restart on the true trip"
