@@ -70,9 +70,9 @@ def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_pa
     assert all(by_time[k][1] is None for k in oos if by_time[k][0] is None)
     ins = [k for k, p in phase.items() if p == "IN_PROGRESS"]
     right = np.mean([by_time[k][0] == true_trip[k] for k in ins])
-    # Live, each batch is decided with what came before it only: fewer right than offline (see
-    # docs/transit.md, `make eval-transit-real`), but most.
-    assert right >= 0.5, f"{right:.1%} of in-service fixes on the true trip"
+    # Live, each batch is decided with what came before it only: a few points fewer right than in one
+    # batch (see docs/transit.md, `make eval-transit-real`; 82% for these two traces).
+    assert right >= 0.75, f"{right:.1%} of in-service fixes on the true trip"
 
     # A delay alert opens only on a fix put on a trip: never while the bus is out of service.
     assert alerts
