@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit clean
+.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ bench-ingest: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
-eval: eval-water eval-water-sim eval-transit
+eval: eval-water eval-water-sim eval-transit eval-transit-real
 
 # Water event detection: ours vs the CANARY-style baseline on labelled data (docs/water-detection.md).
 eval-water: $(STAMP)
@@ -65,6 +65,11 @@ eval-water-real: $(STAMP)
 # Transit: trip assignment, delay and ETA errors against ground truth, next to TheTransitClock.
 eval-transit: $(STAMP)
 	$(BIN)/python -m tests.transit.eval_transit
+
+# Transit on real GPS: nine labelled traces of NYC route B63 (2010), today's matcher beside the previous
+# one (from git) and a timetable-only baseline, in one run (docs/transit.md).
+eval-transit-real: $(STAMP)
+	$(BIN)/python -m bench.eval_transit_real
 
 bench-transit: $(STAMP)
 	$(BIN)/python -m tests.transit.bench_transit

@@ -60,6 +60,7 @@ def feature(r: LatestRow, now: float) -> dict[str, Any]:
             "speed_mps": r.speed_mps,
             "heading_deg": r.heading_deg,
             "off_route": r.off_route,
+            "service_state": r.service_state,
         },
     }
 
@@ -93,7 +94,8 @@ LIVE_SQL = f"""
                 'next_stop_id', next_stop_id,
                 'speed_mps', speed_mps,
                 'heading_deg', heading_deg,
-                'off_route', off_route))
+                'off_route', off_route,
+                'service_state', service_state))
             ORDER BY vehicle_id), '[]'))::text
     FROM bus_latest WHERE time > now() - make_interval(secs => %s)"""
 

@@ -292,6 +292,12 @@ def _gtfs_validation(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _bus_service_state(engine: Engine, retention: Retention) -> list[str]:
+    # What the matcher made of each bus's latest fix: in_service, layover or out_of_service (NULL
+    # where it was never matched): the live map shows a bus out of service as such.
+    return ["ALTER TABLE bus_latest ADD COLUMN IF NOT EXISTS service_state text"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
@@ -300,6 +306,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
     Migration(6, "users and sessions", _users),
     Migration(11, "GTFS feeds: validation notices, stored spatial grids", _gtfs_validation),
+    Migration(13, "the service state of each bus (in service, layover, out of service)", _bus_service_state),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -25,17 +25,30 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import pairwise, repeat
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from analytics.transit.decode import Carry, decode
 from analytics.transit.index import Instances, TripIndex, instances_between
+from analytics.transit.states import (
+    IN_SERVICE,
+    LAYOVER,
+    OUT_OF_SERVICE,
+    layover_fill,
+    service_states,
+    standing_s,
+)
+from analytics.transit.states import (
+    next_assigned as _next_assigned,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
+Int8Array = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
 StrArray = npt.NDArray[np.object_]
 
@@ -80,7 +93,7 @@ class _Laps:
 @dataclass(frozen=True, slots=True)
 class MatchConfig:
     max_offroute_m: float = 100.0
-    # Candidates are searched nearer than that: beyond about sigma_offset * sqrt(2 * none_cost) (61 m)
+    # Candidates are searched nearer than that: beyond about sigma_offset * sqrt(2 * none_cost) (50 m)
     # a fix is better explained as "no trip" anyway.
     candidate_radius_m: float = 75.0
     sigma_offset_m: float = 25.0
@@ -94,35 +107,47 @@ class MatchConfig:
     # far ahead of the timetable is rarer than running far behind it.
     weak_free_early_s: float = 0.0
     weak_free_late_s: float = 0.0
-    weak_sigma_early_s: float = 900.0
-    weak_sigma_late_s: float = 1800.0
+    weak_sigma_early_s: float = 3600.0
+    weak_sigma_late_s: float = 3600.0
     max_early_s: float = 900.0
     max_late_s: float = 2700.0
     layover_s: float = 1800.0  # how long before its departure a bus may wait at the first stop
+    layover_radius_m: float = 400.0  # how far from it, around the block from the terminal
     terminal_m: float = 60.0
     back_tolerance_m: float = 40.0
     max_speed_mps: float = 35.0
-    none_cost: float = 3.0
+    none_cost: float = 2.0
     enter_cost: float = 1.0
-    mid_entry_cost: float = 8.0  # joining a trip away from its start, unless after a gap in the fixes
+    mid_entry_cost: float = 30.0  # joining a trip away from its start, unless after a gap in the fixes
     mid_entry_gap_s: float = 600.0
     idle_at_end_cost: float = 2.0  # a bus standing at its trip's last stop has finished that trip
     switch_cost: float = 3.0
+    # A trip's cost per minute that its bus has stood still (within standing_m of its previous fix,
+    # fix after fix) beyond standing_grace_s, away from the trip's terminals: a long stop is no service.
+    standing_m: float = 15.0
+    standing_grace_s: float = 240.0
+    standing_cost: float = 1.0
     block_bonus: float = 2.0
     bad_switch_cost: float = 25.0
     switch_slack_s: float = 900.0
+    # Taking up a trip of another block than the one the vehicle ran last (within block_memory_s).
+    block_change_cost: float = 6.0
+    block_memory_s: float = 3 * 3600.0
     max_candidates: int = 6
 
 
 @dataclass(frozen=True, slots=True)
 class Fixes:
-    """A batch of GPS fixes; `trip_id` holds '' where the device sent none."""
+    """A batch of GPS fixes; `trip_id` holds '' where the device sent none. `block_id`, where an agency's
+    CAD/AVL system assigns vehicles to blocks, holds the block each fix's vehicle runs ('' where none
+    is known): the fix is then only matched to trips of that block."""
 
     vehicle: StrArray
     time: FloatArray  # epoch seconds
     lat: FloatArray
     lon: FloatArray
     trip_id: StrArray
+    block_id: StrArray | None = None
 
     @staticmethod
     def of(
@@ -131,6 +156,7 @@ class Fixes:
         lat: npt.ArrayLike,
         lon: npt.ArrayLike,
         trip_id: npt.ArrayLike | None = None,
+        block_id: npt.ArrayLike | None = None,
     ) -> Fixes:
         v = np.asarray(vehicle, dtype=object)
         tid = np.full(len(v), "", dtype=object) if trip_id is None else np.asarray(trip_id, dtype=object)
@@ -140,6 +166,7 @@ class Fixes:
             np.asarray(lat, dtype=np.float64),
             np.asarray(lon, dtype=np.float64),
             tid,
+            None if block_id is None else np.asarray(block_id, dtype=object),
         )
 
     def __len__(self) -> int:
@@ -148,7 +175,10 @@ class Fixes:
 
 class VehicleState(NamedTuple):
     """What the matcher remembers of a vehicle: its last matched fix. Rebuildable from stored positions
-    (trip_id, time, shape_dist_m, delay_s), `service_date` and `shift` being those of the trip's run.
+    (trip_id, time, shape_dist_m, delay_s), `service_date` and `shift` being those of the trip's run;
+    `trip_id` is '' for a vehicle never matched. And its last fix, matched or not (nan where unknown):
+    when and where it was, and since when it had stood there; a vehicle seen after its last matched fix
+    has been on no trip since.
 
     A named tuple: a batch of a large fleet makes thousands of them, and a tuple is built in a quarter
     of the time of a frozen dataclass."""
@@ -160,6 +190,17 @@ class VehicleState(NamedTuple):
     time: float
     dist_m: float
     delay_s: float
+    seen_time: float = math.nan
+    seen_lat: float = math.nan
+    seen_lon: float = math.nan
+    standing_since: float = math.nan
+    # Where the decoding stood at that last fix (analytics.transit.decode.Carry), packed in two objects
+    # per vehicle for a large fleet: `hyp_trips`, the trip_id of the trip the "no trip" path ran last
+    # ('' for none), then that of each trip the bus could be on; `hyp_values`, float64 values: the cost
+    # of "no trip", the shift, delay and time of that last trip, then the cost, shift, distance and
+    # delay of each hypothesis. Empty for a state not made by match_fixes.
+    hyp_trips: tuple[str, ...] = ()
+    hyp_values: bytes = b""
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,10 +217,20 @@ class MatchResult:
     delay_s: FloatArray  # positive = late
     off_route: BoolArray
     states: Mapping[str, VehicleState] = field(default_factory=dict)
+    # Service state of each fix (analytics.transit.states: in service, layover, out of service); empty
+    # where the result was not made by match_fixes: then read `service_state`.
+    state: Int8Array = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
 
     @property
     def assigned(self) -> BoolArray:
         return np.asarray(self.trip >= 0)
+
+    @property
+    def service_state(self) -> Int8Array:
+        """`state`, or where it was not given, in service on a trip and out of service on none."""
+        if len(self.state) == len(self.trip):
+            return self.state
+        return np.where(self.trip >= 0, IN_SERVICE, OUT_OF_SERVICE).astype(np.int8)
 
 
 class _Grid(NamedTuple):
@@ -630,6 +681,14 @@ def match_fixes(
     if given.any():
         keep = np.flatnonzero(~given | (ptrip == named_trip))
         pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
+    if fixes.block_id is not None:
+        # A block assigned by the agency's CAD/AVL is strong evidence: only its trips are candidates (a
+        # block the feed does not know is no evidence).
+        codes = dict(zip(index.trip_block, index.trip_block_code.tolist(), strict=True))
+        bnames, binv = _factorize(fixes.block_id)
+        named_block = np.array([codes.get(b, -2) if b else -2 for b in bnames], dtype=np.int64)[binv][pf]
+        keep = np.flatnonzero((named_block == -2) | (index.trip_block_code[ptrip] == named_block))
+        pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
     poff, palong = loff[pe], lalong[pe]
     # Nothing downstream of the last stop or upstream of the first belongs to the trip.
     palong = np.clip(palong, index.trip_first_m[ptrip], index.trip_last_m[ptrip])
@@ -643,6 +702,22 @@ def match_fixes(
     early = np.maximum(-cfg.weak_free_early_s - dd, 0.0) / cfg.weak_sigma_early_s
     late = np.maximum(dd - cfg.weak_free_late_s, 0.0) / cfg.weak_sigma_late_s
     cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (early**2 + late**2)
+    vnames, vcode = _factorize(fixes.vehicle)
+    by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
+    still = standing_s(
+        vcode,
+        by_time,
+        t,
+        x,
+        y,
+        cfg.standing_m,
+        cfg.mid_entry_gap_s,
+        _standing_since(index, vnames, vcode, by_time, t, x, y, states, cfg),
+    )
+    away = (palong > index.trip_first_m[ptrip] + cfg.terminal_m) & (
+        palong < index.trip_last_m[ptrip] - cfg.terminal_m
+    )
+    cost += np.where(away, cfg.standing_cost * np.maximum(still[pf] - cfg.standing_grace_s, 0.0) / 60.0, 0.0)
     lap("candidates")
     # Off-route: farther than max_offroute_m from every shape (from its own trip's, when it names one).
     near = np.zeros(n, dtype=bool)
@@ -695,19 +770,23 @@ def match_fixes(
     c_cost[named, 0] = np.inf
 
     # Vehicles as integer codes, once: sorting and grouping by them is cheaper than by strings.
-    vnames, vcode = _factorize(fixes.vehicle)
-    by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
     vehicles = (vnames, vcode, by_time)
     lap("top-k")
-    chosen = _decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    chosen, carry = decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
     lap("decode")
     rows = np.arange(n)
     ci = c_inst[rows, chosen]
+    dist = np.where(ci >= 0, c_along[rows, chosen], np.nan)
+    dist = _monotone_runs(vcode, by_time, ci, dist)
+    delay_out = np.where(ci >= 0, c_delay[rows, chosen], np.nan)
+    # A bus standing off its shapes between two trips, near where the next one starts, waits for it.
+    wait = layover_fill(index, inst, vcode, by_time, ci, t, x, y, still, cfg.layover_s, cfg.layover_radius_m)
+    if len(wait):
+        wi = ci[wait] = np.asarray(_next_assigned(vcode, by_time, ci)[wait])
+        dist[wait] = index.trip_first_m[inst.trip[wi]]
+        delay_out[wait] = np.maximum(t[wait] - inst.start[wi], 0.0)
     assigned = ci >= 0
     trip = np.where(assigned, inst.trip[np.maximum(ci, 0)] if m else -1, -1)
-    dist = np.where(assigned, c_along[rows, chosen], np.nan)
-    dist = _monotone_runs(vcode, by_time, ci, dist)
-    delay_out = np.where(assigned, c_delay[rows, chosen], np.nan)
     off = np.where(assigned, c_off[rows, chosen], np.nan)
     shift = np.where(assigned, inst.shift[np.maximum(ci, 0)] if m else np.nan, np.nan)
     dates = np.array((*inst.service_date, None), dtype=object)
@@ -718,8 +797,13 @@ def match_fixes(
     routes = np.array((*index.trip_route, ""), dtype=object)
     tid = ids[trip_named]
     rid = routes[trip_named]
+    state = service_states(index, trip, shift, dist, t, cfg.terminal_m)
+    state[wait] = LAYOVER
     lap("result")
-    new_states = _last_states(index, fixes, vehicles, trip, sdate, shift, dist, delay_out, states)
+    hyps = _hypotheses(index, inst, vehicles, c_inst, c_along, c_delay, carry)
+    new_states = _last_states(
+        index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states, hyps
+    )
     lap("states")
     return MatchResult(
         trip=trip.astype(np.int64),
@@ -732,6 +816,7 @@ def match_fixes(
         delay_s=delay_out,
         off_route=~has_shape_near,
         states=new_states,
+        state=state,
     )
 
 
@@ -782,193 +867,44 @@ def _monotone_runs(vehicle: IntArray, by_time: IntArray, inst: IntArray, dist: F
     return out
 
 
-def _decode(
+def _standing_since(
     index: TripIndex,
-    inst: Instances,
-    vehicles: tuple[list[str], IntArray, IntArray],
-    c_inst: IntArray,
-    c_cost: FloatArray,
-    c_along: FloatArray,
-    c_delay: FloatArray,
+    vnames: list[str],
+    vcode: IntArray,
+    by_time: IntArray,
     t: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
     states: Mapping[str, VehicleState],
     cfg: MatchConfig,
-) -> IntArray:
-    """Viterbi over each vehicle's fixes in time order, all vehicles at once; returns the chosen slot.
-
-    The transition costs between each fix's candidates and those of the vehicle's previous fix (or its
-    remembered state) depend on nothing else, so they are computed for all fixes in one go; only the
-    running minimum steps fix by fix. Fixes are laid out step-major, vehicles by decreasing number of
-    fixes, so that the vehicles still running at a step are a prefix and each step a contiguous slice.
-    Slot 0 of every fix is "no trip"; its candidates fill slots 1.. with no gaps."""
-    n, k = c_inst.shape
-    n_valid = np.count_nonzero(c_inst >= 0, axis=1)
-    if not n_valid.any():
-        return np.zeros(n, dtype=np.int64)
-    vnames, vcode, order = vehicles
-    n_v = len(vnames)
-    counts = np.bincount(vcode, minlength=n_v)
-    first = np.cumsum(counts) - counts
-    step = np.empty(n, dtype=np.int64)
-    step[order] = np.arange(n) - first[vcode[order]]
-    rank = np.empty(n_v, dtype=np.int64)
-    rank[np.argsort(-counts, kind="stable")] = np.arange(n_v)
-    n_l = int(counts.max())
-    active = n_v - np.cumsum(np.bincount(counts, minlength=n_l + 1))[:n_l]  # vehicles with > s fixes
-    step_off = np.cumsum(active) - active
-    pos = step_off[step] + rank[vcode]
-    fix = np.empty(n, dtype=np.int64)
-    fix[pos] = np.arange(n)  # the fix at each step-major position
-
-    # Everything below is in step-major order. The previous fix of the vehicle, where there is one.
-    cur_inst, cur_cost, cur_t = c_inst[fix], c_cost[fix], t[fix]
-    cur_along, cur_delay, cur_n = c_along[fix], c_delay[fix], n_valid[fix]
-    head = active[0]  # positions [0, head) are first fixes
-    later = np.arange(head, n)
-    before = step_off[step[fix[later]] - 1] + rank[vcode[fix[later]]]
-    prev_inst = np.full((n, k), -1, dtype=np.int64)
-    prev_along = np.zeros((n, k))
-    prev_delay = np.zeros((n, k))
-    prev_t = np.full(n, -np.inf)
-    prev_n = np.zeros(n, dtype=np.int64)
-    prev_inst[head:] = cur_inst[before]
-    prev_along[head:] = cur_along[before]
-    prev_delay[head:] = cur_delay[before]
-    prev_t[head:] = cur_t[before]
-    prev_n[head:] = cur_n[before]
-    # Before its first fix a vehicle has one state, in slot 1: its remembered trip, if any.
-    cost = np.full((n_v, k), np.inf)
-    cost[:, 0] = 0.0
-    if states and len(inst):
-        vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
-        r = rank[vi]
-        prev_inst[r, 1] = ii
-        prev_along[r, 1] = along
-        prev_delay[r, 1] = delay
-        prev_t[r] = when
-        prev_n[r] = 1
-        cost[r, 0] = np.inf
-        cost[r, 1] = 0.0
-
-    prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
-    trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), cfg)
-    back = np.empty((n, k), dtype=np.intp)
-    # Flat index of (vehicle, previous slot 0, slot) in a step's (A, K, K) costs.
-    at = np.arange(n_v)[:, None] * (k * k) + np.arange(k)
-    buf = np.empty((n_v, k, k))
-    for a, lo in zip(active.tolist(), step_off.tolist(), strict=True):
-        hi = lo + a
-        total = np.add(cost[:a, :, None], trans[lo:hi], out=buf[:a])
-        arg = np.argmin(total, axis=1, out=back[lo:hi])
-        step_cost = np.add(total.ravel()[at[:a] + arg * k], cur_cost[lo:hi], out=cost[:a])
-        step_cost -= step_cost.min(axis=1, keepdims=True)
-
-    chosen = np.empty(n, dtype=np.int64)
-    slot = np.argmin(cost, axis=1)
-    for s in range(n_l - 1, -1, -1):
-        a, lo = int(active[s]), int(step_off[s])
-        chosen[fix[lo : lo + a]] = slot[:a]
-        slot[:a] = back[lo : lo + a][np.arange(a), slot[:a]]
-    return chosen
-
-
-def _remembered(
-    index: TripIndex, inst: Instances, vnames: list[str], states: Mapping[str, VehicleState]
-) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
-    """The vehicles (codes) with a remembered state on one of the instances, that instance, and the
-    state's distance, delay and time."""
-    # Columns of the states (map, filter and zip loop in C), then each one's instance by a search.
-    got = list(map(states.get, vnames))
-    vi = np.flatnonzero(np.fromiter(map(bool, got), dtype=bool, count=len(got)))
-    e = np.zeros(0)
-    if len(vi) == 0:
-        return vi, vi, e, e, e
-    _, trip_ids, _, shifts, times, dists, delays = zip(*filter(None, got), strict=True)
-    tr = np.fromiter(map(index.trip_pos.get, trip_ids, repeat(-1)), dtype=np.int64, count=len(vi))
-    sh = np.array(shifts, dtype=np.float64)
-    base = float(inst.shift.min())
-    inst_key = inst.trip * _SPAN + (inst.shift - base)
-    by_key = np.argsort(inst_key)
-    q = tr * _SPAN + (sh - base)
-    j = np.clip(np.searchsorted(inst_key[by_key], q), 0, len(by_key) - 1)
-    # Shifts of one trip's instances are a day or a headway apart: a match is exact to the ms.
-    found = np.flatnonzero((tr >= 0) & (np.abs(inst_key[by_key][j] - q) < 1e-3))
-    return (
-        vi[found],
-        by_key[j[found]],
-        np.array(dists, dtype=np.float64)[found],
-        np.array(delays, dtype=np.float64)[found],
-        np.array(times, dtype=np.float64)[found],
+) -> FloatArray | None:
+    """Per fix, nan but for each vehicle's first fix still where its remembered last fix stood: since
+    when it has stood there."""
+    if not states:
+        return None
+    unknown = (math.nan,) * 4
+    seen, lat, lon, since = (
+        np.array(
+            [
+                s[7:11] if s is not None else unknown  # seen_time, seen_lat, seen_lon, standing_since
+                for s in map(states.get, vnames)
+            ],
+            dtype=np.float64,
+        )
+        .reshape(-1, 4)
+        .T
     )
-
-
-def _transitions(
-    index: TripIndex,
-    inst: Instances,
-    prev: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
-    cur: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
-    cfg: MatchConfig,
-) -> FloatArray:
-    """Cost of going from each slot of the previous fix to each slot of this one: (N, K, K).
-
-    The candidates of a fix fill slots 1..count, the others are "no trip" (slot 0) or unused (their cost
-    is infinite, so what leads to them does not matter). Leaving "no trip" for a trip costs that trip's
-    entry, leaving a trip for "no trip" `enter_cost`; only the pairs of two trips, enumerated, need a
-    computation of their own."""
-    prev_inst, prev_along, prev_delay, prev_t, prev_n = prev
-    cur_inst, cur_along, cur_delay, cur_t, cur_n = cur
-    n, k = cur_inst.shape
-    dt = np.maximum(cur_t - prev_t, 1.0)
-    ok = cur_inst >= 0
-    itrip = inst.trip
-    trip = itrip[np.maximum(cur_inst, 0)]
-    mid = cur_along > index.trip_first_m[trip] + 2 * cfg.terminal_m
-    dd = cur_delay - cfg.delay_mean_s
-    prior = 0.5 * (dd / np.where(dd < 0, cfg.sigma_early_s, cfg.sigma_late_s)) ** 2
-    mid &= (dt < cfg.mid_entry_gap_s)[:, None]
-    entry = cfg.enter_cost + prior + np.where(mid, cfg.mid_entry_cost, 0.0)
-    out = np.empty((n, k, k))
-    out[:] = np.where(ok, entry, 0.0)[:, None, :]
-    out[:, :, 0] = np.where(prev_inst >= 0, cfg.enter_cost, 0.0)
-    # Pairs of trips: fix j, previous slot p, current slot q, as flat indices into the (N, K) arrays.
-    m = prev_n * cur_n
-    total = int(m.sum())
-    if total == 0:
-        return out
-    j = np.repeat(np.arange(n), m)
-    r = np.arange(total) - np.repeat(np.cumsum(m) - m, m)
-    cn = cur_n[j]
-    q = 1 + r % cn
-    jp = j * k + 1 + r // cn
-    jq = j * k + q
-    a, b = prev_inst.ravel()[jp], cur_inst.ravel()[jq]
-    flat = jp * k + q
-    same = a == b
-    other = np.flatnonzero(~same)
-    same = np.flatnonzero(same)
-    # Staying on the trip: no going back, no flying, standing at the last stop ends it, delay drifts.
-    sp, sq, sj, sb = jp[same], jq[same], j[same], b[same]
-    pa, ca = prev_along.ravel()[sp], cur_along.ravel()[sq]
-    pdt = dt[sj]
-    forward = ca - pa
-    back_m = -forward - cfg.back_tolerance_m
-    same_cost = np.where(back_m > 0, np.minimum(10.0, back_m / 20.0), 0.0) + np.where(
-        forward / pdt > cfg.max_speed_mps, 5.0, 0.0
-    )
-    last_b = (index.trip_last_m[itrip] - cfg.terminal_m)[sb]
-    idle = (pa >= last_b) & (ca >= last_b)
-    drift = (cur_delay.ravel()[sq] - prev_delay.ravel()[sp]) / (cfg.delay_drift * np.sqrt(dt))[sj]
-    same_cost += np.where(idle, cfg.idle_at_end_cost, 0.0)
-    same_cost += 0.5 * drift**2
-    out.ravel()[flat[same]] = same_cost
-    # Changing trip: to one that starts after this one ends, cheaper within the block.
-    a, b = a[other], b[other]
-    follows = inst.start[b] >= inst.end[a] - cfg.switch_slack_s
-    blocks = index.trip_block_code[itrip]
-    ba = blocks[a]
-    same_block = (blocks[b] == ba) & (ba >= 0)
-    extra = np.where(same_block, cfg.switch_cost - cfg.block_bonus, cfg.switch_cost)
-    out.ravel()[flat[other]] = entry.ravel()[jq[other]] + np.where(follows, extra, cfg.bad_switch_cost)
+    if not np.isfinite(seen).any():
+        return None
+    sx, sy = index.feed.projection.to_xy(lat, lon)
+    first = np.ones(len(by_time), dtype=bool)
+    first[1:] = vcode[by_time][1:] != vcode[by_time][:-1]
+    f = by_time[first]
+    c = vcode[f]
+    close = np.hypot(x[f] - sx[c], y[f] - sy[c]) <= cfg.standing_m
+    close &= (t[f] >= seen[c]) & (t[f] - seen[c] <= cfg.mid_entry_gap_s)
+    out = np.full(len(t), np.nan)
+    out[f[close]] = since[c][close]
     return out
 
 
@@ -981,19 +917,26 @@ def _last_states(
     shift: FloatArray,
     dist: FloatArray,
     delay: FloatArray,
+    still: FloatArray,
     previous: Mapping[str, VehicleState],
+    hyps: tuple[list[tuple[str, ...]], list[bytes]],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
     vnames, vcode, by_time = vehicles
-    order = by_time[trip[by_time] >= 0]
-    if len(order) == 0:
+    if len(by_time) == 0:
         return out
+    # Each vehicle's last fix, matched or not (codes in increasing order, as by_time sorts them).
+    v = vcode[by_time]
+    last = np.ones(len(by_time), dtype=bool)
+    last[:-1] = v[1:] != v[:-1]
+    seen = by_time[last]
+    # And its last matched fix, where it has one in this batch.
+    order = by_time[trip[by_time] >= 0]
     v = vcode[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = v[1:] != v[:-1]
     sel = order[last]
     ids = np.array(index.trip_ids, dtype=object)
-    vids = np.array(vnames, dtype=object)[vcode[sel]].tolist()
     columns = (
         ids[trip[sel]].tolist(),
         sdate[sel].tolist(),
@@ -1002,8 +945,82 @@ def _last_states(
         dist[sel].tolist(),
         delay[sel].tolist(),
     )
-    out.update(zip(vids, map(_new_state, zip(vids, *columns, strict=True)), strict=True))
+    on_trip = dict(zip(vcode[sel].tolist(), zip(*columns, strict=True), strict=True))
+    none = ("", None, math.nan, math.nan, math.nan, math.nan)
+    tt = fixes.time[seen]
+    tails = zip(
+        tt.tolist(),
+        fixes.lat[seen].tolist(),
+        fixes.lon[seen].tolist(),
+        (tt - still[seen]).tolist(),
+        *hyps,  # by vehicle code, as `seen` is
+        strict=True,
+    )
+    for c, tail in zip(vcode[seen].tolist(), tails, strict=True):
+        name = vnames[c]
+        head = on_trip.get(c)
+        if head is None:
+            old = previous.get(name)
+            head = tuple(old[1:7]) if old is not None else none
+        out[name] = _new_state((name, *head, *tail))
     return out
+
+
+def _hypotheses(
+    index: TripIndex,
+    inst: Instances,
+    vehicles: tuple[list[str], IntArray, IntArray],
+    c_inst: IntArray,
+    c_along: FloatArray,
+    c_delay: FloatArray,
+    carry: Carry,
+) -> tuple[list[tuple[str, ...]], list[bytes]]:
+    """Per vehicle code, the last fields of its VehicleState (`hyp_trips`, `hyp_values`): the
+    hypotheses at its last fix, with their costs, the cost of "no trip" and what that path remembers."""
+    vnames, vcode, by_time = vehicles
+    n_v = len(vnames)
+    v = vcode[by_time]
+    last = np.ones(len(by_time), dtype=bool)
+    last[:-1] = v[1:] != v[:-1]
+    f = by_time[last]  # each vehicle's last fix, by code
+    cost = carry.cost[:, 1:]
+    live = np.isfinite(cost) & (c_inst[f, 1:] >= 0)
+    hv, hs = np.nonzero(live)  # by vehicle code, then slot
+    hs1 = hs + 1
+    ii = c_inst[f[hv], hs1]
+    trips = np.array((*index.trip_ids, ""), dtype=object)
+    mi = carry.mem_inst
+    has = (mi >= 0) & (len(inst) > 0)
+    mtrip = np.where(has, trips[inst.trip[np.maximum(mi, 0)]] if len(inst) else "", "")
+    # Per vehicle: its remembered trip, then its hypotheses' trips; and its values, likewise.
+    n_h = np.bincount(hv, minlength=n_v)
+    at = hv + np.arange(len(hv)) + 1  # place of each hypothesis among the vehicles' rows
+    rows = np.empty(n_v + len(hv), dtype=object)
+    values = np.empty((n_v + len(hv), 4))
+    first = np.cumsum(n_h + 1) - (n_h + 1)
+    rows[first] = mtrip
+    values[first] = np.stack(
+        [
+            carry.cost[:, 0],
+            np.where(has, inst.shift[np.maximum(mi, 0)] if len(inst) else np.nan, np.nan),
+            np.where(has, carry.mem_delay, np.nan),
+            np.where(has, carry.mem_t, np.nan),
+        ],
+        axis=1,
+    )
+    if len(ii):
+        rows[at] = trips[inst.trip[ii]]
+        values[at] = np.stack(
+            [cost[hv, hs], inst.shift[ii], c_along[f[hv], hs1], c_delay[f[hv], hs1]], axis=1
+        )
+    bounds = np.append(first, len(rows))
+    names = rows.tolist()
+    buf = values.tobytes()
+    lo, hi = bounds[:-1].tolist(), bounds[1:].tolist()
+    return (
+        list(map(tuple, map(names.__getitem__, map(slice, lo, hi)))),
+        list(map(buf.__getitem__, map(slice, (32 * bounds[:-1]).tolist(), (32 * bounds[1:]).tolist()))),
+    )
 
 
 # VehicleState from a tuple of its fields, as VehicleState._make without its checks: 30% faster.

@@ -1,6 +1,8 @@
 """Transit worker: matches the bus fixes the ingester commits to trips, writes their trip, route,
-distance along the shape and delay back to `bus_positions`, keeps `bus_latest` (one row per vehicle),
-and opens and clears the delay and bunching alerts.
+distance along the shape and delay back to `bus_positions`, keeps `bus_latest` (one row per vehicle,
+with its service state: in service, layover, out of service), and opens and clears the delay and
+bunching alerts. A bus out of service is on no trip: it has no delay, makes no stop visit, raises no
+alert and is published in GTFS-Realtime without a trip.
 
 It wakes on NOTIFY citysense_bus (sent by the ingester at commit) and polls every few seconds anyway.
 The fixes still to match are those with `matched_at IS NULL` (a partial index), so nothing depends on
@@ -16,6 +18,7 @@ import contextlib
 import json
 import logging
 import time as clock
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +29,7 @@ import psycopg
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, AlertConfig, LiveTransit
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
+from analytics.transit.states import STATE_NAMES
 from analytics.transit.stored import stored_match
 from ingest.gtfs_load import active_feed_id, attach_grids, load_feed
 from ingest.workers.supervise import WorkerHealth
@@ -79,11 +83,11 @@ _UPDATE = """
 
 _LATEST_COLS = (
     "vehicle_id", "time", "lat", "lon", "speed_mps", "heading_deg", "trip_id", "route_id",
-    "service_date", "shift_s", "shape_dist_m", "delay_s", "next_stop_id", "off_route",
+    "service_date", "shift_s", "shape_dist_m", "delay_s", "next_stop_id", "off_route", "service_state",
 )  # fmt: skip
 _LATEST_TYPES = (
     "text", "timestamptz", "float8", "float8", "float8", "float8", "text", "text",
-    "date", "float8", "float8", "float8", "text", "bool",
+    "date", "float8", "float8", "float8", "text", "bool", "text",
 )  # fmt: skip
 _UPSERT_LATEST = f"""
     INSERT INTO bus_latest ({", ".join(_LATEST_COLS)}, updated_at)
@@ -209,12 +213,31 @@ class TransitWorker:
             " AND shape_dist_m IS NOT NULL AND delay_s IS NOT NULL"
         )
         rows = await cur.fetchall()
-        await conn.commit()
-        return {
+        states = {
             r[0]: VehicleState(r[0], r[1], r[2], float(r[3]), float(r[4]), float(r[5]), float(r[6]))
             for r in rows
             if r[1] in self.index.trip_pos
         }
+        # Each bus's service state as the matcher left it: its stored matched fixes of the last
+        # `rebuild_s` matched again, in one batch, give where its decoding stands at its last fix (the
+        # trips it could be on, with their evidence, and no trip), where and since when it stands
+        # still, and the trip it ran before a spell on no trip.
+        cur = await conn.execute(
+            "SELECT vehicle_id, extract(epoch FROM time)::float8, lat, lon FROM bus_positions"
+            " WHERE matched_at IS NOT NULL AND time >= (SELECT max(time) FROM bus_latest)"
+            " - make_interval(secs => %s) ORDER BY vehicle_id, time",
+            (self.config.rebuild_s,),
+        )
+        fixes = await cur.fetchall()
+        await conn.commit()
+        rebuilt: Mapping[str, VehicleState] = {}
+        if fixes:
+            fx = Fixes.of(*(list(c) for c in zip(*fixes, strict=True)))
+            index, cfg = self.index, self.config.match
+            rebuilt = (await asyncio.to_thread(match_fixes, index, fx, None, cfg)).states
+            states.update(rebuilt)
+        log.info("transit: %d vehicle states, %d from %d stored fixes", len(states), len(rebuilt), len(fixes))
+        return states
 
     async def step(self, conn: psycopg.AsyncConnection[Any]) -> int:
         """Match what is unmatched (up to batch_max fixes); returns how many fixes were handled."""
@@ -268,7 +291,7 @@ class TransitWorker:
         states = {
             v: s
             for v, s in self.states.items()
-            if v in first and s.time < first[v] <= s.time + self.config.state_max_age_s
+            if v in first and _last_seen(s) < first[v] <= _last_seen(s) + self.config.state_max_age_s
         }
         result = match_fixes(self.index, fixes, states, self.config.match)
         self.states.update(result.states)
@@ -316,6 +339,7 @@ class TransitWorker:
             _floats(np.where(on, m.delay_s[rows], np.nan)),
             next_stop,
             m.off_route[rows].tolist(),
+            [STATE_NAMES[int(x)] for x in m.service_state[rows]],
         )
 
     async def _write_alerts(self, cur: psycopg.AsyncCursor[Any], changes: list[AlertChange]) -> None:
@@ -357,6 +381,11 @@ class TransitWorker:
                    WHERE a.alert_id = u.id AND a.cleared_at IS NULL""",
                 ([a for a, _ in ids], [t for _, t in ids]),
             )
+
+
+def _last_seen(s: VehicleState) -> float:
+    """When the vehicle was last seen, matched or not."""
+    return float(np.fmax(s.time, s.seen_time))
 
 
 def _floats(a: np.ndarray[Any, Any]) -> list[float | None]:
