@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from google.transit import gtfs_realtime_pb2 as rt
 
-from analytics.transit.gtfs import Feed, load_feed
+from analytics.transit.gtfs import Feed
 from analytics.transit.gtfsrt import parse_feed
 from analytics.transit.index import TripIndex, build_trip_index
 from api import gtfsrt_routes
@@ -109,36 +108,18 @@ def ratio(msg: rt.FeedMessage, vehicle: str, index: TripIndex) -> tuple[float, l
     return (last.arrival.time - first.arrival.time) / float(sched), [s.arrival.uncertainty for s in stus]
 
 
-@pytest.fixture
-def midday_zip(danang_zip: Path, tmp_path: Path) -> Path:
-    """The demo feed in a whole-hour time zone where it is now late morning, so the test sees the same
-    day-time service whatever hour it runs at (the night service is too sparse for it)."""
-    utc_hour = datetime.now(UTC).hour
-    offset = (10 - utc_hour + 12) % 24 - 12  # local 10:xx, within -12..+11 hours of UTC
-    zone = f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"  # the Etc zones' signs are inverted
-    out = tmp_path / "danang-midday.zip"
-    with zipfile.ZipFile(danang_zip) as src, zipfile.ZipFile(out, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "agency.txt":
-                data = data.replace(b"Asia/Ho_Chi_Minh", zone.encode())
-            dst.writestr(name, data)
-    return out
-
-
 def test_trip_updates_use_travel_times_learned_from_stored_history(
-    db: str, midday_zip: Path, monkeypatch: pytest.MonkeyPatch
+    db: str, danang_zip: Path, danang: Feed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(gtfsrt_routes, "FEED_TTL_S", 0.0)
-    import_danang(db, midday_zip)
-    danang = load_feed(midday_zip)
+    import_danang(db, danang_zip)
     index = build_trip_index(danang)
     now = time.time()
     # A bus of each route on time, a few minutes into trips with most of their stops to go.
     live = []
     for vehicle, route in (("slow-route-bus", SLOW_ROUTE), ("other-route-bus", OTHER_ROUTE)):
         running = departures(danang, index, route, now - 1500, now - 240)
-        assert running, f"no {route} trip left in the last 25 minutes of the demo feed's late morning"
+        assert running, f"no {route} trip left in the last 25 minutes of the late morning"
         trip, dep = running[-1]
         live.append(rows_of(index, vehicle, trip, dep, 1.0, now - 240, now))
         if route == SLOW_ROUTE:
