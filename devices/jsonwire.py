@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -20,6 +21,12 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_MAGNITUDE = 1e15
 # The longest text field stored (trip and route ids, status strings).
 MAX_TEXT = 255
+# The deepest JSON accepted (`malformed` beyond): a payload is at most an array of flat objects.
+# A fixed limit keeps the verdict the same wherever the decoder is called from, which the
+# parser's own recursion limit does not.
+MAX_DEPTH = 32
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # Unix epoch seconds outside [1970, 2200) are a broken clock, not a reading time.
 _MAX_EPOCH = 7_258_118_400.0
 
@@ -44,6 +51,8 @@ def load_records(payload: bytes) -> list[Mapping[str, Any]]:
     """Parse a payload that is one JSON object or a non-empty array of them."""
     if len(payload) > MAX_PAYLOAD:
         raise DecodeError(Reason.TOO_LARGE, f"{len(payload)} bytes, limit {MAX_PAYLOAD}")
+    if _too_deep(payload):
+        raise DecodeError(Reason.MALFORMED, f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         doc = _DECODER.decode(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -63,6 +72,19 @@ def load_records(payload: bytes) -> list[Mapping[str, Any]]:
                 raise DecodeError(Reason.SCHEMA, f"array item {i} is not an object")
         return doc
     raise DecodeError(Reason.SCHEMA, "payload is neither an object nor an array of objects")
+
+
+def _too_deep(payload: bytes) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_DEPTH (each pass strips a level)."""
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return False
+    brackets = _STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        inner = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if inner == brackets or not inner:
+            return False  # nested no deeper, or mismatched: the parser says where
+        brackets = inner
+    return True
 
 
 def check_storable(doc: Any) -> None:

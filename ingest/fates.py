@@ -13,6 +13,9 @@ from devices.nmea import decode_nmea
 from devices.status import decode_status
 from devices.topics import Channel, Kind, Topic, parse_topic
 from devices.water import WaterReading, decode_water
+from ingest.deadletters import DeadLetter, dead_letter
+
+__all__ = ["DeadLetter", "Decoded", "Fates", "Inbound", "Registration", "Status", "decide", "finalize"]
 
 
 class Inbound(NamedTuple):
@@ -31,15 +34,6 @@ class Inbound(NamedTuple):
 class Registration:
     kind: Kind
     enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    received_at: datetime
-    topic: str
-    payload: bytes
-    reason: Reason
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +146,7 @@ def finalize(decoded: Iterable[Decoded], registry: Mapping[str, Registration]) -
         if error is not None or d.values is None:
             assert error is not None
             m = d.message
-            fates.dead.append(DeadLetter(m.received_at, m.topic, m.payload, error.reason, error.detail))
+            fates.dead.append(dead_letter(m.received_at, m.topic, m.payload, error.reason, error.detail))
             continue
         where, items = d.values
         getattr(fates, where).extend(items)

@@ -284,6 +284,14 @@ def _users(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _dead_letter_sizes(engine: Engine, retention: Retention) -> list[str]:
+    return [
+        # The payload's size as received: a dead letter keeps at most the first 64 KiB of it
+        # (ingest/deadletters.py). NULL on rows written before this column (kept whole then).
+        "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_size bigint",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
@@ -291,8 +299,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
     Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
     Migration(6, "users and sessions", _users),
+    Migration(19, "dead letters: the payload's size as received", _dead_letter_sizes),
 )
-LATEST = MIGRATIONS[-1].version
+LATEST = max(m.version for m in MIGRATIONS)
 
 
 class MigrationError(Exception):

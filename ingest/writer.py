@@ -153,13 +153,13 @@ class Writer:
             async with (
                 conn.cursor() as cur,
                 cur.copy(
-                    "COPY dead_letters (received_at, topic, payload, reason, detail) "
+                    "COPY dead_letters (received_at, topic, payload, reason, detail, payload_size) "
                     "FROM STDIN (FORMAT BINARY)"
                 ) as copy,
             ):
-                copy.set_types(["timestamptz", "text", "bytea", "text", "text"])
+                copy.set_types(["timestamptz", "text", "bytea", "text", "text", "int8"])
                 for d in fates.dead:
-                    await copy.write_row((d.received_at, d.topic, d.payload, str(d.reason), d.detail))
+                    await copy.write_row((d.received_at, d.topic, d.payload, str(d.reason), d.detail, d.size))
         if fates.statuses:
             async with conn.cursor() as cur:
                 await cur.executemany(
