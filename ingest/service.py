@@ -22,12 +22,12 @@ from psycopg.pq import TransactionStatus
 
 from devices.errors import Reason
 from devices.topics import subscription
-from ingest.deadletters import dead_letter
-from ingest.fates import Decoded, Fates, Inbound, device_ids, finalize, predecode
+from ingest.deadletters import DeadLetter, dead_letter
+from ingest.fates import Decoded, Fates, Inbound, device_ids, finalize, predecode, without
 from ingest.metrics import Metrics
 from ingest.mqtt import BrokerConfig, MqttSource
 from ingest.partitions import maintain
-from ingest.poison import CLIENT_REFUSALS, Refused, refusal, split, unavailable
+from ingest.poison import CLIENT_REFUSALS, Refused, refusal, split, split_range, unavailable
 from ingest.schema import Engine, Retention, current
 from ingest.writer import Writer, Written
 
@@ -259,11 +259,10 @@ class Ingester:
             try:
                 conn = await self._connection()
                 async with conn.transaction():
-                    decided = fates
-                    if decided is None:  # the registry may have changed since a failed attempt
-                        registry = await Writer.registry(conn, device_ids(part))
-                        decided = finalize(part, registry)
-                    written = await self._writer.write(conn, decided)
+                    if fates is not None:
+                        decided, written = fates, await self._writer.write(conn, fates)
+                    else:  # decided afresh: the registry may have changed since a failed attempt
+                        decided, written = await self._write_isolating(conn, part)
                 self.healthy_database = True
                 return decided, written
             except psycopg.Error as exc:
@@ -284,6 +283,46 @@ class Ingester:
             except CLIENT_REFUSALS as exc:
                 await self._after_refusal()
                 raise refusal(exc) from exc
+
+    async def _write_isolating(
+        self, conn: psycopg.AsyncConnection, part: Sequence[Decoded]
+    ) -> tuple[Fates, Written]:
+        """Write a batch's fates in the caller's transaction. If the database refuses the insert
+        of its rows, narrow the refusal down to messages within the transaction: ranges of
+        messages are inserted from the staging tables under savepoints, a refused range split
+        in eight, and a message refused alone becomes a `rejected` dead letter. Nothing is
+        staged or decoded twice, and the batch still commits once."""
+        assert self._writer is not None
+        registry = await Writer.registry(conn, device_ids(part))
+        fates = finalize(part, registry)
+        await self._writer.stage(conn, fates)
+        water = bus = 0
+        refused: dict[int, DeadLetter] = {}
+        pending = [range(len(part))]
+        while pending:
+            messages = pending.pop()
+            try:
+                async with conn.transaction():  # a savepoint
+                    inserted = await self._writer.insert(conn, fates, messages.start, messages.stop)
+            except psycopg.Error as exc:
+                if unavailable(exc):
+                    raise
+                if len(messages) > 1:
+                    log.warning("%d messages refused (%s); narrowing down", len(messages), exc.sqlstate)
+                    pending.extend(reversed(split_range(messages)))
+                    continue
+                m = part[messages.start].message
+                detail = refusal(exc).detail
+                log.warning("message on %r refused by the database: %s", m.topic[:200], detail)
+                refused[messages.start] = dead_letter(
+                    m.received_at, m.topic, m.payload, Reason.REJECTED, detail
+                )
+                continue
+            water += inserted[0]
+            bus += inserted[1]
+        if refused:
+            fates = without(fates, refused)
+        return fates, await self._writer.finish(conn, fates, water, bus)
 
     async def _after_refusal(self) -> None:
         """Keep the connection only if the failed transaction left it idle and usable."""

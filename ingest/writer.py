@@ -1,5 +1,8 @@
 """Writes one batch's fates in one transaction: binary COPY to staging, then idempotent insert.
 
+`write` does it all; the ingester calls its steps (`stage`, `insert` per range of messages,
+`finish`) so that a refused insert can be narrowed down to its messages without staging again.
+
 Duplicates (a redelivered message, a device re-sending its buffer) meet the unique keys and
 are dropped by `ON CONFLICT DO NOTHING`; the hourly totals count only rows really inserted.
 """
@@ -18,6 +21,10 @@ from ingest.schema import Engine
 
 _WATER_COLS = ("device_id", "time", "seq", *PARAMETERS, "received_at")
 _WATER_TYPES = ("text", "timestamptz", "int8", *(["float8"] * len(PARAMETERS)), "timestamptz")
+# Staged rows also carry the index of their message in the batch, so that the rows of the
+# messages in a range can be inserted apart when the database refuses the whole batch.
+_STAGED = "msg int4 NOT NULL"
+_IN_RANGE = "WHERE msg >= %(lo)s AND msg < %(hi)s"
 _QC_NOT_EVALUATED, _QC_MISSING = 2, 9
 # NOTIFY channels, sent in the transaction that stored new rows (so only once committed).
 WATER_CHANNEL, BUS_CHANNEL = "citysense_water", "citysense_bus"
@@ -32,7 +39,7 @@ _BUS_TYPES = (
 _BUS_INSERT = f"""
     WITH inserted AS (
         INSERT INTO bus_positions ({", ".join(_BUS_COLS)}) SELECT {", ".join(_BUS_COLS)} FROM bus_staging
-        ON CONFLICT (vehicle_id, time) DO NOTHING RETURNING 1)
+        {_IN_RANGE} ON CONFLICT (vehicle_id, time) DO NOTHING RETURNING 1)
     SELECT count(*) FROM inserted"""
 
 
@@ -48,7 +55,7 @@ def _water_insert(engine: Engine) -> str:
     )
     insert = (
         f"INSERT INTO water_readings ({cols}) SELECT {', '.join(_WATER_COLS)}, {flags} "
-        "FROM water_staging ON CONFLICT (device_id, time) DO NOTHING"
+        f"FROM water_staging {_IN_RANGE} ON CONFLICT (device_id, time) DO NOTHING"
     )
     if engine is Engine.TIMESCALEDB:
         return f"WITH inserted AS ({insert} RETURNING 1) SELECT count(*) FROM inserted"
@@ -96,9 +103,13 @@ class Writer:
     async def prepare(conn: psycopg.AsyncConnection) -> None:
         """Per-connection staging table: cheap, invisible to others, emptied on commit."""
         cols = ", ".join(f"{c} {t}" for c, t in zip(_WATER_COLS, _WATER_TYPES, strict=True))
-        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS water_staging ({cols}) ON COMMIT DELETE ROWS")
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS water_staging ({cols}, {_STAGED}) ON COMMIT DELETE ROWS"
+        )
         cols = ", ".join(f"{c} {t}" for c, t in zip(_BUS_COLS, _BUS_TYPES, strict=True))
-        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS bus_staging ({cols}) ON COMMIT DELETE ROWS")
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS bus_staging ({cols}, {_STAGED}) ON COMMIT DELETE ROWS"
+        )
         await conn.commit()
 
     @staticmethod
@@ -110,45 +121,69 @@ class Writer:
 
     async def write(self, conn: psycopg.AsyncConnection, fates: Fates) -> Written:
         """Write within the caller's transaction; the caller commits, then acknowledges."""
-        inserted = 0
+        await self.stage(conn, fates)
+        water, bus = await self.insert(conn, fates, 0, 2**31 - 1)
+        return await self.finish(conn, fates, water, bus)
+
+    async def stage(self, conn: psycopg.AsyncConnection, fates: Fates) -> None:
+        """COPY the readings and positions to the staging tables, each with its message index."""
         if fates.water:
-            async with conn.cursor() as cur:
-                async with cur.copy(
-                    f"COPY water_staging ({', '.join(_WATER_COLS)}) FROM STDIN (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(list(_WATER_TYPES))
-                    for r, received_at in fates.water:
-                        await copy.write_row((r.device_id, r.time, r.seq, *r.values(), received_at))
-                await cur.execute(self._water_insert)
+            water_msg = fates.water_msg or [0] * len(fates.water)
+            async with (
+                conn.cursor() as cur,
+                cur.copy(
+                    f"COPY water_staging ({', '.join(_WATER_COLS)}, msg) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types([*_WATER_TYPES, "int4"])
+                for (r, received_at), msg in zip(fates.water, water_msg, strict=True):
+                    await copy.write_row((r.device_id, r.time, r.seq, *r.values(), received_at, msg))
+        if fates.bus:
+            bus_msg = fates.bus_msg or [0] * len(fates.bus)
+            async with (
+                conn.cursor() as cur,
+                cur.copy(
+                    f"COPY bus_staging ({', '.join(_BUS_COLS)}, msg) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types([*_BUS_TYPES, "int4"])
+                for (p, received_at), msg in zip(fates.bus, bus_msg, strict=True):
+                    await copy.write_row(
+                        (
+                            p.vehicle_id,
+                            p.time,
+                            p.lat,
+                            p.lon,
+                            p.speed_mps,
+                            p.heading_deg,
+                            p.trip_id,
+                            p.route_id,
+                            p.odometer_m,
+                            p.hdop,
+                            p.seq,
+                            received_at,
+                            msg,
+                        )
+                    )
+
+    async def insert(self, conn: psycopg.AsyncConnection, fates: Fates, lo: int, hi: int) -> tuple[int, int]:
+        """Move the staged rows of messages lo..hi-1 into the tables: (water, bus) rows inserted."""
+        inserted = bus_inserted = 0
+        async with conn.cursor() as cur:
+            if fates.water:
+                await cur.execute(self._water_insert, {"lo": lo, "hi": hi})
                 row = await cur.fetchone()
                 inserted = int(row[0]) if row else 0
-        bus_inserted = 0
-        if fates.bus:
-            async with conn.cursor() as cur:
-                async with cur.copy(
-                    f"COPY bus_staging ({', '.join(_BUS_COLS)}) FROM STDIN (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(list(_BUS_TYPES))
-                    for p, received_at in fates.bus:
-                        await copy.write_row(
-                            (
-                                p.vehicle_id,
-                                p.time,
-                                p.lat,
-                                p.lon,
-                                p.speed_mps,
-                                p.heading_deg,
-                                p.trip_id,
-                                p.route_id,
-                                p.odometer_m,
-                                p.hdop,
-                                p.seq,
-                                received_at,
-                            )
-                        )
-                await cur.execute(_BUS_INSERT)
+            if fates.bus:
+                await cur.execute(_BUS_INSERT, {"lo": lo, "hi": hi})
                 row = await cur.fetchone()
                 bus_inserted = int(row[0]) if row else 0
+        return inserted, bus_inserted
+
+    async def finish(
+        self, conn: psycopg.AsyncConnection, fates: Fates, inserted: int, bus_inserted: int
+    ) -> Written:
+        """Dead letters, statuses and the wake-up of the workers, after the rows are in."""
         if fates.dead:
             async with (
                 conn.cursor() as cur,

@@ -161,3 +161,33 @@ async def test_a_nul_in_a_position_no_longer_stops_ingestion(db: str, mqtt_url: 
 def test_refused_names_its_sqlstate() -> None:
     assert Refused("23514", "x").detail == "SQLSTATE 23514: x"
     assert storable_text("a\x00b") == "a\\x00b"
+
+
+async def test_a_refused_dead_letter_splits_the_batch_into_transactions(
+    db: str, mqtt_url: str, prefix: str
+) -> None:
+    """When the rows go in but the batch still fails (here a trigger on dead_letters), the batch
+    is split into transactions of its own, down to the message, which is dead-lettered again as
+    `rejected`."""
+    register(db, ("wq-1", "water", True))
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            """CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN IF NEW.detail LIKE '%boom%' THEN RAISE EXCEPTION 'no letters of that kind'; END IF;
+               RETURN NEW; END $$"""
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON dead_letters "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
+        )
+    now = datetime.now(UTC).replace(microsecond=0)
+    topic = f"{prefix}/v1/water/wq-1/telemetry"
+    messages = [(topic, reading(now - timedelta(seconds=i), 7.0)) for i in range(40)]
+    messages[9] = (topic, json.dumps({"ts": now.isoformat(), "ph": 7, "boom": 1}))
+    async with running(config(db, mqtt_url, prefix)) as ingester:
+        await asyncio.to_thread(publish, mqtt_url, messages)
+        await await_until(lambda: ingester.metrics.acked >= len(messages), 20, "all acknowledged")
+    assert count(db, "SELECT count(*) FROM water_readings") == 39
+    with psycopg.connect(db) as conn:
+        rows = conn.execute("SELECT reason, detail FROM dead_letters").fetchall()
+    assert rows == [("rejected", "SQLSTATE P0001: no letters of that kind")]
