@@ -68,11 +68,3 @@ def split(items: Sequence[T], parts: int = SPLIT) -> list[Sequence[T]]:
     parts = max(1, min(parts, n))
     bounds = [n * i // parts for i in range(parts + 1)]
     return [items[bounds[i] : bounds[i + 1]] for i in range(parts)]
-
-
-def split_range(messages: range, parts: int = SPLIT) -> list[range]:
-    """`messages` (a step-1 range) in at most `parts` contiguous, non-empty, nearly equal ranges."""
-    n = len(messages)
-    parts = max(1, min(parts, n))
-    bounds = [messages.start + n * i // parts for i in range(parts + 1)]
-    return [range(bounds[i], bounds[i + 1]) for i in range(parts)]

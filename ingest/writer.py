@@ -17,6 +17,7 @@ import psycopg
 from devices.topics import Kind
 from devices.water import PARAMETERS
 from ingest.fates import Fates, Registration
+from ingest.poison import UNAVAILABLE_CLASSES
 from ingest.schema import Engine
 
 _WATER_COLS = ("device_id", "time", "seq", *PARAMETERS, "received_at")
@@ -25,6 +26,60 @@ _WATER_TYPES = ("text", "timestamptz", "int8", *(["float8"] * len(PARAMETERS)), 
 # messages in a range can be inserted apart when the database refuses the whole batch.
 _STAGED = "msg int4 NOT NULL"
 _IN_RANGE = "WHERE msg >= %(lo)s AND msg < %(hi)s"
+# The same statements for PL/pgSQL's EXECUTE ... USING lo, hi (pg_temp.citysense_narrow).
+_POSITIONAL = {"%(lo)s": "$1", "%(hi)s": "$2"}
+# Inserts the staged rows of messages [0, n) range by range, each in a subtransaction; a refused
+# range is split in eight down to the message. One call, so narrowing a refusal down costs one
+# round trip, not one per range. Returns a row per refused message (msg, sqlstate, message) and
+# a last row (-1, NULL, NULL, water rows inserted, bus rows inserted).
+_NARROW = """
+CREATE OR REPLACE FUNCTION pg_temp.citysense_narrow(water_sql text, bus_sql text, n int)
+RETURNS TABLE (msg int, state text, message text, water bigint, bus bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    stack int[] := ARRAY[0, n];
+    lo int; hi int; a int; z int; w bigint; b bigint; detail text;
+    water_total bigint := 0; bus_total bigint := 0;
+BEGIN
+    WHILE cardinality(stack) > 0 LOOP
+        lo := stack[cardinality(stack) - 1];
+        hi := stack[cardinality(stack)];
+        stack := stack[1:cardinality(stack) - 2];
+        BEGIN
+            w := 0; b := 0;
+            IF water_sql IS NOT NULL THEN EXECUTE water_sql INTO w USING lo, hi; END IF;
+            IF bus_sql IS NOT NULL THEN EXECUTE bus_sql INTO b USING lo, hi; END IF;
+            water_total := water_total + w;
+            bus_total := bus_total + b;
+        EXCEPTION WHEN OTHERS THEN
+            -- A database away or busy is no message's fault: the whole batch is retried.
+            IF left(SQLSTATE, 2) IN (UNAVAILABLE) THEN RAISE; END IF;
+            IF hi - lo = 1 THEN
+                GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+                msg := lo; state := SQLSTATE; water := NULL; bus := NULL;
+                message := SQLERRM || coalesce(' (' || nullif(detail, '') || ')', '');
+                RETURN NEXT;
+            ELSE
+                FOR k IN REVERSE 7..0 LOOP
+                    a := lo + ((hi - lo) * k) / 8;
+                    z := lo + ((hi - lo) * (k + 1)) / 8;
+                    IF z > a THEN stack := stack || ARRAY[a, z]; END IF;
+                END LOOP;
+            END IF;
+        END;
+    END LOOP;
+    msg := -1; state := NULL; message := NULL; water := water_total; bus := bus_total;
+    RETURN NEXT;
+END
+$fn$""".replace("UNAVAILABLE", ", ".join(f"'{c}'" for c in sorted(UNAVAILABLE_CLASSES)))
+
+
+def _positional(statement: str) -> str:
+    for named, number in _POSITIONAL.items():
+        statement = statement.replace(named, number)
+    return statement
+
+
 _QC_NOT_EVALUATED, _QC_MISSING = 2, 9
 # NOTIFY channels, sent in the transaction that stored new rows (so only once committed).
 WATER_CHANNEL, BUS_CHANNEL = "citysense_water", "citysense_bus"
@@ -110,6 +165,7 @@ class Writer:
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS bus_staging ({cols}, {_STAGED}) ON COMMIT DELETE ROWS"
         )
+        await conn.execute(_NARROW)
         await conn.commit()
 
     @staticmethod
@@ -179,6 +235,29 @@ class Writer:
                 row = await cur.fetchone()
                 bus_inserted = int(row[0]) if row else 0
         return inserted, bus_inserted
+
+    async def narrow(
+        self, conn: psycopg.AsyncConnection, fates: Fates, n: int
+    ) -> tuple[int, int, dict[int, tuple[str, str]]]:
+        """Insert the staged rows of messages [0, n) leaving out the messages the database refuses,
+        found by splitting (pg_temp.citysense_narrow): (water rows, bus rows, {message: (sqlstate,
+        server message)}). Call it after a refused `insert` has been rolled back to its savepoint."""
+        cur = await conn.execute(
+            "SELECT msg, state, message, water, bus FROM pg_temp.citysense_narrow(%s, %s, %s)",
+            (
+                _positional(self._water_insert) if fates.water else None,
+                _positional(_BUS_INSERT) if fates.bus else None,
+                n,
+            ),
+        )
+        refused: dict[int, tuple[str, str]] = {}
+        water = bus = 0
+        for msg, state, message, w, b in await cur.fetchall():
+            if msg < 0:
+                water, bus = int(w), int(b)
+            else:
+                refused[int(msg)] = (str(state), str(message))
+        return water, bus, refused
 
     async def finish(
         self, conn: psycopg.AsyncConnection, fates: Fates, inserted: int, bus_inserted: int
