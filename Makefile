@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
+.PHONY: demo test lint typecheck pytest fuzz-ingest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q tests firmware-sim/tests
+
+# 100,000 hostile messages through a real ingester, Mosquitto and PostgreSQL (docs/fuzzing.md).
+fuzz-ingest: $(STAMP)
+	CITYSENSE_FUZZ_INGEST_CASES=$${CITYSENSE_FUZZ_INGEST_CASES:-100000} \
+		$(BIN)/pytest -q -s -p no:cacheprovider tests/test_ingest_fuzz.py
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
 bench: bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api

@@ -298,6 +298,14 @@ def _bus_service_state(engine: Engine, retention: Retention) -> list[str]:
     return ["ALTER TABLE bus_latest ADD COLUMN IF NOT EXISTS service_state text"]
 
 
+def _dead_letter_sizes(engine: Engine, retention: Retention) -> list[str]:
+    return [
+        # The payload's size as received: a dead letter keeps at most the first 64 KiB of it
+        # (ingest/deadletters.py). NULL on rows written before this column (kept whole then).
+        "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_size bigint",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
@@ -307,8 +315,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "users and sessions", _users),
     Migration(11, "GTFS feeds: validation notices, stored spatial grids", _gtfs_validation),
     Migration(13, "the service state of each bus (in service, layover, out of service)", _bus_service_state),
+    Migration(19, "dead letters: the payload's size as received", _dead_letter_sizes),
 )
-LATEST = MIGRATIONS[-1].version
+LATEST = max(m.version for m in MIGRATIONS)
 
 
 class MigrationError(Exception):

@@ -48,7 +48,9 @@ def test_contract_tables_and_columns(db: str) -> None:
     } <= set(columns["bus_positions"])  # fmt: skip
     assert {"alert_id", "kind", "severity", "subject_kind", "subject_id", "opened_at", "cleared_at",
             "state", "notes", "evidence"} <= set(columns["alerts"])  # fmt: skip
-    assert set(columns["dead_letters"]) == {"id", "received_at", "topic", "payload", "reason", "detail"}
+    assert set(columns["dead_letters"]) == {
+        "id", "received_at", "topic", "payload", "reason", "detail", "payload_size",
+    }  # fmt: skip
     assert {"device_id", "bucket", "readings", "ph_avg", "ph_min", "ph_max"} <= set(columns["water_hourly"])
 
 
