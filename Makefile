@@ -37,11 +37,11 @@ TIMESCALE_URL ?= $(or $(CITYSENSE_TEST_TIMESCALE_URL),postgresql://postgres@127.
 pytest: pytest-postgres pytest-timescaledb
 
 pytest-postgres: $(STAMP)
-	CITYSENSE_TEST_NO_SKIPS=1 $(BIN)/pytest -q -rfEs tests firmware-sim/tests
+	CITYSENSE_TEST_NO_SKIPS=1 $(BIN)/pytest -q tests firmware-sim/tests
 
 pytest-timescaledb: $(STAMP)
 	CITYSENSE_TEST_NO_SKIPS=1 CITYSENSE_TEST_ENGINE=timescaledb CITYSENSE_TEST_DATABASE_URL=$(TIMESCALE_URL) \
-		$(BIN)/pytest -q -rfEs tests
+		$(BIN)/pytest -q tests
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
 bench: bench-storage bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api
