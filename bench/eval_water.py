@@ -41,7 +41,7 @@ from analytics.water.synthetic import inject
 from analytics.water.tune import tune
 from citysense.water_csv import WaterCsvError, parse_mapping, read_water_csv
 
-STATION_B = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "water" / "canary_station_b.csv"
+STATION_B = Path(__file__).resolve().parents[1] / "tests" / "data" / "water" / "canary_station_b.csv"
 STATION_B_MAP = {
     "B_CL2_VAL": "free_chlorine_mgl",
     "B_TURB_VAL": "turbidity_ntu",

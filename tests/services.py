@@ -141,6 +141,12 @@ def broker() -> Iterator[str]:
         yield f"mqtt://127.0.0.1:{port}"
 
 
+def port_open_url(url: str) -> bool:
+    """Whether the TCP port of a libpq URL answers (False for a socket-only URL)."""
+    parts = urlsplit(url)
+    return bool(parts.hostname) and port_open(parts.hostname or "", parts.port or 5432)
+
+
 def database_url(admin_url: str, name: str) -> str:
     parts = urlsplit(admin_url)
     return parts._replace(path=f"/{name}").geturl()

@@ -16,8 +16,8 @@ from analytics.transit.index import TripIndex, build_trip_index
 from ingest.gtfs_store import import_feed
 from tests.transit.tracegen import Trace, generate
 
-# The shared data folder sits beside the repository (data/README.md).
-TRIMET = Path(__file__).resolve().parents[3] / "shared" / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
+# The real feed is part of the repository (tests/data/README.md).
+TRIMET = Path(__file__).resolve().parents[1] / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
 SERVICE_DAY = date(2018, 2, 6)
 
 
@@ -30,8 +30,6 @@ def _grid_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture(scope="session")
 def trimet() -> Feed:
-    if not TRIMET.exists():
-        pytest.skip(f"TriMet feed not found at {TRIMET}")
     return load_feed(TRIMET)
 
 

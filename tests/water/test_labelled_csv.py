@@ -138,3 +138,14 @@ def test_eval_entry_point_refuses_bad_input(tmp_path: Path, capsys: pytest.Captu
     assert "--precision" in capsys.readouterr().err
     assert eval_water.main([*base[:-2], "--map", "Tp=temperature_c"]) == 2
     assert "quality parameter" in capsys.readouterr().err
+
+
+def test_station_b_real_data_is_in_the_repository() -> None:
+    """The evaluation's real series (tests/data/README.md) loads from a fresh clone, in SI units."""
+    params, t, values, events, faults = eval_water.station_b(seed=1, events=3, faults=1)
+    assert len(t) == 7200
+    assert np.all(np.diff(t.astype("datetime64[s]").astype(np.int64)) > 0)
+    temperature = values[params.index("temperature_c")]
+    assert 5 < np.nanmedian(temperature) < 30  # converted from °F
+    assert events.any()
+    assert faults.any()
