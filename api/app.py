@@ -12,6 +12,7 @@ from api import (
     alerts,
     errors,
     gtfsrt_routes,
+    headers,
     health,
     maintenance,
     metrics,
@@ -22,6 +23,7 @@ from api import (
     water,
 )
 from api.auth import Role, role_name
+from api.intake import Intake
 from api.state import ApiConfig, AppState
 from api.stream import BusStream
 
@@ -51,8 +53,14 @@ def create_app(config: ApiConfig) -> FastAPI:
         summary="Water-quality network and bus fleet of the city: readings, alerts, live buses.",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by api.pages from a package, without a CDN or inline script.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    # Outermost last: the headers go on every answer, the intake's refusals included.
+    app.add_middleware(Intake, max_body=config.max_body)
+    app.add_middleware(headers.SecurityHeaders, tile_url=config.tile_url)
     app.include_router(health.router)
     app.include_router(water.router)
     app.include_router(maintenance.make_router(role_name(Role.WATER_STAFF)))

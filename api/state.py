@@ -29,6 +29,13 @@ class ApiConfig:
     login_limit: LoginLimit = field(default_factory=LoginLimit)
     # Batches of bus events a stream client may fall behind by before it is dropped.
     stream_queue_max: int = 256
+    # Seconds a stream client may leave one write unread before it is dropped (api.stream).
+    stream_write_timeout_s: float = 30.0
+    # Largest request body accepted, in bytes (api.intake); larger ones get 413 before being read.
+    max_body: int = 64 * 1024
+    # GET /metrics: None: open when the `metrics` view is public, else to a logged-in admin;
+    # a token: also to `Authorization: Bearer TOKEN` (for a Prometheus scraper).
+    metrics_token: str | None = None
 
 
 @dataclass(slots=True)

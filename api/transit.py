@@ -23,6 +23,7 @@ from analytics.transit.headways import HeadwayConfig, headway_profile, route_hea
 from analytics.transit.matching import Fixes
 from analytics.transit.schedule import OnTimeWindow, stop_events
 from analytics.transit.stored import stored_match
+from api import checks
 from api.auth import View, view
 from api.errors import ApiError, documented
 from api.state import state_of
@@ -199,7 +200,7 @@ def render_event(r: LatestRow, now: float) -> bytes:
 @router.get(
     "/api/v1/routes/{route_id}/performance",
     dependencies=[view(View.ROUTES)],
-    responses=documented(401, 404, 503),
+    responses=documented(400, 401, 404, 503),
 )
 async def performance(
     request: Request,
@@ -218,7 +219,7 @@ async def performance(
     feed = index.feed
     if route_id not in feed.routes:
         raise ApiError(404, "unknown_route", f"no route {route_id!r} in the active GTFS feed")
-    day = date_ or feed.service_date_of(time.time())
+    day = checks.day(date_, "date") if date_ is not None else feed.service_date_of(time.time())
     ref = feed.service_day_reference(day)
     route_trips = [i for i, r in enumerate(index.trip_route) if r == route_id]
     first = float(np.min(index.trip_start_s[route_trips])) if route_trips else 0.0
