@@ -170,16 +170,15 @@ def test_chunked_bodies_are_cut_off_at_the_cap(db: str) -> None:
         for _ in range(10_000):  # 100 MB if it were all read
             yield b"x" * 10_000
 
-    with serve(ApiConfig(db, max_body=4096)) as url:
-        with httpx.Client(base_url=url, timeout=30) as c:
-            try:
-                r = c.post("/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"})
-            except httpx.HTTPError:
-                pytest.fail("the server should answer 413, not break the connection")
-            _error(r, 413, "body_too_large")
-            # Small bodies still go through.
-            ok = c.post("/api/v1/auth/login", json={"username": "mai", "password": PASSWORD})
-            assert ok.status_code == 200
+    with serve(ApiConfig(db, max_body=4096)) as url, httpx.Client(base_url=url, timeout=30) as c:
+        try:
+            r = c.post("/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"})
+        except httpx.HTTPError:
+            pytest.fail("the server should answer 413, not break the connection")
+        _error(r, 413, "body_too_large")
+        # Small bodies still go through.
+        ok = c.post("/api/v1/auth/login", json={"username": "mai", "password": PASSWORD})
+        assert ok.status_code == 200
 
 
 def test_security_headers_on_every_answer(client: TestClient) -> None:
@@ -200,7 +199,15 @@ def test_security_headers_on_every_answer(client: TestClient) -> None:
 def test_pages_have_no_inline_script_and_docs_load_nothing_from_elsewhere(client: TestClient) -> None:
     import re
 
-    for path in ("/", "/login", "/water", "/water/stations", "/water/maintenance", "/transit", "/water/alerts/1"):
+    for path in (
+        "/",
+        "/login",
+        "/water",
+        "/water/stations",
+        "/water/maintenance",
+        "/transit",
+        "/water/alerts/1",
+    ):
         html = client.get(path).text
         assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None, path
         for src in re.findall(r'<script src="([^"]+)"', html):
