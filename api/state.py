@@ -31,6 +31,8 @@ class ApiConfig:
     stream_queue_max: int = 256
     # Seconds a stream client may leave one write unread before it is dropped (api.stream).
     stream_write_timeout_s: float = 30.0
+    # Reverse proxies whose X-Forwarded-* headers are believed (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
     # Largest request body accepted, in bytes (api.intake); larger ones get 413 before being read.
     max_body: int = 64 * 1024
     # GET /metrics: None: open when the `metrics` view is public, else to a logged-in admin;
@@ -47,7 +49,7 @@ class AppState:
     logins: LoginLimiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.logins = LoginLimiter(self.config.login_limit)
+        self.logins = LoginLimiter(self.config.login_limit, self.pool)
 
 
 def state_of(request: Request) -> AppState:

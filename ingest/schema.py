@@ -284,6 +284,20 @@ def _users(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _login_failures(engine: Engine, retention: Retention) -> list[str]:
+    # Failed logins of the last window (api.ratelimit), shared by every API process.
+    return [
+        """
+        CREATE TABLE login_failures (
+            kind  text NOT NULL CHECK (kind IN ('user', 'address')),
+            key   text NOT NULL,
+            at    double precision NOT NULL
+        )""",
+        "CREATE INDEX login_failures_key ON login_failures (kind, key, at)",
+        "CREATE INDEX login_failures_at ON login_failures (at)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
@@ -291,6 +305,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
     Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
     Migration(6, "users and sessions", _users),
+    Migration(9, "failed logins shared by every API process", _login_failures),
 )
 LATEST = MIGRATIONS[-1].version
 
