@@ -29,7 +29,9 @@ class ApiConfig:
     login_limit: LoginLimit = field(default_factory=LoginLimit)
     # Batches of bus events a stream client may fall behind by before it is dropped.
     stream_queue_max: int = 256
-    # Seconds a stream client may leave one write unread before it is dropped (api.stream).
+    # Bytes of bus events a stream client may fall behind by before it is dropped.
+    stream_backlog_bytes: int = 8 * 1024 * 1024
+    # Seconds a stream client may leave one write unread before it is disconnected (api.streaming).
     stream_write_timeout_s: float = 30.0
     # Reverse proxies whose X-Forwarded-* headers are believed (addresses or networks); none by default.
     trusted_proxies: tuple[str, ...] = ()

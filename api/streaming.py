@@ -1,0 +1,83 @@
+"""A streamed answer with bounds: each write must be taken by the client within a time limit, and
+the whole answer ends at a deadline, written or not.
+
+A client that stops reading makes the server's writes wait (the socket's buffers fill, then the
+server's transport pauses); checks between writes never run. Here every write has a timeout: past
+it the connection is aborted (its buffered bytes dropped, not flushed), the stream's generator is
+closed, and whatever it held is freed. Aborting needs the server's transport, which uvicorn's
+`send` carries; `App.__call__` (api.app) puts an abort function in the scope under ABORT_KEY. Under
+a server without one (the test client) a stalled stream just ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+ABORT_KEY = "citysense.abort"
+
+
+def transport_abort(send: Send) -> Callable[[], None] | None:
+    """The server's way to drop this connection at once, when it has one (uvicorn's has)."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    abort = getattr(transport, "abort", None)
+    return abort if callable(abort) else None
+
+
+class BoundedStream(Response):
+    def __init__(
+        self,
+        chunks: AsyncGenerator[bytes, None],
+        *,
+        write_timeout_s: float,
+        deadline: float,
+        media_type: str,
+        headers: Mapping[str, str] | None = None,
+        on_stall: Callable[[], None] | None = None,
+    ) -> None:
+        self.chunks = chunks
+        self.write_timeout_s = write_timeout_s
+        self.deadline = deadline  # time.monotonic()
+        self.on_stall = on_stall
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        abort = scope.get(ABORT_KEY)
+
+        async def write(message: dict[str, object]) -> bool:
+            limit = min(self.write_timeout_s, max(0.0, self.deadline - time.monotonic()) + 1.0)
+            try:
+                await asyncio.wait_for(send(message), limit)
+            except TimeoutError:
+                return False
+            return True
+
+        try:
+            start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            ok = await write(start)
+            async for chunk in self.chunks:
+                if not ok:
+                    break
+                ok = await write({"type": "http.response.body", "body": chunk, "more_body": True})
+            if ok:
+                ok = await write({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self.chunks.aclose()
+        if not ok:
+            client = scope.get("client")
+            log.warning("stream to %s dropped: a write waited %.0f s unread", client, self.write_timeout_s)
+            if self.on_stall is not None:
+                self.on_stall()
+            if abort is not None:
+                abort()
+                await asyncio.sleep(0)  # the server sees the connection lost and sends nothing more

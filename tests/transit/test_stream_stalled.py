@@ -1,0 +1,134 @@
+"""Live-stream clients that connect and never read, against `citysense api` as a real process with
+2,000 buses moving twice a second: they are disconnected after the write timeout (or at the end of
+their `duration_s`), and the API's memory comes back once they are gone."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+from tests.transit.test_stream import move_every_bus
+from tests.web.processes import api_process
+
+BUSES = 2000
+WRITE_TIMEOUT_S = 12.0
+STALLED = 10  # half with duration_s=2, half with the default hour
+
+
+def seed(db: str) -> None:
+    with psycopg.connect(db) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO bus_latest (vehicle_id, time, lat, lon, speed_mps) VALUES (%s, now(), %s, 108.2, 1)",
+            [(f"bus{i:04d}", 16.0 + i * 1e-5) for i in range(BUSES)],
+        )
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def established(port: int) -> int:
+    """Open connections whose local end is the server's port: the server's side of each client."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                n += 1
+    return n
+
+
+def stalled_client(host: str, port: int, path: str) -> socket.socket:
+    """Sends the request, then reads nothing at all, with the smallest receive window."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    return s
+
+
+def read_to_end(host: str, port: int, path: str) -> tuple[float, bytes]:
+    """A client that reads everything: (seconds until the server ended the stream, the bytes)."""
+    began = time.monotonic()
+    got = b""
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        while not got.endswith(b"\r\n0\r\n\r\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+    return time.monotonic() - began, got
+
+
+def test_clients_that_never_read_are_dropped_and_memory_comes_back(db: str) -> None:
+    seed(db)
+    args = ("--stream-write-timeout", str(WRITE_TIMEOUT_S), "--public-views", "buses")
+    with api_process(db, *args) as (url, pid):
+        host, port = url.removeprefix("http://").split(":")
+        # A reading client: the stream ends when its duration_s is over.
+        took, body = read_to_end(host, int(port), "/api/v1/buses/stream?duration_s=2")
+        assert 2.0 <= took < 4.0, took
+        assert body.count(b"event: position") >= BUSES
+        baseline = rss_mb(pid)
+
+        moving = threading.Event()
+        moving.set()
+
+        def mover() -> None:
+            r = 0
+            while moving.is_set():
+                move_every_bus(db, r)
+                r += 1
+                time.sleep(0.5)
+
+        thread = threading.Thread(target=mover, name="bus-mover")
+        thread.start()
+        clients: list[socket.socket] = []
+        try:
+            began = time.monotonic()
+            for i in range(STALLED):
+                duration = "2" if i % 2 == 0 else "3600"
+                clients.append(stalled_client(host, int(port), f"/api/v1/buses/stream?duration_s={duration}"))
+            time.sleep(1.5)
+            assert established(int(port)) == STALLED
+            peak = rss_mb(pid)
+            # The five with duration_s=2 are gone by then (plus the second of grace for the last write).
+            # Well before the write timeout: (loaded machines are slow to render 2,000 buses a round.)
+            while established(int(port)) > STALLED // 2 and time.monotonic() - began < WRITE_TIMEOUT_S - 2:
+                time.sleep(0.2)
+                peak = max(peak, rss_mb(pid))
+            short_gone = time.monotonic() - began
+            assert established(int(port)) == STALLED // 2, (
+                "duration_s is enforced on clients that do not read"
+            )
+            # The others, after their first write waited WRITE_TIMEOUT_S unread.
+            while established(int(port)) and time.monotonic() - began < WRITE_TIMEOUT_S + 20:
+                time.sleep(0.2)
+                peak = max(peak, rss_mb(pid))
+            all_gone = time.monotonic() - began
+            assert established(int(port)) == 0, "every stalled client was disconnected"
+            assert all_gone < WRITE_TIMEOUT_S + 15
+        finally:
+            moving.clear()
+            thread.join()
+            for c in clients:
+                c.close()
+        time.sleep(1.0)
+        after = rss_mb(pid)
+        print(
+            f"\nstalled stream clients: baseline {baseline:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB;"
+            f" duration_s=2 ones gone after {short_gone:.1f} s, all after {all_gone:.1f} s"
+        )
+        # What the stalled clients held (queued batches, unsent buffers) is let go.
+        assert after - baseline < max(20.0, (peak - baseline) / 2), (baseline, peak, after)
+        # And the API still streams to a new client.
+        took, body = read_to_end(host, int(port), "/api/v1/buses/stream?duration_s=1")
+        assert body.count(b"event: position") >= BUSES
