@@ -11,7 +11,13 @@ from typing import Any
 
 import psycopg
 
-from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from citysense.settings import (
+    ConfigError,
+    Settings,
+    add_connection_options,
+    redact_database_url,
+    redact_error,
+)
 from devices.registry import SALT_BYTES, Device, device_password, render_acl, render_passwords
 from devices.topics import DEVICE_ID, Kind
 
@@ -78,7 +84,10 @@ def _db_command(
             print(f"citysense: {exc}", file=sys.stderr)
             return 2
         except psycopg.OperationalError as exc:
-            print(f"citysense: cannot connect to {redact_database_url(url)}: {exc}", file=sys.stderr)
+            print(
+                f"citysense: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
+                file=sys.stderr,
+            )
             return 1
 
     return run
@@ -141,7 +150,26 @@ def _key(args: argparse.Namespace) -> bytes:
         ) from None
     if len(key) < MIN_KEY_BYTES:
         raise ConfigError(f"the registry key {path} is shorter than {MIN_KEY_BYTES} bytes")
+    warning = key_file_warning(path)
+    if warning:
+        print(f"citysense: warning: {warning}", file=sys.stderr)
     return key
+
+
+def key_file_warning(path: Path) -> str | None:
+    """What is wrong with who may read the key file, if anything: with the key, anyone can derive
+    every device's broker password."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & 0o077:
+        who = "everyone" if mode & 0o004 else "its group"
+        return (
+            f"the registry key {path} can be read by {who} (mode {mode & 0o777:04o}): "
+            f"`chmod 600 {path}`, or keep it where only this user can read it"
+        )
+    return None
 
 
 def _write_private(path: Path, text: str, mode: int) -> None:
