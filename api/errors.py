@@ -69,7 +69,8 @@ def _body(code: str, message: str, **extra: object) -> dict[str, object]:
 
 def _document_everywhere(app: FastAPI) -> None:
     """Every operation may answer 400 (a control character in the path or query, api.intake) and,
-    when it takes a body, 413 (too large): say so in the OpenAPI document."""
+    when it takes a body, 413 (too large): say so in the OpenAPI document, and that every error
+    is the one JSON error body."""
     plain = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -89,13 +90,11 @@ def _document_everywhere(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 wanted = ["400", "413"] if "requestBody" in operation else ["400"]
                 for status in wanted:
-                    responses.setdefault(
-                        status,
-                        {
-                            "description": _MEANING[int(status)],
-                            "content": {"application/json": {"schema": body_ref}},
-                        },
-                    )
+                    responses.setdefault(status, {"description": _MEANING[int(status)]})
+                for status, response in responses.items():
+                    # Errors are JSON, whatever the operation's own media type (e.g. /metrics).
+                    if status.isdigit() and int(status) >= 400 and status != "422":
+                        response["content"] = {"application/json": {"schema": body_ref}}
         app.openapi_schema = schema
         return schema
 
