@@ -2,7 +2,8 @@
 
 The Content-Security-Policy lets a page run scripts from this origin only: no inline script, no
 `eval`, nothing from a CDN; it connects to this origin only, and may be framed by no one. Style
-attributes stay allowed (the pages colour their legends with them); style sheets come from here.
+attributes stay allowed (the pages colour their legends with them); style sheets come from here
+(ReDoc's page alone may add <style> elements).
 Images may come from the tile server when one is configured (`--tile-url`).
 """
 
@@ -12,8 +13,12 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# ReDoc (styled-components) writes its styles into <style> elements it creates: on its page alone
+# styles may be inline. Scripts never may.
+INLINE_STYLE_PATHS = frozenset({"/redoc"})
 
-def content_security_policy(tile_url: str | None = None) -> str:
+
+def content_security_policy(tile_url: str | None = None, inline_styles: bool = False) -> str:
     images = ["'self'", "data:"]
     if tile_url:
         parts = urlsplit(tile_url)
@@ -23,7 +28,7 @@ def content_security_policy(tile_url: str | None = None) -> str:
         (
             "default-src 'none'",
             "script-src 'self'",
-            "style-src 'self'",
+            "style-src 'self' 'unsafe-inline'" if inline_styles else "style-src 'self'",
             "style-src-attr 'unsafe-inline'",
             f"img-src {' '.join(images)}",
             "font-src 'self'",
@@ -40,6 +45,9 @@ def content_security_policy(tile_url: str | None = None) -> str:
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, tile_url: str | None = None) -> None:
         self.app = app
+        self.relaxed = [
+            (b"content-security-policy", content_security_policy(tile_url, inline_styles=True).encode())
+        ]
         self.headers = [
             (b"content-security-policy", content_security_policy(tile_url).encode()),
             (b"x-content-type-options", b"nosniff"),
@@ -56,10 +64,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        ours = self.headers
+        if scope.get("path") in INLINE_STYLE_PATHS:
+            ours = [*self.relaxed, *self.headers[1:]]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in self.names]
-                message = {**message, "headers": [*kept, *self.headers]}
+                message = {**message, "headers": [*kept, *ours]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
