@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from api.headers import plain_headers
+
 log = logging.getLogger(__name__)
 
 
@@ -135,7 +137,11 @@ def install(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(_body("internal_error", "the server failed on this request"), status_code=500)
+        return JSONResponse(
+            _body("internal_error", "the server failed on this request"),
+            status_code=500,
+            headers=plain_headers(),
+        )
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(BodyTooLarge, body_too_large)

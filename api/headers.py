@@ -42,6 +42,12 @@ def content_security_policy(tile_url: str | None = None, inline_styles: bool = F
     )
 
 
+def plain_headers() -> dict[str, str]:
+    """The headers, for an answer made outside this middleware (a 500 from Starlette's outermost
+    error handler)."""
+    return {k.decode(): v.decode() for k, v in SecurityHeaders(None).headers}  # type: ignore[arg-type]
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, tile_url: str | None = None) -> None:
         self.app = app
