@@ -50,14 +50,14 @@ def day(value: date, what: str) -> date:
     return value
 
 
-def time_range(start: datetime, end: datetime, longest: timedelta, what: str = "start and end") -> None:
+def time_range(start: datetime, end: datetime, longest: timedelta) -> None:
     """`start` before `end`, both valid times, at most `longest` apart; else 400."""
-    timestamp(start, what.split(" and ")[0])
-    timestamp(end, what.split(" and ")[-1])
+    timestamp(start, "start")
+    timestamp(end, "end")
     if start >= end:
-        raise ApiError(400, "bad_range", f"{what}: the start must be before the end")
+        raise ApiError(400, "bad_range", "start must be before end")
     if end - start > longest:
-        raise ApiError(400, "bad_range", f"{what} may be at most {_human(longest)} apart")
+        raise ApiError(400, "bad_range", f"start and end may be at most {_human(longest)} apart")
 
 
 def _human(span: timedelta) -> str:
