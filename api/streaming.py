@@ -1,5 +1,6 @@
 """A streamed answer with bounds: each write must be taken by the client within a time limit, and
-the whole answer ends at a deadline, written or not.
+the whole answer ends at its deadline, whether it is writing, waiting for something to write, or
+waiting for the client to read.
 
 A client that stops reading makes the server's writes wait (the socket's buffers fill, then the
 server's transport pauses); checks between writes never run. Here every write has a timeout: past
@@ -51,11 +52,15 @@ class BoundedStream(Response):
         self.background = None
         self.init_headers(headers)
 
+    def _left(self) -> float:
+        """Seconds to the deadline, and one more for the last write."""
+        return max(0.0, self.deadline - time.monotonic()) + 1.0
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         abort = scope.get(ABORT_KEY)
 
         async def write(message: dict[str, object]) -> bool:
-            limit = min(self.write_timeout_s, max(0.0, self.deadline - time.monotonic()) + 1.0)
+            limit = min(self.write_timeout_s, self._left())
             try:
                 await asyncio.wait_for(send(message), limit)
             except TimeoutError:
@@ -65,8 +70,11 @@ class BoundedStream(Response):
         try:
             start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             ok = await write(start)
-            async for chunk in self.chunks:
-                if not ok:
+            while ok:
+                # The deadline holds while the stream waits for something to send, too.
+                try:
+                    chunk = await asyncio.wait_for(anext(self.chunks), self._left())
+                except (StopAsyncIteration, TimeoutError):
                     break
                 ok = await write({"type": "http.response.body", "body": chunk, "more_body": True})
             if ok:

@@ -15,7 +15,7 @@ from tests.transit.test_stream import move_every_bus
 from tests.web.processes import api_process
 
 BUSES = 2000
-WRITE_TIMEOUT_S = 12.0
+WRITE_TIMEOUT_S = 8.0
 STALLED = 10  # half with duration_s=2, half with the default hour
 
 
@@ -68,6 +68,37 @@ def read_to_end(host: str, port: int, path: str) -> tuple[float, bytes]:
     return time.monotonic() - began, got
 
 
+def stall_round(host: str, port: int, pid: int) -> tuple[float, float, float]:
+    """STALLED clients that never read; returns (peak RSS, seconds until the duration_s=2 ones were
+    disconnected, seconds until all were)."""
+    began = time.monotonic()
+    clients = [
+        stalled_client(host, port, f"/api/v1/buses/stream?duration_s={'2' if i % 2 == 0 else '3600'}")
+        for i in range(STALLED)
+    ]
+    try:
+        time.sleep(1.5)
+        assert established(port) == STALLED
+        peak = rss_mb(pid)
+        # Well before the write timeout (loaded machines are slow to render 2,000 buses a round).
+        while established(port) > STALLED // 2 and time.monotonic() - began < WRITE_TIMEOUT_S - 1:
+            time.sleep(0.2)
+            peak = max(peak, rss_mb(pid))
+        short_gone = time.monotonic() - began
+        assert established(port) == STALLED // 2, "duration_s is enforced on clients that do not read"
+        # The others, after their first write waited WRITE_TIMEOUT_S unread.
+        while established(port) and time.monotonic() - began < WRITE_TIMEOUT_S + 20:
+            time.sleep(0.2)
+            peak = max(peak, rss_mb(pid))
+        all_gone = time.monotonic() - began
+        assert established(port) == 0, "every stalled client was disconnected"
+        assert all_gone < WRITE_TIMEOUT_S + 15
+    finally:
+        for c in clients:
+            c.close()
+    return peak, short_gone, all_gone
+
+
 def test_clients_that_never_read_are_dropped_and_memory_comes_back(db: str) -> None:
     seed(db)
     args = ("--stream-write-timeout", str(WRITE_TIMEOUT_S), "--public-views", "buses")
@@ -91,44 +122,24 @@ def test_clients_that_never_read_are_dropped_and_memory_comes_back(db: str) -> N
 
         thread = threading.Thread(target=mover, name="bus-mover")
         thread.start()
-        clients: list[socket.socket] = []
+        after: list[float] = []
         try:
-            began = time.monotonic()
-            for i in range(STALLED):
-                duration = "2" if i % 2 == 0 else "3600"
-                clients.append(stalled_client(host, int(port), f"/api/v1/buses/stream?duration_s={duration}"))
-            time.sleep(1.5)
-            assert established(int(port)) == STALLED
-            peak = rss_mb(pid)
-            # The five with duration_s=2 are gone by then (plus the second of grace for the last write).
-            # Well before the write timeout: (loaded machines are slow to render 2,000 buses a round.)
-            while established(int(port)) > STALLED // 2 and time.monotonic() - began < WRITE_TIMEOUT_S - 2:
-                time.sleep(0.2)
-                peak = max(peak, rss_mb(pid))
-            short_gone = time.monotonic() - began
-            assert established(int(port)) == STALLED // 2, (
-                "duration_s is enforced on clients that do not read"
-            )
-            # The others, after their first write waited WRITE_TIMEOUT_S unread.
-            while established(int(port)) and time.monotonic() - began < WRITE_TIMEOUT_S + 20:
-                time.sleep(0.2)
-                peak = max(peak, rss_mb(pid))
-            all_gone = time.monotonic() - began
-            assert established(int(port)) == 0, "every stalled client was disconnected"
-            assert all_gone < WRITE_TIMEOUT_S + 15
+            for round_ in range(2):
+                peak, short_gone, all_gone = stall_round(host, int(port), pid)
+                time.sleep(1.0)
+                after.append(rss_mb(pid))
+                print(
+                    f"\nround {round_}: baseline {baseline:.0f} MB, peak {peak:.0f} MB, "
+                    f"after {after[-1]:.0f} MB; duration_s=2 clients gone after {short_gone:.1f} s, "
+                    f"all after {all_gone:.1f} s"
+                )
         finally:
             moving.clear()
             thread.join()
-            for c in clients:
-                c.close()
-        time.sleep(1.0)
-        after = rss_mb(pid)
-        print(
-            f"\nstalled stream clients: baseline {baseline:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB;"
-            f" duration_s=2 ones gone after {short_gone:.1f} s, all after {all_gone:.1f} s"
-        )
-        # What the stalled clients held (queued batches, unsent buffers) is let go.
-        assert after - baseline < max(20.0, (peak - baseline) / 2), (baseline, peak, after)
+        # What the stalled clients held (queued batches, unsent buffers) is let go: a second round
+        # leaves the API where the first did (the first also warms the stream's connection and caches).
+        assert after[1] - after[0] < 8.0, (baseline, after)
+        assert after[0] - baseline < 30.0, (baseline, after)
         # And the API still streams to a new client.
         took, body = read_to_end(host, int(port), "/api/v1/buses/stream?duration_s=1")
         assert body.count(b"event: position") >= BUSES
