@@ -196,7 +196,9 @@ async def buses_stream(
         write_timeout_s=state.config.stream_write_timeout_s,
         deadline=end,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # Closed when it ends, not kept alive: an EventSource reconnects, and a client that did not
+        # read the end must not keep the connection (and what is buffered for it) open.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "close"},
         on_stall=stalled,
     )
 
