@@ -13,7 +13,13 @@ from typing import Any
 
 import psycopg
 
-from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from citysense.settings import (
+    ConfigError,
+    Settings,
+    add_connection_options,
+    redact_database_url,
+    redact_error,
+)
 from devices.registry import SALT_BYTES, Device, device_password, render_acl, render_passwords
 from devices.topics import DEVICE_ID, Kind
 
@@ -94,7 +100,10 @@ def _db_command(
             print(f"citysense: {exc}", file=sys.stderr)
             return 2
         except psycopg.OperationalError as exc:
-            print(f"citysense: cannot connect to {redact_database_url(url)}: {exc}", file=sys.stderr)
+            print(
+                f"citysense: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
+                file=sys.stderr,
+            )
             return 1
 
     return run
@@ -162,6 +171,9 @@ def _key(args: argparse.Namespace) -> bytes:
         ) from None
     if len(key) < MIN_KEY_BYTES:
         raise ConfigError(f"the registry key {path} is shorter than {MIN_KEY_BYTES} bytes")
+    warning = key_file_warning(path)
+    if warning:
+        print(f"citysense: warning: {warning}", file=sys.stderr)
     return key
 
 
@@ -176,6 +188,22 @@ def _owner(spec: str | None) -> tuple[int, int] | None:
     except KeyError:
         raise ConfigError(f"--owner {spec}: no such user or group on this machine") from None
     return entry.pw_uid, gid
+
+
+def key_file_warning(path: Path) -> str | None:
+    """What is wrong with who may read the key file, if anything: with the key, anyone can derive
+    every device's broker password."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & 0o077:
+        who = "everyone" if mode & 0o004 else "its group"
+        return (
+            f"the registry key {path} can be read by {who} (mode {mode & 0o777:04o}): "
+            f"`chmod 600 {path}`, or keep it where only this user can read it"
+        )
+    return None
 
 
 def _write_private(path: Path, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:

@@ -22,7 +22,13 @@ from analytics.water.live import LiveConfig
 from analytics.water.qc_config import default_qc_config, qc_config_from_toml
 from analytics.water.settings import settings_from_toml
 from citysense.progress import Progress
-from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from citysense.settings import (
+    ConfigError,
+    Settings,
+    add_connection_options,
+    redact_database_url,
+    redact_error,
+)
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv
 from devices.topics import DEVICE_ID
 from devices.water import WaterReading
@@ -88,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"citysense replay water: {exc}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:
-        print(f"citysense replay water: cannot connect to {redact_database_url(url)}: {exc}", file=sys.stderr)
+        print(
+            f"citysense replay water: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -325,6 +325,20 @@ def _hourly_late_readings(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _login_failures(engine: Engine, retention: Retention) -> list[str]:
+    # Failed logins of the last window (api.ratelimit), shared by every API process.
+    return [
+        """
+        CREATE TABLE login_failures (
+            kind  text NOT NULL CHECK (kind IN ('user', 'address')),
+            key   text NOT NULL,
+            at    double precision NOT NULL
+        )""",
+        "CREATE INDEX login_failures_key ON login_failures (kind, key, at)",
+        "CREATE INDEX login_failures_at ON login_failures (at)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
@@ -332,6 +346,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
     Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
     Migration(6, "users and sessions", _users),
+    Migration(9, "failed logins shared by every API process", _login_failures),
     Migration(11, "GTFS feeds: validation notices, stored spatial grids", _gtfs_validation),
     Migration(13, "the service state of each bus (in service, layover, out of service)", _bus_service_state),
     Migration(19, "dead letters: the payload's size as received", _dead_letter_sizes),

@@ -145,8 +145,10 @@ async def test_metrics_count_what_happened(db: str, mqtt_url: str, prefix: str) 
         await asyncio.to_thread(publish, mqtt_url, messages)
         await await_until(lambda: ingester.metrics.acked >= 31, what="acknowledged")
         await ingester._heartbeat()
-    with TestClient(create_app(ApiConfig(db))) as client:
-        response = client.get("/metrics")
+    token = "metrics-token-for-the-test"
+    with TestClient(create_app(ApiConfig(db, metrics_token=token))) as client:
+        assert client.get("/metrics").status_code == 401, "metrics are not public by default"
+        response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = dict(line.rsplit(" ", 1) for line in response.text.splitlines() if not line.startswith("#"))
     name = f'ingester="{cfg.broker.client_id}"'

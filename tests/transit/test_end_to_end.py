@@ -29,6 +29,9 @@ pytestmark = pytest.mark.anyio
 
 BUSES = 16
 
+# The default public views and the GTFS-Realtime Alerts feed, which is not public by default.
+PUBLIC = frozenset({"stations", "buses", "routes", "service_alerts"})
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -93,7 +96,7 @@ async def test_simulated_buses_reach_the_live_map_and_gtfs_realtime(
     assert count(db, "SELECT count(*) FROM bus_positions WHERE trip_id IS NOT NULL AND route_id IS NULL") == 0
 
     index = build_trip_index(load_feed(danang_shipped_zip))
-    with TestClient(create_app(ApiConfig(db))) as client:
+    with TestClient(create_app(ApiConfig(db, public_views=PUBLIC))) as client:
         live = client.get("/api/v1/buses/live").json()
         assert live["count"] == BUSES
         with_trip = [f for f in live["features"] if f["properties"]["trip_id"]]
