@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit clean
+.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 demo: $(STAMP)
 	$(BIN)/citysense demo
 
-test: $(STAMP) lint typecheck pytest
+# The system parts the tests need (Mosquitto, Chromium, PostgreSQL, TimescaleDB in a second
+# cluster on 5433), installed and started where missing: .ci/services says how when it may not.
+services:
+	.ci/services
+
+test: $(STAMP) services lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -25,20 +30,40 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	cd firmware-sim && ../$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/pytest -q tests firmware-sim/tests
+# The whole suite on each storage engine: plain PostgreSQL (5432, or CITYSENSE_TEST_DATABASE_URL),
+# then TimescaleDB (CITYSENSE_TEST_TIMESCALE_URL). The simulator's tests never touch a database,
+# so they run once. A skip fails the run: every service is here (tests/conftest.py).
+TIMESCALE_URL ?= $(or $(CITYSENSE_TEST_TIMESCALE_URL),postgresql://postgres@127.0.0.1:5433/postgres)
+pytest: pytest-postgres pytest-timescaledb
+
+pytest-postgres: $(STAMP)
+	CITYSENSE_TEST_NO_SKIPS=1 $(BIN)/pytest -q tests firmware-sim/tests
+
+pytest-timescaledb: $(STAMP)
+	CITYSENSE_TEST_NO_SKIPS=1 CITYSENSE_TEST_ENGINE=timescaledb CITYSENSE_TEST_DATABASE_URL=$(TIMESCALE_URL) \
+		$(BIN)/pytest -q tests
+
+# 100,000 hostile messages through a real ingester, Mosquitto and PostgreSQL (docs/fuzzing.md).
+fuzz-ingest: $(STAMP)
+	CITYSENSE_FUZZ_INGEST_CASES=$${CITYSENSE_FUZZ_INGEST_CASES:-100000} \
+		$(BIN)/pytest -q -s -p no:cacheprovider tests/test_ingest_fuzz.py
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-headways bench-api
+bench: bench-storage bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
+
+# Plain PostgreSQL and TimescaleDB side by side: drain rate, bytes per reading before and after
+# compression, 100 stations' 30-day hourly query, one station's raw year (docs/benchmarks.md).
+bench-storage: $(STAMP)
+	CITYSENSE_TEST_TIMESCALE_URL=$(TIMESCALE_URL) $(BIN)/python -m bench.bench_storage
 
 # Ten minutes at 5,000 messages/s with a 60-second database outage: memory flat, nothing lost.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
-eval: eval-water eval-water-sim eval-transit
+eval: eval-water eval-water-sim eval-transit eval-transit-real
 
 # Water event detection: ours vs the CANARY-style baseline on labelled data (docs/water-detection.md).
 eval-water: $(STAMP)
@@ -66,6 +91,11 @@ eval-water-real: $(STAMP)
 eval-transit: $(STAMP)
 	$(BIN)/python -m tests.transit.eval_transit
 
+# Transit on real GPS: nine labelled traces of NYC route B63 (2010), today's matcher beside the previous
+# one (from git) and a timetable-only baseline, in one run (docs/transit.md).
+eval-transit-real: $(STAMP)
+	$(BIN)/python -m bench.eval_transit_real
+
 bench-transit: $(STAMP)
 	$(BIN)/python -m tests.transit.bench_transit
 
@@ -78,6 +108,10 @@ bench-transit-live: $(STAMP)
 bench-transit-learn: $(STAMP)
 	$(BIN)/python -m bench.bench_transit_learn
 	$(BIN)/python -m bench.bench_transit_learn --fleets 10
+
+# A borough-sized GTFS feed: import time and memory, worker start with stored grids, matching (docs/benchmarks.md).
+bench-gtfs: $(STAMP)
+	$(BIN)/python -m bench.bench_gtfs_borough
 
 # The hourly headway profile of the route performance page beside the route summary (docs/benchmarks.md).
 bench-headways: $(STAMP)

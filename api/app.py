@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
+from starlette.types import Receive, Scope, Send
 
 from api import (
     alerts,
     errors,
     gtfsrt_routes,
+    headers,
     health,
     maintenance,
     metrics,
@@ -22,8 +24,20 @@ from api import (
     water,
 )
 from api.auth import Role, role_name
+from api.intake import Intake
 from api.state import ApiConfig, AppState
 from api.stream import BusStream
+from api.streaming import ABORT_KEY, transport_abort
+
+
+class App(FastAPI):
+    """FastAPI, with the server's means to drop a connection at once in each request's scope: a
+    stream whose client stopped reading is aborted, not flushed forever (api.streaming)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[ABORT_KEY] = transport_abort(send)
+        await super().__call__(scope, receive, send)
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -38,7 +52,13 @@ def create_app(config: ApiConfig) -> FastAPI:
         )
         # Start even when the database is down: /health must be able to say so.
         await pool.open(wait=False)
-        stream = BusStream(config.database_url, pool, transit.render_event, config.stream_queue_max)
+        stream = BusStream(
+            config.database_url,
+            pool,
+            transit.render_event,
+            config.stream_queue_max,
+            backlog_bytes=config.stream_backlog_bytes,
+        )
         app.state.citysense = AppState(config=config, pool=pool, stream=stream)
         try:
             yield
@@ -46,13 +66,19 @@ def create_app(config: ApiConfig) -> FastAPI:
             await stream.close()
             await pool.close()
 
-    app = FastAPI(
+    app = App(
         title="citysense",
         summary="Water-quality network and bus fleet of the city: readings, alerts, live buses.",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by api.pages from a package, without a CDN or inline script.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    # Outermost last: the headers go on every answer, the intake's refusals included.
+    app.add_middleware(Intake, max_body=config.max_body)
+    app.add_middleware(headers.SecurityHeaders, tile_url=config.tile_url)
     app.include_router(health.router)
     app.include_router(water.router)
     app.include_router(maintenance.make_router(role_name(Role.WATER_STAFF)))

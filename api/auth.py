@@ -45,6 +45,8 @@ class View(StrEnum):
     READINGS = "readings"  # a station's time series
     BUSES = "buses"  # live buses and their stream
     ROUTES = "routes"  # route shapes and route performance
+    SERVICE_ALERTS = "service_alerts"  # the GTFS-Realtime Alerts feed (bus delays and bunching)
+    METRICS = "metrics"  # GET /metrics (Prometheus); else a logged-in admin or the metrics token
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,7 +157,8 @@ async def trip_updates(request: Request, fmt: Format = None) -> Response:
     return await _serve(request, "trips", fmt)
 
 
-@router.get("/alerts", dependencies=[view(View.BUSES)], responses=_DOC)
+@router.get("/alerts", dependencies=[view(View.SERVICE_ALERTS)], responses=_DOC)
 async def alerts(request: Request, fmt: Format = None) -> Response:
-    """Alerts: the open delay and bunching alerts."""
+    """Alerts: the open delay and bunching alerts. Needs a login unless the `service_alerts` view is
+    public: alerts are not public by default."""
     return await _serve(request, "alerts", fmt)

@@ -12,7 +12,7 @@ because the readings in it were already marked not evaluated.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -20,10 +20,12 @@ from fastapi.responses import Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
+from api import checks
 from api.auth import User, require_user
 from api.errors import ApiError, documented
 from api.state import pool_of
 from ingest.maintenance import (
+    COUNT_IN_WINDOW,
     DELETE_UPCOMING,
     END_NOW,
     INSERT,
@@ -36,13 +38,19 @@ from ingest.maintenance import (
 
 Authorize = Callable[..., Awaitable[str]]
 WindowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+DeviceId = Annotated[str, Path(max_length=200)]
+# A window is at most this long, and entering one re-marks at most this many stored readings
+# (docs/api.md, "Limits"): one request cannot rewrite a station's whole history.
+MAX_WINDOW = timedelta(days=31)
+MAX_REMARKED = 100_000
 
 
 class WindowIn(BaseModel):
     starts_at: datetime
     ends_at: datetime
     kind: Literal["maintenance", "calibration"] = "maintenance"
-    note: str = Field(default="", max_length=2000)
+    # No NUL (PostgreSQL cannot store it); other control characters, e.g. line breaks, are text.
+    note: str = Field(default="", max_length=2000, pattern=r"^[^\x00]*$")
 
 
 def make_router(authorize: Authorize) -> APIRouter:
@@ -72,7 +80,7 @@ def make_router(authorize: Authorize) -> APIRouter:
 
     @router.get("/stations/{device_id}/maintenance", responses=documented(401, 404))
     async def list_windows(
-        device_id: str, request: Request, _: Annotated[User, Depends(require_user)]
+        device_id: DeviceId, request: Request, _: Annotated[User, Depends(require_user)]
     ) -> dict[str, Any]:
         """The station's maintenance and calibration windows, newest first."""
         # A cursor of its own: the pooled connection's row factory must stay as the pool gave it.
@@ -82,9 +90,11 @@ def make_router(authorize: Authorize) -> APIRouter:
             rows = await cur.fetchall()
         return {"device_id": device_id, "windows": rows}
 
-    @router.post("/stations/{device_id}/maintenance", status_code=201, responses=documented(401, 403, 404))
+    @router.post(
+        "/stations/{device_id}/maintenance", status_code=201, responses=documented(401, 403, 404, 413)
+    )
     async def add_window(
-        device_id: str,
+        device_id: DeviceId,
         window: WindowIn,
         request: Request,
         # A default, not an Annotated hint: the dependency is local to this factory.
@@ -93,8 +103,15 @@ def make_router(authorize: Authorize) -> APIRouter:
         """Enter a window; readings already stored in it are marked not evaluated."""
         if window.starts_at.tzinfo is None or window.ends_at.tzinfo is None:
             raise ApiError(422, "invalid_request", "times need a UTC offset")
+        for name, value in (("starts_at", window.starts_at), ("ends_at", window.ends_at)):
+            if not checks.TIME_MIN.year <= value.year < checks.TIME_MAX.year:
+                raise ApiError(422, "invalid_request", f"{name} must lie in the years 1970 to 2099")
         if window.ends_at <= window.starts_at:
             raise ApiError(422, "invalid_request", "ends_at must be after starts_at")
+        if window.ends_at - window.starts_at > MAX_WINDOW:
+            raise ApiError(
+                422, "invalid_request", f"a window is at most {MAX_WINDOW.days} days long: enter several"
+            )
         params = {
             "device": device_id,
             "start": window.starts_at,
@@ -105,6 +122,14 @@ def make_router(authorize: Authorize) -> APIRouter:
         }
         async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await station(cur, device_id)
+            await cur.execute(COUNT_IN_WINDOW, {**params, "limit": MAX_REMARKED + 1})
+            counted = await cur.fetchone()
+            if counted is not None and counted["n"] > MAX_REMARKED:
+                raise ApiError(
+                    413,
+                    "too_many_rows",
+                    f"more than {MAX_REMARKED} stored readings in the window: enter shorter windows",
+                )
             async with conn.transaction():
                 await cur.execute(INSERT, params)
                 row = await cur.fetchone()
@@ -125,7 +150,7 @@ def make_router(authorize: Authorize) -> APIRouter:
         "/stations/{device_id}/maintenance/{window_id}/end", responses=documented(401, 403, 404, 409)
     )
     async def end_window(
-        device_id: str, window_id: WindowId, request: Request, user: str = Depends(authorize)
+        device_id: DeviceId, window_id: WindowId, request: Request, user: str = Depends(authorize)
     ) -> dict[str, Any]:
         """End an ongoing window now; readings from now on are evaluated again."""
         params = {"device": device_id, "window": window_id}
@@ -143,7 +168,7 @@ def make_router(authorize: Authorize) -> APIRouter:
         responses=documented(401, 403, 404, 409),
     )
     async def delete_window(
-        device_id: str, window_id: WindowId, request: Request, user: str = Depends(authorize)
+        device_id: DeviceId, window_id: WindowId, request: Request, user: str = Depends(authorize)
     ) -> Response:
         """Delete a window that has not started yet."""
         params = {"device": device_id, "window": window_id}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
-from api.state import pool_of
+from api.auth import Role, View, optional_user
+from api.errors import ApiError, documented
+from api.state import pool_of, state_of
 
 router = APIRouter(tags=["operations"])
 
@@ -74,9 +77,34 @@ def render(ingesters: Iterable[tuple[str, Mapping[str, Any], float]]) -> str:
     return "\n".join(out) + "\n"
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
-    """Counters and histograms of every ingester, from their heartbeats."""
+def _metrics_token_presented(request: Request) -> bool:
+    token = state_of(request).config.metrics_token
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return (
+        token is not None
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(value.strip().encode(), token.encode())
+    )
+
+
+async def _allowed(request: Request) -> None:
+    """The `metrics` view is public, or the metrics token is presented, or an admin is logged in."""
+    if View.METRICS in state_of(request).config.public_views or _metrics_token_presented(request):
+        return
+    user = await optional_user(request)
+    if user is None:
+        raise ApiError(
+            401, "login_required", "the metrics view is not public: log in or send the metrics token"
+        )
+    if user.role is not Role.ADMIN:
+        raise ApiError(403, "forbidden", "metrics need role admin or the metrics token")
+
+
+@router.get("/metrics", response_class=PlainTextResponse, responses=documented(401, 403))
+async def metrics(request: Request, _: Annotated[None, Depends(_allowed)]) -> PlainTextResponse:
+    """Counters and histograms of every ingester, from their heartbeats. Open when the `metrics`
+    view is public; otherwise to `Authorization: Bearer` with the metrics token
+    (`CITYSENSE_METRICS_TOKEN`) or to a logged-in admin."""
     async with pool_of(request).connection() as conn:
         cur = await conn.execute("SELECT service, state, updated_at FROM service_status ORDER BY service")
         rows = await cur.fetchall()

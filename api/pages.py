@@ -2,10 +2,20 @@
 
 The pages are the same for everyone; the data they fetch is what needs a login (or a
 public view), and a page without access sends the user to /login.
+
+A page's own script is written inline in its HTML file, next to the markup it drives, but never
+served inline: each `<script>` block is replaced by `<script src="/static/page/HASH.js">` (and each
+`<style>` block by a link to HASH.css), served from here, so that the Content-Security-Policy
+(api.headers) can refuse every inline script and style sheet.
+The API documentation (`/docs`, `/redoc`) is Swagger UI and ReDoc from the `fastapi-offline`
+package, served from here as well.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import re
 from importlib.resources import files
 from typing import Any
 
@@ -43,13 +53,62 @@ _ASSETS = {
 }
 
 
+_DOCS_OWN = {
+    "swagger.html": "text/html; charset=utf-8",
+    "redoc.html": "text/html; charset=utf-8",
+    "swagger-init.js": "text/javascript; charset=utf-8",
+}
+_DOCS_VENDOR = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "redoc.standalone.js": "text/javascript; charset=utf-8",
+    "favicon.png": "image/png",
+}
+_INLINE = re.compile(r"<script>(.*?)</script>|<style>(.*?)</style>", re.DOTALL)
+
+
 def _read(name: str) -> str:
     return files("api").joinpath("static", name).read_text(encoding="utf-8")
 
 
+def _content_name(code: str, suffix: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()[:20] + suffix
+
+
+def without_inline_scripts(html: str) -> tuple[str, dict[str, str]]:
+    """The page with each inline script and style sheet replaced by a reference to a file, and
+    those files' contents by name."""
+    files_: dict[str, str] = {}
+
+    def extract(match: re.Match[str]) -> str:
+        script, style = match.group(1), match.group(2)
+        if script is not None:
+            name = _content_name(script, ".js")
+            files_[name] = script
+            return f'<script src="/static/page/{name}"></script>'
+        name = _content_name(style, ".css")
+        files_[name] = style
+        return f'<link rel="stylesheet" href="/static/page/{name}">'
+
+    return _INLINE.sub(extract, html), files_
+
+
+@functools.cache
+def _served(name: str) -> tuple[str, dict[str, str]]:
+    return without_inline_scripts(_read(name))
+
+
+@functools.cache
+def _page_scripts() -> dict[str, str]:
+    scripts: dict[str, str] = {}
+    for name in {*_PAGES.values(), "alert.html"}:
+        scripts.update(_served(name)[1])
+    return scripts
+
+
 def _page(name: str) -> Any:
     async def page() -> HTMLResponse:
-        return HTMLResponse(_read(name), headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(_served(name)[0], headers={"Cache-Control": "no-cache"})
 
     return page
 
@@ -61,7 +120,50 @@ for _path, _name in _PAGES.items():
 @router.get("/water/alerts/{alert_id}", response_class=HTMLResponse)
 @router.get("/transit/alerts/{alert_id}", response_class=HTMLResponse)
 async def alert_page(alert_id: str) -> HTMLResponse:
-    return HTMLResponse(_read("alert.html"), headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(_served("alert.html")[0], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/static/page/{name}")
+async def page_script(name: str) -> Response:
+    code = _page_scripts().get(name)
+    if code is None:
+        raise ApiError(404, "not_found", f"no page script {name!r}")
+    kind = "text/css" if name.endswith(".css") else "text/javascript"
+    # Named by their content: a changed script is a new name.
+    return Response(code, media_type=f"{kind}; charset=utf-8", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def swagger_ui() -> HTMLResponse:
+    return HTMLResponse(_read("docs/swagger.html"), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/redoc", response_class=HTMLResponse)
+async def redoc() -> HTMLResponse:
+    return HTMLResponse(_read("docs/redoc.html"), headers={"Cache-Control": "no-cache"})
+
+
+# The one thing these files would fetch from elsewhere: ReDoc's "API docs by Redocly" logo.
+_REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@functools.cache
+def _vendor(name: str) -> bytes:
+    data = files("fastapi_offline").joinpath("static", name).read_bytes()
+    return data.replace(_REDOC_LOGO, b"/static/docs/favicon.png")
+
+
+@router.get("/static/docs/{name}")
+async def docs_asset(name: str) -> Response:
+    if name in _DOCS_OWN:
+        return Response(
+            _read(f"docs/{name}"), media_type=_DOCS_OWN[name], headers={"Cache-Control": "no-cache"}
+        )
+    if name in _DOCS_VENDOR:
+        return Response(
+            _vendor(name), media_type=_DOCS_VENDOR[name], headers={"Cache-Control": "max-age=86400"}
+        )
+    raise ApiError(404, "not_found", f"no asset {name!r}")
 
 
 @router.get("/static/{name}")

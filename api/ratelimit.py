@@ -6,18 +6,23 @@ A key (a user name or an address) with `limit` failures inside the last `window_
 refused until the oldest of them leaves the window: `Retry-After` says when. A successful login
 clears its user name's failures, never another account's.
 
-The counts live in the API process (one `citysense api` process serves the site); a restart
-forgets them.
+The counts live in PostgreSQL (`login_failures`, schema v9), so that they hold across every API
+process behind a proxy and across restarts. Each check-and-count runs in one transaction under
+advisory locks on its two keys: concurrent attempts on the same name or address, from any
+process, are counted one after the other. Failures older than the window are swept once a minute.
+Times are wall-clock seconds (every process must read the same clock); tests may set `clock`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,62 +39,64 @@ class TooManyFailures(Exception):
         self.by = by
 
 
-MAX_KEYS = 100_000  # a flood of made-up names cannot grow the table without bound
+SWEEP_EVERY_S = 60.0
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_RECENT = """SELECT at FROM login_failures WHERE kind = %s AND key = %s AND at > %s
+              ORDER BY at DESC LIMIT %s"""
+_COUNT = "INSERT INTO login_failures (kind, key, at) VALUES (%s, %s, %s)"
 
 
 @dataclass(slots=True)
 class LoginLimiter:
     limit: LoginLimit
-    clock: Callable[[], float] = time.monotonic  # seconds; tests may set their own
-    _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
-    _swept_at: float = 0.0
+    pool: AsyncConnectionPool
+    clock: Callable[[], float] = time.time  # seconds since the epoch; tests may set their own
+    _swept_at: float = field(default=-math.inf)
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures.get(key)
-        if times is None:
-            return deque()
-        while times and times[0] <= now - self.limit.window_s:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
+    async def begin(self, username: str, address: str) -> float:
+        """Count an attempt as failed until `succeeded`; returns its time. Raises TooManyFailures
+        when the name or the address is over its limit (then nothing is counted)."""
+        now = self.clock()
+        keys = [("user", username, self.limit.per_user), ("address", address, self.limit.per_address)]
+        keys = [(kind, key, limit) for kind, key, limit in keys if limit > 0]
+        if not keys:
+            return now
+        since = now - self.limit.window_s
+        async with self.pool.connection(timeout=5.0) as conn, conn.transaction():
+            if now - self._swept_at >= SWEEP_EVERY_S:
+                self._swept_at = now
+                await conn.execute("DELETE FROM login_failures WHERE at <= %s", (since,))
+            for kind, key, _ in keys:
+                await conn.execute(_LOCK, (f"citysense-login:{kind}:{key}",))
+            for kind, key, limit in keys:
+                cur = await conn.execute(_RECENT, (kind, key, since, limit))
+                times = [row[0] for row in await cur.fetchall()]
+                if len(times) >= limit:
+                    # The limit-th most recent failure leaves the window first among those that count.
+                    wait = times[limit - 1] + self.limit.window_s - now
+                    by = "user name" if kind == "user" else "address"
+                    raise TooManyFailures(max(1, math.ceil(wait)), by)
+            for kind, key, _ in keys:
+                await conn.execute(_COUNT, (kind, key, now))
+        return now
 
-    def _sweep(self, now: float) -> None:
-        if now - self._swept_at < 60.0 and len(self._failures) < MAX_KEYS:
-            return
-        self._swept_at = now
-        for key in list(self._failures):
-            self._recent(key, now)
-        while len(self._failures) >= MAX_KEYS:  # the oldest keys go first (dicts keep insertion order)
-            del self._failures[next(iter(self._failures))]
-
-    def begin(self, username: str, address: str, now: float) -> None:
-        """Count an attempt as failed until `succeeded`; raise TooManyFailures when over a limit."""
-        self._sweep(now)
-        keys = [(("user", username), self.limit.per_user), (("address", address), self.limit.per_address)]
-        for key, limit in keys:
-            times = self._recent(key, now)
-            if limit > 0 and len(times) >= limit:
-                wait = times[len(times) - limit] + self.limit.window_s - now
-                raise TooManyFailures(max(1, math.ceil(wait)), "user name" if key[0] == "user" else "address")
-        for key, limit in keys:
-            if limit > 0:
-                self._failures.setdefault(key, deque()).append(now)
-
-    def succeeded(self, username: str, address: str, began: float) -> None:
+    async def succeeded(self, username: str, address: str, began: float) -> None:
         """The attempt begun at `began` logged in: forget the user's failures and this attempt's."""
-        self._failures.pop(("user", username), None)
-        self._drop(("address", address), began)
+        async with self.pool.connection(timeout=5.0) as conn:
+            await conn.execute("DELETE FROM login_failures WHERE kind = 'user' AND key = %s", (username,))
+            await self._drop(conn, "address", address, began)
 
-    def forgive(self, username: str, address: str, began: float) -> None:
+    async def forgive(self, username: str, address: str, began: float) -> None:
         """The attempt begun at `began` did not fail on its password (the database did): it does not count."""
-        self._drop(("user", username), began)
-        self._drop(("address", address), began)
+        async with self.pool.connection(timeout=5.0) as conn:
+            await self._drop(conn, "user", username, began)
+            await self._drop(conn, "address", address, began)
 
-    def _drop(self, key: tuple[str, str], began: float) -> None:
-        times = self._failures.get(key)
-        if times is not None:
-            with contextlib.suppress(ValueError):
-                times.remove(began)
-            if not times:
-                del self._failures[key]
+    @staticmethod
+    async def _drop(conn: AsyncConnection[Any], kind: str, key: str, began: float) -> None:
+        await conn.execute(
+            """DELETE FROM login_failures WHERE ctid IN (
+                   SELECT ctid FROM login_failures WHERE kind = %s AND key = %s AND at = %s LIMIT 1)""",
+            (kind, key, began),
+        )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Depends, Request, Response
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, Field
 
 from api import passwords
@@ -29,17 +32,19 @@ class Session(BaseModel):
     token: str | None = Field(None, description="bearer token for programs; only in the login response")
 
 
-@router.post("/login", responses=documented(401, 429))
+@router.post("/login", responses=documented(401, 429, 503))
 async def login(request: Request, response: Response, credentials: Credentials) -> Session:
     """Check a password; set the session cookie and return a bearer token for the same session.
 
     Too many failed logins for the user name or from the client address within the configured
     window are refused with 429 and `Retry-After`, before the password is looked at."""
     limiter = state_of(request).logins
+    # The peer's address, or the one a trusted proxy forwarded (`citysense api --trusted-proxies`).
     address = request.client.host if request.client else "unknown"
-    began = limiter.clock()
     try:
-        limiter.begin(credentials.username, address, began)
+        began = await limiter.begin(credentials.username, address)
+    except (psycopg.OperationalError, PoolTimeout):
+        raise ApiError(503, "database_unavailable", "the database is unavailable: try again") from None
     except TooManyFailures as exc:
         raise ApiError(
             429,
@@ -50,11 +55,13 @@ async def login(request: Request, response: Response, credentials: Credentials) 
     try:
         role = await _check(request, credentials)
     except Exception:
-        limiter.forgive(credentials.username, address, began)  # the database failed, not the password
+        # The database failed, not the password.
+        with contextlib.suppress(psycopg.Error, PoolTimeout):
+            await limiter.forgive(credentials.username, address, began)
         raise
     if role is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
-    limiter.succeeded(credentials.username, address, began)
+    await limiter.succeeded(credentials.username, address, began)
     token, csrf = new_token(), new_token()
     async with pool_of(request).connection() as conn:
         await conn.execute("DELETE FROM sessions WHERE expires_at < now()")

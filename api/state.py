@@ -32,6 +32,17 @@ class ApiConfig:
     stream_queue_max: int = 256
     # The rule profiles of the water stations (limits, minimum breach duration, silence).
     profiles: Profiles = field(default_factory=load)
+    # Bytes of bus events a stream client may fall behind by before it is dropped.
+    stream_backlog_bytes: int = 8 * 1024 * 1024
+    # Seconds a stream client may leave one write unread before it is disconnected (api.streaming).
+    stream_write_timeout_s: float = 30.0
+    # Reverse proxies whose X-Forwarded-* headers are believed (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # Largest request body accepted, in bytes (api.intake); larger ones get 413 before being read.
+    max_body: int = 64 * 1024
+    # GET /metrics: None: open when the `metrics` view is public, else to a logged-in admin;
+    # a token: also to `Authorization: Bearer TOKEN` (for a Prometheus scraper).
+    metrics_token: str | None = None
 
 
 @dataclass(slots=True)
@@ -43,7 +54,7 @@ class AppState:
     logins: LoginLimiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.logins = LoginLimiter(self.config.login_limit)
+        self.logins = LoginLimiter(self.config.login_limit, self.pool)
 
 
 def state_of(request: Request) -> AppState:

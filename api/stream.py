@@ -3,10 +3,12 @@
 The first subscriber starts a task that listens on the ingester's and the transit worker's channels; on
 each notification it reads the `bus_latest` rows changed since the last read (one query, whatever the
 number of clients), renders them once as Server-Sent Events and puts them in every subscriber's queue.
-The queues are bounded: a client that falls behind by more than `queue_max` batches is dropped (told so
-when it catches up, so its EventSource reconnects and starts again from a snapshot), and the others go
-on. The task stops, closing its connection, when the last subscriber leaves; if the connection fails it
-reconnects, and the cursor on `updated_at` makes up for what happened meanwhile.
+The queues are bounded: a client that falls behind by more than `queue_max` batches or `backlog_bytes`
+bytes is dropped at once (its queue emptied, so that what it held is freed; it is told so if it reads
+again, and its EventSource reconnects and starts again from a snapshot), and the others go on. A
+client that stops reading altogether is also cut off by the write timeout of its answer
+(api.streaming). The task stops, closing its connection, when the last subscriber leaves; if the
+connection fails it reconnects, and the cursor on `updated_at` makes up for what happened meanwhile.
 """
 
 from __future__ import annotations
@@ -36,8 +38,18 @@ APPLICATION_NAME = "citysense-api-stream"
 class Subscriber:
     queue: asyncio.Queue[bytes]
     dropped: bool = False
+    queued_bytes: int = 0
     # Set whenever something is queued or the subscriber is dropped.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def take(self) -> bytes | None:
+        """The next queued batch, or None."""
+        try:
+            chunk = self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        self.queued_bytes -= len(chunk)
+        return chunk
 
 
 class BusStream:
@@ -50,14 +62,17 @@ class BusStream:
         render: Callable[[LatestRow, float], bytes],
         queue_max: int = 256,
         connect_timeout_s: int = 5,
+        backlog_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.database_url = database_url
         self.pool = pool
         self.render = render
         self.queue_max = queue_max
+        self.backlog_bytes = backlog_bytes
         self.connect_timeout_s = connect_timeout_s
         self.subscribers: set[Subscriber] = set()
         self.dropped = 0  # clients dropped for being too slow, since start
+        self.stalled = 0  # clients cut off because a write waited too long unread, since start
         self.batches = 0  # change batches fanned out, since start
         self.connects = 0  # LISTEN connections opened, since start
         self._task: asyncio.Task[None] | None = None
@@ -92,13 +107,20 @@ class BusStream:
     def _fan_out(self, chunk: bytes) -> None:
         self.batches += 1
         for sub in list(self.subscribers):
-            try:
+            if sub.queue.full() or sub.queued_bytes + len(chunk) > self.backlog_bytes:
+                self.drop(sub)
+            else:
                 sub.queue.put_nowait(chunk)
-            except asyncio.QueueFull:
-                sub.dropped = True
-                self.subscribers.discard(sub)
-                self.dropped += 1
+                sub.queued_bytes += len(chunk)
             sub.wake.set()
+
+    def drop(self, sub: Subscriber) -> None:
+        """Too far behind: no more batches, and the queued ones are let go now."""
+        sub.dropped = True
+        self.subscribers.discard(sub)
+        self.dropped += 1
+        while sub.take() is not None:
+            pass
 
     async def _run(self) -> None:
         backoff = 1.0

@@ -8,7 +8,7 @@ import contextlib
 import gzip
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -16,16 +16,18 @@ from typing import Annotated, Any
 import numpy as np
 import psycopg
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from psycopg_pool import PoolTimeout
 
 from analytics.transit.headways import HeadwayConfig, headway_profile, route_headways, route_performance
 from analytics.transit.matching import Fixes
 from analytics.transit.schedule import OnTimeWindow, stop_events
 from analytics.transit.stored import stored_match
+from api import checks
 from api.auth import View, view
 from api.errors import ApiError, documented
 from api.state import state_of
+from api.streaming import BoundedStream
 from api.transit_data import LatestRow, latest_rows
 
 router = APIRouter(tags=["transit"])
@@ -60,6 +62,7 @@ def feature(r: LatestRow, now: float) -> dict[str, Any]:
             "speed_mps": r.speed_mps,
             "heading_deg": r.heading_deg,
             "off_route": r.off_route,
+            "service_state": r.service_state,
         },
     }
 
@@ -93,7 +96,8 @@ LIVE_SQL = f"""
                 'next_stop_id', next_stop_id,
                 'speed_mps', speed_mps,
                 'heading_deg', heading_deg,
-                'off_route', off_route))
+                'off_route', off_route,
+                'service_state', service_state))
             ORDER BY vehicle_id), '[]'))::text
     FROM bus_latest WHERE time > now() - make_interval(secs => %s)"""
 
@@ -144,13 +148,15 @@ async def buses_stream(
     duration_s: Annotated[
         float, Query(gt=0, le=86400, description="close after this long; EventSource reconnects")
     ] = 3600.0,
-) -> StreamingResponse:
+) -> BoundedStream:
     """Server-Sent Events: a `position` event (a GeoJSON Feature) for every bus at connection, then one
     each time a bus's matched position changes; a comment every 15 s keeps proxies from closing it. A
-    client that falls far behind gets an `error` event (`too_slow`) and the stream ends."""
+    client that falls far behind gets an `error` event (`too_slow`) and the stream ends; one that
+    leaves a write unread for the write timeout (30 s) is disconnected."""
     state = state_of(request)
+    end = time.monotonic() + duration_s
 
-    async def events() -> AsyncIterator[bytes]:
+    async def events() -> AsyncGenerator[bytes, None]:
         # Subscribed before the snapshot is read, so that nothing falls between (a bus may come twice).
         sub = await state.stream.subscribe()
         try:
@@ -162,7 +168,6 @@ async def buses_stream(
             yield b"retry: 3000\n\n"
             now = time.time()
             yield b"".join(render_event(r, now) for r in rows)
-            end = time.monotonic() + duration_s
             last_sent = time.monotonic()
             while time.monotonic() < end:
                 if await request.is_disconnected():
@@ -175,8 +180,9 @@ async def buses_stream(
                     sub.wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(sub.wake.wait(), min(1.0, max(0.0, end - time.monotonic())))
-                if not sub.queue.empty():
-                    yield sub.queue.get_nowait()
+                chunk = sub.take()
+                if chunk is not None:
+                    yield chunk
                     last_sent = time.monotonic()
                 if time.monotonic() - last_sent >= HEARTBEAT_S:
                     yield b": keepalive\n\n"
@@ -184,10 +190,18 @@ async def buses_stream(
         finally:
             state.stream.unsubscribe(sub)
 
-    return StreamingResponse(
+    def stalled() -> None:
+        state.stream.stalled += 1
+
+    return BoundedStream(
         events(),
+        write_timeout_s=state.config.stream_write_timeout_s,
+        deadline=end,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # Closed when it ends, not kept alive: an EventSource reconnects, and a client that did not
+        # read the end must not keep the connection (and what is buffered for it) open.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "close"},
+        on_stall=stalled,
     )
 
 
@@ -199,7 +213,7 @@ def render_event(r: LatestRow, now: float) -> bytes:
 @router.get(
     "/api/v1/routes/{route_id}/performance",
     dependencies=[view(View.ROUTES)],
-    responses=documented(401, 404, 503),
+    responses=documented(400, 401, 404, 503),
 )
 async def performance(
     request: Request,
@@ -218,7 +232,7 @@ async def performance(
     feed = index.feed
     if route_id not in feed.routes:
         raise ApiError(404, "unknown_route", f"no route {route_id!r} in the active GTFS feed")
-    day = date_ or feed.service_date_of(time.time())
+    day = checks.day(date_, "date") if date_ is not None else feed.service_date_of(time.time())
     ref = feed.service_day_reference(day)
     route_trips = [i for i, r in enumerate(index.trip_route) if r == route_id]
     first = float(np.min(index.trip_start_s[route_trips])) if route_trips else 0.0

@@ -97,11 +97,12 @@ class LatestRow:
     delay_s: float | None
     next_stop_id: str | None
     off_route: bool
+    service_state: str | None  # in_service, layover, out_of_service; None before the first match
 
 
 LATEST_SELECT = """
     SELECT vehicle_id, time, extract(epoch FROM time)::float8, lat, lon, speed_mps, heading_deg, trip_id,
-           route_id, service_date, shift_s, shape_dist_m, delay_s, next_stop_id, off_route
+           route_id, service_date, shift_s, shape_dist_m, delay_s, next_stop_id, off_route, service_state
     FROM bus_latest"""
 
 

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 
 from analytics.water.profiles import Profile, Profiles
 from analytics.water.status import station_status
+from api import checks
 from api.auth import User, View, optional_user, view
 from api.errors import ApiError, documented
 from api.state import pool_of, state_of
@@ -23,6 +24,11 @@ from devices.water import PARAMETERS
 router = APIRouter(prefix="/api/v1/water", tags=["water"])
 
 MAX_RAW_ROWS = 50_000
+# Bounds on the work of one readings request (docs/api.md, "Limits"): the range, the points of a
+# bucketed answer, and the raw rows a bucket of less than an hour may average.
+MAX_RANGE = timedelta(days=3660)
+MAX_POINTS = 10_000
+MAX_SCANNED_ROWS = 200_000
 _BUCKET = re.compile(r"^([1-9][0-9]{0,3})(m|h|d)$")
 _UNIT = {"m": "minutes", "h": "hours", "d": "days"}
 # The readings a station's status is judged on: enough before its latest reading for the longest
@@ -167,6 +173,14 @@ _READINGS_SCHEMA: dict[str, Any] = {
 }
 
 
+def _wider_bucket(span: timedelta) -> str:
+    """The narrowest of the usual buckets that gives at most MAX_POINTS over `span`."""
+    for name, width in (("1m", 1), ("5m", 5), ("15m", 15), ("1h", 60), ("6h", 360), ("1d", 1440)):
+        if span / timedelta(minutes=width) <= MAX_POINTS:
+            return name
+    return f"{-(-span.days // MAX_POINTS)}d"
+
+
 def _bucket(value: str | None) -> timedelta | None:
     if value is None:
         return None
@@ -204,13 +218,17 @@ async def readings(
     ] = None,
 ) -> Response:
     """A station's time series between `start` and `end`, raw or averaged per bucket."""
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ApiError(400, "naive_time", "start and end need a UTC offset, e.g. 2026-11-27T08:00:00+07:00")
-    if start >= end:
-        raise ApiError(400, "bad_range", "start must be before end")
+    end = checks.timestamp(end, "end") if end is not None else datetime.now(UTC)
+    start = checks.timestamp(start, "start") if start is not None else end - timedelta(hours=24)
+    checks.time_range(start, end, MAX_RANGE)
     width = _bucket(bucket)
+    if width is not None and (end - start) / width > MAX_POINTS:
+        wider = _wider_bucket(end - start)
+        raise ApiError(
+            413,
+            "too_many_points",
+            f"more than {MAX_POINTS} buckets of {bucket}: pass bucket={wider} or wider, or narrow the range",
+        )
     if DEVICE_ID.fullmatch(device_id) is None:  # e.g. a NUL byte, which PostgreSQL cannot compare
         raise ApiError(404, "unknown_station", f"no water station {device_id!r}")
     async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -230,10 +248,39 @@ async def readings(
                     WHERE device_id = %s AND bucket >= date_trunc('hour', %s::timestamptz)
                     AND bucket < %s ORDER BY bucket"""
             params = (device_id, start, end)
+        elif width % timedelta(hours=1) == timedelta(0):
+            # Whole hours: merged from the hourly statistics (at most 24 rows a day, whatever the
+            # reading rate); a mean weighted by each hour's readings.
+            stats = ", ".join(
+                f"sum({p}_avg * readings) / NULLIF(sum(readings) FILTER (WHERE {p}_avg IS NOT NULL), 0)"
+                f" AS {p}, min({p}_min) AS {p}_min, max({p}_max) AS {p}_max"
+                for p in PARAMETERS
+            )
+            query = f"""SELECT date_bin(%s, bucket, TIMESTAMPTZ '2000-01-01') AS time,
+                    sum(readings)::bigint AS readings, {stats} FROM water_hourly
+                    WHERE device_id = %s AND bucket >= date_trunc('hour', %s::timestamptz)
+                    AND bucket < %s GROUP BY 1 ORDER BY 1"""
+            params = (width, device_id, start, end)
         else:
+            # Less than (or not a whole number of) hours: from the raw rows, of which at most
+            # MAX_SCANNED_ROWS are read, whatever the range.
             stats = ", ".join(
                 f"avg({p}) AS {p}, min({p}) AS {p}_min, max({p}) AS {p}_max" for p in PARAMETERS
             )
+            await cur.execute(
+                """SELECT count(*) AS n FROM (SELECT 1 FROM water_readings
+                   WHERE device_id = %s AND time >= %s AND time < %s LIMIT %s) r""",
+                (device_id, start, end, MAX_SCANNED_ROWS + 1),
+            )
+            scanned = await cur.fetchone()
+            assert scanned is not None
+            if scanned["n"] > MAX_SCANNED_ROWS:
+                raise ApiError(
+                    413,
+                    "too_many_rows",
+                    f"more than {MAX_SCANNED_ROWS} readings to average: narrow the range or pass a "
+                    "bucket of whole hours (1h, 6h, 1d), read from the hourly statistics",
+                )
             query = f"""SELECT date_bin(%s, time, TIMESTAMPTZ '2000-01-01') AS time, count(*) AS readings,
                     {stats} FROM water_readings
                     WHERE device_id = %s AND time >= %s AND time < %s GROUP BY 1 ORDER BY 1"""

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from analytics.water.canary import CanaryConfig, canary_detect
-from analytics.water.detect import DetectorConfig, DetectorState, detect
+from analytics.water.detect import DetectorConfig, DetectorState, detect, detector_for
 from analytics.water.params import ALL_PARAMETERS, CONTEXT_PARAMETERS, QUALITY_PARAMETERS
-from analytics.water.pipeline import detector_for
 from analytics.water.qc import qc_tests, usable
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model

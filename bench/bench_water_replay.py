@@ -4,9 +4,9 @@ A synthetic year (noise, a daily cycle, missing values, injected contamination e
 sensor faults, turbidity breaches) is written as a CSV and stored by the command itself
 (`--no-analyze`); then the command's analyze phase (`replay_water.catch_up`: the water worker
 until it has caught up) is timed: QC flags, compliance, detection, sensor-fault checks, alerts,
-and the flags written to the database. Baseline in the same run: the live path as it was before
-the batched one (tests/water/live_reference.py) on a slice of the same year, per reading, next
-to the current one on the same slice.
+and the flags written to the database. Next to it, the live path alone on a slice of the same
+year, in calls of up to 100,000 readings and in wake-ups of 10. (The per-reading path that was
+the baseline here until the engine became one is no longer kept.)
 
 Run: make bench-water-replay   (or .venv/bin/python -m bench.bench_water_replay [--days 365])
 """
@@ -20,7 +20,6 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,6 @@ from bench.scratch import scratch_database
 from citysense import replay_water
 from citysense.cli import main as cli
 from tests import services
-from tests.water.live_reference import advance_reference, reference_track
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
 NOISE = np.array([0.02, 0.02, 0.02, 1.0, 0.1, 5.0, 0.05, 5.0])
@@ -65,14 +63,14 @@ def write_csv(path: Path, t: np.ndarray, x: np.ndarray) -> None:
         np.savetxt(f, cols, fmt="%s", delimiter=",")
 
 
-def per_reading(run: Callable[..., object], t: np.ndarray, x: np.ndarray, size: int) -> tuple[float, float]:
+def per_reading(t: np.ndarray, x: np.ndarray, size: int) -> tuple[float, float]:
     """Wall and CPU seconds per reading of one station's readings in calls of `size`."""
     cfg = LiveConfig(qc=default_qc_config())
-    track = reference_track(cfg) if run is advance_reference else StationTrack.empty(cfg)
+    track = StationTrack.empty(cfg)
     none = np.empty((0, 2))
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, t.size, size):
-        run(cfg, track, t[i : i + size], x[:, i : i + size], none)
+        advance(cfg, track, t[i : i + size], x[:, i : i + size], none)
     return (time.perf_counter() - t0) / t.size, (time.process_time() - c0) / t.size
 
 
@@ -88,21 +86,16 @@ def main() -> int:
     t, x = history(args.days)
     n = t.size
 
-    # Baseline and current live path on the same slice, no database.
+    # The live path on a slice, no database: a catch-up's calls and the worker's wake-ups.
     k = min(n, int(args.slice_days * 1440))
     print(f"slice: the first {k:,} readings ({k / 1440:.0f} days), one station")
     for size, what in ((100_000, "in calls of up to 100,000 (a catch-up)"), (10, "in wake-ups of 10")):
         m = k if size > 10 else min(k, 1440)
-        old = per_reading(advance_reference, t[:m], x[:, :m], size)
-        new = per_reading(advance, t[:m], x[:, :m], size)
-        print(
-            f"  {what}, {m:,} readings: previous {old[0] * 1e6:,.0f} us/reading "
-            f"(CPU {old[1] * 1e6:,.0f}); now {new[0] * 1e6:,.1f} us/reading (CPU {new[1] * 1e6:,.1f}); "
-            f"previous x {n:,} readings = {old[0] * n:,.0f} s (CPU {old[1] * n:,.0f} s)"
-        )
+        new = per_reading(t[:m], x[:, :m], size)
+        print(f"  {what}, {m:,} readings: {new[0] * 1e6:,.1f} us/reading (CPU {new[1] * 1e6:,.1f})")
 
     # The whole history through the live path alone, as the worker feeds it.
-    wall, cpu = per_reading(advance, t, x, 100_000)
+    wall, cpu = per_reading(t, x, 100_000)
     print(f"live path alone, {n:,} readings in calls of 100,000: {wall * n:.2f} s (CPU {cpu * n:.2f} s)")
 
     # End to end: the command stores the CSV, then its analyze phase is timed.

@@ -21,7 +21,7 @@ import json
 import os
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from citysense_sim.episodes import EpisodeClass, EpisodePlan
@@ -79,6 +79,8 @@ class Activity:
 
     active: dict[tuple[str, AlertKind], np.ndarray]
     opened: dict[tuple[str, AlertKind], list[float]]
+    # Per station: the opening time and the failed tests of each sensor_fault alert.
+    fault_tests: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
 
 
 def run_live(
@@ -86,6 +88,7 @@ def run_live(
 ) -> tuple[Activity, float, int]:
     active: dict[tuple[str, AlertKind], list[float]] = defaultdict(list)
     opened: dict[tuple[str, AlertKind], list[float]] = defaultdict(list)
+    fault_tests: dict[str, list[tuple[float, str]]] = defaultdict(list)
     started = time.perf_counter()
     readings = 0
     for device, (t, x) in data.items():
@@ -96,11 +99,16 @@ def run_live(
             for c in out.changes:
                 if c.change == "open":
                     opened[(device, c.kind)].append(c.time)
+                    if c.kind is AlertKind.SENSOR_FAULT:
+                        tests = c.evidence.get("tests", {})
+                        assert isinstance(tests, dict)
+                        what = sorted(f"{p}:{name}" for p, names in tests.items() for name in names)
+                        fault_tests[device].append((c.time, ",".join(what)))
             for kind, times in out.active.items():
                 active[(device, kind)].extend(times.tolist())
     elapsed = time.perf_counter() - started
     return (
-        Activity({k: np.asarray(v) for k, v in active.items()}, dict(opened)),
+        Activity({k: np.asarray(v) for k, v in active.items()}, dict(opened), dict(fault_tests)),
         elapsed,
         readings,
     )
@@ -113,7 +121,11 @@ def _any_between(times: np.ndarray | None, lo: float, hi: float) -> float | None
     return float(times[i]) if i < times.size and times[i] <= hi else None
 
 
-def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dict[str, object]:
+def score(
+    truth: list[Truth], act: Activity, weeks: float, stations: int, kinds: dict[str, str] | None = None
+) -> dict[str, object]:
+    """The figures; kinds: the site kind of each station (firmware-sim's: plant outlets dose
+    chlorine above the tap-water limit by design), for the false alerts per kind of site."""
     events = [e for e in truth if e.cls is EpisodeClass.EVENT]
     faults = [e for e in truth if e.cls is EpisodeClass.FAULT]
     per_event = []
@@ -163,6 +175,25 @@ def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dic
         if kind is AlertKind.SENSOR_FAULT
         for t in opens
     )
+    # Every alert that opened where nothing it stands for happened: a water-quality event or a
+    # compliance breach outside any event (30 minutes after it included), a sensor fault outside
+    # any fault (likewise).
+    false_by_site: Counter[str] = Counter()
+    for (device, kind), opens in act.opened.items():
+        spans = fault_spans[device] if kind is AlertKind.SENSOR_FAULT else event_spans[device]
+        site = (kinds or {}).get(device, "")
+        for t in opens:
+            if not any(a <= t <= b for a, b in spans):
+                false_by_site[f"{site}:{kind}"] += 1
+    stray_breaches = sum(n for k, n in false_by_site.items() if k.endswith(f":{AlertKind.COMPLIANCE_BREACH}"))
+    station_weeks = max(weeks * stations, 1e-9)
+    stray_tests = Counter(
+        what
+        for device, found in act.fault_tests.items()
+        for t, what in found
+        if not any(a <= t <= b for a, b in fault_spans[device])
+    )
+    false_alerts = false_starts + stray_breaches + stray_faults
     delays = [p["delay_min"] for p in per_event if p["delay_min"] is not None]
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for p in per_event:
@@ -193,6 +224,12 @@ def score(truth: list[Truth], act: Activity, weeks: float, stations: int) -> dic
         "sensor_fault_alerts_outside_faults_per_station_week": round(
             stray_faults / max(weeks * stations, 1e-9), 2
         ),
+        "compliance_breaches_outside_events_per_station_week": round(stray_breaches / station_weeks, 2),
+        "false_alerts": false_alerts,
+        "sensor_fault_alerts_outside_faults_by_test": dict(stray_tests.most_common()),
+        "false_alerts_per_station_week": round(false_alerts / station_weeks, 2),
+        "false_alerts_by_site_kind_and_alert": dict(sorted(false_by_site.items())),
+        "stations_by_site_kind": dict(Counter((kinds or {}).values())),
         "missed": [p for p in per_event if p["delay_min"] is None],
     }
 
@@ -214,7 +251,8 @@ def main() -> None:
     sim_s = time.perf_counter() - t0
     config = LiveConfig(qc=default_qc_config())
     act, live_s, readings = run_live(data, config, args.wakeup)
-    result = score(truth, act, args.days / 7.0, args.stations)
+    kinds = {d.device_id: d.site_kind for d in water_fleet(args.stations, args.seed)}
+    result = score(truth, act, args.days / 7.0, args.stations, kinds)
     result["machine"] = {"nproc": os.cpu_count(), "cpu": cpu_model()}
     result["run"] = {
         "stations": args.stations,
@@ -255,6 +293,15 @@ def main() -> None:
         "sensor_fault alerts opened outside any fault, per station-week:",
         result["sensor_fault_alerts_outside_faults_per_station_week"],
     )
+    print(
+        "compliance_breach alerts opened outside any event, per station-week:",
+        result["compliance_breaches_outside_events_per_station_week"],
+    )
+    print(
+        f"false alerts of every kind: {result['false_alerts']},"
+        f" {result['false_alerts_per_station_week']} per station-week"
+    )
+    print("  by site kind and alert kind:", result["false_alerts_by_site_kind_and_alert"])
     print(f"live path: {readings} readings in {live_s:.2f} s ({result['run']['us_per_reading']} us/reading)")  # type: ignore[index]
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}")
 

@@ -5,6 +5,12 @@
 Baselines: (a) the broker's own rate, C client to C client (mosquitto_pub -> mosquitto_sub);
 (b) the database's own rate, binary COPY of pre-built rows into the same table; (c) a naive
 ingester that INSERTs one row per message. All on this machine, broker and database included.
+
+Poison isolation: one ingester draining the same queue clean and with one poison message per
+10,000, alternately. The poison is a reading every decoder accepts (pH 13.999) which a CHECK
+constraint added to the scratch database for this part refuses: the batch holding it fails and
+is split until the message stands alone and is dead-lettered as `rejected`. The clean drains run
+with the same constraint. `--poison-only` runs this part alone.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import json
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +36,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.machine import machine
-from bench.mqttload import Publisher
+from bench.mqttload import Publisher, water_payload
 from bench.scratch import scratch_database
 from devices.water import PARAMETERS
 from tests import services
@@ -50,7 +57,7 @@ def database(admin: str) -> Iterator[str]:
 
 def empty(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE water_readings, water_hourly_totals")
+        conn.execute("TRUNCATE water_readings, water_hourly_totals, dead_letters")
 
 
 def stored(url: str) -> int:
@@ -171,7 +178,12 @@ def ingesters(
             argv += ["--shared", "bench"]
         procs.append(subprocess.Popen(argv))
     try:
-        time.sleep(settle)  # connected and subscribed
+        if settle:
+            # Connected (their heartbeats say so: start-up takes seconds on a loaded machine),
+            # then a moment for the SUBSCRIBE sent right after CONNACK.
+            for i in range(count):
+                connected(url, f"{prefix}-{i}", 120)
+            time.sleep(0.5)
         yield procs
     finally:
         for proc in procs:
@@ -180,31 +192,106 @@ def ingesters(
             proc.wait(20)
 
 
+def connected(url: str, client_id: str, limit: float) -> None:
+    """Wait until the ingester `client_id` has reported a broker connection since it started."""
+    began = datetime.now(UTC)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT state->>'broker_connected' = 'true' AND updated_at > %s FROM service_status "
+                "WHERE service = %s",
+                (began, f"ingest:{client_id}"),
+            ).fetchone()
+        if row and row[0]:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"ingester {client_id} not connected within {limit:.0f} s")
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-def drain(url: str, port: int, count: int, n: int, extra: Sequence[str] = ()) -> tuple[float, float]:
-    """Rate at which `count` ingester processes store `n` messages queued for them at the broker,
-    and the CPU seconds those processes used from start to exit (start-up included)."""
+def drain(
+    url: str, port: int, count: int, n: int, extra: Sequence[str] = (), poison_every: int = 0
+) -> tuple[float, float]:
+    """Rate at which `count` ingester processes drain `n` messages queued for them at the broker,
+    and the CPU seconds those processes used from start to exit (start-up included).
+
+    With `poison_every`, one message in that many is a POISON_PH reading (see the module doc):
+    the rate counts every message drained, stored or dead-lettered."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     with ingesters(url, port, prefix, count, extra=extra):
         pass  # the broker now holds their sessions
     empty(url)
+    poisoned = [seq for seq in range(n) if poison_every and seq % poison_every == poison_every // 2]
+
+    def payload(seq: int, when: float) -> bytes:
+        if poisoned and seq % poison_every == poison_every // 2:
+            return json.dumps({"ts": datetime.fromtimestamp(when, UTC).isoformat(), "ph": POISON_PH}).encode()
+        return water_payload(seq, when)
+
     publisher = Publisher("127.0.0.1", port, prefix, DEVICES)
-    publisher.run(n)
+    publisher.run(n, payload=payload)
     publisher.close()
     cpu = _children_cpu()
     with ingesters(url, port, prefix, count, settle=0.0, extra=extra):
         # The clock starts at the first committed batch, so process start-up is not counted
         # (nor is that first batch).
+        waiting = time.monotonic()
         while (first := stored(url)) == 0:
+            if time.monotonic() - waiting > 120:
+                raise TimeoutError("nothing stored within 120 s: was the session subscribed?")
             time.sleep(0.002)
         began = time.monotonic()
-        wait_stored(url, n, 600)
+        wait_stored(url, n - len(poisoned), 600)
+        while rejected(url) < len(poisoned):
+            time.sleep(0.002)
         rate = (n - first) / (time.monotonic() - began)
+    if stored(url) != n - len(poisoned) or rejected(url) != len(poisoned):
+        raise AssertionError(
+            f"{stored(url)} stored and {rejected(url)} rejected of {n} ({len(poisoned)} poison)"
+        )
     return rate, _children_cpu() - cpu
+
+
+# The poison of the isolation benchmark: any decoder takes it, the CHECK below refuses it.
+POISON_PH = 13.999
+
+
+def rejected(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM dead_letters WHERE reason = 'rejected'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def poison_isolation(url: str, port: int, n: int, rounds: int) -> dict[str, Any]:
+    """Clean and poisoned drains of `n` messages by one ingester, alternately, `rounds` each."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"ALTER TABLE water_readings ADD CONSTRAINT bench_poison CHECK (ph IS DISTINCT FROM {POISON_PH})"
+        )
+    clean: list[float] = []
+    poisoned: list[float] = []
+    try:
+        for _ in range(rounds):
+            clean.append(drain(url, port, 1, n)[0])
+            poisoned.append(drain(url, port, 1, n, poison_every=10_000)[0])
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE water_readings DROP CONSTRAINT bench_poison")
+    best_clean, best_poisoned = statistics.median(clean), statistics.median(poisoned)
+    return {
+        "messages": n,
+        "poison_every": 10_000,
+        "clean_per_s": clean,
+        "poisoned_per_s": poisoned,
+        "clean_median_per_s": best_clean,
+        "poisoned_median_per_s": best_poisoned,
+        "poisoned_over_clean": best_poisoned / best_clean,
+    }
 
 
 def percentile(h: dict[str, Any], q: float) -> float:
@@ -263,6 +350,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000, help="messages per drain measurement")
     parser.add_argument("--naive-messages", type=int, default=5_000)
     parser.add_argument("--quick", action="store_true", help="a smaller run, to check the benchmark works")
+    parser.add_argument("--poison-only", action="store_true", help="only the poison isolation drains")
+    parser.add_argument("--poison-rounds", type=int, default=3, help="clean and poisoned drains, each")
     args = parser.parse_args()
     n = 10_000 if args.quick else args.messages
     naive_n = 1_000 if args.quick else args.naive_messages
@@ -279,12 +368,18 @@ def main() -> int:
         services.mosquitto_process(port, Path(tmp)),
         database(admin) as url,
     ):
+        if args.poison_only:
+            results["poison_isolation"] = poison_isolation(url, port, n, args.poison_rounds)
+            print(json.dumps(results, indent=2))
+            _print_poison(results["poison_isolation"])
+            return 0
         results["broker_c_to_c_per_s"] = broker_c_to_c(port, n)
         results["database_copy_rows_per_s"] = database_copy(url, n)
         results["naive_per_s"] = naive_ingester(url, port, f"naive{uuid.uuid4().hex[:6]}", naive_n)
         results["ours_1_process_per_s"], results["ours_1_process_cpu_s"] = drain(url, port, 1, n)
         results["ours_2_processes_per_s"], results["ours_2_processes_cpu_s"] = drain(url, port, 2, n)
         results["fixed_load"] = [offered(url, port, rate, 5 if args.quick else 10) for rate in (1000, 5000)]
+        results["poison_isolation"] = poison_isolation(url, port, n, 1 if args.quick else args.poison_rounds)
     print(json.dumps(results, indent=2))
     best = max(results["ours_1_process_per_s"], results["ours_2_processes_per_s"])
     print(f"\nmachine: {results['machine']}")
@@ -306,7 +401,19 @@ def main() -> int:
     for row in results["fixed_load"]:
         print(f"  offered {row['offered_per_s']:,.0f}/s: achieved {row['achieved_per_s']:,.0f}/s, "
               f"publish-to-commit p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms")  # fmt: skip
+    _print_poison(results["poison_isolation"])
     return 0
+
+
+def _print_poison(p: dict[str, Any]) -> None:
+    rounds = ", ".join(
+        f"{c:,.0f} / {q:,.0f}" for c, q in zip(p["clean_per_s"], p["poisoned_per_s"], strict=True)
+    )
+    print(
+        f"1 ingester, {p['messages']:,} queued, clean vs 1 poison per {p['poison_every']:,}: "
+        f"{p['clean_median_per_s']:,.0f} vs {p['poisoned_median_per_s']:,.0f} msg/s (medians), "
+        f"poisoned / clean {p['poisoned_over_clean']:.3f} (rounds clean / poisoned: {rounds})"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import os
 import sys
@@ -13,10 +14,12 @@ from typing import Any
 
 from analytics.water.live import LiveConfig
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
+from analytics.water.settings import SettingsError, WaterSettings, settings_from_toml
 from citysense.cmd_api import station_profiles
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
 from ingest.workers import WORKERS
+from ingest.workers.supervise import WorkerHealth, final_status, heartbeat, supervise
 from ingest.workers.water import WaterWorkerConfig
 
 
@@ -39,6 +42,11 @@ def register(subparsers: Any) -> None:
         help="rule profiles of the water stations (TOML, layout of analytics/water/profiles.toml; "
         "default: $CITYSENSE_STATION_PROFILES or that file)",
     )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        help="water engine settings (TOML; `detect water --save-settings` writes them)",
+    )
     add_logging_options(parser)
     parser.set_defaults(func=run)
 
@@ -52,14 +60,27 @@ def _qc_config(path: Path | None) -> QcConfig:
         raise QcConfigError(str(path), exc.strerror or str(exc)) from exc
 
 
+def _settings(path: Path) -> WaterSettings:
+    try:
+        return settings_from_toml(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{path}: {exc.strerror or exc}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     chosen = [w for w in WORKERS if not args.only or w.rsplit(".", 1)[-1] in args.only]
     try:
-        water = WaterWorkerConfig(live=LiveConfig(qc=_qc_config(args.qc_config)))
+        qc = _qc_config(args.qc_config)
     except QcConfigError as exc:
         print(f"citysense analyze: QC configuration: {exc}", file=sys.stderr)
         return 2
+    try:
+        live = LiveConfig(qc=qc) if args.settings is None else _settings(args.settings).live_config(qc)
+    except (OSError, SettingsError) as exc:
+        print(f"citysense analyze: settings: {exc}", file=sys.stderr)
+        return 2
+    water = WaterWorkerConfig(live=live)
     profiles = getattr(args, "station_profiles", None) or os.environ.get("CITYSENSE_STATION_PROFILES")
     if profiles:
         try:
@@ -70,12 +91,20 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         url = Settings.from_args(args).require_database()  # a ConfigError is reported cleanly
+        healths: list[WorkerHealth] = []
         async with asyncio.TaskGroup() as tasks:
+            # Each worker is supervised on its own: an error in one is logged, reported in its health and
+            # retried with backoff, and never reaches this task group, so it cannot stop the others.
             for name in chosen:
                 worker = importlib.import_module(name)
-                if name.endswith(".water"):
-                    tasks.create_task(worker.run(url, stop, water), name=name)
-                else:
-                    tasks.create_task(worker.run(url, stop), name=name)
+                health = WorkerHealth(name.rsplit(".", 1)[-1])
+                healths.append(health)
+                extra = (water,) if name.endswith(".water") else ()
+                tasks.create_task(
+                    supervise(health, functools.partial(worker.run, url, stop, *extra, health=health), stop),
+                    name=name,
+                )
+            tasks.create_task(heartbeat(url, healths, stop), name="worker-status")
+        await final_status(url, healths)
 
     return run_until_signal(main)

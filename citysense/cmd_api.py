@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -48,6 +49,27 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="rule profiles of the water stations (TOML, layout of analytics/water/profiles.toml; "
         "default: $CITYSENSE_STATION_PROFILES or that file)",
+    )
+    parser.add_argument(
+        "--trusted-proxies",
+        metavar="ADDRESSES",
+        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (default: $CITYSENSE_TRUSTED_PROXIES or none: the peer's "
+        "own address counts)",
+    )
+    parser.add_argument(
+        "--max-body",
+        metavar="BYTES",
+        type=int,
+        help="largest request body accepted, larger ones get 413 before being read "
+        "(default: $CITYSENSE_MAX_BODY or 65536)",
+    )
+    parser.add_argument(
+        "--stream-write-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="drop a live-stream client that leaves a write unread this long "
+        "(default: $CITYSENSE_STREAM_WRITE_TIMEOUT or 30)",
     )
     add_logging_options(parser)
     parser.set_defaults(func=run)
@@ -96,6 +118,41 @@ def station_profiles(path: Path) -> Profiles:
         raise ConfigError(f"station profiles {path}: {exc}") from exc
 
 
+def parse_trusted_proxies(text: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (10.0.0.0/8); 'none' or nothing for none."""
+    import ipaddress
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip() and n.strip() != "none")
+    for name in names:
+        try:
+            ipaddress.ip_network(name, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted proxy {name!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+            ) from None
+    return names
+
+
+def uvicorn_options(config: ApiConfig) -> dict[str, Any]:
+    """Forwarded headers are read only from the configured proxies (none by default): uvicorn would
+    otherwise believe X-Forwarded-For from 127.0.0.1, and anyone connecting from there could pass
+    for any address, walking around the per-address login limit."""
+    return {
+        "proxy_headers": bool(config.trusted_proxies),
+        "forwarded_allow_ips": list(config.trusted_proxies),
+    }
+
+
+def _positive(value: object, what: str, low: float, high: float) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = math.nan
+    if not low <= number <= high:
+        raise ConfigError(f"{what} must be between {low:g} and {high:g}, got {value!r}")
+    return number
+
+
 def api_config(
     settings: Settings, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
 ) -> ApiConfig:
@@ -121,7 +178,21 @@ def api_config(
     login_limit = getattr(args, "login_limit", None) or env.get("CITYSENSE_LOGIN_LIMIT")
     if login_limit:
         config = replace(config, login_limit=parse_login_limit(login_limit))
-    return config
+    proxies = getattr(args, "trusted_proxies", None) or env.get("CITYSENSE_TRUSTED_PROXIES")
+    if proxies:
+        config = replace(config, trusted_proxies=parse_trusted_proxies(proxies))
+    max_body = getattr(args, "max_body", None) or env.get("CITYSENSE_MAX_BODY")
+    if max_body:
+        config = replace(config, max_body=int(_positive(max_body, "--max-body", 1024, 2**30)))
+    write_timeout = getattr(args, "stream_write_timeout", None) or env.get("CITYSENSE_STREAM_WRITE_TIMEOUT")
+    if write_timeout:
+        config = replace(
+            config, stream_write_timeout_s=_positive(write_timeout, "--stream-write-timeout", 1, 3600)
+        )
+    token = env.get("CITYSENSE_METRICS_TOKEN") or None
+    if token is not None and len(token) < 16:
+        raise ConfigError("CITYSENSE_METRICS_TOKEN must be at least 16 characters")
+    return replace(config, metrics_token=token)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,5 +208,7 @@ def run(args: argparse.Namespace) -> int:
     from api.app import create_app
 
     # log_config=None: uvicorn logs through ours (JSON lines when not on a terminal).
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_config=None)
+    uvicorn.run(
+        create_app(config), host=args.host, port=args.port, log_config=None, **uvicorn_options(config)
+    )
     return 0

@@ -9,7 +9,13 @@ from typing import Any
 
 import psycopg
 
-from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from citysense.settings import (
+    ConfigError,
+    Settings,
+    add_connection_options,
+    redact_database_url,
+    redact_error,
+)
 from ingest.partitions import maintain
 from ingest.schema import Engine, MigrationError, migrate
 
@@ -37,7 +43,10 @@ def run_migrate(args: argparse.Namespace) -> int:
         print(f"citysense: {exc}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:
-        print(f"citysense: cannot connect to {redact_database_url(url)}: {exc}", file=sys.stderr)
+        print(
+            f"citysense: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
+            file=sys.stderr,
+        )
         return 1
     except MigrationError as exc:
         print(f"citysense: {exc}", file=sys.stderr)

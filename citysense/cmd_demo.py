@@ -199,7 +199,7 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         await children.start(
             "analytics", [*me, "analyze", "--log-level", "WARNING", "--qc-config", str(qc_file)]
         )
-        views = "stations,readings,buses,routes"  # the demo shows every read-only view to anyone
+        views = "stations,readings,buses,routes,service_alerts"  # every read-only view but metrics
         await children.start(
             "api", [*me, "api", "--port", str(port), "--log-level", "WARNING", "--public-views", views]
         )

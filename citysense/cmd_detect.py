@@ -1,30 +1,49 @@
-"""`citysense detect water`: offline water event detection on a CSV file (CONTRACT §8)."""
+"""`citysense detect water`: offline water event detection on a CSV file (CONTRACT §8).
+
+The file's rows go through the live engine (analytics/water/pipeline.run_series, which calls
+analytics/water/live.advance as the water worker does): QC, instrument-fault checks, detector,
+compliance and alert state machines. `event` is the water-quality event as the engine confirms
+it (the condition of its alert), `probability` the detector's.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from analytics.water.detect import DetectorState, detect, rows_for
-from analytics.water.pipeline import detector_for
-from analytics.water.qc import qc_tests, seconds, usable
+from analytics.water.alerts import AlertKind
+from analytics.water.detect import rows_for
+from analytics.water.live import PARAMETERS, AlertChange, LiveConfig
+from analytics.water.pipeline import SeriesResult, run_series
+from analytics.water.qc import seconds
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
+from analytics.water.settings import (
+    SettingsError,
+    WaterSettings,
+    detector_settings,
+    settings_from_toml,
+    settings_to_toml,
+)
+from analytics.water.stations import StationConfig
 from analytics.water.tune import tune
 from citysense.progress import Progress
-from citysense.water_csv import WaterCsvError, parse_mapping, read_water_csv, write_detection_csv
+from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv, write_detection_csv
 
-# Rows per detection call: the progress bar moves between calls; results do not depend on it.
-_CHUNK = 2048
+# Readings per call of the engine: the progress bar moves between calls; results do not depend on it.
+_CHUNK = 1440
 
 
 def register(subparsers: Any) -> None:
     detect_p = subparsers.add_parser("detect", help="offline analytics on history files")
     sub = detect_p.add_subparsers(dest="detect_kind", required=True, metavar="KIND")
-    p = sub.add_parser("water", help="water QC flags and event detection on a CSV file")
+    p = sub.add_parser("water", help="water QC flags, event detection and alerts on a CSV file")
     p.add_argument("--in", dest="input", type=Path, required=True, help="input CSV")
     p.add_argument("--out", type=Path, required=True, help="output CSV: time, event, probability, QC flags")
     p.add_argument("--time-col", default="time", help="name of the time column (default: time)")
@@ -39,11 +58,70 @@ def register(subparsers: Any) -> None:
     p.add_argument("--train", type=Path, help="labelled history to tune the detector on")
     p.add_argument("--label-col", help="label column of the --train file (1/TRUE = event, 0/FALSE = normal)")
     p.add_argument("--qc-config", type=Path, help="QC thresholds (TOML, layout of analytics/water/qc.toml)")
+    p.add_argument(
+        "--settings",
+        type=Path,
+        help="engine settings (TOML: [detector], [stations]; see docs/water-detection.md)",
+    )
+    p.add_argument(
+        "--save-settings",
+        type=Path,
+        help="write the settings used (tuned with --train) to this file, for `analyze` and `replay water`",
+    )
+    p.add_argument("--device", default="default", help="the station whose [stations] configuration applies")
+    p.add_argument("--alerts", type=Path, help="also write the alert transitions to this CSV")
     p.set_defaults(func=run)
 
 
 def _qc_config(path: Path | None) -> QcConfig:
     return default_qc_config() if path is None else qc_config_from_toml(path.read_text(encoding="utf-8"))
+
+
+def _settings(path: Path | None) -> WaterSettings:
+    return WaterSettings() if path is None else settings_from_toml(path.read_text(encoding="utf-8"))
+
+
+def engine_values(table: WaterTable) -> np.ndarray:
+    """The table's values over every parameter (P, n), NaN for those it has no column for."""
+    out = np.full((len(PARAMETERS), table.times.size), np.nan)
+    for i, p in enumerate(table.parameters):
+        out[PARAMETERS.index(p)] = table.values[i]
+    return out
+
+
+def trained(settings: WaterSettings, qc: QcConfig, train: WaterTable) -> tuple[WaterSettings, str]:
+    """Settings with the detector tuned on a labelled history run through the engine (its QC flags
+    and instrument-fault checks decide which readings are evidence), and the file's parameters as
+    the default station's instruments where none were configured."""
+    assert train.labels is not None
+    live = settings.live_config(qc)
+    x = engine_values(train)
+    t = seconds(train.times)
+    base = run_series(live, t, x, wakeup=_CHUNK)
+    rows = rows_for(PARAMETERS, live.detector.quality, live.detector.context)
+    tuned = tune(live.detector, t, x[rows], base.evidence[rows], train.labels)
+    stations = settings.stations
+    if stations.default.instruments is None:
+        stations = replace(stations, default=StationConfig(instruments=frozenset(train.parameters)))
+    out = replace(settings, detector=detector_settings(tuned.config), stations=stations)
+    c = tuned.config
+    note = (
+        f"({tuned.tried} settings): window={c.window} lag={c.lag} timeout={c.timeout} "
+        f"threshold={c.threshold} bed_window={c.bed_window} F1={tuned.scores.f1:.3f} "
+        f"false alarms/week={tuned.scores.false_alarms_per_week:.2f}"
+    )
+    return out, note
+
+
+def write_alerts(path: Path, device: str, changes: list[AlertChange]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["time", "station", "kind", "change", "level"])
+        for c in changes:
+            if c.change == "active":
+                continue
+            at = datetime.fromtimestamp(c.time, tz=UTC).isoformat()
+            w.writerow([at, device, str(c.kind), c.change, c.level])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,14 +131,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         mapping = parse_mapping(args.map)
         qc_config = _qc_config(args.qc_config)
+        settings = _settings(args.settings)
         table = read_water_csv(args.input, args.time_col, mapping, timezone=args.timezone)
-    except (ValueError, OSError, QcConfigError, WaterCsvError) as exc:
+    except (ValueError, OSError, QcConfigError, SettingsError, WaterCsvError) as exc:
         print(f"citysense detect water: {exc}", file=sys.stderr)
         return 2
     params = table.parameters
-    try:
-        config = detector_for(params)
-    except ValueError:
+    if not any(p in settings.detector_config().quality for p in params):
         print("citysense detect water: no water-quality parameter among the columns", file=sys.stderr)
         return 2
 
@@ -73,36 +150,41 @@ def run(args: argparse.Namespace) -> int:
         if train.parameters != params:
             print("citysense detect water: --train has other parameters than --in", file=sys.stderr)
             return 2
-        assert train.labels is not None
-        tqc = qc_tests(train.times, train.values[None], params, qc_config)
-        rows = rows_for(params, config.quality, config.context)
-        tuned = tune(
-            config, seconds(train.times), train.values[rows], usable(tqc.flags)[0, rows], train.labels
-        )
-        config = tuned.config
-        print(
-            f"tuned on {args.train} ({tuned.tried} settings): window={config.window} lag={config.lag} "
-            f"timeout={config.timeout} threshold={config.threshold} bed_window={config.bed_window} "
-            f"F1={tuned.scores.f1:.3f} false alarms/week={tuned.scores.false_alarms_per_week:.2f}",
-            file=sys.stderr,
-        )
+        settings, note = trained(settings, qc_config, train)
+        print(f"tuned on {args.train} {note}", file=sys.stderr)
+    if args.save_settings is not None:
+        try:
+            args.save_settings.write_text(settings_to_toml(settings), encoding="utf-8")
+        except OSError as exc:
+            print(f"citysense detect water: {exc}", file=sys.stderr)
+            return 2
+        print(f"settings written to {args.save_settings}", file=sys.stderr)
 
-    n = table.times.size
-    qc = qc_tests(table.times, table.values[None], params, qc_config)
-    rows = rows_for(params, config.quality, config.context)
-    x, ok = table.values[None, rows], usable(qc.flags)[:, rows]
-    state = DetectorState.empty(config, 1)
-    probability, event = np.zeros(n), np.zeros(n, dtype=bool)
-    bar = Progress("detect water", n)
-    for i in range(0, n, _CHUNK):
-        d = detect(config, state, x[..., i : i + _CHUNK], ok[..., i : i + _CHUNK])
-        probability[i : i + _CHUNK], event[i : i + _CHUNK] = d.probability[0], d.event[0]
-        bar.advance(d.probability.shape[-1])
-    bar.finish()
+    live = settings.live_config(qc_config)
+    station = settings.stations.get(args.device)
+    result = _run_with_progress(live, table, station)
+    event = result.active[AlertKind.WATER_QUALITY_EVENT]
+    rows = [PARAMETERS.index(p) for p in params]
     try:
-        write_detection_csv(args.out, table.time_text, event, probability, params, qc.flags[0])
+        write_detection_csv(args.out, table.time_text, event, result.probability, params, result.flags[rows])
+        if args.alerts is not None:
+            write_alerts(args.alerts, args.device, result.changes)
     except OSError as exc:
         print(f"citysense detect water: {exc}", file=sys.stderr)
         return 2
-    print(f"{n} rows, {int(event.sum())} in events, written to {args.out}", file=sys.stderr)
+    opened = sum(c.change == "open" for c in result.changes)
+    print(
+        f"{table.times.size} rows, {int(event.sum())} in events, {opened} alerts opened,"
+        f" written to {args.out}",
+        file=sys.stderr,
+    )
     return 0
+
+
+def _run_with_progress(live: LiveConfig, table: WaterTable, station: StationConfig) -> SeriesResult:
+    t = seconds(table.times)
+    x = engine_values(table)
+    bar = Progress("detect water", t.size)
+    result = run_series(live, t, x, wakeup=_CHUNK, station=station, progress=bar.advance)
+    bar.finish()
+    return result

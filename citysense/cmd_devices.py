@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import grp
 import os
+import pwd
 import re
 import sys
 from collections.abc import Callable
@@ -13,12 +15,26 @@ from typing import Any
 import psycopg
 
 from analytics.water.profiles import KIND_PATTERN
-from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from citysense.settings import (
+    ConfigError,
+    Settings,
+    add_connection_options,
+    redact_database_url,
+    redact_error,
+)
 from devices.registry import SALT_BYTES, Device, device_password, render_acl, render_passwords
 from devices.topics import DEVICE_ID, Kind
 
 DEFAULT_SERVICES = ("citysense-ingest",)
+# Broker user names of the services (ingesters, the demo): no device may be registered under
+# one, or it would get that account's password and its read access to every topic.
+SERVICE_PREFIX = "citysense-"
 MIN_KEY_BYTES = 32
+
+
+def reserved(name: str) -> bool:
+    """True for a name kept for service accounts (compared as the broker would: exactly)."""
+    return name.lower().startswith(SERVICE_PREFIX) or name in DEFAULT_SERVICES
 
 
 def register(subparsers: Any) -> None:
@@ -61,6 +77,12 @@ def register(subparsers: Any) -> None:
         action="append",
         help=f"service account that reads everything (repeatable; default {', '.join(DEFAULT_SERVICES)})",
     )
+    acl.add_argument(
+        "--owner",
+        metavar="USER[:GROUP]",
+        help="give both files to USER (e.g. mosquitto, the user Mosquitto drops to), "
+        "password file 0600, ACL 0640; needs root",
+    )
     acl.set_defaults(func=_db_command(run_acl))
 
     password = actions.add_parser("password", help="print the MQTT password of a device or service account")
@@ -85,7 +107,10 @@ def _db_command(
             print(f"citysense: {exc}", file=sys.stderr)
             return 2
         except psycopg.OperationalError as exc:
-            print(f"citysense: cannot connect to {redact_database_url(url)}: {exc}", file=sys.stderr)
+            print(
+                f"citysense: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
+                file=sys.stderr,
+            )
             return 1
 
     return run
@@ -94,6 +119,11 @@ def _db_command(
 def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
     if DEVICE_ID.fullmatch(args.device_id) is None:
         raise ConfigError(f"device id {args.device_id!r} does not match {DEVICE_ID.pattern}")
+    if reserved(args.device_id):
+        raise ConfigError(
+            f"device id {args.device_id!r} is reserved for service accounts "
+            f"(names starting with {SERVICE_PREFIX!r}): choose another"
+        )
     station_kind = getattr(args, "station_kind", None)
     if station_kind is not None and re.fullmatch(KIND_PATTERN, station_kind) is None:
         raise ConfigError(f"station kind {station_kind!r} does not match {KIND_PATTERN}")
@@ -152,13 +182,52 @@ def _key(args: argparse.Namespace) -> bytes:
         ) from None
     if len(key) < MIN_KEY_BYTES:
         raise ConfigError(f"the registry key {path} is shorter than {MIN_KEY_BYTES} bytes")
+    warning = key_file_warning(path)
+    if warning:
+        print(f"citysense: warning: {warning}", file=sys.stderr)
     return key
 
 
-def _write_private(path: Path, text: str, mode: int) -> None:
+def _owner(spec: str | None) -> tuple[int, int] | None:
+    """uid and gid of `USER[:GROUP]` (the user's own group by default)."""
+    if spec is None:
+        return None
+    user, _, group = spec.partition(":")
+    try:
+        entry = pwd.getpwnam(user)
+        gid = grp.getgrnam(group).gr_gid if group else entry.pw_gid
+    except KeyError:
+        raise ConfigError(f"--owner {spec}: no such user or group on this machine") from None
+    return entry.pw_uid, gid
+
+
+def key_file_warning(path: Path) -> str | None:
+    """What is wrong with who may read the key file, if anything: with the key, anyone can derive
+    every device's broker password."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & 0o077:
+        who = "everyone" if mode & 0o004 else "its group"
+        return (
+            f"the registry key {path} can be read by {who} (mode {mode & 0o777:04o}): "
+            f"`chmod 600 {path}`, or keep it where only this user can read it"
+        )
+    return None
+
+
+def _write_private(path: Path, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:
     """Replace a file atomically, never readable by others while it is written."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    if owner is not None:
+        try:
+            os.fchown(fd, *owner)
+        except OSError as exc:
+            os.close(fd)
+            tmp.unlink()
+            raise ConfigError(f"cannot give {path} to uid {owner[0]}: {exc.strerror} (run as root)") from None
     with os.fdopen(fd, "w") as out:
         out.write(text)
         out.flush()
@@ -169,12 +238,24 @@ def _write_private(path: Path, text: str, mode: int) -> None:
 
 def run_acl(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:
     key = _key(args)
+    owner = _owner(args.owner)
     devices = load_devices(conn)
     services = args.service or list(DEFAULT_SERVICES)
+    clash = sorted({d.device_id for d in devices} & set(services))
+    if clash:
+        raise ConfigError(
+            f"registered devices use the service account names {', '.join(clash)}: "
+            "rename them (`devices disable` is not enough) before writing the broker's files"
+        )
     _write_private(
-        args.password_file, render_passwords(devices, services, key, lambda: os.urandom(SALT_BYTES)), 0o600
+        args.password_file,
+        render_passwords(devices, services, key, lambda: os.urandom(SALT_BYTES)),
+        0o600,
+        owner,
     )
-    _write_private(args.acl_file, render_acl(devices, services, settings.topic_prefix), 0o644)
+    # Readable by the broker's group when given to it; as before (by anyone) when not.
+    acl_mode = 0o640 if owner is not None else 0o644
+    _write_private(args.acl_file, render_acl(devices, services, settings.topic_prefix), acl_mode, owner)
     enabled = sum(d.enabled for d in devices)
     print(
         f"wrote {args.password_file} and {args.acl_file}: {enabled} enabled devices, "

@@ -14,7 +14,13 @@ from typing import Any
 
 import psycopg
 
-from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from citysense.settings import (
+    ConfigError,
+    Settings,
+    add_connection_options,
+    redact_database_url,
+    redact_error,
+)
 from citysense.water_csv import parse_time
 from ingest.maintenance import INSERT, KINDS, LIST, REFLAG, STATION_KIND
 
@@ -59,7 +65,9 @@ def _db(body: Any) -> Any:
             return 2
         except psycopg.OperationalError as exc:
             print(
-                f"citysense maintenance: cannot connect to {redact_database_url(url)}: {exc}", file=sys.stderr
+                "citysense maintenance: cannot connect to "
+                f"{redact_database_url(url)}: {redact_error(exc, url)}",
+                file=sys.stderr,
             )
             return 1
 

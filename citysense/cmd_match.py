@@ -19,6 +19,7 @@ from analytics.transit.gtfs import GTFSError, load_feed
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.matching import Fixes, MatchConfig, match_fixes
 from analytics.transit.schedule import stop_events
+from citysense.grid_cache import use_grid_cache
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def read_bus_csv(stream: TextIO) -> BusTable:
     lat: list[float] = []
     lon: list[float] = []
     trip: list[str] = []
+    block: list[str] = []
     for row in reader:
         try:
             t = parse_time(row["time"])
@@ -73,7 +75,9 @@ def read_bus_csv(stream: TextIO) -> BusTable:
         lat.append(la)
         lon.append(lo)
         trip.append((row.get("trip_id") or "").strip())
-    return BusTable(header, rows, Fixes.of(veh, tt, lat, lon, trip))
+        block.append((row.get("block_id") or "").strip())
+    blocks = block if "block_id" in header else None
+    return BusTable(header, rows, Fixes.of(veh, tt, lat, lon, trip, blocks))
 
 
 def match_table(
@@ -126,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     index = build_trip_index(feed)
     config = MatchConfig(max_offroute_m=args.max_offroute_m)
+    use_grid_cache(index, config)  # built by the first run on this feed only
     try:
         with open(args.input, newline="", encoding="utf-8") as f:
             table = read_bus_csv(f)
@@ -158,7 +163,8 @@ def register(subparsers: Any) -> None:
         help="assign trips, distance along the shape, delays and next-stop ETAs to bus fixes",
         description=(
             "Input CSV: vehicle_id, time (RFC 3339 with offset), lat, lon, optional speed_mps, heading_deg, "
-            "trip_id; rows in any order. Output: the input columns plus trip_id, route_id, shape_dist_m, "
+            "trip_id, block_id (the block a CAD/AVL system assigned the vehicle: only its trips are "
+            "candidates); rows in any order. Output: the input columns plus trip_id, route_id, shape_dist_m, "
             "delay_s (positive = late), next_stop_id, eta."
         ),
     )

@@ -10,7 +10,13 @@ from typing import Any
 
 import psycopg
 
-from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from citysense.settings import (
+    ConfigError,
+    Settings,
+    add_connection_options,
+    redact_database_url,
+    redact_error,
+)
 
 ROLES = ("water_staff", "transport_planner", "admin")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -55,7 +61,7 @@ def _connect(args: argparse.Namespace) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, connect_timeout=10, autocommit=True)
     except psycopg.OperationalError as exc:
-        raise ConfigError(f"cannot connect to {redact_database_url(url)}: {exc}") from None
+        raise ConfigError(f"cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}") from None
 
 
 def _report(body: Any) -> int:

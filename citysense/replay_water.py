@@ -18,8 +18,17 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from analytics.water.live import LiveConfig
+from analytics.water.qc_config import default_qc_config, qc_config_from_toml
+from analytics.water.settings import settings_from_toml
 from citysense.progress import Progress
-from citysense.settings import ConfigError, Settings, add_connection_options, redact_database_url
+from citysense.settings import (
+    ConfigError,
+    Settings,
+    add_connection_options,
+    redact_database_url,
+    redact_error,
+)
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv
 from devices.topics import DEVICE_ID
 from devices.water import WaterReading
@@ -39,6 +48,12 @@ def register(kinds: Any) -> None:
     p.add_argument("--map", action="append", default=[], metavar="SOURCE=parameter", help="as `detect water`")
     p.add_argument("--timezone", help="IANA time zone of times without an offset (default: UTC)")
     p.add_argument("--batch", type=int, default=5000, help="readings per transaction (default 5000)")
+    p.add_argument("--qc-config", type=Path, help="QC thresholds (TOML, layout of analytics/water/qc.toml)")
+    p.add_argument(
+        "--settings",
+        type=Path,
+        help="engine settings (TOML: [detector], [stations]), as `detect water --save-settings` writes them",
+    )
     p.add_argument(
         "--no-analyze",
         dest="analyze",
@@ -71,18 +86,33 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"device id {args.device!r} does not match {DEVICE_ID.pattern}")
         if args.batch < 1:
             raise ConfigError("--batch must be at least 1")
+        live = live_config(args.qc_config, args.settings)
         table = read_water_csv(args.csv, args.time_col, parse_mapping(args.map), timezone=args.timezone)
         url = Settings.from_args(args).require_database()
-        return asyncio.run(_replay(url, args, _readings(args.device, table)))
+        return asyncio.run(_replay(url, args, _readings(args.device, table), WaterWorkerConfig(live=live)))
     except (ConfigError, WaterCsvError, ValueError, OSError) as exc:
         print(f"citysense replay water: {exc}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:
-        print(f"citysense replay water: cannot connect to {redact_database_url(url)}: {exc}", file=sys.stderr)
+        print(
+            f"citysense replay water: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
+            file=sys.stderr,
+        )
         return 1
 
 
-async def _replay(url: str, args: argparse.Namespace, readings: list[WaterReading]) -> int:
+def live_config(qc_path: Path | None, settings_path: Path | None) -> LiveConfig:
+    """The live engine's configuration from a QC file and a settings file (either optional); a
+    file that cannot be read or parsed raises ValueError (QcConfigError, SettingsError) or OSError."""
+    qc = default_qc_config() if qc_path is None else qc_config_from_toml(qc_path.read_text(encoding="utf-8"))
+    if settings_path is None:
+        return LiveConfig(qc=qc)
+    return settings_from_toml(settings_path.read_text(encoding="utf-8")).live_config(qc)
+
+
+async def _replay(
+    url: str, args: argparse.Namespace, readings: list[WaterReading], config: WaterWorkerConfig
+) -> int:
     async with await psycopg.AsyncConnection.connect(url, connect_timeout=10) as conn:
         engine = await _engine(conn)
         row = await (
@@ -116,7 +146,7 @@ async def _replay(url: str, args: argparse.Namespace, readings: list[WaterReadin
         )
     if not args.analyze:
         return 0
-    await catch_up(url, stored)
+    await catch_up(url, stored, config)
     async with await psycopg.AsyncConnection.connect(url, connect_timeout=10, autocommit=True) as conn:
         rows = await (
             await conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -52,13 +53,43 @@ class MqttUrl:
         return f"MqttUrl({self.redacted()!r})"
 
 
+# `password=VALUE` in a key=value connection string: VALUE quoted ('it''s', 'a\'b') or up to a space.
+_KV_PASSWORD = re.compile(r"""(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)""", re.IGNORECASE)
+# `password=VALUE` in a URL's query string.
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
 def redact_database_url(url: str) -> str:
-    """A libpq URL without its password, for logs."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    """A libpq connection string without its password, for logs and messages: the URL form
+    (`postgresql://user:pw@host/db`, `...?password=pw`) and the key=value form (`password=pw`)."""
+    if "://" not in url:
+        return _KV_PASSWORD.sub(r"\1***", url)
+    url = _QUERY_PASSWORD.sub(r"\1***", url)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+    if not password:
+        # An unparsable netloc may still hold `user:pw@`.
+        return re.sub(r"(://[^/?#@:]*:)[^/?#@]*@", r"\1***@", url, count=1)
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def redact_error(exc: BaseException, url: str) -> str:
+    """An error's text with the connection string's password taken out, should the driver echo it."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    text = str(exc)
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        password = None
+    if password and len(str(password)) >= 3:  # a shorter one would blank out the message's letters
+        text = text.replace(str(password), "***")
+    return _KV_PASSWORD.sub(r"\1***", text)
 
 
 @dataclass(frozen=True, slots=True)

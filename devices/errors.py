@@ -15,8 +15,13 @@ class Reason(StrEnum):
     SCHEMA = "schema"
     BAD_CHECKSUM = "bad_checksum"
     FUTURE_TIMESTAMP = "future_timestamp"
+    # A time before EARLIEST (devices.jsonwire): a clock never set, not a reading to store.
+    OLD_TIMESTAMP = "old_timestamp"
     TOO_LARGE = "too_large"
     NO_FIX = "no_fix"
+    # Decoded, but the database refused it (a constraint, a trigger): the SQLSTATE and the
+    # server's message are in the detail. Set by the ingester, never by a decoder.
+    REJECTED = "rejected"
 
 
 class DecodeError(Exception):

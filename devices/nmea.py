@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from devices.bus import BusPosition, check_position
 from devices.errors import DecodeError, Reason
-from devices.jsonwire import MAX_CLOCK_AHEAD, MAX_PAYLOAD
+from devices.jsonwire import MAX_PAYLOAD, check_time
 
 KNOT_MPS = 1852.0 / 3600.0
 # NMEA 0183 caps a sentence at 82 characters; some receivers exceed it with extra
@@ -249,11 +249,7 @@ def decode_nmea(vehicle_id: str, payload: bytes, received_at: datetime) -> list[
             assert gga is not None  # an epoch exists because one of the two did
             when = _nearest_day(gga.time_of_day, received_at)
             base = gga
-        if when - received_at > MAX_CLOCK_AHEAD:
-            raise DecodeError(
-                Reason.FUTURE_TIMESTAMP,
-                f"fix at {clock} is {(when - received_at).total_seconds():.0f} s after arrival",
-            )
+        check_time(when, received_at, f"fix at {clock}")
         positions.append(
             check_position(
                 BusPosition(

@@ -11,6 +11,7 @@ from msgspec import UNSET, UnsetType
 
 from devices.errors import DecodeError, Reason
 from devices.jsonwire import (
+    MAX_MAGNITUDE,
     MAX_PAYLOAD,
     check_fields,
     counter,
@@ -113,6 +114,9 @@ def _decode_fast(device_id: str, payload: bytes, received_at: datetime) -> list[
         return None
     seq, *values = (None if v is UNSET else v for v in sent)
     if values.count(None) == len(values) or (seq is not None and not 0 <= seq < 2**63):
+        return None
+    # Also false for NaN: msgspec reads 1e999 as infinity, which the strict path refuses.
+    if not all(v is None or -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE for v in values):
         return None
     try:
         when = timestamp({"ts": r.ts}, received_at)

@@ -9,10 +9,14 @@ from typing import Any, NamedTuple
 
 from devices.bus import BusPosition, decode_position
 from devices.errors import DecodeError, Reason
+from devices.jsonwire import MAX_PAYLOAD
 from devices.nmea import decode_nmea
 from devices.status import decode_status
 from devices.topics import Channel, Kind, Topic, parse_topic
 from devices.water import WaterReading, decode_water
+from ingest.deadletters import DeadLetter, dead_letter
+
+__all__ = ["DeadLetter", "Decoded", "Fates", "Inbound", "Registration", "Status", "decide", "finalize"]
 
 
 class Inbound(NamedTuple):
@@ -25,21 +29,15 @@ class Inbound(NamedTuple):
     payload: bytes
     received_at: datetime
     token: int = 0
+    # Non-zero when the payload was too large to hold: `payload` is only its first bytes and
+    # this is its real size in bytes. Such a message is dead-lettered as `too_large`.
+    oversize: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Registration:
     kind: Kind
     enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    received_at: datetime
-    topic: str
-    payload: bytes
-    reason: Reason
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +55,10 @@ class Fates:
     bus: list[tuple[BusPosition, datetime]] = field(default_factory=list)  # with arrival time
     statuses: list[Status] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    # The index in its batch of the message each water and bus row came from (finalize sets
+    # them; empty when the rows are not from a batch of messages).
+    water_msg: list[int] = field(default_factory=list)
+    bus_msg: list[int] = field(default_factory=list)
 
 
 # What one message decodes to: the Fates list it belongs in ("water", "bus" or "statuses"),
@@ -116,6 +118,14 @@ def predecode(messages: Iterable[Inbound], prefix: str) -> list[Decoded]:
         except DecodeError as exc:
             out.append(Decoded(message, None, None, exc))
             continue
+        if message.oversize:
+            error = DecodeError(
+                Reason.TOO_LARGE,
+                f"{message.oversize} bytes, limit {MAX_PAYLOAD}; only the first "
+                f"{len(message.payload)} bytes are kept",
+            )
+            out.append(Decoded(message, topic, None, error))
+            continue
         decoder = DECODERS.get((topic.kind, topic.channel))
         if decoder is None:
             error = DecodeError(Reason.BAD_TOPIC, f"{topic.channel} messages are not accepted yet")
@@ -147,16 +157,35 @@ def _registry_error(topic: Topic, registry: Mapping[str, Registration]) -> Decod
 def finalize(decoded: Iterable[Decoded], registry: Mapping[str, Registration]) -> Fates:
     """Each message's one fate. A bad topic, then the registry, then the payload decide it."""
     fates = Fates()
-    for d in decoded:
+    for i, d in enumerate(decoded):
         error = d.error if d.topic is None else (_registry_error(d.topic, registry) or d.error)
         if error is not None or d.values is None:
             assert error is not None
             m = d.message
-            fates.dead.append(DeadLetter(m.received_at, m.topic, m.payload, error.reason, error.detail))
+            fates.dead.append(dead_letter(m.received_at, m.topic, m.payload, error.reason, error.detail))
             continue
         where, items = d.values
         getattr(fates, where).extend(items)
+        if where == "water":
+            fates.water_msg.extend([i] * len(items))
+        elif where == "bus":
+            fates.bus_msg.extend([i] * len(items))
     return fates
+
+
+def without(fates: Fates, messages: Mapping[int, DeadLetter]) -> Fates:
+    """`fates` with the rows of the given messages (by batch index) taken out and their dead
+    letters added instead."""
+    water = [(row, i) for row, i in zip(fates.water, fates.water_msg, strict=True) if i not in messages]
+    bus = [(row, i) for row, i in zip(fates.bus, fates.bus_msg, strict=True) if i not in messages]
+    return Fates(
+        water=[row for row, _ in water],
+        bus=[row for row, _ in bus],
+        statuses=fates.statuses,
+        dead=[*fates.dead, *messages.values()],
+        water_msg=[i for _, i in water],
+        bus_msg=[i for _, i in bus],
+    )
 
 
 def decide(messages: Iterable[Inbound], registry: Mapping[str, Registration], prefix: str) -> Fates:

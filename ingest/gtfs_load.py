@@ -6,14 +6,32 @@ without a restart: `active_feed_id` is cheap enough to ask on every cycle.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from analytics.transit.geo import LocalProjection
-from analytics.transit.gtfs import Feed, Frequency, Route, ServiceCalendar, Shape, Stop, Trip
+from analytics.transit.gtfs import (
+    MAX_DEPARTURES,
+    MAX_FEED_DEPARTURES,
+    MAX_FREQUENCY_END_S,
+    MIN_HEADWAY_S,
+    Feed,
+    Frequency,
+    Route,
+    ServiceCalendar,
+    Shape,
+    Stop,
+    Trip,
+    network_projection,
+)
+from analytics.transit.index import TripIndex
+from analytics.transit.matching import MatchConfig, attach_grid, grid_bytes, grid_fingerprint, grid_radii
+
+log = logging.getLogger(__name__)
 
 
 async def active_feed_id(conn: psycopg.AsyncConnection[Any]) -> int | None:
@@ -50,7 +68,7 @@ async def load_feed(conn: psycopg.AsyncConnection[Any], feed_id: int) -> Feed:
     }
     lats = np.array([s.lat for s in stops.values()], dtype=np.float64)
     lons = np.array([s.lon for s in stops.values()], dtype=np.float64)
-    projection = LocalProjection(float(np.mean(lats)), float(np.mean(lons)))
+    projection = network_projection(lats, lons)
 
     points: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for sid, la, lo, d in await rows(
@@ -105,13 +123,27 @@ async def load_feed(conn: psycopg.AsyncConnection[Any], feed_id: int) -> Feed:
             "SELECT service_id, date, exception_type FROM gtfs_calendar_dates WHERE feed_id = %s"
         )
     }
-    frequencies = tuple(
-        Frequency(r[0], int(r[1]), int(r[2]), int(r[3]), bool(r[4]))
-        for r in await rows(
-            "SELECT trip_id, start_s, end_s, headway_s, exact_times FROM gtfs_frequencies"
-            " WHERE feed_id = %s ORDER BY trip_id, start_s"
-        )
-    )
+    frequencies: list[Frequency] = []
+    departures = 0
+    for r in await rows(
+        "SELECT trip_id, start_s, end_s, headway_s, exact_times FROM gtfs_frequencies"
+        " WHERE feed_id = %s ORDER BY trip_id, start_s"
+    ):
+        f = Frequency(r[0], int(r[1]), int(r[2]), int(r[3]), bool(r[4]))
+        # A feed stored before import validated frequencies: the same bounds, so that no row costs more
+        # trip instances than a bus service has.
+        if (
+            f.headway_s < MIN_HEADWAY_S
+            or not f.start_s < f.end_s <= MAX_FREQUENCY_END_S
+            or (f.end_s - f.start_s) // f.headway_s > MAX_DEPARTURES
+            or departures + (f.end_s - f.start_s) // f.headway_s > MAX_FEED_DEPARTURES
+        ):
+            log.warning("GTFS feed %d: frequency of trip %s out of bounds: trip left out", feed_id, f.trip_id)
+            trips.pop(f.trip_id, None)
+            continue
+        departures += (f.end_s - f.start_s) // f.headway_s
+        frequencies.append(f)
+    kept = tuple(f for f in frequencies if f.trip_id in trips)
     return Feed(
         agency_timezone=timezone,
         routes=routes,
@@ -120,7 +152,40 @@ async def load_feed(conn: psycopg.AsyncConnection[Any], feed_id: int) -> Feed:
         trips=trips,
         calendars=calendars,
         calendar_dates=calendar_dates,
-        frequencies=frequencies,
+        frequencies=kept,
         projection=projection,
         dist_unit=dist_unit,
     )
+
+
+async def attach_grids(
+    conn: psycopg.AsyncConnection[Any], feed_id: int, index: TripIndex, config: MatchConfig | None = None
+) -> tuple[int, int]:
+    """Put the feed's stored grids on the index; build those missing (off the event loop) and store them,
+    so the next process finds them. Returns (attached, built)."""
+    cur = await conn.execute("SELECT to_regclass('gtfs_grids') IS NOT NULL")
+    exists = await cur.fetchone()
+    if not exists or not exists[0]:  # a database not migrated since: grids are built on first use
+        await conn.commit()
+        return 0, 0
+    fingerprint = await asyncio.to_thread(grid_fingerprint, index)
+    cur = await conn.execute(  # binary: the grids' bytes as they are, not hex text twice their size
+        "SELECT radius_m, fingerprint, data FROM gtfs_grids WHERE feed_id = %s", (feed_id,), binary=True
+    )
+    stored = {float(r[0]): (str(r[1]), bytes(r[2])) for r in await cur.fetchall()}
+    attached = built = 0
+    for radius in grid_radii(config):
+        got = stored.get(radius)
+        if got is not None and await asyncio.to_thread(attach_grid, index, radius, got[0], got[1]):
+            attached += 1
+            continue
+        data = await asyncio.to_thread(grid_bytes, index, radius)
+        await conn.execute(
+            "INSERT INTO gtfs_grids (feed_id, radius_m, fingerprint, data) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (feed_id, radius_m) DO UPDATE SET fingerprint = excluded.fingerprint,"
+            " data = excluded.data",
+            (feed_id, radius, fingerprint, data),
+        )
+        built += 1
+    await conn.commit()
+    return attached, built

@@ -20,6 +20,9 @@ REFLAG = (
     + ", ".join(f"{p}_qc = CASE WHEN {p} IS NULL THEN 9 ELSE 2 END" for p in ALL_PARAMETERS)
     + ", qc_flag = 2 WHERE device_id = %(device)s AND time >= %(start)s AND time <= %(end)s"
 )
+COUNT_IN_WINDOW = """
+    SELECT count(*) AS n FROM (SELECT 1 FROM water_readings
+        WHERE device_id = %(device)s AND time >= %(start)s AND time <= %(end)s LIMIT %(limit)s) r"""
 LIST = """
     SELECT window_id, device_id, starts_at, ends_at, kind, note, created_by, created_at
     FROM maintenance_windows WHERE %(device)s::text IS NULL OR device_id = %(device)s

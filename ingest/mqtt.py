@@ -11,7 +11,9 @@ committed batch in one go.
 The session is persistent (MQTT v5 clean start off with a session expiry, or 3.1.1 clean
 session off), so what arrives while we are away waits at the broker. Memory stays bounded: we
 announce a Receive Maximum (v5), the broker never has more unacknowledged QoS 1 messages in
-flight to us, and we stop reading the socket if QoS 0 messages ever pile up past it.
+flight to us, and we stop reading the socket if QoS 0 messages ever pile up past it. A PUBLISH
+too large to hold is read past, not held (ingest/mqttwire.py), and handed on with its first
+bytes and its size, to be dead-lettered as `too_large` and acknowledged like any other.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class BrokerConfig:
     receive_maximum: int = 5000
     # The broker keeps our subscription and queued messages this long while we are away.
     session_expiry_s: int = 7 * 24 * 3600
+    # Announced as our MQTT 5 Maximum Packet Size: the broker discards larger messages unsent.
+    max_packet_size: int = mqttwire.ANNOUNCED_MAX_PACKET
     # "5", or "3.1.1" for brokers without MQTT v5 (there the broker's own in-flight limit,
     # not our Receive Maximum, bounds what we hold).
     protocol: str = "5"
@@ -101,6 +105,9 @@ class _Protocol(asyncio.Protocol):
                         base | packet.packet_id if packet.qos else 0,
                     )
                 )
+            elif isinstance(packet, mqttwire.Oversize):
+                token = base | packet.packet_id if packet.qos else 0
+                put(Inbound(packet.topic, packet.head, received_at, token, packet.size))
             else:
                 self.controls.put_nowait(packet)
         if self.source.queue.qsize() > self.source.config.receive_maximum and not self.paused:
@@ -177,7 +184,8 @@ class MqttSource:
             protocol.transport.write(
                 mqttwire.connect(cfg.client_id, cfg.keepalive, v5=self.v5, username=cfg.username,
                                  password=cfg.password, session_expiry=cfg.session_expiry_s,
-                                 receive_maximum=cfg.receive_maximum)
+                                 receive_maximum=cfg.receive_maximum,
+                                 maximum_packet_size=cfg.max_packet_size)
             )  # fmt: skip
             connack = await protocol.controls.get()
             if connack.kind != mqttwire.CONNACK:

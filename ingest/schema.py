@@ -308,6 +308,61 @@ def _service_uptime(engine: Engine, retention: Retention) -> list[str]:
     ]
 
 
+def _gtfs_validation(engine: Engine, retention: Retention) -> list[str]:
+    return [
+        resources.files("ingest")
+        .joinpath("migrations", "0110_gtfs_validation.sql")
+        .read_text(encoding="utf-8")
+    ]
+
+
+def _bus_service_state(engine: Engine, retention: Retention) -> list[str]:
+    # What the matcher made of each bus's latest fix: in_service, layover or out_of_service (NULL
+    # where it was never matched): the live map shows a bus out of service as such.
+    return ["ALTER TABLE bus_latest ADD COLUMN IF NOT EXISTS service_state text"]
+
+
+def _dead_letter_sizes(engine: Engine, retention: Retention) -> list[str]:
+    return [
+        # The payload's size as received: a dead letter keeps at most the first 64 KiB of it
+        # (ingest/deadletters.py). NULL on rows written before this column (kept whole then).
+        "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_size bigint",
+    ]
+
+
+def _hourly_late_readings(engine: Engine, retention: Retention) -> list[str]:
+    """On TimescaleDB, refresh the hourly aggregate wherever readings changed, however old.
+
+    The aggregate adds the readings newer than what it has materialised at query time; a reading
+    that arrives late, into an hour already materialised, counts only once a refresh covers that
+    hour. With a start offset of 3 days, a device that sent its buffer after a longer outage (into
+    a compressed day, say) never counted in water_hourly. Without a start offset the policy
+    refreshes only the hours its invalidation log says have changed, so the cost stays with the
+    late readings. Plain PostgreSQL keeps its totals in the inserting transaction and needs nothing.
+    """
+    if engine is Engine.POSTGRES:
+        return []
+    return [
+        "SELECT remove_continuous_aggregate_policy('water_hourly', if_exists => true)",
+        """SELECT add_continuous_aggregate_policy('water_hourly', start_offset => NULL,
+            end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '10 minutes')""",
+    ]
+
+
+def _login_failures(engine: Engine, retention: Retention) -> list[str]:
+    # Failed logins of the last window (api.ratelimit), shared by every API process.
+    return [
+        """
+        CREATE TABLE login_failures (
+            kind  text NOT NULL CHECK (kind IN ('user', 'address')),
+            key   text NOT NULL,
+            at    double precision NOT NULL
+        )""",
+        "CREATE INDEX login_failures_key ON login_failures (kind, key, at)",
+        "CREATE INDEX login_failures_at ON login_failures (at)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _core),
     Migration(2, "readings and hourly statistics", _readings),
@@ -315,10 +370,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
     Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
     Migration(6, "users and sessions", _users),
+    Migration(9, "failed logins shared by every API process", _login_failures),
+    Migration(11, "GTFS feeds: validation notices, stored spatial grids", _gtfs_validation),
+    Migration(13, "the service state of each bus (in service, layover, out of service)", _bus_service_state),
     Migration(17, "water stations: rule profile kind", _station_kinds),
     Migration(18, "platform uptime from ingester heartbeats", _service_uptime),
+    Migration(19, "dead letters: the payload's size as received", _dead_letter_sizes),
+    Migration(21, "hourly aggregate: late readings of any age", _hourly_late_readings),
 )
-LATEST = MIGRATIONS[-1].version
+LATEST = max(m.version for m in MIGRATIONS)
 
 
 class MigrationError(Exception):
@@ -388,6 +448,9 @@ def migrate(
         if before > LATEST:
             raise MigrationError(f"database schema v{before} is newer than this program (v{LATEST})")
         chosen = recorded or engine or detect_engine(conn)
+        if chosen is Engine.TIMESCALEDB:
+            # Chosen by the caller, or recorded: the extension may not be in this database yet.
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         # Versions are applied by set, not by "above the highest": branches that each add a version
         # merge in any order, and a database that has v5 still gets a v4 merged later.
         applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}

@@ -13,19 +13,23 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
+from devices.errors import Reason
 from devices.topics import subscription
-from ingest.fates import Decoded, Inbound, device_ids, finalize, predecode
+from ingest.deadletters import DeadLetter, dead_letter
+from ingest.fates import Decoded, Fates, Inbound, device_ids, finalize, predecode, without
 from ingest.metrics import Metrics
 from ingest.mqtt import BrokerConfig, MqttSource
 from ingest.partitions import maintain
+from ingest.poison import CLIENT_REFUSALS, Refused, refusal, split, unavailable
 from ingest.schema import Engine, Retention, current
-from ingest.writer import Writer
+from ingest.writer import Writer, Written
 
 log = logging.getLogger(__name__)
 
@@ -205,44 +209,133 @@ class Ingester:
             decoded_slots.release()
 
     async def _commit(self, decoded: list[Decoded]) -> None:
-        """Decide fates and write them in one transaction, retrying until it commits; then ack."""
-        assert self._writer is not None
+        """Decide fates and write them, retrying until they commit; then acknowledge the batch.
+
+        A batch the database refuses for what it holds (ingest/poison.py) is split and each part
+        written in a transaction of its own, down to single messages: a message refused alone is
+        dead-lettered as `rejected`, and everything else is stored as usual.
+        """
         assert self._source is not None
+        parts: list[Sequence[Decoded]] = [decoded]
+        committed: list[tuple[Fates, Written]] = []
+        while parts:
+            part = parts.pop()
+            try:
+                done = await self._transaction(part)
+            except Refused as refused:
+                if len(part) > 1:
+                    log.warning("batch of %d refused (%s); splitting it", len(part), refused)
+                    parts.extend(reversed(split(part)))
+                    continue
+                done = await self._reject(part[0], refused)
+            if done is None:
+                return  # shutting down with the database away: the broker keeps the batch
+            committed.append(done)
+        self._account(decoded, committed)
+        self.metrics.acked += self._source.ack([d.message.token for d in decoded])
+
+    async def _reject(self, one: Decoded, refused: Refused) -> tuple[Fates, Written] | None:
+        """Store a message the database refused as a `rejected` dead letter."""
+        m = one.message
+        log.warning("message on %r refused by the database: %s", m.topic[:200], refused)
+        letter = dead_letter(m.received_at, m.topic, m.payload, Reason.REJECTED, refused.detail)
+        try:
+            return await self._transaction([], Fates(dead=[letter]))
+        except Refused as again:
+            # Only a dead_letters table changed by hand (a trigger, a constraint) gets here.
+            log.error(
+                "dead letter of a message on %r refused too (%s); the message is dropped",
+                m.topic[:200],
+                again,
+            )
+            return Fates(), Written(0, 0, 0)
+
+    async def _transaction(
+        self, part: Sequence[Decoded], fates: Fates | None = None
+    ) -> tuple[Fates, Written] | None:
+        """Write `part`'s fates (or `fates`) in one transaction, retrying while the database is
+        unavailable; None if still failing at shutdown. Raises Refused for anything else."""
+        assert self._writer is not None
         delay = self.config.retry_min_s
         started = time.monotonic()
         while True:
             try:
                 conn = await self._connection()
                 async with conn.transaction():
-                    registry = await Writer.registry(conn, device_ids(decoded))
-                    fates = finalize(decoded, registry)
-                    written = await self._writer.write(conn, fates)
-                break
-            except psycopg.OperationalError as exc:
+                    if fates is not None:
+                        decided, written = fates, await self._writer.write(conn, fates)
+                    else:  # decided afresh: the registry may have changed since a failed attempt
+                        decided, written = await self._write_isolating(conn, part)
+                self.healthy_database = True
+                return decided, written
+            except psycopg.Error as exc:
+                if not unavailable(exc):
+                    await self._after_refusal()
+                    raise refusal(exc) from exc
                 self.metrics.database_errors += 1
                 self.healthy_database = False
                 if self._stopping and time.monotonic() - started > 5:
                     log.error(
-                        "database still failing at shutdown; %d messages stay with the broker", len(decoded)
+                        "database still failing at shutdown; %d messages stay with the broker", len(part)
                     )
-                    return
+                    return None
                 log.warning("database write failed (%s); retrying in %.1f s", exc, delay)
                 await self._drop_connection()
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, self.config.retry_max_s)
-        self.healthy_database = True
-        committed = time.time()
+            except CLIENT_REFUSALS as exc:
+                await self._after_refusal()
+                raise refusal(exc) from exc
+
+    async def _write_isolating(
+        self, conn: psycopg.AsyncConnection, part: Sequence[Decoded]
+    ) -> tuple[Fates, Written]:
+        """Write a batch's fates in the caller's transaction. If the database refuses the insert
+        of its rows, narrow the refusal down to messages within the transaction: the staged rows
+        are inserted range of messages by range in subtransactions, a refused range split in
+        eight (Writer.narrow, one round trip), and a message refused alone becomes a `rejected`
+        dead letter. Nothing is staged or decoded twice, and the batch still commits once."""
+        assert self._writer is not None
+        registry = await Writer.registry(conn, device_ids(part))
+        fates = finalize(part, registry)
+        await self._writer.stage(conn, fates)
+        refused: dict[int, DeadLetter] = {}
+        try:
+            async with conn.transaction():  # a savepoint
+                water, bus = await self._writer.insert(conn, fates, 0, len(part))
+        except psycopg.Error as exc:
+            if unavailable(exc):
+                raise
+            log.warning("%d messages refused (%s); narrowing down", len(part), exc.sqlstate)
+            water, bus, refusals = await self._writer.narrow(conn, fates, len(part))
+            for i, (state, message) in sorted(refusals.items()):
+                m = part[i].message
+                detail = Refused(state, message).detail
+                log.warning("message on %r refused by the database: %s", m.topic[:200], detail)
+                refused[i] = dead_letter(m.received_at, m.topic, m.payload, Reason.REJECTED, detail)
+        if refused:
+            fates = without(fates, refused)
+        return fates, await self._writer.finish(conn, fates, water, bus)
+
+    async def _after_refusal(self) -> None:
+        """Keep the connection only if the failed transaction left it idle and usable."""
+        conn = self._conn
+        if conn is not None and (conn.broken or conn.info.transaction_status != TransactionStatus.IDLE):
+            await self._drop_connection()
+
+    def _account(self, decoded: list[Decoded], committed: list[tuple[Fates, Written]]) -> None:
+        now = time.time()
         m = self.metrics
         m.batches += 1
         m.batch_size.observe(len(decoded))
-        m.stored += written.water_inserted + written.bus_inserted
-        m.duplicates += written.water_duplicates + written.bus_duplicates
-        m.dead_lettered.update(str(d.reason) for d in fates.dead)
+        for fates, written in committed:
+            m.stored += written.water_inserted + written.bus_inserted
+            m.duplicates += written.water_duplicates + written.bus_duplicates
+            m.dead_lettered.update(str(d.reason) for d in fates.dead)
+            for reading, _ in fates.water:
+                m.publish_to_commit.observe(max(0.0, now - reading.time.timestamp()))
         for d in decoded:
-            m.commit_latency.observe(committed - d.message.received_at.timestamp())
-        for reading, _ in fates.water:
-            m.publish_to_commit.observe(max(0.0, committed - reading.time.timestamp()))
-        m.acked += self._source.ack([d.message.token for d in decoded])
+            m.commit_latency.observe(now - d.message.received_at.timestamp())
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:

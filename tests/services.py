@@ -79,12 +79,17 @@ def production_conf(port: int, data_dir: Path, anonymous: bool = True) -> str:
     lines = []
     for line in PRODUCTION_CONF.read_text().splitlines():
         key = line.split(" ", 1)[0]
-        if key in {"listener", "persistence_location", "password_file", "acl_file", "allow_anonymous"}:
+        if key == "listener":
+            # In place: a listener option above the first listener opens a default one on 1883.
+            lines.append(f"listener {port} 127.0.0.1")
             continue
+        if key in {"persistence_location", "password_file", "acl_file", "allow_anonymous"}:
+            continue
+        if key == "use_username_as_clientid" and anonymous:
+            continue  # it refuses every client without a user name
         lines.append(line)
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
     lines += [
-        f"listener {port} 127.0.0.1",
         f"persistence_location {data_dir}/",
         f"allow_anonymous {'true' if anonymous else 'false'}",
         f"user {user}",
@@ -134,6 +139,12 @@ def broker() -> Iterator[str]:
     port = free_port()
     with mosquitto_process(port):
         yield f"mqtt://127.0.0.1:{port}"
+
+
+def port_open_url(url: str) -> bool:
+    """Whether the TCP port of a libpq URL answers (False for a socket-only URL)."""
+    parts = urlsplit(url)
+    return bool(parts.hostname) and port_open(parts.hostname or "", parts.port or 5432)
 
 
 def database_url(admin_url: str, name: str) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import strategies as st
 
 from devices.bus import BusPosition
+from devices.jsonwire import EARLIEST, MAX_MAGNITUDE
 from devices.status import DeviceStatus
 from devices.topics import DEVICE_ID
 from devices.water import PARAMETERS, WaterReading
@@ -15,16 +16,18 @@ from devices.water import PARAMETERS, WaterReading
 RECEIVED_AT = datetime(2026, 11, 27, 3, 0, 0, tzinfo=UTC)
 
 device_ids = st.from_regex(DEVICE_ID, fullmatch=True)
-# Any instant from 1970 up to the clock-skew allowance after arrival.
+# Any instant from the earliest accepted (2000) up to the clock-skew allowance after arrival.
 times = st.datetimes(
-    min_value=datetime(1970, 1, 1),
+    min_value=EARLIEST.replace(tzinfo=None),
     max_value=(RECEIVED_AT + timedelta(seconds=60)).replace(tzinfo=None),
     timezones=st.just(UTC),
 )
-finite = st.floats(allow_nan=False, allow_infinity=False)
+# Every number the database stores (|x| <= MAX_MAGNITUDE).
+finite = st.floats(-MAX_MAGNITUDE, MAX_MAGNITUDE)
 maybe_finite = st.none() | finite
 counters = st.none() | st.integers(min_value=0, max_value=2**63 - 1)
-labels = st.none() | st.text(min_size=1, max_size=40)
+# Text PostgreSQL can store: no U+0000, no surrogate (st.text never draws surrogates).
+labels = st.none() | st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40)
 
 
 @st.composite
@@ -39,7 +42,7 @@ def water_readings(draw: st.DrawFn, measurement: st.SearchStrategy[float] = fini
 @st.composite
 def bus_positions(draw: st.DrawFn) -> BusPosition:
     def non_negative() -> st.SearchStrategy[float | None]:
-        return st.none() | st.floats(min_value=0, allow_infinity=False)
+        return st.none() | st.floats(min_value=0, max_value=MAX_MAGNITUDE)
 
     return BusPosition(
         vehicle_id=draw(device_ids),
@@ -76,7 +79,7 @@ def receiver_fixes(draw: st.DrawFn) -> BusPosition:
         vehicle_id=draw(device_ids),
         time=draw(
             st.datetimes(
-                min_value=datetime(1980, 1, 6),
+                min_value=EARLIEST.replace(tzinfo=None),
                 max_value=RECEIVED_AT.replace(tzinfo=None),
                 timezones=st.just(UTC),
             )

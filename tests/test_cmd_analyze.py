@@ -1,4 +1,5 @@
-"""`citysense analyze --qc-config`: the water worker's QC thresholds from a file, errors refused."""
+"""`citysense analyze --qc-config, --settings`: the water worker's QC thresholds and engine settings
+from files, errors refused."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from analytics.water.qc_config import default_qc_config, qc_config_to_toml
+from analytics.water.settings import settings_from_toml, settings_to_toml
 from citysense.cmd_analyze import _qc_config
 
 
@@ -54,3 +56,27 @@ def test_a_bad_station_profiles_file_is_refused_by_analyze_and_api(tmp_path: Pat
     assert api.returncode != 0
     assert "station profiles" in api.stderr
     assert "Traceback" not in api.stderr
+
+
+def test_a_missing_or_bad_settings_file_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    missing = analyze("--settings", str(tmp_path / "none.toml"))
+    assert missing.returncode == 2
+    assert "settings" in missing.stderr
+    assert "none.toml" in missing.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[stations."wq-1"]\ninstruments = ["ph", "lead_ugl"]\n')
+    refused = analyze("--settings", str(bad))
+    assert refused.returncode == 2
+    assert "stations.wq-1.instruments: unknown parameters ['lead_ugl']" in refused.stderr
+
+
+def test_settings_round_trip_into_the_live_configuration(tmp_path: Path) -> None:
+    doc = "[detector]\nwindow = 72\nthreshold = 8.0\n[detector.precision]\nph = 0.02\n"
+    doc += '[stations."wq-1"]\ninstruments = ["ph", "turbidity_ntu"]\n'
+    settings = settings_from_toml(doc)
+    assert settings_from_toml(settings_to_toml(settings)) == settings
+    live = settings.live_config(default_qc_config())
+    assert (live.detector.window, live.detector.threshold) == (72, 8.0)
+    assert live.detector.precision[live.detector.rows.index("ph")] == 0.02
+    assert live.stations.get("wq-1").instruments == frozenset({"ph", "turbidity_ntu"})
+    assert live.stations.get("wq-2").instruments is None

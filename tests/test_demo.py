@@ -18,14 +18,16 @@ from typing import Any
 import psycopg
 import pytest
 
+from ingest.schema import Engine
 from tests.helpers import http_get, publish, wait_until
-from tests.services import free_port, port_open
+from tests.services import free_port, mosquitto_process, port_open
 
 
 @contextmanager
-def demo(data_dir: Path, port: int) -> Iterator[dict[str, str]]:
+def demo(data_dir: Path, port: int, services: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYSENSE_")}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(services or {})
     with subprocess.Popen(
         [sys.executable, "-m", "citysense.cli", "demo", "--data-dir", str(data_dir), "--port", str(port),
          "--sondes", "5", "--interval", "1", "--log-level", "WARNING"],
@@ -44,6 +46,9 @@ def demo(data_dir: Path, port: int) -> Iterator[dict[str, str]]:
                 match = re.match(r"\s+(Web page|Broker|Database):\s+(\S+)", line)
                 if match:
                     urls[match.group(1)] = match.group(2)
+                engine = re.search(r"schema v\d+ on (\w+)\.", line)
+                if engine:
+                    urls["engine"] = engine.group(1)
             assert "Database" in urls, f"no URLs (status {proc.poll()}): {''.join(seen)}"
             yield urls
             started = time.monotonic()
@@ -105,3 +110,30 @@ def test_demo_from_scratch_then_again_with_the_same_data(tmp_path: Path) -> None
     with demo(data_dir, port) as urls:
         base = urls["Web page"].rstrip("/")
         assert readings(base, device) > before, "the second run keeps the first run's readings"
+
+
+def test_demo_on_the_database_and_broker_it_is_given(
+    tmp_path: Path, empty_db: str, engine: Engine, prefix: str
+) -> None:
+    """`make demo` with CITYSENSE_DATABASE_URL and CITYSENSE_MQTT_URL: on the engine under test,
+    TimescaleDB included (make pytest-timescaledb), and a broker of this test's own."""
+    port = free_port()
+    broker_port = free_port()
+    with mosquitto_process(broker_port):
+        given = {
+            "CITYSENSE_DATABASE_URL": empty_db,
+            "CITYSENSE_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
+            "CITYSENSE_TOPIC_PREFIX": prefix,
+        }
+        with demo(tmp_path / "demo", port, given) as urls:
+            assert urls["engine"] == str(engine)
+            base = urls["Web page"].rstrip("/")
+            live = wait_until(lambda: [s for s in stations(base) if s["latest"]], 30, "sondes reporting")
+            device = live[0]["device_id"]
+            before = readings(base, device)
+            wait_until(lambda: readings(base, device) > before, 10, "readings growing")
+            assert http_get(base + "/api/v1/health")[1]["database"]["engine"] == str(engine)
+    with psycopg.connect(empty_db) as conn:
+        row = conn.execute("SELECT count(*) FROM water_readings").fetchone()
+        assert row is not None
+        assert row[0] > 0

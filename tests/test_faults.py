@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -93,9 +94,12 @@ def _fault_mid_stream(
 
 def test_database_connection_cut_mid_stream(db: str, mqtt_url: str, prefix: str) -> None:
     register(db, ("seq-1", "water", True))
-    with proxy("127.0.0.1", 5432) as pg_proxy:
-        via_proxy = db.replace("127.0.0.1:5432", f"127.0.0.1:{pg_proxy.port}")
-        assert via_proxy != db, "the test database is expected at 127.0.0.1:5432"
+    server = urlsplit(db)
+    assert server.hostname, "the test database is expected over TCP"
+    with proxy(server.hostname, server.port or 5432) as pg_proxy:
+        user = server.netloc.rsplit("@", 1)[0]
+        via_proxy = server._replace(netloc=f"{user}@127.0.0.1:{pg_proxy.port}").geturl()
+        assert via_proxy != db
         with _running(IngesterProcess(via_proxy, mqtt_url, prefix), db, prefix):
             _fault_mid_stream(db, mqtt_url, prefix, pg_proxy.cut, pg_proxy.restore)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import threading
@@ -313,5 +314,43 @@ def test_spool_survives_a_gateway_restart(tmp_path: Path, broker: MqttUrl, prefi
     with Subscriber(broker, prefix) as sub, running(settings):
         wait_until(lambda: len(sub.on("nmea")) >= 3, 10, "spool sent by the next run")
         assert longitudes(sub.on("nmea")) == [108.2214, 108.2215, 108.2216]
+    relay.cut()
+    receiver.close()
+
+
+def test_a_full_spool_takes_new_fixes_as_soon_as_the_backlog_drains(
+    tmp_path: Path, broker: MqttUrl, prefix: str
+) -> None:
+    """After an outage long enough to fill the spool, acknowledgements make room at once: a
+    fix read while the backlog is still being sent is spooled, not dropped."""
+    receiver = FakeReceiver(tmp_path / "ttyGW")
+    relay = Relay((broker.host, broker.port))  # down at first
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=600)
+
+    def epoch(n: int) -> bytes:
+        return encode_nmea(BusPosition("bus-r05-017", base + timedelta(seconds=n), 16.0544, 108.2, 8.0))
+
+    settings = dataclasses.replace(
+        gateway_settings(tmp_path, prefix, "bus-r05-017", LineFormat.NMEA, relay.port), spool_max_bytes=40_000
+    )
+    with Subscriber(broker, prefix) as sub, running(settings) as stats:
+        for n in range(200):
+            receiver.write(epoch(n))
+        wait_until(lambda: stats.get("spooled") + stats.get("dropped_spool_full") == 200, 20, "outage read")
+        backlog, dropped = stats.get("spooled"), stats.get("dropped_spool_full")
+        assert dropped > 0, "the outage filled the spool"
+        relay.restore()
+        wait_until(lambda: stats.get("published") >= 5, 20, "the backlog being sent")
+        assert stats.get("published") < backlog - 20, "still draining when the next fixes come"
+        for n in range(200, 210):
+            receiver.write(epoch(n))
+        wait_until(lambda: len(sub.on("nmea")) >= backlog + 10, 30, "backlog and new fixes sent")
+        assert stats.get("dropped_spool_full") == dropped, "a fix was refused while there was room"
+        times = [
+            p.time
+            for payload in sub.on("nmea")
+            for p in decode_nmea("bus-r05-017", payload, datetime.now(UTC))
+        ]
+        assert times[-10:] == [base + timedelta(seconds=n) for n in range(200, 210)]
     relay.cut()
     receiver.close()

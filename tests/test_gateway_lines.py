@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from devices.bus import BusPosition
 from devices.errors import Reason
@@ -97,14 +104,19 @@ def test_spool_keeps_order_across_reopen_and_acks(tmp_path: Path) -> None:
         assert [b.payload for b in batch] == [b"m2", b"m3", b"m4"]
         spool.ack(batch[-1].end)
         assert spool.pending() == 0
-        assert (tmp_path / "spool.jsonl").stat().st_size == 0
+        assert spool.disk_bytes() == 0
+        assert list(tmp_path.glob("spool-*")) == []
         assert spool.peek(10) == []
+        assert spool.append("t", b"m5")
+    with Spool(tmp_path) as spool:
+        assert [b.payload for b in spool.peek(10)] == [b"m5"]
 
 
 def test_spool_cuts_a_torn_last_record(tmp_path: Path) -> None:
     with Spool(tmp_path) as spool:
         spool.append("t", b"whole")
-    with open(tmp_path / "spool.jsonl", "ab") as log:
+    [segment] = tmp_path.glob("spool-*.jsonl")
+    with open(segment, "ab") as log:
         log.write(json.dumps({"topic": "t"}).encode()[:7])  # a crash mid-append
     with Spool(tmp_path) as spool:
         spool.append("t", b"next")
@@ -117,3 +129,83 @@ def test_spool_refuses_when_full(tmp_path: Path) -> None:
         assert accepted[0]
         assert not accepted[-1]
         assert len(spool.peek(10)) == accepted.count(True)
+
+
+def test_spool_frees_space_as_messages_are_acknowledged(tmp_path: Path) -> None:
+    """After a long outage, new data is taken as soon as acknowledgements make room."""
+    with Spool(tmp_path, max_bytes=10_000) as spool:
+        n = 0
+        while spool.append("citysense/v1/bus/bus-1/nmea", f"fix {n:04d} ".encode() * 4):
+            n += 1
+        assert n > 40
+        batch = spool.peek(n)
+        assert len(batch) == n
+        for item in batch[:-1]:  # all but the last acknowledged, one by one as the gateway does
+            spool.ack(item.end)
+        assert spool.append("citysense/v1/bus/bus-1/nmea", b"the next fix")
+        assert spool.disk_bytes() <= 10_000 // 16 * 2 + 200, "acknowledged segments are deleted"
+        assert [b.payload for b in spool.peek(10)] == [batch[-1].payload, b"the next fix"]
+        # It fills to the same bound again, and no further.
+        while spool.append("t", b"x" * 100):
+            pass
+        assert 10_000 - 200 < spool.pending() <= 10_000
+        assert spool.disk_bytes() <= 10_000 + 10_000 // 16
+
+
+def test_spool_takes_over_the_single_file_of_earlier_versions(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"topic": "t", "payload": base64.b64encode(f"m{i}".encode()).decode()}) for i in range(3)
+    ]
+    (tmp_path / "spool.jsonl").write_text("".join(line + "\n" for line in lines))
+    (tmp_path / "spool.pos").write_text(f"{len(lines[0]) + 1}\n")  # m0 was acknowledged
+    with Spool(tmp_path) as spool:
+        assert [b.payload for b in spool.peek(10)] == [b"m1", b"m2"]
+    assert not (tmp_path / "spool.jsonl").exists()
+
+
+class SpoolMachine(RuleBasedStateMachine):
+    """The spool against a list: order kept across reopening, acks free space, the bound holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="citysense-spool-"))
+        self.max = 2_000
+        self.spool = Spool(self.dir, max_bytes=self.max)
+        self.model: list[tuple[bytes, int]] = []  # payload, record size
+        self.counter = 0
+
+    def teardown(self) -> None:
+        self.spool.close()
+        shutil.rmtree(self.dir)
+
+    @rule(size=st.integers(0, 300))
+    def append(self, size: int) -> None:
+        payload = f"{self.counter:06d}".encode() + b"p" * size
+        self.counter += 1
+        record = len(json.dumps({"topic": "t", "payload": base64.b64encode(payload).decode()})) + 1
+        fits = sum(r for _, r in self.model) + record <= self.max
+        assert self.spool.append("t", payload) == fits
+        if fits:
+            self.model.append((payload, record))
+
+    @rule(k=st.integers(1, 10))
+    def acknowledge(self, k: int) -> None:
+        batch = self.spool.peek(k)
+        assert [b.payload for b in batch] == [p for p, _ in self.model[:k]]
+        if batch:
+            self.spool.ack(batch[-1].end)
+            del self.model[: len(batch)]
+
+    @rule()
+    def reopen(self) -> None:
+        self.spool.close()
+        self.spool = Spool(self.dir, max_bytes=self.max)
+
+    @invariant()
+    def bounded(self) -> None:
+        assert self.spool.pending() == sum(r for _, r in self.model)
+        assert self.spool.disk_bytes() <= self.max + self.max // 16 + 400
+
+
+TestSpoolMachine = SpoolMachine.TestCase
+TestSpoolMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)

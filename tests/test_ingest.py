@@ -81,10 +81,13 @@ async def test_every_message_is_stored_once_or_dead_lettered(db: str, mqtt_url: 
     assert count(db, "SELECT count(DISTINCT seq) FROM water_readings WHERE device_id = 'wq-1'") == 21
     with psycopg.connect(db) as conn:
         rows = conn.execute("SELECT reason, topic FROM dead_letters ORDER BY id").fetchall()
-        hourly = conn.execute("SELECT sum(readings), sum(ph_n) FROM water_hourly_totals").fetchone()
+        hourly = conn.execute("SELECT sum(readings), sum(ph_avg * readings) FROM water_hourly").fetchone()
         online = conn.execute("SELECT online FROM devices WHERE device_id = 'wq-1'").fetchone()
     assert sorted(r[0] for r in rows) == sorted(bad)
-    assert hourly == (21, 21), "hourly totals count each stored reading once"
+    ph_sum = count(db, "SELECT round(sum(ph) * 1000) FROM water_readings") / 1000
+    assert hourly is not None
+    assert hourly[0] == 21, "hourly totals count each stored reading once"
+    assert hourly[1] == pytest.approx(ph_sum)
     assert online == (True,)
     assert ingester.metrics.stored == 21
     assert ingester.metrics.duplicates == 5 + 5
@@ -142,8 +145,10 @@ async def test_metrics_count_what_happened(db: str, mqtt_url: str, prefix: str) 
         await asyncio.to_thread(publish, mqtt_url, messages)
         await await_until(lambda: ingester.metrics.acked >= 31, what="acknowledged")
         await ingester._heartbeat()
-    with TestClient(create_app(ApiConfig(db))) as client:
-        response = client.get("/metrics")
+    token = "metrics-token-for-the-test"
+    with TestClient(create_app(ApiConfig(db, metrics_token=token))) as client:
+        assert client.get("/metrics").status_code == 401, "metrics are not public by default"
+        response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = dict(line.rsplit(" ", 1) for line in response.text.splitlines() if not line.startswith("#"))
     name = f'ingester="{cfg.broker.client_id}"'

@@ -79,3 +79,42 @@ def test_encoders() -> None:
     assert b"\x21\x00\x64" in packet  # receive maximum 100
     assert packet.endswith(b"\x00\x08ingest-1\x00\x01u\x00\x01p")
     assert mqttwire.subscribe(1, "a/#", v5=False) == b"\x82\x08\x00\x01\x00\x03a/#\x01"
+
+
+@given(
+    st.integers(mqttwire.MAX_PACKET + 1, 2 * mqttwire.MAX_PACKET),
+    st.integers(1000, 300_000),
+    st.booleans(),
+    st.sampled_from([0, 1]),
+)
+@settings(max_examples=30)
+def test_an_oversize_publish_is_read_past_without_being_held(
+    payload_size: int, chunk: int, v5: bool, qos: int
+) -> None:
+    head = bytes(range(256)) * 8
+    big = publish_frame("t/big", head + b"x" * (payload_size - len(head)), 7, v5=v5, qos=qos)
+    after = publish_frame("t/next", b"ok", 8, v5=v5, qos=qos)
+    stream = big + after
+    parser = mqttwire.Parser(v5=v5)
+    got: list[mqttwire.Publish | mqttwire.Oversize | mqttwire.Control] = []
+    held = 0
+    for at in range(0, len(stream), chunk):
+        got += parser.feed(stream[at : at + chunk])
+        held = max(held, len(parser._buf))
+    assert got == [
+        mqttwire.Oversize("t/big", head[: mqttwire.PREVIEW_BYTES], qos, 7 if qos else 0, payload_size),
+        mqttwire.Publish("t/next", b"ok", qos, 8 if qos else 0),
+    ]
+    assert held <= 5 + mqttwire.HEAD_WINDOW + chunk, "the parser held more than the packet's head"
+
+
+def test_only_a_publish_may_be_oversize() -> None:
+    parser = mqttwire.Parser(v5=True)
+    with pytest.raises(mqttwire.ProtocolError):
+        parser.feed(bytes([0x20]) + mqttwire._varint(mqttwire.MAX_PACKET + 1) + b"\x00" * 100)
+
+
+def test_connect_announces_a_maximum_packet_size() -> None:
+    packet = mqttwire.connect("ingest-1", 30, v5=True, maximum_packet_size=5_000_000)
+    assert b"\x27" + struct.pack("!I", 5_000_000) in packet
+    assert b"\x27" not in mqttwire.connect("ingest-1", 30, v5=False)

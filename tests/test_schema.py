@@ -48,7 +48,9 @@ def test_contract_tables_and_columns(db: str) -> None:
     } <= set(columns["bus_positions"])  # fmt: skip
     assert {"alert_id", "kind", "severity", "subject_kind", "subject_id", "opened_at", "cleared_at",
             "state", "notes", "evidence"} <= set(columns["alerts"])  # fmt: skip
-    assert set(columns["dead_letters"]) == {"id", "received_at", "topic", "payload", "reason", "detail"}
+    assert set(columns["dead_letters"]) == {
+        "id", "received_at", "topic", "payload", "reason", "detail", "payload_size",
+    }  # fmt: skip
     assert {"device_id", "bucket", "readings", "ph_avg", "ph_min", "ph_max"} <= set(columns["water_hourly"])
 
 
@@ -60,9 +62,9 @@ def test_readings_are_unique_per_device_and_time(db: str) -> None:
             conn.execute("INSERT INTO water_readings (device_id, time, ph) VALUES ('a', %s, 8)", (now,))
 
 
-def test_partitions_created_ahead_and_dropped_after_retention(db: str) -> None:
+def test_partitions_created_ahead_and_dropped_after_retention(plain_db: str) -> None:
     now = datetime(2030, 6, 15, 12, tzinfo=UTC)
-    with psycopg.connect(db, autocommit=True) as conn:
+    with psycopg.connect(plain_db, autocommit=True) as conn:
         first = maintain(conn, Engine.POSTGRES, now, Retention(water_days=30, bus_days=30), days_ahead=3)
         assert "water_readings_p20300614" in first.created
         assert "water_readings_p20300618" in first.created
@@ -86,7 +88,7 @@ def test_partitions_created_ahead_and_dropped_after_retention(db: str) -> None:
 
 
 @pytest.mark.timescaledb
-def test_timescaledb_path_has_the_same_names(timescale_db: str, db: str) -> None:
+def test_timescaledb_path_has_the_same_names(timescale_db: str, plain_db: str) -> None:
     with psycopg.connect(timescale_db, autocommit=True) as conn:
         assert migrate(conn)[2] is Engine.TIMESCALEDB
         hyper = conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables").fetchall()
@@ -98,20 +100,20 @@ def test_timescaledb_path_has_the_same_names(timescale_db: str, db: str) -> None
             r[0] for r in jobs
         }
         timescale_columns = _contract_columns(conn)
-    with psycopg.connect(db) as conn:
+    with psycopg.connect(plain_db) as conn:
         plain_columns = _contract_columns(conn)
     for table, cols in plain_columns.items():
         assert set(cols) <= set(timescale_columns[table]), table
 
 
-def test_concurrent_maintenance_creates_each_partition_once(db: str) -> None:
+def test_concurrent_maintenance_creates_each_partition_once(plain_db: str) -> None:
     """Several ingesters starting together all maintain partitions; none may fail."""
     from concurrent.futures import ThreadPoolExecutor
 
     now = datetime(2031, 1, 1, tzinfo=UTC)
 
     def run() -> tuple[str, ...]:
-        with psycopg.connect(db, autocommit=True) as conn:
+        with psycopg.connect(plain_db, autocommit=True) as conn:
             return maintain(conn, Engine.POSTGRES, now).created
 
     with ThreadPoolExecutor(4) as pool:

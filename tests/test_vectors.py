@@ -48,7 +48,8 @@ def test_vector(vector: Vector) -> None:
 
 def test_vectors_cover_every_reason() -> None:
     reasons = Counter(v.reason for v in VECTORS if v.reason is not None)
-    assert set(reasons) == {r.value for r in Reason}
+    # `rejected` is the database's verdict on a decoded message, never a decoder's.
+    assert set(reasons) == {r.value for r in Reason} - {Reason.REJECTED}
 
 
 def test_vector_names_are_unique() -> None:

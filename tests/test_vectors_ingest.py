@@ -72,6 +72,7 @@ async def test_every_vector_has_exactly_one_fate(db: str, mqtt_url: str, prefix:
         "schema",
         "bad_checksum",
         "future_timestamp",
+        "old_timestamp",
         "too_large",
         "no_fix",
     }

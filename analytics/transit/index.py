@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
@@ -93,6 +93,9 @@ class TripIndex:
     stop_dep: FloatArray
     stop_timepoint: BoolArray
     stop_key: FloatArray  # trip * _TRIP_SPAN + stop distance: sorted, for searches by (trip, distance)
+    # The matcher's spatial grids by search radius (analytics/transit/matching.py), built once per index
+    # or attached from storage; they live and die with the index.
+    grids: dict[float, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def scheduled_s(self, trip: IntArray, dist_m: FloatArray) -> FloatArray:
         """Timetable time (service-day seconds) at each distance along each trip, interpolated."""
@@ -126,7 +129,10 @@ def build_trip_index(feed: Feed) -> TripIndex:
     p_shape: list[int] = []
     for i, s in enumerate(shapes):
         # Cut where the distance passes a multiple of the piece length; pieces share their end points.
-        cuts = np.unique(np.searchsorted(s.dist_m, np.arange(0.0, s.length_m, _PIECE_M), side="right") - 1)
+        # (The points after which a multiple of the piece length is passed: work in points, not in metres,
+        # so a stray point thousands of kilometres away costs nothing more.)
+        step = np.ceil(s.dist_m / _PIECE_M)
+        cuts = np.flatnonzero(step[1:] > step[:-1])
         cuts = np.unique(np.concatenate([cuts, [len(s.x) - 1]]))
         for a, b in itertools.pairwise(cuts):
             pieces.append(shapely.linestrings(np.stack([s.x[a : b + 1], s.y[a : b + 1]], axis=1)))

@@ -16,25 +16,39 @@ projected on, in the order of the result. `step_times` reports the time of each 
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import math
 import time
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import repeat
-from typing import NamedTuple
+from itertools import pairwise
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from analytics.transit.decode import Carry, decode
 from analytics.transit.index import Instances, TripIndex, instances_between
+from analytics.transit.states import (
+    IN_SERVICE,
+    LAYOVER,
+    OUT_OF_SERVICE,
+    layover_fill,
+    service_states,
+    standing_s,
+)
+from analytics.transit.states import (
+    next_assigned as _next_assigned,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
+Int8Array = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
 StrArray = npt.NDArray[np.object_]
 
@@ -79,7 +93,7 @@ class _Laps:
 @dataclass(frozen=True, slots=True)
 class MatchConfig:
     max_offroute_m: float = 100.0
-    # Candidates are searched nearer than that: beyond about sigma_offset * sqrt(2 * none_cost) (61 m)
+    # Candidates are searched nearer than that: beyond about sigma_offset * sqrt(2 * none_cost) (50 m)
     # a fix is better explained as "no trip" anyway.
     candidate_radius_m: float = 75.0
     sigma_offset_m: float = 25.0
@@ -93,35 +107,47 @@ class MatchConfig:
     # far ahead of the timetable is rarer than running far behind it.
     weak_free_early_s: float = 0.0
     weak_free_late_s: float = 0.0
-    weak_sigma_early_s: float = 900.0
-    weak_sigma_late_s: float = 1800.0
+    weak_sigma_early_s: float = 3600.0
+    weak_sigma_late_s: float = 3600.0
     max_early_s: float = 900.0
     max_late_s: float = 2700.0
     layover_s: float = 1800.0  # how long before its departure a bus may wait at the first stop
+    layover_radius_m: float = 400.0  # how far from it, around the block from the terminal
     terminal_m: float = 60.0
     back_tolerance_m: float = 40.0
     max_speed_mps: float = 35.0
-    none_cost: float = 3.0
+    none_cost: float = 2.0
     enter_cost: float = 1.0
-    mid_entry_cost: float = 8.0  # joining a trip away from its start, unless after a gap in the fixes
+    mid_entry_cost: float = 30.0  # joining a trip away from its start, unless after a gap in the fixes
     mid_entry_gap_s: float = 600.0
     idle_at_end_cost: float = 2.0  # a bus standing at its trip's last stop has finished that trip
     switch_cost: float = 3.0
+    # A trip's cost per minute that its bus has stood still (within standing_m of its previous fix,
+    # fix after fix) beyond standing_grace_s, away from the trip's terminals: a long stop is no service.
+    standing_m: float = 15.0
+    standing_grace_s: float = 240.0
+    standing_cost: float = 1.0
     block_bonus: float = 2.0
     bad_switch_cost: float = 25.0
     switch_slack_s: float = 900.0
+    # Taking up a trip of another block than the one the vehicle ran last (within block_memory_s).
+    block_change_cost: float = 6.0
+    block_memory_s: float = 3 * 3600.0
     max_candidates: int = 6
 
 
 @dataclass(frozen=True, slots=True)
 class Fixes:
-    """A batch of GPS fixes; `trip_id` holds '' where the device sent none."""
+    """A batch of GPS fixes; `trip_id` holds '' where the device sent none. `block_id`, where an agency's
+    CAD/AVL system assigns vehicles to blocks, holds the block each fix's vehicle runs ('' where none
+    is known): the fix is then only matched to trips of that block."""
 
     vehicle: StrArray
     time: FloatArray  # epoch seconds
     lat: FloatArray
     lon: FloatArray
     trip_id: StrArray
+    block_id: StrArray | None = None
 
     @staticmethod
     def of(
@@ -130,6 +156,7 @@ class Fixes:
         lat: npt.ArrayLike,
         lon: npt.ArrayLike,
         trip_id: npt.ArrayLike | None = None,
+        block_id: npt.ArrayLike | None = None,
     ) -> Fixes:
         v = np.asarray(vehicle, dtype=object)
         tid = np.full(len(v), "", dtype=object) if trip_id is None else np.asarray(trip_id, dtype=object)
@@ -139,6 +166,7 @@ class Fixes:
             np.asarray(lat, dtype=np.float64),
             np.asarray(lon, dtype=np.float64),
             tid,
+            None if block_id is None else np.asarray(block_id, dtype=object),
         )
 
     def __len__(self) -> int:
@@ -147,7 +175,10 @@ class Fixes:
 
 class VehicleState(NamedTuple):
     """What the matcher remembers of a vehicle: its last matched fix. Rebuildable from stored positions
-    (trip_id, time, shape_dist_m, delay_s), `service_date` and `shift` being those of the trip's run.
+    (trip_id, time, shape_dist_m, delay_s), `service_date` and `shift` being those of the trip's run;
+    `trip_id` is '' for a vehicle never matched. And its last fix, matched or not (nan where unknown):
+    when and where it was, and since when it had stood there; a vehicle seen after its last matched fix
+    has been on no trip since.
 
     A named tuple: a batch of a large fleet makes thousands of them, and a tuple is built in a quarter
     of the time of a frozen dataclass."""
@@ -159,6 +190,17 @@ class VehicleState(NamedTuple):
     time: float
     dist_m: float
     delay_s: float
+    seen_time: float = math.nan
+    seen_lat: float = math.nan
+    seen_lon: float = math.nan
+    standing_since: float = math.nan
+    # Where the decoding stood at that last fix (analytics.transit.decode.Carry), packed in two objects
+    # per vehicle for a large fleet: `hyp_trips`, the trip_id of the trip the "no trip" path ran last
+    # ('' for none), then that of each trip the bus could be on; `hyp_values`, float64 values: the cost
+    # of "no trip", the shift, delay and time of that last trip, then the cost, shift, distance and
+    # delay of each hypothesis. Empty for a state not made by match_fixes.
+    hyp_trips: tuple[str, ...] = ()
+    hyp_values: bytes = b""
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,10 +217,20 @@ class MatchResult:
     delay_s: FloatArray  # positive = late
     off_route: BoolArray
     states: Mapping[str, VehicleState] = field(default_factory=dict)
+    # Service state of each fix (analytics.transit.states: in service, layover, out of service); empty
+    # where the result was not made by match_fixes: then read `service_state`.
+    state: Int8Array = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
 
     @property
     def assigned(self) -> BoolArray:
         return np.asarray(self.trip >= 0)
+
+    @property
+    def service_state(self) -> Int8Array:
+        """`state`, or where it was not given, in service on a trip and out of service on none."""
+        if len(self.state) == len(self.trip):
+            return self.state
+        return np.where(self.trip >= 0, IN_SERVICE, OUT_OF_SERVICE).astype(np.int8)
 
 
 class _Grid(NamedTuple):
@@ -203,7 +255,6 @@ class _Grid(NamedTuple):
 
 _CELL_M = 20.0
 _KEY_OFF = 1 << 22  # cell coordinates are shifted by this, and a row holds twice as many cells
-_GRIDS: weakref.WeakKeyDictionary[TripIndex, dict[float, _Grid]] = weakref.WeakKeyDictionary()
 
 
 def _cell_keys(x: FloatArray, y: FloatArray) -> IntArray:
@@ -216,12 +267,51 @@ def _cell_keys(x: FloatArray, y: FloatArray) -> IntArray:
 
 
 def _grid(index: TripIndex, radius: float) -> _Grid:
-    """The grid for this radius, built on first use and kept as long as the index."""
-    grids = _GRIDS.setdefault(index, {})
-    grid = grids.get(radius)
-    if grid is None:
-        grid = grids[radius] = _build_grid(index, radius)
+    """The grid for this radius: attached from storage, or built on first use; kept on the index."""
+    grid = index.grids.get(radius)
+    if not isinstance(grid, _Grid):
+        grid = index.grids[radius] = _build_grid(index, radius)
     return grid
+
+
+def grid_radii(config: MatchConfig | None = None) -> tuple[float, ...]:
+    """The radii match_fixes searches with under this configuration: one grid each."""
+    cfg = config or MatchConfig()
+    return tuple(sorted({min(cfg.candidate_radius_m, cfg.max_offroute_m), cfg.max_offroute_m}))
+
+
+def grid_fingerprint(index: TripIndex) -> str:
+    """What a grid depends on: the index's street segments, chains and their users. A stored grid is
+    used only by an index with the same fingerprint."""
+    h = hashlib.sha256(f"grid-v1 {_CELL_M} {_MAX_SEGMENT_M}".encode())
+    for a in (
+        index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy, index.useg_chain,
+        index.ref_off, index.ref_shape, index.ref_base, index.ref_sign,
+    ):  # fmt: skip
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def grid_bytes(index: TripIndex, radius: float) -> bytes:
+    """The grid for this radius (built if need be) as an npz archive, for storage."""
+    g = _grid(index, radius)
+    buf = io.BytesIO()
+    arrays: dict[str, Any] = {name: np.asarray(getattr(g, name)) for name in _Grid._fields}
+    np.savez(buf, allow_pickle=False, **arrays)
+    return buf.getvalue()
+
+
+def attach_grid(index: TripIndex, radius: float, fingerprint: str, data: bytes) -> bool:
+    """Use a stored grid on this index, if it was built for the same segments; returns whether it was."""
+    if fingerprint != grid_fingerprint(index):
+        return False
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        fields = {name: z[name] for name in _Grid._fields}
+    if float(fields["radius"]) != radius or len(fields["length2"]) != len(index.useg_ax):
+        return False
+    fields["radius"] = float(fields["radius"])
+    index.grids[radius] = _Grid(**fields)
+    return True
 
 
 def _expand(lo: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
@@ -231,30 +321,157 @@ def _expand(lo: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
     return which, lo[which] + np.arange(total) - np.repeat(np.cumsum(count) - count, count)
 
 
+_MAX_SEGMENT_M = 50_000.0  # a longer straight segment is a stray point, not a street: left out of the grid
+_CHUNK = 1 << 18  # candidate (cell, segment) pairs examined at once: bounds the grid's working memory
+_STRIP = 1 << 18  # candidate pairs per strip of columns of cells, whose grid is built on its own
+
+
+class _Pieces(NamedTuple):
+    """Pieces of the segments (each within its segment) and the box of cells around each."""
+
+    seg: IntArray
+    c0x: IntArray
+    c1x: IntArray
+    c0y: IntArray
+    c1y: IntArray
+
+
+def _pieces(
+    ax: FloatArray, ay: FloatArray, dx: FloatArray, dy: FloatArray, length2: FloatArray, reach: float
+) -> _Pieces:
+    """The segments cut in pieces of 2 * reach (the length for which a piece's box holds the fewest cells
+    per metre), so the cells listed grow with a segment's length, not with the area of its bounding box.
+    Segments longer than _MAX_SEGMENT_M (a point far off the network) are left out."""
+    piece = max(2.0 * reach, _CELL_M)
+    length = np.sqrt(length2)
+    # Cell coordinates must stay within what a key holds (_cell_keys).
+    bound = _CELL_M * (_KEY_OFF - 2) - reach
+    inside = (np.abs(ax) < bound) & (np.abs(ay) < bound)
+    inside &= (np.abs(ax + dx) < bound) & (np.abs(ay + dy) < bound)
+    usable = np.flatnonzero(np.isfinite(length) & (length <= _MAX_SEGMENT_M) & inside)
+    n_piece = np.maximum(np.ceil(length[usable] / piece), 1).astype(np.int64)
+    pos, k = _expand(np.zeros(len(usable), dtype=np.int64), n_piece)
+    seg = usable[pos]
+    t0, t1 = k / n_piece[pos], (k + 1) / n_piece[pos]
+    x0, x1 = ax[seg] + t0 * dx[seg], ax[seg] + t1 * dx[seg]
+    y0, y1 = ay[seg] + t0 * dy[seg], ay[seg] + t1 * dy[seg]
+    return _Pieces(
+        seg,
+        np.floor((np.minimum(x0, x1) - reach) / _CELL_M).astype(np.int64),
+        np.floor((np.maximum(x0, x1) + reach) / _CELL_M).astype(np.int64),
+        np.floor((np.minimum(y0, y1) - reach) / _CELL_M).astype(np.int64),
+        np.floor((np.maximum(y0, y1) + reach) / _CELL_M).astype(np.int64),
+    )
+
+
+def _strips(p: _Pieces) -> list[tuple[int, int]]:
+    """Ranges [lo, hi) of cell columns holding about _STRIP candidate pairs each."""
+    if len(p.seg) == 0:
+        return []
+    lo, hi = int(p.c0x.min()), int(p.c1x.max()) + 1
+    per_col = np.zeros(hi - lo + 1, dtype=np.int64)
+    ny = p.c1y - p.c0y + 1
+    np.add.at(per_col, p.c0x - lo, ny)
+    np.add.at(per_col, p.c1x + 1 - lo, -ny)
+    total = np.cumsum(np.cumsum(per_col)[:-1])
+    cuts = np.searchsorted(total, np.arange(_STRIP, int(total[-1]), _STRIP), side="right") + lo
+    edges = [lo, *sorted(set(cuts.tolist()) - {lo, hi}), hi]
+    return list(pairwise(edges))
+
+
+def _near_cells(
+    ax: FloatArray, ay: FloatArray, dx: FloatArray, dy: FloatArray, length2: FloatArray, reach: float,
+    p: _Pieces, strip: tuple[int, int],
+) -> tuple[IntArray, FloatArray, IntArray]:  # fmt: skip
+    """Every (segment, cell) of the strip of columns whose cell centre is within `reach` of the segment:
+    the segment, that distance and the cell's key, sorted by segment then key; the candidates are
+    examined a chunk at a time."""
+    at = np.flatnonzero((p.c0x < strip[1]) & (p.c1x >= strip[0]))
+    seg = p.seg[at]
+    c0x, c1x = np.maximum(p.c0x[at], strip[0]), np.minimum(p.c1x[at], strip[1] - 1)
+    c0y = p.c0y[at]
+    ny = p.c1y[at] - c0y + 1
+    count = (c1x - c0x + 1) * ny
+    ends = np.cumsum(count)
+    out_u: list[IntArray] = []
+    out_d: list[FloatArray] = []
+    out_key: list[IntArray] = []
+    lo = 0
+    while lo < len(seg):
+        # Pieces whose candidates add up to about _CHUNK (at least one piece).
+        base = int(ends[lo - 1]) if lo else 0
+        hi = max(int(np.searchsorted(ends, base + _CHUNK, side="right")), lo + 1)
+        q, r = _expand(np.zeros(hi - lo, dtype=np.int64), count[lo:hi])
+        q += lo
+        u = seg[q]
+        cx = c0x[q] + r // ny[q]
+        cy = c0y[q] + r % ny[q]
+        px, py = (cx + 0.5) * _CELL_M - ax[u], (cy + 0.5) * _CELL_M - ay[u]
+        t = np.clip((px * dx[u] + py * dy[u]) / length2[u], 0.0, 1.0)
+        d = np.hypot(px - t * dx[u], py - t * dy[u])
+        keep = d <= reach
+        out_u.append(u[keep])
+        out_d.append(d[keep])
+        out_key.append((cx[keep] + _KEY_OFF) * (2 * _KEY_OFF) + cy[keep] + _KEY_OFF)
+        lo = hi
+    u = np.concatenate(out_u) if out_u else np.zeros(0, dtype=np.int64)
+    d = np.concatenate(out_d) if out_d else np.zeros(0)
+    key = np.concatenate(out_key) if out_key else np.zeros(0, dtype=np.int64)
+    # Neighbouring pieces of one segment share cells: each (segment, cell) once.
+    order = np.lexsort((key, u))
+    u, d, key = u[order], d[order], key[order]
+    first = np.ones(len(u), dtype=bool)
+    first[1:] = (u[1:] != u[:-1]) | (key[1:] != key[:-1])
+    return u[first], d[first], key[first]
+
+
 def _build_grid(index: TripIndex, radius: float) -> _Grid:
+    """The grid, built a strip of cell columns at a time (the working memory is that of a strip), the
+    strips' cells joined in key order (a key orders by column first)."""
     ax, ay, dx, dy = index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy
     length2 = dx * dx + dy * dy
+    i, i32 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    empty = _Grid(radius, i, np.zeros(1, dtype=np.int64), i32, i, i32, i, i32, i32, length2)
     if len(ax) == 0:
-        i, i32 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
-        return _Grid(radius, i, np.zeros(1, dtype=np.int64), i32, i, i32, i, i32, i32, length2)
+        return empty
+    reach = radius + _CELL_M / math.sqrt(2.0)
+    pieces = _pieces(ax, ay, dx, dy, length2, reach)
+    parts = []
+    for strip in _strips(pieces):
+        u, d, key = _near_cells(ax, ay, dx, dy, length2, reach, pieces, strip)
+        if len(u):
+            parts.append(_grid_part(index, radius, length2, u, d, key))
+    if not parts:
+        return empty
+    n_useg = np.cumsum([0] + [len(g.useg) for g in parts])
+    n_group = np.cumsum([0] + [int(g.group_off[-1]) for g in parts])
+    n_user = np.cumsum([0] + [int(g.user_off[-1]) for g in parts])
+    return _Grid(
+        radius=radius,
+        cell_key=np.concatenate([g.cell_key for g in parts]),
+        useg_off=np.concatenate(
+            [g.useg_off[:-1] + n for g, n in zip(parts, n_useg, strict=False)] + [n_useg[-1:]]
+        ),
+        useg=np.concatenate([g.useg for g in parts]),
+        group_off=np.concatenate(
+            [g.group_off[:-1] + n for g, n in zip(parts, n_group, strict=False)] + [n_group[-1:]]
+        ),
+        group_start=np.concatenate([g.group_start for g in parts]),
+        user_off=np.concatenate(
+            [g.user_off[:-1] + n for g, n in zip(parts, n_user, strict=False)] + [n_user[-1:]]
+        ),
+        user_group=np.concatenate([g.user_group for g in parts]),
+        user_k=np.concatenate([g.user_k for g in parts]),
+        length2=length2,
+    )
+
+
+def _grid_part(
+    index: TripIndex, radius: float, length2: FloatArray, u: IntArray, d: FloatArray, key: IntArray
+) -> _Grid:
+    """The grid of the cells of these (segment, distance, cell key) candidates."""
+    ax = index.useg_ax
     half = _CELL_M / math.sqrt(2.0)  # from a cell's centre to its corners
-    reach = radius + half
-    # Every cell whose centre is within `reach` of a segment, with that segment: a point of the cell can
-    # then be within `radius` of it.
-    c0x = np.floor((np.minimum(ax, ax + dx) - reach) / _CELL_M).astype(np.int64)
-    c1x = np.floor((np.maximum(ax, ax + dx) + reach) / _CELL_M).astype(np.int64)
-    c0y = np.floor((np.minimum(ay, ay + dy) - reach) / _CELL_M).astype(np.int64)
-    c1y = np.floor((np.maximum(ay, ay + dy) + reach) / _CELL_M).astype(np.int64)
-    ny = c1y - c0y + 1
-    u, r = _expand(np.zeros(len(ax), dtype=np.int64), (c1x - c0x + 1) * ny)
-    cx = c0x[u] + r // ny[u]
-    cy = c0y[u] + r % ny[u]
-    px, py = (cx + 0.5) * _CELL_M - ax[u], (cy + 0.5) * _CELL_M - ay[u]
-    t = np.clip((px * dx[u] + py * dy[u]) / length2[u], 0.0, 1.0)
-    d = np.hypot(px - t * dx[u], py - t * dy[u])
-    keep = d <= reach
-    u, d = u[keep], d[keep]
-    key = (cx[keep] + _KEY_OFF) * (2 * _KEY_OFF) + cy[keep] + _KEY_OFF
     chain = index.useg_chain[u]
     order = np.lexsort((d, chain, key))
     u, d, key, chain = u[order], d[order], key[order], chain[order]
@@ -464,6 +681,14 @@ def match_fixes(
     if given.any():
         keep = np.flatnonzero(~given | (ptrip == named_trip))
         pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
+    if fixes.block_id is not None:
+        # A block assigned by the agency's CAD/AVL is strong evidence: only its trips are candidates (a
+        # block the feed does not know is no evidence).
+        codes = dict(zip(index.trip_block, index.trip_block_code.tolist(), strict=True))
+        bnames, binv = _factorize(fixes.block_id)
+        named_block = np.array([codes.get(b, -2) if b else -2 for b in bnames], dtype=np.int64)[binv][pf]
+        keep = np.flatnonzero((named_block == -2) | (index.trip_block_code[ptrip] == named_block))
+        pe, pi, pf, ptrip = pe[keep], pi[keep], pf[keep], ptrip[keep]
     poff, palong = loff[pe], lalong[pe]
     # Nothing downstream of the last stop or upstream of the first belongs to the trip.
     palong = np.clip(palong, index.trip_first_m[ptrip], index.trip_last_m[ptrip])
@@ -477,6 +702,22 @@ def match_fixes(
     early = np.maximum(-cfg.weak_free_early_s - dd, 0.0) / cfg.weak_sigma_early_s
     late = np.maximum(dd - cfg.weak_free_late_s, 0.0) / cfg.weak_sigma_late_s
     cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (early**2 + late**2)
+    vnames, vcode = _factorize(fixes.vehicle)
+    by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
+    still = standing_s(
+        vcode,
+        by_time,
+        t,
+        x,
+        y,
+        cfg.standing_m,
+        cfg.mid_entry_gap_s,
+        _standing_since(index, vnames, vcode, by_time, t, x, y, states, cfg),
+    )
+    away = (palong > index.trip_first_m[ptrip] + cfg.terminal_m) & (
+        palong < index.trip_last_m[ptrip] - cfg.terminal_m
+    )
+    cost += np.where(away, cfg.standing_cost * np.maximum(still[pf] - cfg.standing_grace_s, 0.0) / 60.0, 0.0)
     lap("candidates")
     # Off-route: farther than max_offroute_m from every shape (from its own trip's, when it names one).
     near = np.zeros(n, dtype=bool)
@@ -529,19 +770,23 @@ def match_fixes(
     c_cost[named, 0] = np.inf
 
     # Vehicles as integer codes, once: sorting and grouping by them is cheaper than by strings.
-    vnames, vcode = _factorize(fixes.vehicle)
-    by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
     vehicles = (vnames, vcode, by_time)
     lap("top-k")
-    chosen = _decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    chosen, carry = decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
     lap("decode")
     rows = np.arange(n)
     ci = c_inst[rows, chosen]
+    dist = np.where(ci >= 0, c_along[rows, chosen], np.nan)
+    dist = _monotone_runs(vcode, by_time, ci, dist)
+    delay_out = np.where(ci >= 0, c_delay[rows, chosen], np.nan)
+    # A bus standing off its shapes between two trips, near where the next one starts, waits for it.
+    wait = layover_fill(index, inst, vcode, by_time, ci, t, x, y, still, cfg.layover_s, cfg.layover_radius_m)
+    if len(wait):
+        wi = ci[wait] = np.asarray(_next_assigned(vcode, by_time, ci)[wait])
+        dist[wait] = index.trip_first_m[inst.trip[wi]]
+        delay_out[wait] = np.maximum(t[wait] - inst.start[wi], 0.0)
     assigned = ci >= 0
     trip = np.where(assigned, inst.trip[np.maximum(ci, 0)] if m else -1, -1)
-    dist = np.where(assigned, c_along[rows, chosen], np.nan)
-    dist = _monotone_runs(vcode, by_time, ci, dist)
-    delay_out = np.where(assigned, c_delay[rows, chosen], np.nan)
     off = np.where(assigned, c_off[rows, chosen], np.nan)
     shift = np.where(assigned, inst.shift[np.maximum(ci, 0)] if m else np.nan, np.nan)
     dates = np.array((*inst.service_date, None), dtype=object)
@@ -552,8 +797,13 @@ def match_fixes(
     routes = np.array((*index.trip_route, ""), dtype=object)
     tid = ids[trip_named]
     rid = routes[trip_named]
+    state = service_states(index, trip, shift, dist, t, cfg.terminal_m)
+    state[wait] = LAYOVER
     lap("result")
-    new_states = _last_states(index, fixes, vehicles, trip, sdate, shift, dist, delay_out, states)
+    hyps = _hypotheses(index, inst, vehicles, c_inst, c_along, c_delay, carry)
+    new_states = _last_states(
+        index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states, hyps
+    )
     lap("states")
     return MatchResult(
         trip=trip.astype(np.int64),
@@ -566,6 +816,7 @@ def match_fixes(
         delay_s=delay_out,
         off_route=~has_shape_near,
         states=new_states,
+        state=state,
     )
 
 
@@ -616,193 +867,44 @@ def _monotone_runs(vehicle: IntArray, by_time: IntArray, inst: IntArray, dist: F
     return out
 
 
-def _decode(
+def _standing_since(
     index: TripIndex,
-    inst: Instances,
-    vehicles: tuple[list[str], IntArray, IntArray],
-    c_inst: IntArray,
-    c_cost: FloatArray,
-    c_along: FloatArray,
-    c_delay: FloatArray,
+    vnames: list[str],
+    vcode: IntArray,
+    by_time: IntArray,
     t: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
     states: Mapping[str, VehicleState],
     cfg: MatchConfig,
-) -> IntArray:
-    """Viterbi over each vehicle's fixes in time order, all vehicles at once; returns the chosen slot.
-
-    The transition costs between each fix's candidates and those of the vehicle's previous fix (or its
-    remembered state) depend on nothing else, so they are computed for all fixes in one go; only the
-    running minimum steps fix by fix. Fixes are laid out step-major, vehicles by decreasing number of
-    fixes, so that the vehicles still running at a step are a prefix and each step a contiguous slice.
-    Slot 0 of every fix is "no trip"; its candidates fill slots 1.. with no gaps."""
-    n, k = c_inst.shape
-    n_valid = np.count_nonzero(c_inst >= 0, axis=1)
-    if not n_valid.any():
-        return np.zeros(n, dtype=np.int64)
-    vnames, vcode, order = vehicles
-    n_v = len(vnames)
-    counts = np.bincount(vcode, minlength=n_v)
-    first = np.cumsum(counts) - counts
-    step = np.empty(n, dtype=np.int64)
-    step[order] = np.arange(n) - first[vcode[order]]
-    rank = np.empty(n_v, dtype=np.int64)
-    rank[np.argsort(-counts, kind="stable")] = np.arange(n_v)
-    n_l = int(counts.max())
-    active = n_v - np.cumsum(np.bincount(counts, minlength=n_l + 1))[:n_l]  # vehicles with > s fixes
-    step_off = np.cumsum(active) - active
-    pos = step_off[step] + rank[vcode]
-    fix = np.empty(n, dtype=np.int64)
-    fix[pos] = np.arange(n)  # the fix at each step-major position
-
-    # Everything below is in step-major order. The previous fix of the vehicle, where there is one.
-    cur_inst, cur_cost, cur_t = c_inst[fix], c_cost[fix], t[fix]
-    cur_along, cur_delay, cur_n = c_along[fix], c_delay[fix], n_valid[fix]
-    head = active[0]  # positions [0, head) are first fixes
-    later = np.arange(head, n)
-    before = step_off[step[fix[later]] - 1] + rank[vcode[fix[later]]]
-    prev_inst = np.full((n, k), -1, dtype=np.int64)
-    prev_along = np.zeros((n, k))
-    prev_delay = np.zeros((n, k))
-    prev_t = np.full(n, -np.inf)
-    prev_n = np.zeros(n, dtype=np.int64)
-    prev_inst[head:] = cur_inst[before]
-    prev_along[head:] = cur_along[before]
-    prev_delay[head:] = cur_delay[before]
-    prev_t[head:] = cur_t[before]
-    prev_n[head:] = cur_n[before]
-    # Before its first fix a vehicle has one state, in slot 1: its remembered trip, if any.
-    cost = np.full((n_v, k), np.inf)
-    cost[:, 0] = 0.0
-    if states and len(inst):
-        vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
-        r = rank[vi]
-        prev_inst[r, 1] = ii
-        prev_along[r, 1] = along
-        prev_delay[r, 1] = delay
-        prev_t[r] = when
-        prev_n[r] = 1
-        cost[r, 0] = np.inf
-        cost[r, 1] = 0.0
-
-    prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
-    trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), cfg)
-    back = np.empty((n, k), dtype=np.intp)
-    # Flat index of (vehicle, previous slot 0, slot) in a step's (A, K, K) costs.
-    at = np.arange(n_v)[:, None] * (k * k) + np.arange(k)
-    buf = np.empty((n_v, k, k))
-    for a, lo in zip(active.tolist(), step_off.tolist(), strict=True):
-        hi = lo + a
-        total = np.add(cost[:a, :, None], trans[lo:hi], out=buf[:a])
-        arg = np.argmin(total, axis=1, out=back[lo:hi])
-        step_cost = np.add(total.ravel()[at[:a] + arg * k], cur_cost[lo:hi], out=cost[:a])
-        step_cost -= step_cost.min(axis=1, keepdims=True)
-
-    chosen = np.empty(n, dtype=np.int64)
-    slot = np.argmin(cost, axis=1)
-    for s in range(n_l - 1, -1, -1):
-        a, lo = int(active[s]), int(step_off[s])
-        chosen[fix[lo : lo + a]] = slot[:a]
-        slot[:a] = back[lo : lo + a][np.arange(a), slot[:a]]
-    return chosen
-
-
-def _remembered(
-    index: TripIndex, inst: Instances, vnames: list[str], states: Mapping[str, VehicleState]
-) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
-    """The vehicles (codes) with a remembered state on one of the instances, that instance, and the
-    state's distance, delay and time."""
-    # Columns of the states (map, filter and zip loop in C), then each one's instance by a search.
-    got = list(map(states.get, vnames))
-    vi = np.flatnonzero(np.fromiter(map(bool, got), dtype=bool, count=len(got)))
-    e = np.zeros(0)
-    if len(vi) == 0:
-        return vi, vi, e, e, e
-    _, trip_ids, _, shifts, times, dists, delays = zip(*filter(None, got), strict=True)
-    tr = np.fromiter(map(index.trip_pos.get, trip_ids, repeat(-1)), dtype=np.int64, count=len(vi))
-    sh = np.array(shifts, dtype=np.float64)
-    base = float(inst.shift.min())
-    inst_key = inst.trip * _SPAN + (inst.shift - base)
-    by_key = np.argsort(inst_key)
-    q = tr * _SPAN + (sh - base)
-    j = np.clip(np.searchsorted(inst_key[by_key], q), 0, len(by_key) - 1)
-    # Shifts of one trip's instances are a day or a headway apart: a match is exact to the ms.
-    found = np.flatnonzero((tr >= 0) & (np.abs(inst_key[by_key][j] - q) < 1e-3))
-    return (
-        vi[found],
-        by_key[j[found]],
-        np.array(dists, dtype=np.float64)[found],
-        np.array(delays, dtype=np.float64)[found],
-        np.array(times, dtype=np.float64)[found],
+) -> FloatArray | None:
+    """Per fix, nan but for each vehicle's first fix still where its remembered last fix stood: since
+    when it has stood there."""
+    if not states:
+        return None
+    unknown = (math.nan,) * 4
+    seen, lat, lon, since = (
+        np.array(
+            [
+                s[7:11] if s is not None else unknown  # seen_time, seen_lat, seen_lon, standing_since
+                for s in map(states.get, vnames)
+            ],
+            dtype=np.float64,
+        )
+        .reshape(-1, 4)
+        .T
     )
-
-
-def _transitions(
-    index: TripIndex,
-    inst: Instances,
-    prev: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
-    cur: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
-    cfg: MatchConfig,
-) -> FloatArray:
-    """Cost of going from each slot of the previous fix to each slot of this one: (N, K, K).
-
-    The candidates of a fix fill slots 1..count, the others are "no trip" (slot 0) or unused (their cost
-    is infinite, so what leads to them does not matter). Leaving "no trip" for a trip costs that trip's
-    entry, leaving a trip for "no trip" `enter_cost`; only the pairs of two trips, enumerated, need a
-    computation of their own."""
-    prev_inst, prev_along, prev_delay, prev_t, prev_n = prev
-    cur_inst, cur_along, cur_delay, cur_t, cur_n = cur
-    n, k = cur_inst.shape
-    dt = np.maximum(cur_t - prev_t, 1.0)
-    ok = cur_inst >= 0
-    itrip = inst.trip
-    trip = itrip[np.maximum(cur_inst, 0)]
-    mid = cur_along > index.trip_first_m[trip] + 2 * cfg.terminal_m
-    dd = cur_delay - cfg.delay_mean_s
-    prior = 0.5 * (dd / np.where(dd < 0, cfg.sigma_early_s, cfg.sigma_late_s)) ** 2
-    mid &= (dt < cfg.mid_entry_gap_s)[:, None]
-    entry = cfg.enter_cost + prior + np.where(mid, cfg.mid_entry_cost, 0.0)
-    out = np.empty((n, k, k))
-    out[:] = np.where(ok, entry, 0.0)[:, None, :]
-    out[:, :, 0] = np.where(prev_inst >= 0, cfg.enter_cost, 0.0)
-    # Pairs of trips: fix j, previous slot p, current slot q, as flat indices into the (N, K) arrays.
-    m = prev_n * cur_n
-    total = int(m.sum())
-    if total == 0:
-        return out
-    j = np.repeat(np.arange(n), m)
-    r = np.arange(total) - np.repeat(np.cumsum(m) - m, m)
-    cn = cur_n[j]
-    q = 1 + r % cn
-    jp = j * k + 1 + r // cn
-    jq = j * k + q
-    a, b = prev_inst.ravel()[jp], cur_inst.ravel()[jq]
-    flat = jp * k + q
-    same = a == b
-    other = np.flatnonzero(~same)
-    same = np.flatnonzero(same)
-    # Staying on the trip: no going back, no flying, standing at the last stop ends it, delay drifts.
-    sp, sq, sj, sb = jp[same], jq[same], j[same], b[same]
-    pa, ca = prev_along.ravel()[sp], cur_along.ravel()[sq]
-    pdt = dt[sj]
-    forward = ca - pa
-    back_m = -forward - cfg.back_tolerance_m
-    same_cost = np.where(back_m > 0, np.minimum(10.0, back_m / 20.0), 0.0) + np.where(
-        forward / pdt > cfg.max_speed_mps, 5.0, 0.0
-    )
-    last_b = (index.trip_last_m[itrip] - cfg.terminal_m)[sb]
-    idle = (pa >= last_b) & (ca >= last_b)
-    drift = (cur_delay.ravel()[sq] - prev_delay.ravel()[sp]) / (cfg.delay_drift * np.sqrt(dt))[sj]
-    same_cost += np.where(idle, cfg.idle_at_end_cost, 0.0)
-    same_cost += 0.5 * drift**2
-    out.ravel()[flat[same]] = same_cost
-    # Changing trip: to one that starts after this one ends, cheaper within the block.
-    a, b = a[other], b[other]
-    follows = inst.start[b] >= inst.end[a] - cfg.switch_slack_s
-    blocks = index.trip_block_code[itrip]
-    ba = blocks[a]
-    same_block = (blocks[b] == ba) & (ba >= 0)
-    extra = np.where(same_block, cfg.switch_cost - cfg.block_bonus, cfg.switch_cost)
-    out.ravel()[flat[other]] = entry.ravel()[jq[other]] + np.where(follows, extra, cfg.bad_switch_cost)
+    if not np.isfinite(seen).any():
+        return None
+    sx, sy = index.feed.projection.to_xy(lat, lon)
+    first = np.ones(len(by_time), dtype=bool)
+    first[1:] = vcode[by_time][1:] != vcode[by_time][:-1]
+    f = by_time[first]
+    c = vcode[f]
+    close = np.hypot(x[f] - sx[c], y[f] - sy[c]) <= cfg.standing_m
+    close &= (t[f] >= seen[c]) & (t[f] - seen[c] <= cfg.mid_entry_gap_s)
+    out = np.full(len(t), np.nan)
+    out[f[close]] = since[c][close]
     return out
 
 
@@ -815,19 +917,26 @@ def _last_states(
     shift: FloatArray,
     dist: FloatArray,
     delay: FloatArray,
+    still: FloatArray,
     previous: Mapping[str, VehicleState],
+    hyps: tuple[list[tuple[str, ...]], list[bytes]],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
     vnames, vcode, by_time = vehicles
-    order = by_time[trip[by_time] >= 0]
-    if len(order) == 0:
+    if len(by_time) == 0:
         return out
+    # Each vehicle's last fix, matched or not (codes in increasing order, as by_time sorts them).
+    v = vcode[by_time]
+    last = np.ones(len(by_time), dtype=bool)
+    last[:-1] = v[1:] != v[:-1]
+    seen = by_time[last]
+    # And its last matched fix, where it has one in this batch.
+    order = by_time[trip[by_time] >= 0]
     v = vcode[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = v[1:] != v[:-1]
     sel = order[last]
     ids = np.array(index.trip_ids, dtype=object)
-    vids = np.array(vnames, dtype=object)[vcode[sel]].tolist()
     columns = (
         ids[trip[sel]].tolist(),
         sdate[sel].tolist(),
@@ -836,8 +945,82 @@ def _last_states(
         dist[sel].tolist(),
         delay[sel].tolist(),
     )
-    out.update(zip(vids, map(_new_state, zip(vids, *columns, strict=True)), strict=True))
+    on_trip = dict(zip(vcode[sel].tolist(), zip(*columns, strict=True), strict=True))
+    none = ("", None, math.nan, math.nan, math.nan, math.nan)
+    tt = fixes.time[seen]
+    tails = zip(
+        tt.tolist(),
+        fixes.lat[seen].tolist(),
+        fixes.lon[seen].tolist(),
+        (tt - still[seen]).tolist(),
+        *hyps,  # by vehicle code, as `seen` is
+        strict=True,
+    )
+    for c, tail in zip(vcode[seen].tolist(), tails, strict=True):
+        name = vnames[c]
+        head = on_trip.get(c)
+        if head is None:
+            old = previous.get(name)
+            head = tuple(old[1:7]) if old is not None else none
+        out[name] = _new_state((name, *head, *tail))
     return out
+
+
+def _hypotheses(
+    index: TripIndex,
+    inst: Instances,
+    vehicles: tuple[list[str], IntArray, IntArray],
+    c_inst: IntArray,
+    c_along: FloatArray,
+    c_delay: FloatArray,
+    carry: Carry,
+) -> tuple[list[tuple[str, ...]], list[bytes]]:
+    """Per vehicle code, the last fields of its VehicleState (`hyp_trips`, `hyp_values`): the
+    hypotheses at its last fix, with their costs, the cost of "no trip" and what that path remembers."""
+    vnames, vcode, by_time = vehicles
+    n_v = len(vnames)
+    v = vcode[by_time]
+    last = np.ones(len(by_time), dtype=bool)
+    last[:-1] = v[1:] != v[:-1]
+    f = by_time[last]  # each vehicle's last fix, by code
+    cost = carry.cost[:, 1:]
+    live = np.isfinite(cost) & (c_inst[f, 1:] >= 0)
+    hv, hs = np.nonzero(live)  # by vehicle code, then slot
+    hs1 = hs + 1
+    ii = c_inst[f[hv], hs1]
+    trips = np.array((*index.trip_ids, ""), dtype=object)
+    mi = carry.mem_inst
+    has = (mi >= 0) & (len(inst) > 0)
+    mtrip = np.where(has, trips[inst.trip[np.maximum(mi, 0)]] if len(inst) else "", "")
+    # Per vehicle: its remembered trip, then its hypotheses' trips; and its values, likewise.
+    n_h = np.bincount(hv, minlength=n_v)
+    at = hv + np.arange(len(hv)) + 1  # place of each hypothesis among the vehicles' rows
+    rows = np.empty(n_v + len(hv), dtype=object)
+    values = np.empty((n_v + len(hv), 4))
+    first = np.cumsum(n_h + 1) - (n_h + 1)
+    rows[first] = mtrip
+    values[first] = np.stack(
+        [
+            carry.cost[:, 0],
+            np.where(has, inst.shift[np.maximum(mi, 0)] if len(inst) else np.nan, np.nan),
+            np.where(has, carry.mem_delay, np.nan),
+            np.where(has, carry.mem_t, np.nan),
+        ],
+        axis=1,
+    )
+    if len(ii):
+        rows[at] = trips[inst.trip[ii]]
+        values[at] = np.stack(
+            [cost[hv, hs], inst.shift[ii], c_along[f[hv], hs1], c_delay[f[hv], hs1]], axis=1
+        )
+    bounds = np.append(first, len(rows))
+    names = rows.tolist()
+    buf = values.tobytes()
+    lo, hi = bounds[:-1].tolist(), bounds[1:].tolist()
+    return (
+        list(map(tuple, map(names.__getitem__, map(slice, lo, hi)))),
+        list(map(buf.__getitem__, map(slice, (32 * bounds[:-1]).tolist(), (32 * bounds[1:]).tolist()))),
+    )
 
 
 # VehicleState from a tuple of its fields, as VehicleState._make without its checks: 30% faster.

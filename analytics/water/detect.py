@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.water.bed import binomial_cdf_table
+from analytics.water.params import CONTEXT_PARAMETERS, QUALITY_PARAMETERS
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -391,6 +392,15 @@ def forget(
     state.sum1[r] = v0.sum(axis=0)[r]
     state.sum2[r] = (v0 * v0).sum(axis=0)[r]
     state.count[r] = used.sum(axis=0)[r]
+
+
+def detector_for(parameters: Sequence[str], base: DetectorConfig | None = None) -> DetectorConfig:
+    """A detector configuration over the quality and context parameters present."""
+    quality = tuple(p for p in QUALITY_PARAMETERS if p in parameters)
+    context = tuple(p for p in CONTEXT_PARAMETERS if p in parameters)
+    if base is None:
+        return DetectorConfig(quality=quality, context=context)
+    return replace(base, quality=quality, context=context, precision=())
 
 
 def rows_for(parameters: Sequence[str], quality: Sequence[str], context: Sequence[str]) -> list[int]:

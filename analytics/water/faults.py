@@ -75,6 +75,9 @@ class FaultConfig:
     # Lone trends over trailing windows.
     trend_windows_s: tuple[float, ...] = (1200.0, 1800.0, 3600.0, 7200.0)
     trend_r2: float = 0.9
+    # A line through fewer readings than this is no trend (nor fouling's line): at a 20-minute
+    # cadence the windows above hold 1 to 6 readings, and three readings fit a line by chance.
+    trend_min_readings: int = 10
     # A trend of free chlorine, pH or ORP is an instrument's only where their lines disagree by
     # this much (mV over the window, and half the larger of the expected and observed ORP change).
     trend_mismatch_mv: float = 6.0
@@ -419,6 +422,8 @@ def _findings(
     early = np.zeros(shape[:-2] + shape[-1:], dtype=bool)
     for window_s in cfg.trend_windows_s:
         w = max(3, round(window_s / step))
+        if w < cfg.trend_min_readings:
+            continue
         hours = w * step / 3600.0
         slope, r2 = _fit(td, x, ok, w)
         # Free chlorine, pH and ORP: a line is lone where their lines disagree (and then no
@@ -456,8 +461,8 @@ def _findings(
     # much as it should with it) while turbidity rose on a line, both instruments are fouling.
     # And before either is found creeping: both on lines over a trend window, chlorine falling by
     # enough that ORP should have fallen `fouling_orp_mv` with it, and ORP not half as much.
-    if len(pair) == 2:
-        w = max(3, round(cfg.fouling_window_s / step))
+    w = max(3, round(cfg.fouling_window_s / step))
+    if len(pair) == 2 and w >= cfg.trend_min_readings:
         slope, r2 = _fit(td[..., pair, :], x[..., pair, :], ok[..., pair, :], w)
         seen = np.asarray((held | checks["trend"])[..., pair, :].any(axis=-2), dtype=bool)
         crept = _holdover(seen, t, cfg.fouling_window_s)

@@ -29,14 +29,22 @@ import numpy.typing as npt
 
 from analytics.water.alerts import POLICIES, AlertKind, AlertState, Step, alert_steps, sensor_fault_signal
 from analytics.water.compliance import ComplianceConfig, sustained, verdicts
-from analytics.water.detect import Detection, DetectorConfig, DetectorState, detect, forget, rows_for
+from analytics.water.detect import (
+    Detection,
+    DetectorConfig,
+    DetectorState,
+    detect,
+    detector_for,
+    forget,
+    rows_for,
+)
 from analytics.water.faults import FaultConfig, Faults, instrument_faults
 from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
 from analytics.water.live_qc import ContextQc, evaluate, trimmed
 from analytics.water.params import ALL_PARAMETERS
-from analytics.water.pipeline import detector_for
 from analytics.water.qc import QcResult, cadence_s, usable
 from analytics.water.qc_config import QcConfig
+from analytics.water.stations import StationConfig, Stations
 
 FloatArray = npt.NDArray[np.float64]
 # open: a new alert; escalate: its level rose; active: still active (last activity, evidence); clear.
@@ -69,18 +77,30 @@ class LiveConfig:
             "pressure_bar": 8,
         }
     )
-    missing_readings: int = 3  # one parameter absent while the others report: an instrument fault
+    # Repeats at a parameter's recording resolution are not stuck (see `stuck_limits`): the run
+    # needed grows to the length chance repeats reach with this probability, over the share of
+    # repeats among at least `stuck_min_pairs` consecutive readings before it; a parameter that
+    # repeats more often than `stuck_share_off` of the time has no stuck test.
+    stuck_chance: float = 1e-7
+    stuck_share_off: float = 0.5
+    stuck_min_pairs: int = 60
+    # One parameter the station has an instrument for (analytics/water/stations.py) absent this
+    # many readings in a row while others report: an instrument fault.
+    missing_readings: int = 3
     # No reading for more than this many sampling intervals (QARTOD's gap test): the sonde was off
     # (power, logger) and its first reading back reports it. 0: no test. A device's buffered
     # readings, sent late after a link outage, leave no gap.
     gap_intervals: float = 3.0
-    # A water-quality event alert needs the event on for this many readings in a row with no
-    # instrument at the station found faulty meanwhile: a creeping instrument is often recognised
-    # a reading or two after its first readings moved the detector.
+    # A water-quality event alert needs the event on for this many readings in a row with none
+    # of the detector's evidence instruments found misreporting meanwhile (faults.instrument_faults:
+    # a creeping instrument is often recognised a reading or two after its first readings moved
+    # the detector). Other faults (stuck, missing, gap, failing QC, a context instrument) take the
+    # instrument's readings out of the evidence and hold back no event.
     confirm_readings: int = 3
     context_s: float = 86400.0  # the longest flat-line span of the QC configuration
     max_context: int = 2000  # readings of context per station, at most
     reflag: int = 3  # trailing context readings whose flags are written again (spike needed the next one)
+    stations: Stations = field(default_factory=Stations)  # what each station has instruments for
 
 
 @dataclass(slots=True)
@@ -95,9 +115,10 @@ class StationTrack:
     alerts: dict[AlertKind, AlertState]
     evaluated_until: float  # epoch seconds of the newest reading fed to the detector; NaN if none
     event_readings: int = 0  # readings in a row, up to the newest, of an event with no fault
+    station: StationConfig = field(default_factory=StationConfig)  # its instruments
 
     @classmethod
-    def empty(cls, config: LiveConfig) -> StationTrack:
+    def empty(cls, config: LiveConfig, station: StationConfig | None = None) -> StationTrack:
         return cls(
             times=np.empty(0),
             values=np.empty((len(PARAMETERS), 0)),
@@ -106,6 +127,7 @@ class StationTrack:
             detector=DetectorState.empty(config.detector, 1),
             alerts={k: AlertState.empty(1) for k in AlertKind},
             evaluated_until=float("nan"),
+            station=station or StationConfig(),
         )
 
 
@@ -135,6 +157,14 @@ class Outcome:
     evaluated_until: float
     fresh: int  # readings past the previous `evaluated_until` (fed to the detector)
     active: dict[AlertKind, FloatArray]
+    # Of the fresh readings (m,): their times, the detector's event probability and event, and
+    # (P, m) which of their values were evidence (passed QC, no instrument fault).
+    fresh_times: FloatArray = field(default_factory=lambda: np.empty(0))
+    probability: FloatArray = field(default_factory=lambda: np.empty(0))
+    event: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, dtype=bool))
+    evidence: npt.NDArray[np.bool_] = field(
+        default_factory=lambda: np.empty((len(PARAMETERS), 0), dtype=bool)
+    )
 
 
 def row_flag(flags: npt.NDArray[np.int8], covered: npt.NDArray[np.bool_]) -> npt.NDArray[np.int8]:
@@ -153,15 +183,17 @@ def live_flags(qc: QcResult) -> npt.NDArray[np.int8]:
     The spike test needs the next valid reading, so the newest reading of each parameter is "not
     evaluated" until its successor arrives, and the live path feeds every reading to the detector
     once, when it is new: meanwhile such a reading goes by its other tests (gross range, rate of
-    change, flat line). Its stored flag stays 2 until the next wake-up flags it again; a lone
-    spike fed this way is one outlier, which the binomial window does not turn into an event.
+    change, flat line), and so does one whose next neighbour never comes. Its stored flag stays 2
+    until the next wake-up flags it again; a lone spike fed this way is one outlier, which the
+    binomial window does not turn into an event.
     """
     flags: npt.NDArray[np.int8] = qc.flags
-    valid = flags != MISSING
-    seen_later = np.logical_or.accumulate(valid[:, ::-1], axis=1)[:, ::-1]
-    later = np.zeros(valid.shape, dtype=bool)
-    later[:, :-1] = seen_later[:, 1:]
-    waiting = (qc.spike == NOT_EVALUATED) & valid & ~later
+    # A measured reading outside maintenance windows of a parameter QC covers (its gross-range
+    # test ran) whose spike test has no next neighbour goes by its other tests, whether that
+    # neighbour may still come (the newest reading) or never will (a gap or a maintenance window
+    # follows): the same verdict whichever call brought the readings after it.
+    valid = (qc.gross_range != MISSING) & (qc.gross_range != NOT_EVALUATED)
+    waiting = (qc.spike == NOT_EVALUATED) & valid
     if not waiting.any():
         return flags
     others = worst(qc.gross_range, qc.rate_of_change, qc.flat_line)
@@ -183,28 +215,89 @@ def _failed(verdict: np.generic) -> bool:
     return int(verdict) in (SUSPECT, FAIL)
 
 
+def _window_start(config: LiveConfig, t: FloatArray) -> npt.NDArray[np.int64]:
+    """Per reading j: the first reading of the span it looks back over for its station's habits
+    (what it measures, how often its values repeat): the readings within `context_s` before it,
+    at most `max_context` of them, as the live context always holds them."""
+    n = t.size
+    by_time = np.searchsorted(t, t - config.context_s, side="left")
+    return np.maximum(by_time, np.arange(n) - config.max_context + 1).astype(np.int64)
+
+
+def stuck_limits(config: LiveConfig, t: FloatArray, x: FloatArray) -> FloatArray:
+    """Per parameter and reading (P, n): how many equal readings in a row make the parameter stuck
+    (inf: no stuck test).
+
+    A parameter recorded at a coarse resolution repeats its value whenever it changes by less
+    than a resolution step between readings: that is no fault. So the limit grows with the share
+    of repeats among the parameter's consecutive readings over the look-back span (the station's
+    own habit): to the run length that chance repeats reach with probability `stuck_chance`; a
+    parameter that repeats more often than `stuck_share_off`, or with fewer than
+    `stuck_min_pairs` pairs of readings to tell its habit from, has no stuck test (the flat-line
+    test of QC, by time span, judges it).
+    """
+    base = np.array([config.stuck_readings.get(p, 0) for p in PARAMETERS], dtype=np.float64)[:, None]
+    n = t.size
+    finite = np.isfinite(x)
+    pair = np.zeros(x.shape, dtype=bool)
+    pair[:, 1:] = finite[:, 1:] & finite[:, :-1]
+    same = pair & np.concatenate([np.zeros((x.shape[0], 1), dtype=bool), x[:, 1:] == x[:, :-1]], axis=1)
+    start = _window_start(config, t)
+    # Pairs (i - 1, i) with start_j < i <= j.
+    cp = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(pair, axis=1)], axis=1)
+    cs = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(same, axis=1)], axis=1)
+    j = np.arange(n)
+    pairs = cp[:, j + 1] - cp[:, start + 1]
+    repeats = cs[:, j + 1] - cs[:, start + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(pairs >= config.stuck_min_pairs, repeats / np.maximum(pairs, 1), 0.0)
+        chance = np.where(share > 0, 1.0 + np.log(config.stuck_chance) / np.log(share), 0.0)
+    limit = np.maximum(base, np.ceil(chance))
+    # Too short a history to know the habit (a new station), or a habit of repeating: no test.
+    limit = np.where((share > config.stuck_share_off) | (pairs < config.stuck_min_pairs), np.inf, limit)
+    out: FloatArray = np.where(base > 0, limit, np.inf)
+    return out
+
+
 def instrument_checks(
-    config: LiveConfig, t: FloatArray, x: FloatArray, since: int = 0
+    config: LiveConfig,
+    t: FloatArray,
+    x: FloatArray,
+    since: int = 0,
+    station: StationConfig | None = None,
 ) -> dict[str, npt.NDArray[np.bool_]]:
-    """Per parameter and reading (P, n): stuck (same value `stuck_readings` times), missing
-    (absent `missing_readings` times while the row has other values) and gap (the first reading
-    after more than `gap_intervals` sampling intervals without one, for each measured value).
-    Only the verdicts of the readings from index `since` on are computed (the others are False)."""
-    limit = np.array([config.stuck_readings.get(p, 0) for p in PARAMETERS])[:, None]
-    # A verdict looks back no further than its limit: the run it needs.
-    lo = max(0, since - max(int(limit.max(initial=0)) - 1, config.missing_readings - 1, 1))
-    xs = x[:, lo:]
+    """Per parameter and reading (P, n): stuck (the same value as many readings in a row as
+    `stuck_limits` says), missing (absent `missing_readings` times while the row has other values,
+    of a parameter the station has an instrument for: see analytics/water/stations.py) and gap
+    (the first reading after more than `gap_intervals` sampling intervals without one, for each
+    measured value). Only the verdicts of the readings from index `since` on are computed (the
+    others are False); each looks back over the span of `_window_start` at most."""
+    station = station or StationConfig()
+    lo = int(_window_start(config, t)[since]) if since < t.size else since
+    ts, xs = t[lo:], x[:, lo:]
     same = np.zeros(xs.shape, dtype=bool)
     same[:, 1:] = np.isfinite(xs[:, 1:]) & (xs[:, 1:] == xs[:, :-1])
-    # A run of k equal pairs is k + 1 equal readings.
-    stuck = (limit > 0) & (_run_length(same) + 1 >= limit)
-    reported = np.asarray(np.isfinite(xs).any(axis=0), dtype=np.bool_)
-    absent = ~np.isfinite(xs) & reported[None, :]
+    # A run of k equal pairs is k + 1 equal readings; its limit is the one at its first reading
+    # (the run does not count towards the habit it is judged by).
+    run = _run_length(same)
+    first = np.arange(ts.size)[None, :] - run
+    stuck = run + 1 >= np.take_along_axis(stuck_limits(config, ts, xs), first, axis=1)
+    finite = np.isfinite(xs)
+    reported = np.asarray(finite.any(axis=0), dtype=np.bool_)
+    has = station.has(PARAMETERS)
+    if has is None:
+        # Its instruments: the parameters it reported within the look-back span before a reading.
+        cf = np.concatenate([np.zeros((xs.shape[0], 1)), np.cumsum(finite, axis=1)], axis=1)
+        start = _window_start(config, ts)
+        instrument = cf[:, np.arange(ts.size)] - cf[:, start] > 0
+    else:
+        instrument = np.broadcast_to(has[:, None], xs.shape)
+    absent = ~finite & reported[None, :] & instrument
     missing = _run_length(absent) >= config.missing_readings
     gap = np.zeros(xs.shape, dtype=bool)
     if config.gap_intervals > 0 and t.size > 1:
-        late = np.diff(t[lo:]) > config.gap_intervals * cadence_s(t)
-        gap[:, 1:] = late[None, :] & np.isfinite(xs[:, 1:])
+        late = np.diff(ts) > config.gap_intervals * cadence_s(t)
+        gap[:, 1:] = late[None, :] & finite[:, 1:]
     out = {}
     for name, found in (("stuck", stuck), ("missing", missing), ("gap", gap)):
         out[name] = np.zeros(x.shape, dtype=bool)
@@ -218,13 +311,16 @@ def rebuild(
     values: FloatArray,
     windows: FloatArray,
     alerts: dict[AlertKind, AlertState],
+    station: StationConfig | None = None,
 ) -> StationTrack:
     """A track from the stored context (already evaluated readings, oldest first) and open alerts."""
-    track = StationTrack.empty(config)
+    track = StationTrack.empty(config, station)
     track.alerts = alerts
     if times.size:
         qc, track.qc = evaluate(track.qc, times, values, windows, PARAMETERS, config.qc, None)
-        _detect(config, track, values, live_flags(qc), _faults(config, times, values, qc.gross_range))
+        stuck = instrument_checks(config, times, values, 0, track.station)["stuck"]
+        faults = _faults(config, times, values, qc.gross_range)
+        _detect(config, track, values, live_flags(qc), faults, stuck)
         track.times, track.values = times, values
         track.evaluated = np.ones(times.size, dtype=bool)
         track.evaluated_until = float(times[-1])
@@ -280,15 +376,18 @@ def _detect(
     values: FloatArray,
     flags: npt.NDArray[np.int8],
     f: Faults,
+    stuck: npt.NDArray[np.bool_],
     fresh: slice | npt.NDArray[np.int64] = slice(None),
-) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-    """Advance the detector by the readings `fresh` of the context. Readings of an instrument found
-    faulty are not evidence; where one is found creeping its readings leave the baseline, and where
-    a parameter stepped back to its usual level those from the side it came from do
+) -> tuple[FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Advance the detector by the readings `fresh` of the context: their event probability and
+    event (m,), and which of their values were evidence (P, m). Readings of an instrument found
+    faulty or stuck are not evidence; where one is found creeping its readings leave the baseline,
+    and where a parameter stepped back to its usual level those from the side it came from do
     (faults.Faults)."""
     rows = rows_for(PARAMETERS, config.detector.quality, config.detector.context)
     x = values[rows][:, fresh]
-    ok = (usable(flags[:, fresh]) & ~f.fault[:, fresh])[rows]
+    evidence = usable(flags[:, fresh]) & ~f.fault[:, fresh] & ~stuck[:, fresh] & np.isfinite(values[:, fresh])
+    ok = evidence[rows]
     restart, recovered = f.restart[rows][:, fresh], f.recovered[rows][:, fresh]
     bound, side = f.recovery_bound[rows][:, fresh], f.recovery_side[rows][:, fresh]
     parts: list[Detection] = []
@@ -298,7 +397,7 @@ def _detect(
         parts.append(detect(config.detector, track.detector, x[None, :, a:b], ok[None, :, a:b]))
     prob = np.concatenate([d.probability[0] for d in parts])
     event = np.concatenate([d.event[0] for d in parts])
-    return np.asarray(prob, dtype=np.float64), np.asarray(event, dtype=np.bool_)
+    return np.asarray(prob, dtype=np.float64), np.asarray(event, dtype=np.bool_), evidence
 
 
 def _values(values: FloatArray, names: Sequence[str], j: int) -> dict[str, float]:
@@ -367,12 +466,12 @@ def advance(
         seen = _faults(config, all_t, all_x, qc.gross_range, all_t[idx[0]])
         by_check, instrument = seen.checks, seen.fault
         now = live_flags(qc)
-        prob, event = _detect(config, track, all_x, now, seen, idx)
+        # Sensor faults are asked of the fresh readings only, and look back a few readings.
+        checks = instrument_checks(config, all_t, all_x, int(idx[0]), track.station)
+        prob, event, evidence_of = _detect(config, track, all_x, now, seen, checks["stuck"], idx)
         lim = config.compliance.limit_array(PARAMETERS)
         verdict = verdicts(all_x, now, lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
-        # Sensor faults are asked of the fresh readings only, and look back a few readings.
-        checks = instrument_checks(config, all_t, all_x, int(idx[0]))
         lo = max(0, int(idx[0]) - (_FAILURES_WINDOW - 1))
         fault = np.zeros(n, dtype=bool)
         fault[lo:] = sensor_fault_signal(
@@ -425,9 +524,14 @@ def advance(
 
         t_fresh = all_t[idx]
         faulty = fault[idx]
-        # A station whose instruments look faulty is not evidence about the water, and an event
-        # is confirmed by `confirm_readings` in a row (counted across calls).
-        clean = event & ~faulty
+        # An event is confirmed by `confirm_readings` in a row (counted across calls) while none of
+        # the detector's evidence instruments is found misreporting (a creeping instrument is
+        # recognised a reading or two after it moved the detector); a fault elsewhere at the
+        # station (a stuck or missing context instrument, another test) holds no event back: its
+        # readings are out of the evidence already.
+        quality = np.isin(np.asarray(PARAMETERS), np.asarray(config.detector.quality))
+        held = instrument[quality][:, idx].any(axis=0)
+        clean = event & ~held
         run = _run_length(clean)
         run = np.where(run == np.arange(1, run.size + 1), run + track.event_readings, run)
         track.event_readings = int(run[-1])
@@ -459,7 +563,21 @@ def advance(
         done = np.ones(n, dtype=bool)
         track.times, track.values, track.evaluated = all_t[start:], all_x[:, start:], done[start:]
         track.qc = trimmed(context_qc, start, track.values)
-    return Outcome(all_t[w], flags[:, w], rf[w], changes, track.evaluated_until, int(idx.size), active_times)
+    if not idx.size:
+        return Outcome(all_t[w], flags[:, w], rf[w], changes, track.evaluated_until, 0, active_times)
+    return Outcome(
+        all_t[w],
+        flags[:, w],
+        rf[w],
+        changes,
+        track.evaluated_until,
+        int(idx.size),
+        active_times,
+        all_t[idx],
+        prob,
+        event,
+        evidence_of,
+    )
 
 
 def _transitions(step: Step, active: npt.NDArray[np.bool_]) -> list[tuple[int, Change, int]]:

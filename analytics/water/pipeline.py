@@ -1,54 +1,97 @@
-"""The water analytics of one batch: QC flags, then event detection on the QC-passing readings.
+"""A water history through the live engine: what `citysense detect water` and the evaluations run.
 
-The same function serves the live path (a committed batch of all stations, one or a few steps),
-the replay of a history and the offline `citysense detect water` command.
+The live worker (ingest/workers/water.py) calls `live.advance` with what each wake-up brings;
+`run_series` calls the same function over a whole history in wake-ups of `wakeup` readings and
+gathers what it returned reading by reading: the QC flags (the last written, as the worker's
+UPDATEs leave them), the detector's probability and event, the evidence mask, when each alert
+kind was active, and the alert transitions. There is no other path: QC, instrument-fault checks,
+detection, compliance and the alert state machines are those of analytics/water/live.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from analytics.water.detect import Detection, DetectorConfig, DetectorState, detect, rows_for
-from analytics.water.params import CONTEXT_PARAMETERS, QUALITY_PARAMETERS
-from analytics.water.qc import QcResult, qc_tests, usable
-from analytics.water.qc_config import QcConfig
+from analytics.water.alerts import AlertKind
+from analytics.water.detect import detector_for
+from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance
+from analytics.water.stations import StationConfig
+
+__all__ = ["SeriesResult", "detector_for", "run_series"]
+
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
-class WaterBatch:
-    qc: QcResult  # flags shaped (S, P, n)
-    detection: Detection  # (S, n)
+class SeriesResult:
+    """Per reading of the history (n,), and per parameter (P, n) in ALL_PARAMETERS order."""
+
+    times: FloatArray
+    flags: npt.NDArray[np.int8]  # (P, n) QC flags
+    qc_flag: npt.NDArray[np.int8]  # (n,) the row's worst flag
+    probability: FloatArray  # the detector's event probability
+    event: npt.NDArray[np.bool_]  # the detector's event (before confirmation and fault hold-back)
+    evidence: npt.NDArray[np.bool_]  # (P, n) values the detector counted
+    active: dict[AlertKind, npt.NDArray[np.bool_]]  # (n,) where each alert's condition held
+    changes: list[AlertChange]  # the alert transitions, in order
+
+    def alert_active(self, kind: AlertKind) -> npt.NDArray[np.bool_]:
+        """Where an alert of the kind was open (from its opening to its clearing reading)."""
+        out = np.zeros(self.times.size, dtype=bool)
+        start: float | None = None
+        for c in self.changes:
+            if c.kind is not kind:
+                continue
+            if c.change == "open":
+                start = c.time
+            elif c.change == "clear" and start is not None:
+                out |= (self.times >= start) & (self.times < c.time)
+                start = None
+        if start is not None:
+            out |= self.times >= start
+        return out
 
 
-def detector_for(parameters: Sequence[str], base: DetectorConfig | None = None) -> DetectorConfig:
-    """A detector configuration over the quality and context parameters present."""
-    quality = tuple(p for p in QUALITY_PARAMETERS if p in parameters)
-    context = tuple(p for p in CONTEXT_PARAMETERS if p in parameters)
-    if base is None:
-        return DetectorConfig(quality=quality, context=context)
-    return replace(base, quality=quality, context=context, precision=())
-
-
-def run_batch(
-    times: npt.ArrayLike,
-    values: npt.ArrayLike,
-    parameters: Sequence[str],
-    qc_config: QcConfig,
-    detector: DetectorConfig,
-    state: DetectorState,
-    maintenance: npt.ArrayLike | None = None,
-) -> WaterBatch:
-    """QC then detection for values of shape (S, P, n) on a shared time axis of n steps.
-
-    The detector state is advanced in place by n steps.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    qc = qc_tests(times, x, parameters, qc_config, maintenance)
-    rows = rows_for(parameters, detector.quality, detector.context)
-    ok = usable(qc.flags)
-    detection = detect(detector, state, x[:, rows, :], ok[:, rows, :])
-    return WaterBatch(qc=qc, detection=detection)
+def run_series(
+    config: LiveConfig,
+    times: FloatArray,
+    values: FloatArray,
+    windows: FloatArray | None = None,
+    wakeup: int = 1440,
+    station: StationConfig | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> SeriesResult:
+    """One station's history (times (n,) epoch seconds increasing, values (P, n) over
+    ALL_PARAMETERS, NaN where not measured) through the live engine in wake-ups of `wakeup`
+    readings. windows: maintenance windows (k, 2) in epoch seconds; progress: called with the
+    number of readings of each wake-up."""
+    if values.shape != (len(PARAMETERS), times.size):
+        raise ValueError(f"values of shape {values.shape}, expected ({len(PARAMETERS)}, {times.size})")
+    if wakeup < 1:
+        raise ValueError("wakeup must be at least 1")
+    w = np.empty((0, 2)) if windows is None else windows
+    n = times.size
+    flags = np.full((len(PARAMETERS), n), 9, dtype=np.int8)
+    qc_flag = np.full(n, 9, dtype=np.int8)
+    probability = np.zeros(n)
+    event = np.zeros(n, dtype=bool)
+    evidence = np.zeros((len(PARAMETERS), n), dtype=bool)
+    active = {k: np.zeros(n, dtype=bool) for k in AlertKind}
+    changes: list[AlertChange] = []
+    track = StationTrack.empty(config, station)
+    for i in range(0, n, wakeup):
+        out = advance(config, track, times[i : i + wakeup], values[:, i : i + wakeup], w)
+        at = np.searchsorted(times, out.flag_times)
+        flags[:, at], qc_flag[at] = out.flags, out.qc_flag
+        at = np.searchsorted(times, out.fresh_times)
+        probability[at], event[at], evidence[:, at] = out.probability, out.event, out.evidence
+        for kind, when in out.active.items():
+            active[kind][np.searchsorted(times, when)] = True
+        changes += out.changes
+        if progress is not None:
+            progress(out.fresh)
+    return SeriesResult(times, flags, qc_flag, probability, event, evidence, active, changes)

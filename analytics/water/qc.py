@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, Flags, worst
-from analytics.water.qc_config import ParameterQc, QcConfig
+from analytics.water.qc_config import QcConfig
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -101,89 +101,6 @@ def _rolling_max(a: FloatArray, w: int) -> FloatArray:
     return out
 
 
-def _gross_range(x: FloatArray, p: ParameterQc) -> Flags:
-    lo, hi = p.sensor_span
-    plo, phi = p.plausible_span
-    f = np.full(x.shape, PASS, dtype=np.int8)
-    f[(x < plo) | (x > phi)] = SUSPECT
-    f[(x < lo) | (x > hi)] = FAIL
-    return f
-
-
-def _neighbours(
-    x: FloatArray, t: FloatArray, valid: BoolArray, step: float
-) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
-    """Previous and next valid values, and whether each exists within the gap limit."""
-    shape = x.shape
-    tb = np.broadcast_to(t, shape)
-    prev = _prev_valid(valid)
-    nxt = _next_valid(valid)
-    xp = np.take_along_axis(x, np.maximum(prev, 0), axis=-1)
-    xn = np.take_along_axis(x, np.maximum(nxt, 0), axis=-1)
-    tp = np.take_along_axis(tb, np.maximum(prev, 0), axis=-1)
-    tn = np.take_along_axis(tb, np.maximum(nxt, 0), axis=-1)
-    limit = _GAP_STEPS * step
-    has_prev = (prev >= 0) & (tb - tp <= limit)
-    has_next = (nxt >= 0) & (tn - tb <= limit)
-    dt_prev = np.where(has_prev, tb - tp, np.nan)
-    return xp, xn, has_prev & (dt_prev > 0), has_next
-
-
-def _spike(
-    x: FloatArray, xp: FloatArray, xn: FloatArray, ok: BoolArray, p: ParameterQc, step: float
-) -> Flags:
-    th = p.for_cadence(step)
-    with np.errstate(invalid="ignore"):
-        dev = np.abs(x - (xp + xn) / 2.0)
-    f = np.full(x.shape, NOT_EVALUATED, dtype=np.int8)
-    f[ok] = PASS
-    f[ok & (dev > th.spike_suspect)] = SUSPECT
-    f[ok & (dev > th.spike_fail)] = FAIL
-    return f
-
-
-def _rate(x: FloatArray, t: FloatArray, valid: BoolArray, p: ParameterQc, step: float) -> Flags:
-    if p.rate_per_s <= 0:
-        # Disabled for this parameter (as a flat-line span of 0): it has no objection. A 2 here
-        # would make the parameter's aggregate 'not evaluated' for ever (worst wins).
-        return np.full(x.shape, PASS, dtype=np.int8)
-    tb = np.broadcast_to(t, x.shape)
-    prev = _prev_valid(valid)
-    xp = np.take_along_axis(x, np.maximum(prev, 0), axis=-1)
-    tp = np.take_along_axis(tb, np.maximum(prev, 0), axis=-1)
-    dt = tb - tp
-    ok = (prev >= 0) & (dt > 0) & (dt <= _GAP_STEPS * step)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.abs(x - xp) / np.where(ok, dt, 1.0)
-    f = np.full(x.shape, NOT_EVALUATED, dtype=np.int8)
-    f[ok] = PASS
-    f[ok & (rate > p.rate_per_s)] = SUSPECT
-    return f
-
-
-def _flat(x: FloatArray, valid: BoolArray, p: ParameterQc, step: float) -> Flags:
-    """Flat for a span: every valid reading in the trailing span lies within the tolerance.
-
-    Fewer readings than the span holds is not evidence of a flat line: such readings pass.
-    """
-    f = np.full(x.shape, PASS, dtype=np.int8)
-    for span, flag in ((p.flat_suspect_s, SUSPECT), (p.flat_fail_s, FAIL)):
-        if span <= 0:
-            continue
-        w = int(np.ceil(span / step)) + 1
-        if w > x.shape[-1]:
-            continue
-        hi = _rolling_max(np.where(valid, x, -np.inf), w)
-        lo = -_rolling_max(np.where(valid, -x, -np.inf), w)
-        counts = np.cumsum(valid, axis=-1, dtype=np.int64)
-        n_in = counts.copy()
-        n_in[..., w:] -= counts[..., :-w]
-        flat = (hi - lo <= p.flat_tolerance) & (n_in >= w // 2 + 1)
-        flat[..., : w - 1] = False
-        f[flat & valid] = flag
-    return f
-
-
 def qc_tests(
     times: npt.ArrayLike,
     values: npt.ArrayLike,
@@ -200,7 +117,8 @@ def qc_tests(
     broadcastable to values; readings in them are flagged 2. since: if given, only the readings
     at or after this time are tested (the results are shaped (..., P, m) for those m readings),
     the earlier ones serving as look-back: the same flags as testing them all gives, for a
-    fraction of the cost when m is small.
+    fraction of the cost when m is small. One implementation: `qc_parts` then `combine`, as the
+    live context's QC (analytics/water/live_qc.py) runs them.
     """
     t = seconds(times)
     x = np.asarray(values, dtype=np.float64)
@@ -210,40 +128,17 @@ def qc_tests(
         )
     step = cadence_s(t)
     measured = np.isfinite(x)
-    shape = x.shape
-    mask: BoolArray | None = None
     if maintenance is not None:
         m = np.asarray(maintenance)
-        mask = np.broadcast_to(m if m.dtype == np.bool_ else in_windows(t, m), shape)
+        mask = np.broadcast_to(m if m.dtype == np.bool_ else in_windows(t, m), x.shape)
         # Readings taken during maintenance (a probe in a calibration buffer) are no neighbours
         # for the spike, rate and flat-line tests of the readings around the window.
         x = np.where(mask, np.nan, x)
     valid = np.isfinite(x)
-    if since is not None:
-        first = int(np.searchsorted(t, seconds(since), side="left"))
-        lim = QcLimits.of(parameters, config, step)
-        parts = qc_parts(t, x, valid, lim, first)
-        return combine(parts, valid[..., first:], measured[..., first:], lim)
-    gross = np.full(shape, NOT_EVALUATED, dtype=np.int8)
-    spike = gross.copy()
-    rate = gross.copy()
-    flat = gross.copy()
-    for i, name in enumerate(parameters):
-        p = config.get(name)
-        if p is None:
-            continue
-        xi, vi = x[..., i, :], valid[..., i, :]
-        gross[..., i, :] = _gross_range(xi, p)
-        xp, xn, has_prev, has_next = _neighbours(xi, t, vi, step)
-        spike[..., i, :] = _spike(xi, xp, xn, has_prev & has_next, p, step)
-        rate[..., i, :] = _rate(xi, t, vi, p, step)
-        flat[..., i, :] = _flat(xi, vi, p, step)
-    agg = worst(gross, spike, rate, flat)
-    for f in (agg, gross, spike, rate, flat):
-        f[~valid] = MISSING
-        if mask is not None:
-            f[mask & measured] = NOT_EVALUATED
-    return QcResult(gross_range=gross, spike=spike, rate_of_change=rate, flat_line=flat, flags=agg)
+    first = 0 if since is None else int(np.searchsorted(t, seconds(since), side="left"))
+    lim = QcLimits.of(parameters, config, step)
+    parts = qc_parts(t, x, valid, lim, first)
+    return combine(parts, valid[..., first:], measured[..., first:], lim)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ document.getElementById("login").addEventListener("submit", async (event) => {
       username: document.getElementById("username").value.trim(), password: document.getElementById("password").value } });
     // Back where a page sent the user to log in, else to the home of their role.
     const next = new URLSearchParams(location.search).get("next");
-    location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : CS.home(session.role);
+    location.href = CS.sameOriginPath(next, CS.home(session.role));
   } catch (err) {
     if (err.status === 401) message.textContent = CS.t("bad");
     else if (err.status === 429) message.textContent = CS.t("too_many").replace("{m}", Math.max(1, Math.ceil((err.retryAfter || 60) / 60)));

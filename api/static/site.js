@@ -133,6 +133,17 @@ const CS = (() => {
     return data;
   }
 
+  // Where to go after logging in: `next` only when, parsed as the browser would follow it, it
+  // stays on this origin (so "/\\evil.example", "/\t/evil.example" or "//evil.example", which a
+  // browser takes to another host, are refused); else `fallback`. Returns a path, never a URL.
+  function sameOriginPath(next, fallback) {
+    if (typeof next !== "string" || !next.startsWith("/")) return fallback;
+    let url;
+    try { url = new URL(next, location.origin); } catch (e) { return fallback; }
+    if (url.origin !== location.origin || url.username || url.password) return fallback;
+    return url.pathname + url.search + url.hash;
+  }
+
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -184,7 +195,7 @@ const CS = (() => {
   }
 
   return {
-    init, t, time, clock, num, short, duration, home, locale, api, fromLocal, toLocal, tz, el, lang, setLang, applyTranslations, ApiError,
+    init, t, time, clock, num, short, duration, home, locale, api, fromLocal, toLocal, tz, el, lang, setLang, applyTranslations, ApiError, sameOriginPath,
     onLang: (fn) => listeners.push(fn),
     me: () => me,
     config: () => config,

@@ -56,7 +56,20 @@ def check_ts(value: Any) -> datetime:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # The server stores no magnitude above 1e15 (its hourly sums must not overflow).
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and abs(value) <= 1e15
+        and math.isfinite(value)
+    )
+
+
+def _text(value: Any) -> bool:
+    """A string the database can store: no U+0000, no unpaired surrogate."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    return value.encode("utf-8", "replace").decode() == value
 
 
 def check_water(payload: bytes) -> list[dict[str, Any]]:
@@ -94,7 +107,7 @@ def check_bus(payload: bytes) -> list[dict[str, Any]]:
             assert r["heading_deg"] <= 360  # 360 is how many receivers print due north
         for f in ("trip_id", "route_id"):
             if r.get(f) is not None:
-                assert isinstance(r[f], str)
+                assert _text(r[f]), f"{f}={r[f]!r}"
                 assert 0 < len(r[f]) <= 255
         if r.get("seq") is not None:
             assert isinstance(r["seq"], int)
@@ -114,7 +127,7 @@ def check_status(payload: bytes) -> dict[str, Any]:
         check_ts(doc["ts"])
     for name in ("reason", "firmware", "ip"):
         if name in doc:
-            assert isinstance(doc[name], str)
+            assert _text(doc[name]), f"{name}={doc[name]!r}"
     return doc
 
 

@@ -1,6 +1,6 @@
 """Measure the sonde model's variability figures from the CANARY Station B data set.
 
-    python firmware-sim/tools/calibrate_water.py ../shared/data/water/canary_station_b.csv
+    python firmware-sim/tools/calibrate_water.py tests/data/water/canary_station_b.csv
 
 For each parameter: the white sensor noise (robust spread of first differences, /sqrt 2),
 the diurnal cycle (24 h harmonic fitted to the series minus its 24 h running mean: amplitude
@@ -76,4 +76,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/water/canary_station_b.csv")
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/data/water/canary_station_b.csv")

@@ -1,6 +1,8 @@
 """Transit worker: matches the bus fixes the ingester commits to trips, writes their trip, route,
-distance along the shape and delay back to `bus_positions`, keeps `bus_latest` (one row per vehicle),
-and opens and clears the delay and bunching alerts.
+distance along the shape and delay back to `bus_positions`, keeps `bus_latest` (one row per vehicle,
+with its service state: in service, layover, out of service), and opens and clears the delay and
+bunching alerts. A bus out of service is on no trip: it has no delay, makes no stop visit, raises no
+alert and is published in GTFS-Realtime without a trip.
 
 It wakes on NOTIFY citysense_bus (sent by the ingester at commit) and polls every few seconds anyway.
 The fixes still to match are those with `matched_at IS NULL` (a partial index), so nothing depends on
@@ -16,6 +18,7 @@ import contextlib
 import json
 import logging
 import time as clock
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +29,10 @@ import psycopg
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, AlertConfig, LiveTransit
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
+from analytics.transit.states import STATE_NAMES
 from analytics.transit.stored import stored_match
-from ingest.gtfs_load import active_feed_id, load_feed
+from ingest.gtfs_load import active_feed_id, attach_grids, load_feed
+from ingest.workers.supervise import WorkerHealth
 from ingest.writer import BUS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -78,11 +83,11 @@ _UPDATE = """
 
 _LATEST_COLS = (
     "vehicle_id", "time", "lat", "lon", "speed_mps", "heading_deg", "trip_id", "route_id",
-    "service_date", "shift_s", "shape_dist_m", "delay_s", "next_stop_id", "off_route",
+    "service_date", "shift_s", "shape_dist_m", "delay_s", "next_stop_id", "off_route", "service_state",
 )  # fmt: skip
 _LATEST_TYPES = (
     "text", "timestamptz", "float8", "float8", "float8", "float8", "text", "text",
-    "date", "float8", "float8", "float8", "text", "bool",
+    "date", "float8", "float8", "float8", "text", "bool", "text",
 )  # fmt: skip
 _UPSERT_LATEST = f"""
     INSERT INTO bus_latest ({", ".join(_LATEST_COLS)}, updated_at)
@@ -127,14 +132,17 @@ class TransitWorker:
         feed = await load_feed(conn, feed_id)
         await conn.commit()
         self.index = await asyncio.to_thread(build_trip_index, feed)
+        grids = await attach_grids(conn, feed_id, self.index, self.config.match)
         self.feed_id = feed_id
         self.states = await self._rebuild_states(conn)
         # Stop visits and tails name trips by their place in the index: rebuilt with it.
         await self._rebuild_live(conn)
         log.info(
-            "transit: GTFS feed %d active, %d trips, index built in %.1f s; %d vehicle states",
+            "transit: GTFS feed %d active, %d trips, index built in %.1f s (grids: %d stored, %d built);"
+            " %d vehicle states",
             feed_id,
             len(self.index.trip_ids),
+            *grids,
             clock.perf_counter() - started,
             len(self.states),
         )
@@ -205,12 +213,31 @@ class TransitWorker:
             " AND shape_dist_m IS NOT NULL AND delay_s IS NOT NULL"
         )
         rows = await cur.fetchall()
-        await conn.commit()
-        return {
+        states = {
             r[0]: VehicleState(r[0], r[1], r[2], float(r[3]), float(r[4]), float(r[5]), float(r[6]))
             for r in rows
             if r[1] in self.index.trip_pos
         }
+        # Each bus's service state as the matcher left it: its stored matched fixes of the last
+        # `rebuild_s` matched again, in one batch, give where its decoding stands at its last fix (the
+        # trips it could be on, with their evidence, and no trip), where and since when it stands
+        # still, and the trip it ran before a spell on no trip.
+        cur = await conn.execute(
+            "SELECT vehicle_id, extract(epoch FROM time)::float8, lat, lon FROM bus_positions"
+            " WHERE matched_at IS NOT NULL AND time >= (SELECT max(time) FROM bus_latest)"
+            " - make_interval(secs => %s) ORDER BY vehicle_id, time",
+            (self.config.rebuild_s,),
+        )
+        fixes = await cur.fetchall()
+        await conn.commit()
+        rebuilt: Mapping[str, VehicleState] = {}
+        if fixes:
+            fx = Fixes.of(*(list(c) for c in zip(*fixes, strict=True)))
+            index, cfg = self.index, self.config.match
+            rebuilt = (await asyncio.to_thread(match_fixes, index, fx, None, cfg)).states
+            states.update(rebuilt)
+        log.info("transit: %d vehicle states, %d from %d stored fixes", len(states), len(rebuilt), len(fixes))
+        return states
 
     async def step(self, conn: psycopg.AsyncConnection[Any]) -> int:
         """Match what is unmatched (up to batch_max fixes); returns how many fixes were handled."""
@@ -264,7 +291,7 @@ class TransitWorker:
         states = {
             v: s
             for v, s in self.states.items()
-            if v in first and s.time < first[v] <= s.time + self.config.state_max_age_s
+            if v in first and _last_seen(s) < first[v] <= _last_seen(s) + self.config.state_max_age_s
         }
         result = match_fixes(self.index, fixes, states, self.config.match)
         self.states.update(result.states)
@@ -312,6 +339,7 @@ class TransitWorker:
             _floats(np.where(on, m.delay_s[rows], np.nan)),
             next_stop,
             m.off_route[rows].tolist(),
+            [STATE_NAMES[int(x)] for x in m.service_state[rows]],
         )
 
     async def _write_alerts(self, cur: psycopg.AsyncCursor[Any], changes: list[AlertChange]) -> None:
@@ -355,6 +383,11 @@ class TransitWorker:
             )
 
 
+def _last_seen(s: VehicleState) -> float:
+    """When the vehicle was last seen, matched or not."""
+    return float(np.fmax(s.time, s.seen_time))
+
+
 def _floats(a: np.ndarray[Any, Any]) -> list[float | None]:
     return [None if not np.isfinite(x) else float(x) for x in a.tolist()]
 
@@ -370,8 +403,17 @@ async def _wait(listen: psycopg.AsyncConnection[Any], stop: asyncio.Event, wait_
             return
 
 
-async def run(database_url: str, stop: asyncio.Event, config: TransitConfig | None = None) -> None:
+async def run(
+    database_url: str,
+    stop: asyncio.Event,
+    config: TransitConfig | None = None,
+    health: WorkerHealth | None = None,
+) -> None:
+    """Follow the ingester until `stop` is set. A lost database connection is retried here with backoff;
+    any other error escapes to the supervisor (ingest/workers/supervise.py), which logs it, reports it in
+    the worker's health and runs this again, rebuilding every state from the database."""
     cfg = config or TransitConfig()
+    health = health or WorkerHealth("transit")
     worker = TransitWorker(cfg)
     backoff = 1.0
     while not stop.is_set():
@@ -391,12 +433,15 @@ async def run(database_url: str, stop: asyncio.Event, config: TransitConfig | No
             ):
                 await listen.execute(f"LISTEN {BUS_CHANNEL}")
                 await worker.start(conn)
+                health.ok()
                 backoff = 1.0
                 while not stop.is_set():
                     handled = await worker.step(conn)
+                    health.ok()
                     if handled < cfg.batch_max:
                         await _wait(listen, stop, cfg.poll_s)
         except psycopg.OperationalError as exc:
+            health.failed(exc)
             log.warning("transit: database unavailable (%s); retrying in %.0f s", exc, backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)

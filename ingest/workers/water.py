@@ -35,6 +35,7 @@ from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
+from ingest.workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
 
@@ -341,8 +342,14 @@ class WaterWorker:
             values = np.asarray(
                 [[math.nan if v is None else float(v) for v in r[1:]] for r in rows], dtype=np.float64
             ).T.reshape(len(PARAMETERS), -1)
+            config = self.live_config(device)
             self.tracks[device] = rebuild(
-                self.live_config(device), times, values, windows.get(device, np.empty((0, 2))), alerts[device]
+                config,
+                times,
+                values,
+                windows.get(device, np.empty((0, 2))),
+                alerts[device],
+                config.stations.get(device),
             )
             if times.size:
                 log.info("water worker: station %s rebuilt from %d readings", device, times.size)
@@ -499,19 +506,28 @@ def _flag_tuples(device: str, outcome: Outcome) -> bytes:
     return rows.tobytes()
 
 
-async def run(database_url: str, stop: asyncio.Event, config: WaterWorkerConfig | None = None) -> None:
+async def run(
+    database_url: str,
+    stop: asyncio.Event,
+    config: WaterWorkerConfig | None = None,
+    health: WorkerHealth | None = None,
+) -> None:
     """Follow the ingester until `stop` is set.
 
-    A lost database connection is retried with backoff (the state is rebuilt from the database,
-    nothing is lost); any other database error (a statement refused) ends the worker.
+    A lost database connection is retried here with backoff (the state is rebuilt from the database,
+    nothing is lost); any other database error (a statement refused) ends this run with WaterWorkerError,
+    and any other error escapes as it is: the supervisor (ingest/workers/supervise.py) logs it, reports it
+    in the worker's health and runs this again.
     """
     cfg = config or WaterWorkerConfig()
+    health = health or WorkerHealth("water")
     delay = 1.0
     while not stop.is_set():
         try:
-            await _follow(database_url, stop, cfg)
+            await _follow(database_url, stop, cfg, health)
             return
         except psycopg.OperationalError as exc:
+            health.failed(exc)
             log.warning("water worker: database unavailable (%s); retrying in %.0f s", exc, delay)
         except psycopg.Error as exc:
             raise WaterWorkerError(f"water worker: {exc}") from exc
@@ -520,7 +536,9 @@ async def run(database_url: str, stop: asyncio.Event, config: WaterWorkerConfig 
         delay = min(delay * 2, cfg.max_backoff_s)
 
 
-async def _follow(database_url: str, stop: asyncio.Event, cfg: WaterWorkerConfig) -> None:
+async def _follow(
+    database_url: str, stop: asyncio.Event, cfg: WaterWorkerConfig, health: WorkerHealth
+) -> None:
     async with (
         await psycopg.AsyncConnection.connect(
             database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
@@ -533,7 +551,9 @@ async def _follow(database_url: str, stop: asyncio.Event, cfg: WaterWorkerConfig
         worker = WaterWorker(conn, cfg)
         log.info("water worker following %s", CHANNEL)
         while not stop.is_set():
-            if await worker.tick() >= cfg.max_rows // 2:
+            handled = await worker.tick()
+            health.ok()
+            if handled >= cfg.max_rows // 2:
                 continue  # a backlog: carry on without waiting
             await _wait(listener, stop, cfg.poll_s)
 

@@ -30,7 +30,7 @@ from analytics.transit.schedule import stop_events
 from bench.machine import cpu_model
 from tests.transit.tracegen import generate
 
-TRIMET = Path(__file__).resolve().parents[3] / "shared" / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
+TRIMET = Path(__file__).resolve().parents[1] / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
 BATCH = 5000
 REPEAT = 21
 

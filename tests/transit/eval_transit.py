@@ -24,7 +24,7 @@ from analytics.transit.matching import Fixes, match_fixes
 from analytics.transit.schedule import StopEvents, stop_events
 from tests.transit.tracegen import Trace, generate
 
-TRIMET = Path(__file__).resolve().parents[3] / "shared" / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
+TRIMET = Path(__file__).resolve().parents[1] / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
 DAY = date(2018, 2, 6)
 HISTORY_DAYS = range(100, 110)
 TEST_DAYS = range(1, 6)

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from analytics.transit.index import TripIndex
+from analytics.transit.matching import _build_grid, grid_radii
 from citysense import cmd_match
+from citysense.grid_cache import use_grid_cache
 from tests.transit.conftest import TRIMET
 from tests.transit.tracegen import Trace
 
@@ -60,3 +64,13 @@ def test_bad_input_reports_the_line(tmp_path: Path, trace: Trace) -> None:
     assert args.func(args) == 2
     src.write_text("vehicle_id,time,lat,lon\nb1,2018-02-06T08:00:00,45.5,-122.6\n")
     assert args.func(args) == 2
+
+
+def test_a_second_run_on_a_feed_attaches_the_cached_grids(trimet_index: TripIndex) -> None:
+    index = dataclasses.replace(trimet_index, grids={})
+    assert use_grid_cache(index)[1] >= 0  # built now, or by an earlier run of this session
+    again = dataclasses.replace(trimet_index, grids={})
+    assert use_grid_cache(again) == (len(grid_radii()), 0)
+    for r in grid_radii():
+        built = _build_grid(trimet_index, r)
+        assert all(np.array_equal(a, b) for a, b in zip(again.grids[r], built, strict=True))

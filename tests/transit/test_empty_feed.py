@@ -155,7 +155,9 @@ def test_worker_and_feeds_with_an_active_tripless_feed(db: str) -> None:
     assert latest == [("bus1", None, None, True), ("bus2", None, None, True)]
     assert sent == [("T-from-device",)]
 
-    with TestClient(create_app(ApiConfig(db))) as client:
+    with TestClient(
+        create_app(ApiConfig(db, public_views=frozenset({"stations", "buses", "routes", "service_alerts"})))
+    ) as client:
         for path in ("vehicle-positions", "trip-updates", "alerts"):
             r = client.get(f"/gtfs-rt/{path}")
             assert r.status_code == 200, r.text

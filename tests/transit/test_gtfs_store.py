@@ -8,7 +8,7 @@ from tests.transit.conftest import TRIMET
 
 
 def test_feed_rows_cover_the_feed(trimet: Feed) -> None:
-    tables = {t: (cols, rows) for t, cols, rows in feed_rows(trimet, 7)}
+    tables = {t: (cols, list(rows)) for t, cols, rows in feed_rows(trimet, 7)}
     assert len(tables["gtfs_trips"][1]) == 78
     assert len(tables["gtfs_stop_times"][1]) == sum(len(t.stop_ids) for t in trimet.trips.values())
     for cols, rows in tables.values():

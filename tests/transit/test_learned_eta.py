@@ -119,8 +119,7 @@ def test_trip_updates_use_travel_times_learned_from_stored_history(
     live = []
     for vehicle, route in (("slow-route-bus", SLOW_ROUTE), ("other-route-bus", OTHER_ROUTE)):
         running = departures(danang, index, route, now - 1500, now - 240)
-        if not running:
-            pytest.skip(f"no {route} trip left in the last 25 minutes: outside the demo feed's service hours")
+        assert running, f"no {route} trip left in the last 25 minutes of the late morning"
         trip, dep = running[-1]
         live.append(rows_of(index, vehicle, trip, dep, 1.0, now - 240, now))
         if route == SLOW_ROUTE:
@@ -159,7 +158,9 @@ def test_trip_updates_use_travel_times_learned_from_stored_history(
         other, _ = ratio(after, "other-route-bus", index)
         assert slow == pytest.approx(SLOW, abs=0.06)  # learned: the links run 40% over the timetable
         assert other == pytest.approx(1.0, abs=0.03)  # no history for that route: the timetable still
-        assert state.transit.learned.fixes > 5000
+        # Learned from (nearly) every stored history fix: how many there are depends on the hour's service.
+        stored = sum(len(bus[1]) for bus in history)
+        assert state.transit.learned.fixes >= 0.9 * stored, (state.transit.learned.fixes, stored)
         # The uncertainty grows with the horizon and is published with every prediction.
         assert all(s > 0 for s in sigma_after)
         assert sigma_after[-1] > sigma_after[0]

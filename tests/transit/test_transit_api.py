@@ -23,6 +23,9 @@ from tests.transit.conftest import import_danang
 from tests.transit.gtfsrt_rules import check_feed
 from tests.transit.test_worker import drain, late_bus_trace, live_trace, store
 
+# The default public views and the GTFS-Realtime Alerts feed, which is not public by default.
+PUBLIC = frozenset({"stations", "buses", "routes", "service_alerts"})
+
 
 @pytest.fixture
 def live(db: str, danang_zip: Path, danang: Feed) -> tuple[str, str, str]:
@@ -40,7 +43,7 @@ def live(db: str, danang_zip: Path, danang: Feed) -> tuple[str, str, str]:
 
 @pytest.fixture
 def client(live: tuple[str, str, str]) -> Iterator[TestClient]:
-    with TestClient(create_app(ApiConfig(live[0]))) as c:
+    with TestClient(create_app(ApiConfig(live[0], public_views=PUBLIC))) as c:
         yield c
 
 

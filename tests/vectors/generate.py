@@ -145,6 +145,47 @@ WATER = [
         "future_timestamp",
         topic=wt(),
     ),
+    # Before EARLIEST (2000-01-01): a clock never set.
+    vec("epoch 0 (1970)", '{"ts":0,"ph":7.0}', R, "old_timestamp", topic=wt()),
+    vec("year 1800", '{"ts":"1800-01-01T00:00:00Z","ph":7.0}', R, "old_timestamp", topic=wt()),
+    vec("one second before 2000", '{"ts":"1999-12-31T23:59:59Z","ph":7.0}', R, "old_timestamp", topic=wt()),
+    vec(
+        "2000-01-01 is accepted",
+        '{"ts":"2000-01-01T00:00:00Z","ph":7.0}',
+        R,
+        [water(W, "2000-01-01T00:00:00Z", ph=7.0)],
+        topic=wt(),
+    ),
+    # Text PostgreSQL cannot store: U+0000 and unpaired surrogates, escaped as JSON allows.
+    vec(
+        "NUL in a field name",
+        '{"ts":"2026-11-27T03:00:00Z","ph":7,"a\\u0000b":1}',
+        R,
+        "schema",
+        topic=wt(),
+    ),
+    vec("NUL in ts", '{"ts":"2026-11-27T03:00:00Z\\u0000","ph":7}', R, "schema", topic=wt()),
+    vec(
+        "unpaired surrogate in a field name",
+        '{"ts":"2026-11-27T03:00:00Z","ph":7,"\\ud800":1}',
+        R,
+        "malformed",
+        topic=wt(),
+    ),
+    vec(
+        "magnitude above 1e15",
+        '{"ts":"2026-11-27T03:00:00Z","conductivity_uscm":1e16}',
+        R,
+        "schema",
+        topic=wt(),
+    ),
+    vec(
+        "integer beyond a double",
+        '{"ts":"2026-11-27T03:00:00Z","ph":1' + "0" * 400 + "}",
+        R,
+        "schema",
+        topic=wt(),
+    ),
     vec("not JSON", '{"ts": "2026-11-27T03:00:00Z", "ph": 7.1', R, "malformed", topic=wt()),
     vec("NaN", '{"ts":"2026-11-27T03:00:00Z","ph":NaN}', R, "malformed", topic=wt()),
     vec("Infinity", '{"ts":"2026-11-27T03:00:00Z","ph":Infinity}', R, "malformed", topic=wt()),
@@ -254,6 +295,35 @@ POSITION = [
     ),
     vec("-Infinity", '{"ts":"2026-11-27T03:00:01Z","lat":-Infinity,"lon":108}', R, "malformed", topic=bt()),
     vec("future", '{"ts":"2026-11-27T04:00:00Z","lat":16,"lon":108}', R, "future_timestamp", topic=bt()),
+    vec("before 2000", '{"ts":946684799,"lat":16,"lon":108}', R, "old_timestamp", topic=bt()),
+    vec(
+        "NUL in trip_id",
+        '{"ts":"2026-11-27T03:00:01Z","lat":16,"lon":108,"trip_id":"x\\u0000"}',
+        R,
+        "schema",
+        topic=bt(),
+    ),
+    vec(
+        "unpaired surrogate in route_id",
+        '{"ts":"2026-11-27T03:00:01Z","lat":16,"lon":108,"route_id":"\\udc00"}',
+        R,
+        "malformed",
+        topic=bt(),
+    ),
+    vec(
+        "trip_id of 256 characters",
+        '{"ts":"2026-11-27T03:00:01Z","lat":16,"lon":108,"trip_id":"' + "t" * 256 + '"}',
+        R,
+        "schema",
+        topic=bt(),
+    ),
+    vec(
+        "odometer above 1e15",
+        '{"ts":"2026-11-27T03:00:01Z","lat":16,"lon":108,"odometer_m":1e300}',
+        R,
+        "schema",
+        topic=bt(),
+    ),
     vec("truncated", '[{"ts":"2026-11-27T03:00:01Z","lat":16,"lon":108},', R, "malformed", topic=bt()),
     vec(
         "over 256 KiB",
@@ -389,37 +459,18 @@ NMEA = [
     ),
     # Public examples from NMEA 0183 references, with their published checksums.
     vec(
-        "public example: RMC and GGA of 23 March 1994",
+        "public example: RMC and GGA of 23 March 1994 (before 2000: too old to store)",
         "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n"
         "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n",
         "1994-03-23T12:35:20Z",
-        [
-            bus(
-                B,
-                "1994-03-23T12:35:19Z",
-                48 + 7.038 / 60,
-                11 + 31.0 / 60,
-                speed_mps=22.4 * KN,
-                heading_deg=84.4,
-                hdop=0.9,
-            )
-        ],
+        "old_timestamp",
         topic=bt(channel="nmea"),
     ),
     vec(
-        "public example: RMC of 19 November 1994, west",
+        "public example: RMC of 19 November 1994, west (before 2000: too old to store)",
         "$GPRMC,225446,A,4916.45,N,12311.12,W,000.5,054.7,191194,020.3,E*68\r\n",
         "1994-11-19T22:54:47Z",
-        [
-            bus(
-                B,
-                "1994-11-19T22:54:46Z",
-                49 + 16.45 / 60,
-                -(123 + 11.12 / 60),
-                speed_mps=0.5 * KN,
-                heading_deg=54.7,
-            )
-        ],
+        "old_timestamp",
         topic=bt(channel="nmea"),
     ),
     vec(
@@ -523,6 +574,13 @@ NMEA = [
         topic=bt(channel="nmea"),
     ),
     vec(
+        "GGA alone, arrival before 2000",
+        cs("GPGGA,030001.00,1603.26400,N,10813.27800,E,1,08,0.9,5.0,M,0.0,M,,"),
+        "1999-06-01T03:00:02Z",
+        "old_timestamp",
+        topic=bt(channel="nmea"),
+    ),
+    vec(
         "fix dated tomorrow",
         cs("GPRMC,030001.00,A,1603.26400,N,10813.27800,E,1.0,1.0,281126,,,A"),
         R,
@@ -560,6 +618,14 @@ STATUS = [
     vec("no online", '{"ts":"2026-11-27T03:00:00Z"}', R, "schema", topic=wt(channel="status")),
     vec("array", '[{"online":true}]', R, "schema", topic=wt(channel="status")),
     vec("unknown field", '{"online":true,"battery":3.7}', R, "schema", topic=wt(channel="status")),
+    vec("NUL in reason", '{"online":false,"reason":"lost\\u0000"}', R, "schema", topic=wt(channel="status")),
+    vec(
+        "ts before 2000",
+        '{"online":true,"ts":"1980-01-06T00:00:00Z"}',
+        R,
+        "old_timestamp",
+        topic=wt(channel="status"),
+    ),
     vec(
         "future",
         '{"online":true,"ts":"2026-11-27T05:00:00Z"}',
@@ -678,6 +744,15 @@ SONDE = [
     ),
     vec("duplicate name", cs("WQ,1795748400,ph=7.0,ph=7.1"), R, "schema", line_format="sonde", device_id=S),
     vec("nan value", cs("WQ,1795748400,ph=nan"), R, "schema", line_format="sonde", device_id=S),
+    vec("epoch 0", cs("WQ,0,ph=7.0"), R, "old_timestamp", line_format="sonde", device_id=S),
+    vec(
+        "value above 1e15",
+        cs("WQ,1795748400,conductivity_uscm=1234567890123456"),
+        R,
+        "schema",
+        line_format="sonde",
+        device_id=S,
+    ),
     vec("exponent value", cs("WQ,1795748400,ph=7e0"), R, "schema", line_format="sonde", device_id=S),
     vec("no measurement", cs("WQ,1795748400,seq=5"), R, "schema", line_format="sonde", device_id=S),
     vec("not name=value", cs("WQ,1795748400,ph"), R, "malformed", line_format="sonde", device_id=S),

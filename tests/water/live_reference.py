@@ -1,6 +1,8 @@
-"""The live water path as it was before the batched fast path: the reference of the equivalence
-tests (tests/water/test_live_equivalence.py). One alert step per reading and kind, the detector in
-chunks of lag + 1 steps; kept verbatim, apart from names.
+"""The event detector as it was before its time-major rings: the frozen reference of the
+detector's equivalence tests (tests/water/test_detect.py) and of bench/bench_water.py's baseline.
+The detector in chunks of lag + 1 steps, one station-major ring; not edited beside
+analytics/water/detect.py. The live engine as a whole is checked against recorded outputs
+instead (tests/water/test_live_equivalence.py, tests/water/data/live_recorded.json.gz).
 """
 
 from __future__ import annotations
@@ -10,37 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from analytics.water.alerts import POLICIES, AlertKind, alert_step, sensor_fault_signal
 from analytics.water.bed import binomial_cdf_table
-from analytics.water.compliance import sustained, verdicts
-from analytics.water.detect import Detection, DetectorConfig, rows_for
-from analytics.water.faults import Faults
-from analytics.water.flags import FAIL, SUSPECT
-from analytics.water.live import (
-    PARAMETERS,
-    AlertChange,
-    LiveConfig,
-    StationTrack,
-    _failed,
-    _faults,
-    _values,
-    instrument_checks,
-    live_flags,
-    row_flag,
-    segments,
-)
-from analytics.water.qc import QcResult, qc_tests, usable
+from analytics.water.detect import Detection, DetectorConfig
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceOutcome:
-    flags: list[tuple[float, tuple[int, ...], int]]
-    changes: list[AlertChange]
-    evaluated_until: float
-    fresh: int
 
 
 @dataclass(slots=True)
@@ -70,27 +46,6 @@ class ReferenceDetectorState:
             count=np.zeros((stations, rows)),
             step=0,
         )
-
-
-def reference_track(config: LiveConfig) -> StationTrack:
-    """An empty track whose detector state has the reference's layout."""
-    track = StationTrack.empty(config)
-    track.detector = ReferenceDetectorState.empty(config.detector, 1)  # type: ignore[assignment]
-    return track
-
-
-def coalesced(changes: list[AlertChange]) -> list[AlertChange]:
-    """Of consecutive 'active' updates of one kind only the last matters (as the worker wrote them)."""
-    out: list[AlertChange] = []
-    last: dict[AlertKind, int] = {}
-    for c in changes:
-        i = last.get(c.kind)
-        if c.change == "active" and i is not None and out[i].change == "active":
-            out[i] = c
-            continue
-        last[c.kind] = len(out)
-        out.append(c)
-    return out
 
 
 def detect_reference(
@@ -233,186 +188,3 @@ def _detect_chunk(
     state.sum1, state.sum2, state.count = s1[..., -1], s2[..., -1], cnt[..., -1]
     state.step = k + n
     return Detection(probability=probability, event=event, score=score, outlier=outlier)
-
-
-def _forget_reference(
-    config: DetectorConfig,
-    state: ReferenceDetectorState,
-    rows: BoolArray,
-    bound: FloatArray | None = None,
-    side: FloatArray | None = None,
-) -> None:
-    """detect.forget for the station-major layout."""
-    if not rows.any():
-        return
-    drop = np.broadcast_to(rows[..., None], state.ring.shape)
-    if bound is not None and side is not None:
-        with np.errstate(invalid="ignore"):
-            drop = drop & ~((state.ring - bound[..., None]) * side[..., None] >= 0)
-    state.ring[drop] = np.nan
-    g = np.arange(state.step - config.lag - 1 - config.window, state.step - config.lag - 1)
-    g = g[g >= 0] % state.ring.shape[-1]
-    vals = state.ring[..., g]
-    used = state.admitted[:, None, g] & np.isfinite(vals)
-    v0 = np.where(used, vals, 0.0)
-    state.sum1[rows] = v0.sum(axis=-1)[rows]
-    state.sum2[rows] = (v0 * v0).sum(axis=-1)[rows]
-    state.count[rows] = used.sum(axis=-1)[rows]
-
-
-def _detect_reference(
-    config: LiveConfig,
-    track: StationTrack,
-    values: FloatArray,
-    flags: npt.NDArray[np.int8],
-    f: Faults,
-    fresh: npt.NDArray[np.int64],
-) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-    rows = rows_for(PARAMETERS, config.detector.quality, config.detector.context)
-    x = values[rows][:, fresh]
-    ok = (usable(flags[:, fresh]) & ~f.fault[:, fresh])[rows]
-    bound, side = f.recovery_bound[rows][:, fresh], f.recovery_side[rows][:, fresh]
-    state: ReferenceDetectorState = track.detector  # type: ignore[assignment]
-    parts = []
-    restart, recovered = f.restart[rows][:, fresh], f.recovered[rows][:, fresh]
-    for a, b, drop, trim in segments(restart, recovered, ok & np.isfinite(x)):
-        _forget_reference(config.detector, state, drop[None])
-        _forget_reference(config.detector, state, trim[None], bound[None, :, a], side[None, :, a])
-        parts.append(detect_reference(config.detector, state, x[None, :, a:b], ok[None, :, a:b]))
-    prob = np.concatenate([d.probability[0] for d in parts])
-    event = np.concatenate([d.event[0] for d in parts])
-    return np.asarray(prob, dtype=np.float64), np.asarray(event, dtype=np.bool_)
-
-
-def advance_reference(
-    config: LiveConfig,
-    track: StationTrack,
-    times: FloatArray,
-    values: FloatArray,
-    windows: FloatArray,
-    late: npt.NDArray[np.bool_] | None = None,
-) -> ReferenceOutcome:
-    """Evaluate a station's new readings (times (n,), values (P, n), newest last) in place.
-
-    `windows`: maintenance windows (k, 2) in epoch seconds covering the context and new readings.
-    Readings at or before `evaluated_until` are late arrivals: they are flagged but not fed to
-    the detector or the alert machines (their moment has passed).
-    """
-    if late is None:
-        late = (
-            np.zeros(times.size, dtype=bool)
-            if np.isnan(track.evaluated_until)
-            else times <= track.evaluated_until
-        )
-    # Merge with the context (late readings slot in by time).
-    all_t = np.concatenate([track.times, times])
-    all_x = np.concatenate([track.values, values], axis=1)
-    is_new = np.concatenate([np.zeros(track.times.size, dtype=bool), np.ones(times.size, dtype=bool)])
-    final = np.concatenate([track.evaluated, np.zeros(times.size, dtype=bool)])
-    order = np.argsort(all_t, kind="stable")
-    all_t, all_x, is_new, final = all_t[order], all_x[:, order], is_new[order], final[order]
-    keep = np.concatenate([np.diff(all_t) > 0, [True]]) if all_t.size else np.zeros(0, dtype=bool)
-    all_t, all_x, is_new, final = all_t[keep], all_x[:, keep], is_new[keep], final[keep]
-    n = all_t.size
-    qc = qc_tests(all_t, all_x[None], PARAMETERS, config.qc, windows if windows.size else None)
-    flags = qc.flags[0]
-    # Write: new readings, and the trailing ones whose flags depended on a neighbour not yet seen.
-    tail = np.zeros(n, dtype=bool)
-    tail[max(0, n - times.size - config.reflag) :] = True
-    write = is_new | tail | ~final
-    rf = row_flag(flags, np.array([config.qc.get(p) is not None for p in PARAMETERS]))
-    out_flags = [
-        (float(all_t[j]), tuple(int(f) for f in flags[:, j]), int(rf[j])) for j in np.flatnonzero(write)
-    ]
-    # Detection, compliance and sensor faults over the readings in time order after the watermark.
-    fresh = is_new & ~np.isin(all_t, times[late])
-    idx = np.flatnonzero(fresh)
-    changes: list[AlertChange] = []
-    if idx.size:
-        seen = _faults(config, all_t, all_x, qc.gross_range[0], all_t[idx[0]])
-        by_check, instrument = seen.checks, seen.fault
-        now = live_flags(
-            QcResult(*(a[0] for a in (qc.gross_range, qc.spike, qc.rate_of_change, qc.flat_line, qc.flags)))
-        )
-        prob, event = _detect_reference(config, track, all_x, now, seen, idx)
-        lim = config.compliance.limit_array(PARAMETERS)
-        verdict = verdicts(all_x, now, lim)
-        breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
-        checks = instrument_checks(config, all_t, all_x)
-        fault = sensor_fault_signal(qc.flat_line, qc.flags)[0]
-        fault |= (checks["stuck"] | checks["missing"] | checks["gap"] | instrument).any(axis=0)
-        tests = {
-            **checks,
-            **by_check,
-            "flat_line": qc.flat_line[0],
-            "gross_range": qc.gross_range[0],
-            "spike": qc.spike[0],
-            "rate_of_change": qc.rate_of_change[0],
-        }
-        for k, j in enumerate(idx.tolist()):
-            t = float(all_t[j])
-            faulty = bool(fault[j])
-            breach_params = [p for i, p in enumerate(PARAMETERS) if breach[i, j]]
-            # A station whose instruments look faulty is not evidence about the water; an event
-            # is confirmed by `confirm_readings` in a row.
-            clean = bool(event[k]) and not faulty
-            track.event_readings = track.event_readings + 1 if clean else 0
-            active = {
-                AlertKind.WATER_QUALITY_EVENT: clean and track.event_readings >= config.confirm_readings,
-                AlertKind.COMPLIANCE_BREACH: bool(breach_params),
-                AlertKind.SENSOR_FAULT: faulty,
-            }
-            for kind, is_active in active.items():
-                state = track.alerts[kind]
-                step = alert_step(POLICIES[kind], state, t, np.array([is_active]))
-                evidence: dict[str, object] = {}
-                if kind is AlertKind.WATER_QUALITY_EVENT:
-                    evidence = {
-                        "probability": round(float(prob[k]), 4),
-                        "parameters": list(config.detector.quality),
-                        "values": _values(all_x, config.detector.quality, j),
-                    }
-                elif kind is AlertKind.COMPLIANCE_BREACH:
-                    evidence = {
-                        "parameters": breach_params,
-                        "values": _values(all_x, breach_params, j),
-                        "limits": {p: list(config.compliance.limits[p]) for p in breach_params},
-                    }
-                else:
-                    bad = [
-                        p
-                        for i, p in enumerate(PARAMETERS)
-                        if tests["flat_line"][i, j] in (SUSPECT, FAIL)
-                        or flags[i, j] == FAIL
-                        or checks["stuck"][i, j]
-                        or checks["missing"][i, j]
-                        or checks["gap"][i, j]
-                        or instrument[i, j]
-                    ]
-                    evidence = {
-                        "parameters": bad,
-                        "values": _values(all_x, bad, j),
-                        "tests": {
-                            p: [name for name, res in tests.items() if _failed(res[i, j])]
-                            for i, p in enumerate(PARAMETERS)
-                            if p in bad
-                        },
-                    }
-                if step.cleared[0]:
-                    changes.append(AlertChange(kind, "clear", t, 0, {}))
-                if step.opened[0]:
-                    changes.append(AlertChange(kind, "open", t, int(step.severity[0]), evidence))
-                elif step.escalated[0]:
-                    changes.append(AlertChange(kind, "escalate", t, int(step.severity[0]), evidence))
-                elif is_active and state.open[0]:
-                    # Still active: the row keeps its last activity and latest evidence.
-                    changes.append(AlertChange(kind, "active", t, int(step.severity[0]), evidence))
-        track.evaluated_until = float(all_t[idx[-1]])
-    # Keep a bounded context: the last context_s seconds, at most max_context readings.
-    if n:
-        start = max(0, n - config.max_context)
-        cut = np.searchsorted(all_t, all_t[-1] - config.context_s, side="left")
-        start = max(start, int(cut))
-        done = np.ones(n, dtype=bool)
-        track.times, track.values, track.evaluated = all_t[start:], all_x[:, start:], done[start:]
-    return ReferenceOutcome(out_flags, changes, track.evaluated_until, int(idx.size))

@@ -12,10 +12,9 @@ from analytics.water.alerts import (
     alert_series,
     alert_step,
     alert_steps,
-    sensor_fault_signal,
 )
-from analytics.water.detect import DetectorState
-from analytics.water.pipeline import detector_for, run_batch
+from analytics.water.live import PARAMETERS, LiveConfig
+from analytics.water.pipeline import detector_for, run_series
 from analytics.water.qc_config import default_qc_config
 
 POLICY = AlertPolicy(escalate_after_s=(600.0, 1800.0), clear_after_s=900.0)
@@ -91,13 +90,13 @@ def test_flat_line_sensor_is_a_sensor_fault_not_a_water_quality_event() -> None:
         :, None
     ] * rng.standard_normal((5, n))
     x[2, 600:] = 0.63  # the chlorine analyser sticks at a normal-looking value
-    t = np.datetime64("2026-03-01T00:00:00", "s") + np.arange(n) * np.timedelta64(60, "s")
-    cfg = detector_for(params).tuned(window=120, lag=30, timeout=240, threshold=5.0)
-    batch = run_batch(t, x[None], params, default_qc_config(), cfg, DetectorState.empty(cfg, 1))
-    ts = np.arange(n) * 60.0
-    fault = sensor_fault_signal(batch.qc.flat_line, batch.qc.flags)
-    faults = alert_series(AlertKind.SENSOR_FAULT, ts, fault)
-    events = alert_series(AlertKind.WATER_QUALITY_EVENT, ts, batch.detection.event)
-    assert [m.transition for m in faults][:1] == [Transition.OPEN]
-    assert faults[0].time >= (600 + 12 * 60) * 60.0
-    assert not events
+    values = np.full((len(PARAMETERS), n), np.nan)
+    values[[PARAMETERS.index(p) for p in params]] = x
+    detector = detector_for(PARAMETERS).tuned(window=120, lag=30, timeout=240, threshold=5.0)
+    config = LiveConfig(qc=default_qc_config(), detector=detector)
+    result = run_series(config, 1_772_323_200.0 + np.arange(n) * 60.0, values)
+    opened = [c for c in result.changes if c.change == "open"]
+    # Stuck: the same value five readings in a row, where the analyser's readings seldom repeat.
+    assert [(c.kind, c.time) for c in opened] == [(AlertKind.SENSOR_FAULT, result.times[604])]
+    assert opened[0].evidence["tests"] == {"free_chlorine_mgl": ["stuck"]}
+    assert not result.active[AlertKind.WATER_QUALITY_EVENT].any()

@@ -80,3 +80,24 @@ def test_missing_time_column_is_an_error(tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     _write(src, 20, slice(0, 0))
     assert _run(["detect", "water", "--in", str(src), "--out", str(tmp_path / "o.csv")]) == 2
+
+
+def test_tuned_settings_are_saved_and_give_the_same_run_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, train, settings = tmp_path / "in.csv", tmp_path / "train.csv", tmp_path / "water.toml"
+    _write(src, 300, slice(200, 260))
+    _write(train, 300, slice(150, 210))
+    common = ["detect", "water", "--in", str(src), "--time-col", "when"]
+    common += ["--map", "CL2=free_chlorine_mgl", "--map", "PH=ph"]
+    first, again = tmp_path / "first.csv", tmp_path / "again.csv"
+    tuned = ["--train", str(train), "--label-col", "label", "--save-settings", str(settings)]
+    assert _run([*common, "--out", str(first), *tuned]) == 0
+    text = settings.read_text()
+    assert "[detector]" in text
+    assert 'instruments = ["ph", "free_chlorine_mgl"]' in text
+    assert _run([*common, "--out", str(again), "--settings", str(settings)]) == 0
+    assert first.read_text() == again.read_text()
+    settings.write_text("[detector]\nwindow = 1\n")
+    assert _run([*common, "--out", str(again), "--settings", str(settings)]) == 2
+    assert "window >= 2" in capsys.readouterr().err

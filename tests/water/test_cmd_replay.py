@@ -156,3 +156,29 @@ def test_maintenance_api_needs_water_staff(db: str) -> None:
         assert client.post(url.replace("wq-1", "nope"), json=body, headers=staff).status_code == 404
         listed = client.get(url).json()["windows"]
     assert [w["note"] for w in listed] == ["chlorine probe"]
+
+
+def test_replay_takes_the_stations_instruments_from_a_settings_file(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, settings = tmp_path / "history.csv", tmp_path / "water.toml"
+    write_csv(path, series(120))  # four parameters: no pressure, temperature, ORP or flow
+    args = ["replay", "water", str(path), "--time-col", "Timestamp", *MAP, "--register", "--database-url", db]
+    # Unconfigured, the parameters it never reported are none of its instruments: no fault.
+    assert main([*args, "--device", "wq-plain"]) == 0
+    assert "alerts of wq-plain: none" in capsys.readouterr().err
+    # Configured with a pressure sensor that reports nothing, the sensor is missing.
+    settings.write_text(
+        '[stations."wq-pressure"]\n'
+        'instruments = ["ph", "turbidity_ntu", "free_chlorine_mgl", "conductivity_uscm", "pressure_bar"]\n'
+    )
+    assert main([*args, "--device", "wq-pressure", "--settings", str(settings)]) == 0
+    assert "alerts of wq-pressure: 1 sensor_fault" in capsys.readouterr().err
+    with psycopg.connect(db) as conn:
+        (evidence,) = conn.execute(
+            "SELECT evidence FROM alerts WHERE subject_id = 'wq-pressure'"
+        ).fetchone() or (None,)
+    assert evidence["tests"] == {"pressure_bar": ["missing"]}
+    settings.write_text("[stations.wq-x]\ninstruments = ['lead']\n")
+    assert main([*args, "--device", "wq-x", "--settings", str(settings)]) == 2
+    assert "unknown parameters" in capsys.readouterr().err

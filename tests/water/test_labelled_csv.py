@@ -83,7 +83,9 @@ def test_bad_label_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def _made_up(path: Path, n: int, events: list[tuple[int, int]]) -> None:
-    """n minutes of a quiet station with pH and ORP steps (the events) and a few NA rows."""
+    """n minutes of a quiet station with pH and ORP steps (the events) and a few NA rows. ORP
+    falls with the pH rise as chlorinated water's does (40 mV per pH unit, faults.FaultConfig):
+    ORP rising with pH would be an instrument out of step, which the engine takes for a fault."""
     rng = np.random.default_rng(6)
     start = np.datetime64("2021-05-04T00:00")
     lines = [HEADER]
@@ -95,7 +97,7 @@ def _made_up(path: Path, n: int, events: list[tuple[int, int]]) -> None:
             lines.append(f'"{i + 1}",{time},NA,NA,NA,NA,NA,NA,NA,NA,NA,{label}\n')
             continue
         ph = 7.90 + 0.01 * rng.standard_normal() + (0.5 if on else 0.0)
-        orp = 700 + rng.standard_normal() + (30 if on else 0)
+        orp = 700 + rng.standard_normal() - (20 if on else 0)
         tp, cl = 12.5 + 0.05 * rng.standard_normal(), 0.25 + 0.005 * rng.standard_normal()
         lines.append(
             f'"{i + 1}",{time},{tp:.1f},{cl:.2f},'
@@ -115,10 +117,11 @@ def test_eval_entry_point_runs_end_to_end(tmp_path: Path, capsys: pytest.Capture
     argv += ["--precision", "ph=0.01", "--precision", "orp_mv=1", "--json", str(out)]
     assert eval_water.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "ours (tuned on first half)" in printed
+    assert eval_water.OURS in printed
+    assert eval_water.OURS_DETECTOR in printed
     assert "CANARY-style MVNN+BED, shipped settings" in printed
     figures = json.loads(out.read_text())
-    ours = figures["ours (tuned on first half)"]
+    ours = figures[eval_water.OURS]
     assert ours["events"] == 2  # the second half's
     assert ours["event_recall"] == 1.0
     assert ours["f1"] > 0.5
@@ -135,3 +138,14 @@ def test_eval_entry_point_refuses_bad_input(tmp_path: Path, capsys: pytest.Captu
     assert "--precision" in capsys.readouterr().err
     assert eval_water.main([*base[:-2], "--map", "Tp=temperature_c"]) == 2
     assert "quality parameter" in capsys.readouterr().err
+
+
+def test_station_b_real_data_is_in_the_repository() -> None:
+    """The evaluation's real series (tests/data/README.md) loads from a fresh clone, in SI units."""
+    params, t, values, events, faults = eval_water.station_b(seed=1, events=3, faults=1)
+    assert len(t) == 7200
+    assert np.all(np.diff(t.astype("datetime64[s]").astype(np.int64)) > 0)
+    temperature = values[params.index("temperature_c")]
+    assert 5 < np.nanmedian(temperature) < 30  # converted from °F
+    assert events.any()
+    assert faults.any()

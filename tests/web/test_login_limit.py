@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Iterator
 
 import httpx2 as httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.ratelimit import LoginLimit, LoginLimiter, TooManyFailures
+from api.ratelimit import LoginLimit
 from api.state import ApiConfig
 from tests.web.browser import serve
 from tests.web.fixtures import PASSWORD, add_users
@@ -102,20 +103,19 @@ def test_limit_zero_means_no_limit(db: str) -> None:
         assert attempt(c, "mai", PASSWORD).status_code == 200
 
 
-def test_the_table_of_failures_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("api.ratelimit.MAX_KEYS", 50)
-    limiter = LoginLimiter(LoginLimit(per_user=3, per_address=0, window_s=60))
-    for i in range(500):
-        limiter.begin(f"name{i}", "10.0.0.1", 1000.0 + i * 0.01)
-    assert len(limiter._failures) <= 50
-    # Old failures leave the window.
-    limiter.begin("x", "a", 0.0)
-    limiter.begin("x", "a", 1.0)
-    limiter.begin("x", "a", 2.0)
-    with pytest.raises(TooManyFailures) as refused:
-        limiter.begin("x", "a", 30.0)
-    assert refused.value.retry_after_s == 30  # when the failure at 0.0 leaves the 60 s window
-    limiter.begin("x", "a", 60.5)
+def test_old_failures_are_swept_from_the_table(db: str) -> None:
+    add_users(db)
+    now = [1000.0]
+    with TestClient(create_app(ApiConfig(db, login_limit=LoginLimit(3, 0, window_s=60.0)))) as c:
+        c.app.state.citysense.logins.clock = lambda: now[0]  # type: ignore[attr-defined]
+        for i in range(20):
+            assert attempt(c, f"name{i}").status_code == 401
+        with psycopg.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM login_failures").fetchone() == (20,)
+        now[0] += 61  # past the window, and a minute after the last sweep
+        assert attempt(c, "mai").status_code == 401
+        with psycopg.connect(db) as conn:
+            assert conn.execute("SELECT key FROM login_failures").fetchall() == [("mai",)]
 
 
 def test_login_limit_setting() -> None:
