@@ -159,7 +159,9 @@ class WaterWorker:
                                AND r.time < t.progress AND r.time > t.progress - %(context)s
                                AND r.qc_flag = 2 AND r.received_at > t.updated_at - %(margin)s
                              ORDER BY r.time LIMIT %(limit)s)) r
-                        ORDER BY t.device_id, r.time
+                        -- New readings before late ones: a reading taken back as late (its flags
+                        -- still 'not evaluated') never holds a small wake-up's new readings back.
+                        ORDER BY t.device_id, r.time < coalesce(t.progress, '-infinity'), r.time
                         LIMIT %(limit)s)
                     SELECT device_id, {_EPOCH_S.format("min(progress)")},
                            {_EPOCH_S.format("min(prev_arrival)")},
