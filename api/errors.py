@@ -95,6 +95,9 @@ def _document_everywhere(app: FastAPI) -> None:
                     responses.setdefault(status, {"description": _MEANING[int(status)]})
                 for status, response in responses.items():
                     # Errors are JSON, whatever the operation's own media type (e.g. /metrics).
+                    own = response.get("content", {}).get("application/json", {}).get("schema", {})
+                    if "properties" in own:
+                        continue  # a body of the operation's own (the health check's 503)
                     if status.isdigit() and int(status) >= 400 and status != "422":
                         response["content"] = {"application/json": {"schema": body_ref}}
         app.openapi_schema = schema

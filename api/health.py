@@ -130,7 +130,22 @@ async def _is_user(request: Request) -> bool:
 @router.get(
     "/health",
     responses={
-        503: {"description": "the database, every ingester, an analytics worker or the broker is down"}
+        503: {
+            "description": "the database, every ingester, an analytics worker or the broker is down",
+            # The same body as the 200, with its reasons: not the error body.
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["status", "reasons"],
+                        "properties": {
+                            "status": {"type": "string", "enum": ["unavailable"]},
+                            "reasons": {"type": "array", "items": {"type": "string"}},
+                        },
+                    }
+                }
+            },
+        }
     },
 )
 async def health(request: Request) -> JSONResponse:
