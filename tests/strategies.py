@@ -26,8 +26,8 @@ times = st.datetimes(
 finite = st.floats(-MAX_MAGNITUDE, MAX_MAGNITUDE)
 maybe_finite = st.none() | finite
 counters = st.none() | st.integers(min_value=0, max_value=2**63 - 1)
-# Text PostgreSQL can store: no U+0000, no surrogate (st.text never draws surrogates).
-labels = st.none() | st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40)
+# Text PostgreSQL can store: no U+0000, no surrogate (which UTF-8 cannot encode).
+labels = st.none() | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40)
 
 
 @st.composite

@@ -104,7 +104,8 @@ def test_demo_from_scratch_then_again_with_the_same_data(tmp_path: Path) -> None
                 return conn.execute("SELECT reason FROM dead_letters").fetchall()
 
         assert wait_until(dead_letters, 5, "the dead letter") == [("malformed",)]
-        assert http_get(base + "/api/v1/health")[1]["status"] == "ok"
+        # Healthy once the analytics workers have written their first heartbeat too.
+        wait_until(lambda: http_get(base + "/api/v1/health")[1]["status"] == "ok", 20, "a healthy demo")
     assert not port_open("127.0.0.1", port), "the API is still listening after Ctrl-C"
 
     with demo(data_dir, port) as urls:
