@@ -128,7 +128,7 @@ async def test_a_poisoned_batch_stores_the_rest_and_rejects_the_poison(
         await await_until(lambda: count(db, "SELECT count(*) FROM water_readings") == 299, 10, "stored")
     with psycopg.connect(db) as conn:
         rows = conn.execute("SELECT reason, detail, payload FROM dead_letters ORDER BY reason, id").fetchall()
-        hourly = conn.execute("SELECT sum(readings) FROM water_hourly_totals").fetchone()
+        hourly = conn.execute("SELECT sum(readings) FROM water_hourly").fetchone()
     assert [r[0] for r in rows] == ["rejected", "rejected", "unknown_device"]
     for _, detail, payload in rows[:2]:
         assert detail.startswith("SQLSTATE 23514: new row for relation"), detail
