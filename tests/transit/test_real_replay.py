@@ -32,6 +32,17 @@ def citysense(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, check=False)
 
 
+def keep_history(db: str) -> None:
+    """Pause TimescaleDB's retention job: it drops the 2010 chunks a replay writes as soon as it runs
+    (plain PostgreSQL drops old partitions only when the ingester starts)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            conn.execute(
+                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+                " WHERE proc_name = 'policy_retention'"
+            )
+
+
 def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_path: Path) -> None:
     with gzip.open(DATA / "fixes.csv.gz", "rt", encoding="utf-8") as f:
         fixes = [r for r in csv.DictReader(f) if r["vehicle_id"] in TRACES]
@@ -45,6 +56,7 @@ def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_pa
 
     done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db)
     assert done.returncode == 0, done.stderr
+    keep_history(db)
     done = citysense("replay", "bus", str(src), "--database-url", db)
     assert done.returncode == 0, done.stderr
     assert f"{len(fixes)} fixes read, {len(fixes)} stored" in done.stderr
@@ -119,6 +131,7 @@ def test_a_bus_parked_across_a_restart_stays_out_of_service(db: str, tmp_path: P
     )
     done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db)
     assert done.returncode == 0, done.stderr
+    keep_history(db)
     for i, half in enumerate(halves):
         src = tmp_path / f"half{i}.csv"
         with src.open("w", newline="", encoding="utf-8") as f:
