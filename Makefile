@@ -37,11 +37,11 @@ TIMESCALE_URL ?= $(or $(CITYSENSE_TEST_TIMESCALE_URL),postgresql://postgres@127.
 pytest: pytest-postgres pytest-timescaledb
 
 pytest-postgres: $(STAMP)
-	CITYSENSE_TEST_NO_SKIPS=1 $(BIN)/pytest -q tests firmware-sim/tests
+	CITYSENSE_TEST_NO_SKIPS=1 $(BIN)/pytest -q --durations=15 tests firmware-sim/tests
 
 pytest-timescaledb: $(STAMP)
 	CITYSENSE_TEST_NO_SKIPS=1 CITYSENSE_TEST_ENGINE=timescaledb CITYSENSE_TEST_DATABASE_URL=$(TIMESCALE_URL) \
-		$(BIN)/pytest -q tests
+		$(BIN)/pytest -q --durations=15 tests
 
 # 100,000 hostile messages through a real ingester, Mosquitto and PostgreSQL (docs/fuzzing.md).
 fuzz-ingest: $(STAMP)
