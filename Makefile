@@ -89,7 +89,7 @@ eval-water-real: $(STAMP)
 
 # Transit: trip assignment, delay and ETA errors against ground truth, next to TheTransitClock.
 eval-transit: $(STAMP)
-	$(BIN)/python -m tests.transit.eval_transit
+	$(BIN)/python -m bench.eval_transit
 
 # Transit on real GPS: nine labelled traces of NYC route B63 (2010), today's matcher beside the previous
 # one (from git) and a timetable-only baseline, in one run (docs/transit.md).
@@ -97,7 +97,7 @@ eval-transit-real: $(STAMP)
 	$(BIN)/python -m bench.eval_transit_real
 
 bench-transit: $(STAMP)
-	$(BIN)/python -m tests.transit.bench_transit
+	$(BIN)/python -m bench.bench_transit
 
 # GET /api/v1/buses/live with 2,000 buses through a real server, 1 and 4 clients.
 bench-transit-live: $(STAMP)

@@ -22,7 +22,7 @@ from api.state import ApiConfig
 from bench.machine import cpu_model
 from bench.scratch import scratch_database
 from devices.water import PARAMETERS
-from tests import services
+from testkit import services
 
 DAYS = 30
 TARGET_MS = 100.0

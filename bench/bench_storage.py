@@ -45,7 +45,7 @@ from ingest.fates import Fates
 from ingest.partitions import maintain
 from ingest.schema import Engine, detect_engine, migrate
 from ingest.writer import Writer
-from tests import services
+from testkit import services
 
 BATCH = 2000  # ingest.service.IngestConfig.max_batch
 PLAIN = os.environ.get("CITYSENSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -4,7 +4,7 @@ Run: python -m bench.bench_transit_learn [--days 14] [--fleets 1]
 What the API refits every 15 minutes (api/transit_data.py): the matched fixes of the last `days` days
 within 75 minutes of the current time of day, turned back into trip instances and stop events and
 fitted (`travel_times_from_stored`). The fixes are those of firmware-sim's Da Nang feed simulated for a
-weekday (tests/transit/tracegen.py: every block's bus, a fix every 30 s), the window around 17:00 local
+weekday (testkit/tracegen.py: every block's bus, a fix every 30 s), the window around 17:00 local
 repeated for each day; `--fleets N` repeats the fleet N times under other vehicle ids (a larger city).
 Baselines in the same run: `stored_match` alone, and `stop_events` + `fit_travel_times` on its result.
 """
@@ -30,7 +30,7 @@ from analytics.transit.matching import Fixes
 from analytics.transit.schedule import stop_events
 from analytics.transit.stored import stored_match, travel_times_from_stored
 from bench.machine import machine
-from tests.transit.tracegen import generate
+from testkit.tracegen import generate
 
 DAY = date(2026, 9, 1)  # a Tuesday of the demo feed's weekday service
 WINDOW_S = 75 * 60.0

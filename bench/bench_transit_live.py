@@ -26,7 +26,7 @@ import psycopg
 
 from bench.machine import machine
 from bench.scratch import scratch_database
-from tests import services
+from testkit import services
 
 
 def move_buses(url: str, buses: int, stop: threading.Event) -> None:

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from analytics.water.canary import CanaryConfig, canary_detect
 from analytics.water.detect import DetectorConfig, DetectorState, detect, detector_for
 from analytics.water.params import ALL_PARAMETERS, CONTEXT_PARAMETERS, QUALITY_PARAMETERS
 from analytics.water.qc import qc_tests, usable
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
-from tests.water.live_reference import ReferenceDetectorState, detect_reference
+from testkit.canary import CanaryConfig, canary_detect
+from testkit.live_reference import ReferenceDetectorState, detect_reference
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
 NOISE = np.array([0.02, 0.02, 0.02, 1.0, 0.1, 5.0, 0.05, 5.0])

@@ -27,12 +27,12 @@ import psycopg
 
 from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
-from analytics.water.synthetic import inject
 from bench.machine import cpu_model
 from bench.scratch import scratch_database
 from citysense import replay_water
 from citysense.cli import main as cli
-from tests import services
+from testkit import services
+from testkit.synthetic import inject
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
 NOISE = np.array([0.02, 0.02, 0.02, 1.0, 0.1, 5.0, 0.05, 5.0])

@@ -1,7 +1,7 @@
 """Evaluation of water event detection: ours vs the CANARY-style baseline, on the same split.
 
 Data: the real CANARY Station B series (20-minute step, no labels) with documented synthetic
-events and sensor faults injected (analytics/water/synthetic.py). This is real background with
+events and sensor faults injected (testkit/synthetic.py). This is real background with
 synthetic events, not a real labelled utility data set. Ours is the live engine
 (analytics/water/pipeline.run_series: QC, instrument checks, detector, compliance, alerts), its
 detector tuned on the first half as `citysense detect water --train` tunes it; what is scored on
@@ -28,29 +28,19 @@ from pathlib import Path
 import numpy as np
 
 from analytics.water.alerts import AlertKind
-from analytics.water.canary import CanaryConfig, canary_detect
 from analytics.water.detect import DEFAULT_PRECISION, DetectorConfig, detector_for, rows_for
 from analytics.water.metrics import Scores, score
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import run_series
-from analytics.water.qc import cadence_s, seconds, usable
+from analytics.water.qc import seconds, usable
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
 from analytics.water.settings import WaterSettings, detector_settings
 from analytics.water.stations import StationConfig
-from analytics.water.synthetic import inject
 from analytics.water.tune import tune
 from citysense.water_csv import WaterCsvError, parse_mapping, read_water_csv
+from testkit.canary import CanaryConfig, canary_detect
+from testkit.station_b import station_b
 
-STATION_B = Path(__file__).resolve().parents[1] / "tests" / "data" / "water" / "canary_station_b.csv"
-STATION_B_MAP = {
-    "B_CL2_VAL": "free_chlorine_mgl",
-    "B_TURB_VAL": "turbidity_ntu",
-    "B_PH_VAL": "ph",
-    "B_COND_VAL": "conductivity_uscm",
-    "B_TEMP_VAL": "temperature_c",  # degrees F in the file, converted below
-    "B_PRES_OP": "pressure_bar",  # psi in the file, converted below
-    "B_PLNT_FLOW_OP": "flow_m3h",  # plant flow, operational units: used as context only
-}
 # CANARY's Station B sensor precisions (see data/README.md); ours use them as scale floors.
 STATION_B_PRECISION = {
     "free_chlorine_mgl": 0.0035,
@@ -93,17 +83,6 @@ class Scored:
 
     def on_faults(self) -> int:
         return int(sum(np.sum(p & (f == 1)) for p, f in zip(self.predicted, self.faults, strict=True)))
-
-
-def station_b(
-    seed: int, events: int, faults: int
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    table = read_water_csv(STATION_B, "TimeStep", STATION_B_MAP)
-    params, values, t = table.parameters, table.values.copy(), table.times
-    values[params.index("temperature_c")] = (values[params.index("temperature_c")] - 32.0) / 1.8
-    values[params.index("pressure_bar")] *= 0.0689476
-    lab = inject(values, params, cadence_s(seconds(t)), np.random.default_rng(seed), events, faults)
-    return params, t, lab.values, lab.event, lab.fault
 
 
 def evaluate(

@@ -39,7 +39,7 @@ from bench.machine import machine
 from bench.mqttload import Publisher, water_payload
 from bench.scratch import scratch_database
 from devices.water import PARAMETERS
-from tests import services
+from testkit import services
 
 DEVICES = [f"bench-{i:04d}" for i in range(200)]
 

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from ingest.schema import Engine, migrate
-from tests import services
+from testkit import services
 
 
 @contextmanager

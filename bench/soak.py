@@ -32,7 +32,7 @@ from bench.ingest import DEVICES, ingesters, machine, wait_stored
 from bench.mqttload import Publisher
 from bench.traced import report
 from ingest.schema import Engine, migrate
-from tests import services
+from testkit import services
 
 
 def rss_kib(pid: int) -> int:

@@ -13,7 +13,13 @@ from psycopg import sql
 
 from citysense.settings import redact_database_url
 from ingest.schema import Engine, detect_engine, migrate
-from tests import services
+from testkit import services
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The event loop of every async test (`pytest.mark.anyio`): asyncio, as the services run."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")
@@ -191,8 +197,8 @@ def prefix() -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Report how many generated inputs the property tests decoded (tests/cases.py)."""
-    from tests.cases import TALLY
+    """Report how many generated inputs the property tests decoded (tests/support/cases.py)."""
+    from tests.support.cases import TALLY
 
     skipped = terminalreporter.stats.get("skipped", [])
     if skipped and os.environ.get("CITYSENSE_TEST_NO_SKIPS") == "1":

@@ -14,7 +14,7 @@ from api.auth import View
 from api.state import ApiConfig
 from citysense.settings import MqttUrl
 from ingest.schema import LATEST, Engine
-from tests.helpers import register
+from tests.support.helpers import register
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 

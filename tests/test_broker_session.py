@@ -24,17 +24,12 @@ from citysense.cli import main
 from devices.registry import device_password
 from ingest.mqtt import BrokerConfig
 from ingest.service import IngestConfig
-from tests.helpers import await_until, count
-from tests.services import free_port, mosquitto_process, production_conf
-from tests.test_ingest import running
+from testkit.services import free_port, mosquitto_process, production_conf
+from tests.support.helpers import await_until, count
+from tests.support.ingester import running
 
 pytestmark = pytest.mark.anyio
 SERVICE = "citysense-ingest"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @dataclass(frozen=True)

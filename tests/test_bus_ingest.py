@@ -16,9 +16,9 @@ from devices.bus import BusPosition, encode_position
 from devices.gateway import GatewayStats
 from devices.lines import LineFormat
 from devices.nmea import encode_nmea
-from tests.helpers import await_until, count, publish, register
-from tests.test_gateway import FakeReceiver, Relay, gateway_settings
-from tests.test_ingest import config, running
+from tests.support.gateway import FakeReceiver, Relay, gateway_settings
+from tests.support.helpers import await_until, count, publish, register
+from tests.support.ingester import config, running
 
 pytestmark = pytest.mark.anyio
 
@@ -26,11 +26,6 @@ KNOT = 1852 / 3600
 # How long the broker stays unreachable in the outage test. The suite keeps it short; the
 # acceptance run of the issue uses CITYSENSE_TEST_OUTAGE_S=30.
 OUTAGE_S = float(os.environ.get("CITYSENSE_TEST_OUTAGE_S", "3"))
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def positions(db: str) -> list[tuple[object, ...]]:

@@ -11,7 +11,8 @@ import time
 from datetime import UTC, datetime
 
 from ingest.schema import LATEST
-from tests.helpers import count, publish, register, wait_until
+from testkit.polling import wait_until
+from tests.support.helpers import count, publish, register
 
 CITYSENSE = [sys.executable, "-m", "citysense.cli"]
 

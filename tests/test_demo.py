@@ -19,8 +19,9 @@ import psycopg
 import pytest
 
 from ingest.schema import Engine
-from tests.helpers import http_get, publish, wait_until
-from tests.services import free_port, mosquitto_process, port_open
+from testkit.polling import wait_until
+from testkit.services import free_port, mosquitto_process, port_open
+from tests.support.helpers import http_get, publish
 
 
 @contextmanager

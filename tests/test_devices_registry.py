@@ -18,8 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from citysense.cli import main
 from citysense.embedded import mosquitto_binary
 from devices.registry import device_password
-from tests.helpers import wait_until
-from tests.services import free_port, port_open, wait_for
+from testkit.polling import wait_until
+from testkit.services import free_port, port_open
 
 
 def cli(*argv: str) -> int:
@@ -103,7 +103,7 @@ def acl_broker(db: str, tmp_path: Path, prefix: str) -> Iterator[tuple[int, byte
     with open(log, "wb") as err:
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
     try:
-        wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 10, "mosquitto")
+        wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 10, "mosquitto")
         assert proc.poll() is None, log.read_text()
         yield port, key_file.read_bytes()
     finally:

@@ -18,10 +18,11 @@ import pytest
 
 from citysense.settings import MqttUrl
 from ingest.schema import Engine, migrate
-from tests import services
-from tests.faults import IngesterProcess, Stream, healthy, stored
-from tests.helpers import register, wait_until
-from tests.proxy import proxy
+from testkit import services
+from testkit.polling import wait_until
+from tests.support.faults import IngesterProcess, Stream, healthy, stored
+from tests.support.helpers import register
+from tests.support.proxy import proxy
 
 TOTAL, RATE = 2000, 400.0  # five seconds of stream
 

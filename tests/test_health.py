@@ -23,9 +23,9 @@ from api.state import ApiConfig
 from citysense.settings import MqttUrl
 from ingest.schema import Engine, migrate
 from ingest.workers.supervise import WorkerHealth, final_status, supervise
-from tests.faults import IngesterProcess
-from tests.helpers import wait_until
-from tests.services import PrivatePostgres
+from testkit.polling import wait_until
+from testkit.services import PrivatePostgres
+from tests.support.faults import IngesterProcess
 
 
 def _analyze(db: str) -> subprocess.Popen[bytes]:

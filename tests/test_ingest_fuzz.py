@@ -1,6 +1,6 @@
 """Hostile messages through a real ingester process, real Mosquitto and real PostgreSQL.
 
-Hypothesis draws a seed per example; tests/adversarial.py turns it into a batch of hostile
+Hypothesis draws a seed per example; tests/support/adversarial.py turns it into a batch of hostile
 messages, published with a valid reading last. After each batch: every message has exactly the
 fate the decoders give it (stored rows, or one dead letter with the reason, the topic and the
 payload as sent), the ones the database refuses are `rejected` dead letters, the valid reading
@@ -37,9 +37,10 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from ingest.deadletters import MAX_PAYLOAD, storable_text
-from tests import adversarial
-from tests.helpers import publish, register, wait_until
-from tests.services import database_url
+from testkit.polling import wait_until
+from testkit.services import database_url
+from tests.support import adversarial
+from tests.support.helpers import publish, register
 
 CASES = int(os.environ.get("CITYSENSE_FUZZ_INGEST_CASES", "2200"))
 PER_EXAMPLE = 110 if CASES <= 10_000 else 500

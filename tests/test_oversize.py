@@ -15,15 +15,10 @@ from citysense.settings import MqttUrl
 from ingest import mqttwire
 from ingest.mqtt import BrokerConfig
 from ingest.service import IngestConfig
-from tests.helpers import await_until, count, publish, register
-from tests.test_ingest import running
+from tests.support.helpers import await_until, count, publish, register
+from tests.support.ingester import running
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

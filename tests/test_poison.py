@@ -20,15 +20,10 @@ from ingest.fates import Fates
 from ingest.poison import Refused, refusal, split, unavailable
 from ingest.schema import Engine
 from ingest.writer import Writer
-from tests.helpers import await_until, count, publish, register
-from tests.test_ingest import config, running
+from tests.support.helpers import await_until, count, publish, register
+from tests.support.ingester import config, running
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @given(st.lists(st.integers(), max_size=300), st.integers(1, 20))

@@ -21,9 +21,9 @@ from devices.sonde import decode_sonde, encode_sonde
 from devices.status import DeviceStatus, decode_status, encode_status
 from devices.topics import parse_topic
 from devices.water import WaterReading, decode_water, encode_water
-from tests.cases import BATCH, TALLY, cases
-from tests.strategies import RECEIVED_AT, bus_positions, receiver_fixes, statuses, water_readings
-from tests.vectors import load_vectors
+from tests.support.cases import BATCH, TALLY, cases
+from tests.support.strategies import RECEIVED_AT, bus_positions, receiver_fixes, statuses, water_readings
+from tests.support.vectors import load_vectors
 
 Decoder = Callable[[str, bytes, datetime], list[WaterReading] | list[BusPosition] | list[DeviceStatus]]
 DECODERS: dict[str, Decoder] = {

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.state import ApiConfig
-from tests.web.fixtures import PASSWORD, add_users
+from tests.support.web_rows import PASSWORD, add_users
 
 
 def _readings(conn: psycopg.Connection[Any], device: str, rows: list[tuple[int, float, float, int]]) -> None:

@@ -30,10 +30,11 @@ from ingest.fates import Fates
 from ingest.partitions import maintain
 from ingest.schema import LATEST, Engine, Retention, current, migrate
 from ingest.writer import Writer, Written
-from tests import services
-from tests.helpers import register, wait_until
-from tests.web.fixtures import add_route
-from tests.web.headway_fixture import add_bunched_buses
+from testkit import services
+from testkit.polling import wait_until
+from tests.support.headway_rows import add_bunched_buses
+from tests.support.helpers import register
+from tests.support.web_rows import add_route
 
 DAY = timedelta(days=1)
 # Whole days back from an hour boundary, so each day is one chunk or one partition.

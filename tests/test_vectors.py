@@ -10,7 +10,7 @@ from devices.decoders import Decoded, decode
 from devices.errors import DecodeError, Reason
 from devices.sonde import decode_sonde
 from devices.topics import parse_topic
-from tests.vectors import Vector, load_vectors, matches
+from tests.support.vectors import Vector, load_vectors, matches
 
 VECTORS = list(load_vectors())
 PREFIX = "citysense"

@@ -20,16 +20,11 @@ from devices.decoders import decode
 from devices.errors import DecodeError
 from devices.topics import parse_topic
 from devices.water import WaterReading
-from tests.helpers import await_until, count, publish, register
-from tests.test_ingest import config, running
-from tests.vectors import load_vectors
+from tests.support.helpers import await_until, count, publish, register
+from tests.support.ingester import config, running
+from tests.support.vectors import load_vectors
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def test_every_vector_has_exactly_one_fate(db: str, mqtt_url: str, prefix: str) -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from devices.errors import DecodeError, Reason
 from devices.water import PARAMETERS, _decode_fast, _decode_strict, encode_water
-from tests.strategies import water_readings
+from tests.support.strategies import water_readings
 
 RECEIVED_AT = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 FIELDS = ["ts", "seq", *PARAMETERS]

@@ -1,24 +1,18 @@
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import zipfile
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from analytics.transit.gtfs import Feed, load_feed
 from analytics.transit.index import TripIndex, build_trip_index
-from ingest.gtfs_store import import_feed
-from tests.transit.tracegen import Trace, generate
-
-# The real feed is part of the repository (tests/data/README.md).
-TRIMET = Path(__file__).resolve().parents[1] / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
-SERVICE_DAY = date(2018, 2, 6)
+from testkit.data import TRIMET, TRIMET_DAY
+from testkit.tracegen import Trace, generate
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -40,7 +34,7 @@ def trimet_index(trimet: Feed) -> TripIndex:
 
 @pytest.fixture(scope="session")
 def trace(trimet: Feed) -> Trace:
-    return generate(trimet, SERVICE_DAY, seed=7)
+    return generate(trimet, TRIMET_DAY, seed=7)
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +66,3 @@ def danang_zip(danang_shipped_zip: Path) -> Path:
 @pytest.fixture(scope="session")
 def danang(danang_zip: Path) -> Feed:
     return load_feed(danang_zip)
-
-
-def import_danang(database_url: str, zip_path: Path) -> int:
-    """Import the feed as `citysense gtfs import` does; returns its feed_id."""
-    data = zip_path.read_bytes()
-    with psycopg.connect(database_url) as conn:
-        feed_id, _ = import_feed(conn, load_feed(data), hashlib.sha256(data).hexdigest(), zip_path.name)
-    return feed_id

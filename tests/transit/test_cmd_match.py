@@ -12,8 +12,8 @@ from analytics.transit.index import TripIndex
 from analytics.transit.matching import _build_grid, grid_radii
 from citysense import cmd_match
 from citysense.grid_cache import use_grid_cache
-from tests.transit.conftest import TRIMET
-from tests.transit.tracegen import Trace
+from testkit.data import TRIMET
+from testkit.tracegen import Trace
 
 
 def _parser() -> argparse.ArgumentParser:

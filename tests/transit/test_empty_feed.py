@@ -27,8 +27,8 @@ from api.app import create_app
 from api.state import ApiConfig
 from ingest.gtfs_store import import_feed
 from ingest.workers.transit import TransitWorker
-from tests.transit.gtfsrt_rules import check_feed
-from tests.transit.test_worker import drain
+from tests.support.gtfsrt_rules import check_feed
+from tests.support.transit import drain
 
 BASE = {
     "agency.txt": "agency_name,agency_url,agency_timezone\nDN,http://x,Asia/Ho_Chi_Minh\n",

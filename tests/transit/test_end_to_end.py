@@ -20,10 +20,10 @@ from analytics.transit.index import build_trip_index
 from api.app import create_app
 from api.state import ApiConfig
 from ingest.workers import transit
-from tests.helpers import await_until, count, register
-from tests.test_ingest import config, running
-from tests.transit.conftest import import_danang
-from tests.transit.gtfsrt_rules import check_feed
+from tests.support.gtfsrt_rules import check_feed
+from tests.support.helpers import await_until, count, register
+from tests.support.ingester import config, running
+from tests.support.transit import import_danang
 
 pytestmark = pytest.mark.anyio
 
@@ -31,11 +31,6 @@ BUSES = 16
 
 # The default public views and the GTFS-Realtime Alerts feed, which is not public by default.
 PUBLIC = frozenset({"stations", "buses", "routes", "service_alerts"})
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def sim(*args: str) -> list[str]:

@@ -4,7 +4,7 @@ import hashlib
 
 from analytics.transit.gtfs import Feed
 from ingest.gtfs_store import feed_rows, import_feed
-from tests.transit.conftest import TRIMET
+from testkit.data import TRIMET
 
 
 def test_feed_rows_cover_the_feed(trimet: Feed) -> None:

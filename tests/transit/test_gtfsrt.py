@@ -24,7 +24,7 @@ from analytics.transit.index import TripIndex
 from analytics.transit.matching import Fixes, match_fixes
 from analytics.transit.realtime import latest_per_vehicle, trip_predictions, vehicle_snapshots
 from analytics.transit.schedule import stop_events
-from tests.transit.tracegen import Trace
+from testkit.tracegen import Trace
 
 # Seconds since the epoch for any date between 2001 and 2286: milliseconds would have 13 digits (E001).
 _MIN_POSIX, _MAX_POSIX = 1_000_000_000, 9_999_999_999

@@ -5,7 +5,6 @@ left out; none costs unbounded memory or time, none gives a traceback."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import struct
 import subprocess
@@ -24,11 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.transit import gtfs, matching
-from analytics.transit.gtfs import Feed, GTFSError, _make_shape, load_feed
+from analytics.transit.gtfs import Feed, GTFSError, load_feed
 from analytics.transit.gtfs_zip import ZipLimits
 from analytics.transit.index import build_trip_index, instances_between
 from analytics.transit.matching import Fixes, match_fixes
 from ingest.gtfs_store import prune_feeds
+from tests.support.transit import stray_feed
 
 MINI = {
     "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nDN,Da Nang Bus,http://x,Asia/Ho_Chi_Minh\n",
@@ -110,25 +110,8 @@ def test_a_stop_at_0_0_in_a_feed_without_shapes_leaves_out_its_trip_only() -> No
     assert ("stop_times.txt", 8) in {(n.file, n.line) for n in feed.notices}
 
 
-def _stray_feed(base: Feed) -> Feed:
-    """A feed with one shape point 12,000 km away, as a release that did not validate feeds stored it."""
-    sid, shape = next(iter(base.shapes.items()))
-    lat = np.insert(shape.lat, 1, 0.0)
-    lon = np.insert(shape.lon, 1, 0.0)
-    shapes = {**base.shapes, sid: _make_shape(sid, lat, lon, base.projection)}
-    old_points = np.delete(np.arange(len(lat)), 1)  # where the shape's own points are now
-    new_dist = shapes[sid].dist_m[old_points]
-    trips = {
-        t: dataclasses.replace(tr, dist_m=np.interp(tr.dist_m, shape.dist_m, new_dist))
-        if tr.shape_id == sid
-        else tr
-        for t, tr in base.trips.items()
-    }
-    return dataclasses.replace(base, shapes=shapes, trips=trips)
-
-
 def test_the_grid_of_a_stray_point_costs_bounded_memory_and_time(danang: Feed) -> None:
-    stray = _stray_feed(danang)
+    stray = stray_feed(danang)
     tracemalloc.start()
     started = time.perf_counter()
     index = build_trip_index(stray)

@@ -23,8 +23,7 @@ from api import gtfsrt_routes
 from api.app import create_app
 from api.state import ApiConfig
 from ingest.workers.transit import TransitWorker
-from tests.transit.conftest import import_danang
-from tests.transit.test_worker import drain, store
+from tests.support.transit import drain, import_danang, store
 
 SLOW = 1.4  # history: every link and dwell takes 40% longer than scheduled
 FIX_S = 15.0

@@ -6,7 +6,7 @@ import shapely
 from analytics.transit.gtfs import Feed
 from analytics.transit.index import TripIndex
 from analytics.transit.matching import Fixes, _locate, match_fixes, step_times
-from tests.transit.tracegen import Trace
+from testkit.tracegen import Trace
 
 
 def test_assigns_true_trip_without_trip_id(trimet_index: TripIndex, trace: Trace) -> None:

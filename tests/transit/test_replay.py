@@ -12,8 +12,8 @@ import pytest
 
 from analytics.transit.gtfs import Feed
 from citysense.cli import main
-from tests.transit.conftest import import_danang
-from tests.transit.tracegen import generate
+from testkit.tracegen import generate
+from tests.support.transit import import_danang
 
 DAY = date(2026, 11, 26)  # a weekday of the demo feed's calendar
 

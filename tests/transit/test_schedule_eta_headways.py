@@ -19,8 +19,8 @@ from analytics.transit.headways import (
 from analytics.transit.index import TripIndex
 from analytics.transit.matching import Fixes, match_fixes
 from analytics.transit.schedule import OnTimeWindow, StopEvents, stop_events
-from tests.transit.conftest import SERVICE_DAY
-from tests.transit.tracegen import Trace, generate
+from testkit.data import TRIMET_DAY
+from testkit.tracegen import Trace, generate
 
 
 @given(st.floats(-3600, 3600), st.floats(-600, 0), st.floats(0, 900))
@@ -62,7 +62,7 @@ def test_stop_events_match_the_true_arrivals(trimet_index: TripIndex, trace: Tra
 
 
 def test_eta_beats_schedule_plus_delay(trimet: Feed, trimet_index: TripIndex, trace: Trace) -> None:
-    history = [_events(trimet_index, generate(trimet, SERVICE_DAY, seed=s), f"@{s}") for s in (11, 12, 13)]
+    history = [_events(trimet_index, generate(trimet, TRIMET_DAY, seed=s), f"@{s}") for s in (11, 12, 13)]
     ev = StopEvents(
         **{
             f.name: np.concatenate([getattr(e, f.name) for e in history])

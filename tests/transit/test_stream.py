@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.state import ApiConfig
 from api.stream import APPLICATION_NAME
-from ingest.workers.transit import TRANSIT_CHANNEL
-from tests.web.browser import serve
+from tests.support.browser import serve
+from tests.support.transit import move_every_bus
 
 # Enough data that a client that does not read blocks its stream once the kernel's socket buffers
 # (up to 4 MB here) are full: 1,000 buses are about 450 kB a round.
@@ -80,13 +80,6 @@ def seed(db: str) -> None:
             "INSERT INTO bus_latest (vehicle_id, time, lat, lon, speed_mps) VALUES (%s, %s, %s, %s, -1)",
             [(f"bus{i:03d}", now, 16.0 + i * 1e-4, 108.2) for i in range(BUSES)],
         )
-
-
-def move_every_bus(db: str, r: int) -> None:
-    """What the transit worker does after each batch: update bus_latest, then NOTIFY."""
-    with psycopg.connect(db) as conn:
-        conn.execute("UPDATE bus_latest SET speed_mps = %s, time = now(), updated_at = now()", (float(r),))
-        conn.execute("SELECT pg_notify(%s, '')", (TRANSIT_CHANNEL,))
 
 
 async def scenario(db: str, base: str, app: FastAPI) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.transit.test_stream import move_every_bus
-from tests.web.processes import api_process
+from tests.support.processes import api_process
+from tests.support.transit import move_every_bus
 
 BUSES = 2000
 WRITE_TIMEOUT_S = 10.0

@@ -19,9 +19,8 @@ from analytics.transit.index import build_trip_index
 from api.app import create_app
 from api.state import ApiConfig
 from ingest.workers.transit import TransitWorker
-from tests.transit.conftest import import_danang
-from tests.transit.gtfsrt_rules import check_feed
-from tests.transit.test_worker import drain, late_bus_trace, live_trace, store
+from tests.support.gtfsrt_rules import check_feed
+from tests.support.transit import drain, import_danang, late_bus_trace, live_trace, store
 
 # The default public views and the GTFS-Realtime Alerts feed, which is not public by default.
 PUBLIC = frozenset({"stations", "buses", "routes", "service_alerts"})

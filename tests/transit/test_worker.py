@@ -4,7 +4,6 @@ latest position of each bus is kept; a late bus opens one delay alert, which cle
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -13,65 +12,9 @@ import pytest
 
 from analytics.transit.gtfs import Feed
 from ingest.workers.transit import TransitWorker
-from tests.transit.conftest import import_danang
-from tests.transit.tracegen import Trace, generate
+from tests.support.transit import LATE, drain, import_danang, late_bus_trace, live_trace, store
 
 pytestmark = pytest.mark.anyio
-
-LATE = 1000.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def live_trace(feed: Feed, now: float, minutes: float = 90.0, blocks: int = 10) -> Trace:
-    """Buses of today's service, as they would have reported over the last minutes."""
-    day = feed.service_date_of(now)
-    full = generate(feed, day, seed=3)
-    names = sorted({str(v) for v in full.vehicle[(full.time > now - 1800) & (full.time <= now)]})[:blocks]
-    keep = (
-        np.isin(full.vehicle.astype(str), names)
-        & (full.time > now - 60 * minutes - LATE)
-        & (full.time <= now)
-    )
-    return Trace(
-        full.vehicle[keep], full.time[keep], full.lat[keep], full.lon[keep], full.true_trip[keep],
-        full.true_dist[keep], full.true_delay[keep], full.in_service[keep], full.stops,
-    )  # fmt: skip
-
-
-def store(
-    db: str, vehicle: np.ndarray, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, trip: np.ndarray
-) -> None:
-    with (
-        psycopg.connect(db) as conn,
-        conn.cursor() as cur,
-        cur.copy("COPY bus_positions (vehicle_id, time, lat, lon, trip_id) FROM STDIN") as copy,
-    ):
-        for v, tt, la, lo, tr in zip(vehicle, t, lat, lon, trip, strict=True):
-            copy.write_row(
-                (str(v), datetime.fromtimestamp(float(tt), tz=UTC), float(la), float(lo), tr or None)
-            )
-
-
-def late_bus_trace(trace: Trace, now: float) -> tuple[np.ndarray, np.ndarray, str]:
-    """Times as reported: one bus runs LATE seconds behind its generated run; the rest as generated."""
-    # A bus that is in service at the end, so that its last fix is the late one.
-    last = trace.time <= now - LATE
-    ends = {str(v): bool(s) for v, s in zip(trace.vehicle[last], trace.in_service[last], strict=True)}
-    late = sorted(v for v, s in ends.items() if s)[0]
-    t = trace.time + np.where(trace.vehicle == late, LATE, 0.0)
-    keep = (t <= now) & (t > now - 90 * 60)
-    return keep, t, late
-
-
-async def drain(worker: TransitWorker, db: str) -> None:
-    async with await psycopg.AsyncConnection.connect(db) as conn:
-        await worker.start(conn)
-        while await worker.step(conn):
-            pass
 
 
 async def test_worker_matches_stored_fixes_and_opens_delay_alerts(

@@ -20,10 +20,10 @@ import psycopg
 
 from analytics.transit.gtfs import Feed
 from ingest.gtfs_store import import_feed
-from tests.helpers import register, wait_until
-from tests.transit.conftest import import_danang
-from tests.transit.test_hostile_feeds import _stray_feed
-from tests.water.test_worker import insert, series
+from testkit.polling import wait_until
+from tests.support.helpers import register
+from tests.support.transit import import_danang, stray_feed
+from tests.support.water import insert, series
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -205,7 +205,7 @@ def test_a_failing_transit_worker_stops_nothing_else(
         # And as a release without validation stored it, the point kept: the worker builds its index and
         # grid in bounded memory and goes on matching.
         with psycopg.connect(db) as conn:
-            import_feed(conn, _stray_feed(danang), "stray-unvalidated", "stray-unvalidated.zip")
+            import_feed(conn, stray_feed(danang), "stray-unvalidated", "stray-unvalidated.zip")
         wait_until(lambda: active_in_log(log_path) >= 3, timeout=90, what="the stray feeds loaded")
         add_fix(db, "bus-iso", float(lat), float(lon))
         wait_until(lambda: unmatched(db) == 0, timeout=60, what="a fix matched on the stray feed")

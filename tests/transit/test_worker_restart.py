@@ -18,17 +18,12 @@ from analytics.transit.gtfs import Feed
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import BUNCHING_KIND
 from ingest.workers.transit import TransitConfig, run
-from tests.transit.conftest import import_danang
+from tests.support.transit import import_danang
 
 pytestmark = pytest.mark.anyio
 
 GAP_S = 60.0  # B runs this far behind A, whatever their timetables say
 FIX_S = 15.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def leader_and_follower(index: TripIndex) -> tuple[int, int]:

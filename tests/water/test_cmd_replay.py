@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.state import ApiConfig
 from citysense.cli import main
-from tests.helpers import register
-from tests.water.test_worker import T0, insert, series
-from tests.web.fixtures import PASSWORD, add_users
+from tests.support.helpers import register
+from tests.support.water import T0, insert, series
+from tests.support.web_rows import PASSWORD, add_users
 
 
 def write_csv(path: Path, rows: list[dict[str, object]]) -> None:

@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.water.canary import CanaryConfig, canary_detect
 from analytics.water.detect import DetectorConfig, DetectorState, detect, forget
 from analytics.water.metrics import episodes, score
-from analytics.water.synthetic import inject
-from tests.water.live_reference import ReferenceDetectorState, detect_reference
+from testkit.canary import CanaryConfig, canary_detect
+from testkit.live_reference import ReferenceDetectorState, detect_reference
+from testkit.synthetic import inject
 
 Q = ("ph", "turbidity_ntu", "free_chlorine_mgl", "conductivity_uscm")
 CFG = DetectorConfig(quality=Q, context=("temperature_c",), window=24, lag=6, bed_window=6, min_baseline=6)

@@ -18,22 +18,17 @@ import pytest
 from citysense_sim.episodes import EVENT_KINDS, EpisodeClass, EpisodePlan
 from citysense_sim.fleet import water_fleet
 
-from bench.eval_water_sim import Truth, simulate
 from devices.water import PARAMETERS
 from ingest.workers import water
 from ingest.workers.water import WaterWorkerConfig
-from tests.helpers import await_until, publish, register
-from tests.test_ingest import config, running
+from testkit.water_sim import Truth, simulate
+from tests.support.helpers import await_until, publish, register
+from tests.support.ingester import config, running
 
 pytestmark = pytest.mark.anyio
 
 SEED = 7
 STATIONS, HOURS = 3, 12.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def history(stations: int, hours: float) -> tuple[list[tuple[str, str]], list[Truth]]:

@@ -10,31 +10,7 @@ from hypothesis import strategies as st
 from analytics.water.faults import FaultConfig, instrument_faults
 from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
-
-P = {p: i for i, p in enumerate(PARAMETERS)}
-N = 8 * 60  # eight hours of 1-minute readings
-T = 1_767_225_600.0 + 60.0 * np.arange(N)
-
-
-def clean(seed: int = 3) -> np.ndarray:
-    """Quiet water: noise around a level; ORP follows chlorine and pH as chlorinated water does."""
-    rng = np.random.default_rng(seed)
-    x = np.empty((len(PARAMETERS), N))
-    x[P["ph"]] = 7.2 + 0.01 * rng.standard_normal(N)
-    x[P["turbidity_ntu"]] = 0.2 + 0.003 * rng.standard_normal(N)
-    x[P["free_chlorine_mgl"]] = 0.6 * (1 + 0.004 * rng.standard_normal(N))
-    x[P["conductivity_uscm"]] = 200.0 + 0.1 * rng.standard_normal(N)
-    x[P["temperature_c"]] = 27.0 + 0.05 * rng.standard_normal(N)
-    x[P["pressure_bar"]] = 2.5 + 0.02 * rng.standard_normal(N)
-    x[P["flow_m3h"]] = 300.0 + 3.0 * rng.standard_normal(N)
-    recouple(x)
-    x[P["orp_mv"]] += 2.0 * rng.standard_normal(N)
-    return x
-
-
-def recouple(x: np.ndarray) -> None:
-    cl, ph = x[P["free_chlorine_mgl"]], x[P["ph"]]
-    x[P["orp_mv"]] = 650.0 + 90.0 * np.log10(cl / 0.5) - 40.0 * (ph - 7.2)
+from tests.support.water import N, P, T, clean, recouple
 
 
 def run(x: np.ndarray, config: FaultConfig | None = None):  # type: ignore[no-untyped-def]

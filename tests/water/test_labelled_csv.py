@@ -4,13 +4,20 @@ an unnamed index column, local times, NA cells, TRUE/FALSE labels."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench import eval_water
 from citysense.water_csv import WaterCsvError, read_water_csv
+from testkit.station_b import station_b
+
+ROOT = Path(__file__).resolve().parents[2]
+# The rows the evaluation prints and writes (bench/eval_water.py).
+OURS = "ours: water-quality event alerts of the live engine (tuned on first half)"
+OURS_DETECTOR = "ours: the engine's detector before confirmation and fault hold-back"
 
 HEADER = '"","Time","Tp","Cl","pH","Redox","Leit","Trueb","Cl_2","Fm","Fm_2","EVENT"\n'
 GECCO_MAP = {
@@ -108,41 +115,51 @@ def _made_up(path: Path, n: int, events: list[tuple[int, int]]) -> None:
     path.write_text("".join(lines))
 
 
-def test_eval_entry_point_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def eval_water(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`make eval-water-real`'s program with these arguments, as a separate process."""
+    command = [sys.executable, "-m", "bench.eval_water", *argv]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_eval_entry_point_runs_end_to_end(tmp_path: Path) -> None:
     path, out = tmp_path / "gecco.csv", tmp_path / "figures.json"
     _made_up(path, 1200, [(300, 325), (450, 470), (900, 925), (1050, 1075)])
     argv = ["--csv", str(path), "--time-col", "Time", "--label-col", "EVENT", "--timezone", "Europe/Berlin"]
     for source, param in GECCO_MAP.items():
         argv += ["--map", f"{source}={param}"]
     argv += ["--precision", "ph=0.01", "--precision", "orp_mv=1", "--json", str(out)]
-    assert eval_water.main(argv) == 0
-    printed = capsys.readouterr().out
-    assert eval_water.OURS in printed
-    assert eval_water.OURS_DETECTOR in printed
+    run = eval_water(argv)
+    assert run.returncode == 0, run.stderr
+    printed = run.stdout
+    assert OURS in printed
+    assert OURS_DETECTOR in printed
     assert "CANARY-style MVNN+BED, shipped settings" in printed
     figures = json.loads(out.read_text())
-    ours = figures[eval_water.OURS]
+    ours = figures[OURS]
     assert ours["events"] == 2  # the second half's
     assert ours["event_recall"] == 1.0
     assert ours["f1"] > 0.5
 
 
-def test_eval_entry_point_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_entry_point_refuses_bad_input(tmp_path: Path) -> None:
     missing = tmp_path / "absent.csv"
-    assert eval_water.main(["--csv", str(missing), "--time-col", "Time", "--label-col", "EVENT"]) == 2
-    assert "no such file" in capsys.readouterr().err
+    run = eval_water(["--csv", str(missing), "--time-col", "Time", "--label-col", "EVENT"])
+    assert run.returncode == 2
+    assert "no such file" in run.stderr
     path = tmp_path / "gecco.csv"
     _made_up(path, 50, [])
     base = ["--csv", str(path), "--time-col", "Time", "--label-col", "EVENT", "--map", "pH=ph"]
-    assert eval_water.main([*base, "--precision", "ph=-1"]) == 2
-    assert "--precision" in capsys.readouterr().err
-    assert eval_water.main([*base[:-2], "--map", "Tp=temperature_c"]) == 2
-    assert "quality parameter" in capsys.readouterr().err
+    run = eval_water([*base, "--precision", "ph=-1"])
+    assert run.returncode == 2
+    assert "--precision" in run.stderr
+    run = eval_water([*base[:-2], "--map", "Tp=temperature_c"])
+    assert run.returncode == 2
+    assert "quality parameter" in run.stderr
 
 
 def test_station_b_real_data_is_in_the_repository() -> None:
     """The evaluation's real series (tests/data/README.md) loads from a fresh clone, in SI units."""
-    params, t, values, events, faults = eval_water.station_b(seed=1, events=3, faults=1)
+    params, t, values, events, faults = station_b(seed=1, events=3, faults=1)
     assert len(t) == 7200
     assert np.all(np.diff(t.astype("datetime64[s]").astype(np.int64)) > 0)
     temperature = values[params.index("temperature_c")]

@@ -1,4 +1,4 @@
-"""The live engine gives its recorded outputs (tests/water/live_recording.py): the same flags,
+"""The live engine gives its recorded outputs (tests/support/live_recording.py): the same flags,
 detector outputs, evidence, alert conditions and transitions on a seeded firmware-sim history
 with events, sensor faults and a maintenance window, at the worker's wake-up size, in uneven
 calls and in one call (a catch-up, a replay)."""
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.water.live_recording import observe, recorded
+from tests.support.live_recording import observe, recorded
 
 
 @pytest.fixture(scope="module")

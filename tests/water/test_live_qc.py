@@ -18,8 +18,8 @@ from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
 from analytics.water.live_qc import ContextQc, evaluate, trimmed
 from analytics.water.qc import combine, qc_tests
 from analytics.water.qc_config import QcConfig, default_qc_config
-from bench.eval_water_sim import simulate
-from tests.water.test_qc import SHORT
+from testkit.water_sim import simulate
+from tests.support.water import SHORT
 
 NAMES = ["ph", "turbidity_ntu", "toc_mgl"]  # the last without QC thresholds
 FIELDS = ("gross_range", "spike", "rate_of_change", "flat_line", "flags")

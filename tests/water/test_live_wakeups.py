@@ -9,7 +9,7 @@ from citysense_sim.episodes import EpisodeClass, EpisodePlan
 from analytics.water.alerts import AlertKind
 from analytics.water.live import LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
-from bench.eval_water_sim import simulate
+from testkit.water_sim import simulate
 
 CONFIG = LiveConfig(qc=default_qc_config())
 

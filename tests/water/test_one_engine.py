@@ -17,20 +17,15 @@ import pytest
 from citysense_sim.episodes import EpisodePlan
 
 from analytics.water.live import PARAMETERS
-from bench.eval_water_sim import simulate
 from citysense.cli import main
 from ingest.workers.water import WaterWorker, WaterWorkerConfig
-from tests.helpers import register
-from tests.water.test_worker import insert
+from testkit.water_sim import simulate
+from tests.support.helpers import register
+from tests.support.water import insert
 
 pytestmark = pytest.mark.anyio
 
 DEVICE = "wq-engine"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,10 @@ import psycopg
 import pytest
 
 from analytics.water.profiles import ProfileError, load, parse
-from tests.helpers import register
-from tests.water.test_worker import drain, insert, series, worker_on
+from tests.support.helpers import register
+from tests.support.water import drain, insert, series, worker_on
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def test_packaged_profiles_make_qcvn_tap_limits_the_default() -> None:

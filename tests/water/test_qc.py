@@ -11,6 +11,7 @@ from analytics.water.params import ALL_PARAMETERS
 from analytics.water.qc import in_windows, qc_flags, qc_tests
 from analytics.water.qc_config import QcConfigError, default_qc_config, qc_config_from_toml, qc_config_to_toml
 from devices.water import PARAMETERS
+from tests.support.water import SHORT
 
 CONFIG = default_qc_config()
 T0 = np.datetime64("2026-01-01T00:00:00", "s")
@@ -114,40 +115,6 @@ def test_worst_wins(flags: list[int]) -> None:
     assert int(worst(*flags)) == max(flags)
     if MISSING in flags:
         assert int(worst(*flags)) == MISSING
-
-
-SHORT = qc_config_from_toml(
-    # Flat-line spans of minutes, two cadence classes: every test and both flat-line paths
-    # (few readings, many readings) within a few hundred readings.
-    """
-[ph]
-sensor_span = [0.0, 14.0]
-plausible_span = [5.0, 10.0]
-rate_per_s = 0.002
-flat_tolerance = 0.001
-flat_suspect_s = 600
-flat_fail_s = 1800
-[[ph.cadence]]
-max_step_s = 45
-spike_suspect = 0.3
-spike_fail = 1.0
-[[ph.cadence]]
-max_step_s = 3600
-spike_suspect = 0.5
-spike_fail = 1.5
-[turbidity_ntu]
-sensor_span = [0.0, 1000.0]
-plausible_span = [0.0, 50.0]
-rate_per_s = 0.0
-flat_tolerance = 0.01
-flat_suspect_s = 0
-flat_fail_s = 900
-[[turbidity_ntu.cadence]]
-max_step_s = 3600
-spike_suspect = 1.0
-spike_fail = 5.0
-"""
-)
 
 
 @settings(max_examples=80, deadline=None)

@@ -16,7 +16,7 @@ from analytics.water.stations import (
     stations_from_mapping,
     stations_to_toml,
 )
-from tests.water.test_faults import P, T, clean
+from tests.support.water import P, T, clean
 
 CONFIG = LiveConfig(qc=default_qc_config())
 

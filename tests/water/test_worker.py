@@ -3,100 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import numpy as np
 import psycopg
 import psycopg.conninfo
 import pytest
 
-from analytics.water.params import ALL_PARAMETERS
 from ingest.workers import water
 from ingest.workers.water import WaterWorker, WaterWorkerConfig
-from tests.helpers import register
-from tests.proxy import proxy
+from tests.support.helpers import register
+from tests.support.proxy import proxy
+from tests.support.water import T0, alerts, drain, insert, series, worker_on
 
 pytestmark = pytest.mark.anyio
-
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-NORMAL = {
-    "ph": 7.2,
-    "turbidity_ntu": 0.3,
-    "free_chlorine_mgl": 0.5,
-    "conductivity_uscm": 300.0,
-    "temperature_c": 28.0,
-    "orp_mv": 650.0,
-    "pressure_bar": 3.0,
-    "flow_m3h": 50.0,
-}
-NOISE = {
-    "ph": 0.02,
-    "turbidity_ntu": 0.01,
-    "free_chlorine_mgl": 0.01,
-    "conductivity_uscm": 2.0,
-    "temperature_c": 0.05,
-    "orp_mv": 3.0,
-    "pressure_bar": 0.02,
-    "flow_m3h": 1.0,
-}
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def series(n: int, step_s: float = 60.0, seed: int = 1, start: datetime = T0) -> list[dict[str, object]]:
-    """n normal readings, one every step_s."""
-    rng = np.random.default_rng(seed)
-    out: list[dict[str, object]] = []
-    for i in range(n):
-        row: dict[str, object] = {"time": start + timedelta(seconds=i * step_s)}
-        for p in ALL_PARAMETERS:
-            row[p] = round(NORMAL[p] + NOISE[p] * float(rng.standard_normal()), 4)
-        out.append(row)
-    return out
-
-
-def insert(db: str, device: str, rows: Sequence[dict[str, object]]) -> None:
-    """As the ingester stores them: flags 2 (not evaluated), 9 where missing."""
-    cols = ", ".join(("device_id", "time", *ALL_PARAMETERS))
-    qc = ", ".join(f"{p}_qc" for p in ALL_PARAMETERS)
-    flags = ", ".join(f"CASE WHEN %({p})s::float8 IS NULL THEN 9 ELSE 2 END" for p in ALL_PARAMETERS)
-    values = ", ".join(f"%({p})s" for p in ("device_id", "time", *ALL_PARAMETERS))
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.cursor().executemany(
-            f"INSERT INTO water_readings ({cols}, {qc}) VALUES ({values}, {flags})",
-            [{"device_id": device, **{p: None for p in ALL_PARAMETERS}, **r} for r in rows],
-        )
-
-
-@asynccontextmanager
-async def worker_on(db: str) -> AsyncIterator[WaterWorker]:
-    """A worker as `citysense analyze` runs it, one wake-up at a time."""
-    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
-        yield WaterWorker(conn, WaterWorkerConfig(max_rows=5000))
-
-
-async def drain(worker: WaterWorker) -> None:
-    """Run wake-ups until nothing new is left."""
-    for _ in range(100):
-        if await worker.tick() == 0:
-            return
-    raise AssertionError("the worker did not catch up")
-
-
-def alerts(
-    db: str, kind: str | None = None
-) -> list[tuple[str, str, datetime, datetime | None, dict[str, object]]]:
-    with psycopg.connect(db) as conn:
-        return conn.execute(
-            "SELECT kind, subject_id, opened_at, cleared_at, evidence FROM alerts"
-            " WHERE %(k)s::text IS NULL OR kind = %(k)s ORDER BY alert_id",
-            {"k": kind},
-        ).fetchall()
 
 
 def flags(db: str, device: str) -> list[tuple[datetime, int, int]]:

@@ -8,15 +8,10 @@ from datetime import datetime, timedelta
 import psycopg
 import pytest
 
-from tests.helpers import register
-from tests.water.test_worker import T0, alerts, drain, insert, series, worker_on
+from tests.support.helpers import register
+from tests.support.water import T0, alerts, drain, insert, series, worker_on
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def _up(db: str, *stretches: tuple[float, float]) -> None:

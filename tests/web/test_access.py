@@ -17,7 +17,7 @@ from api.app import create_app
 from api.auth import SESSION_COOKIE, Role, role_name
 from api.state import ApiConfig
 from citysense.cli import main
-from tests.web.fixtures import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
+from tests.support.web_rows import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
 
 
 @pytest.fixture

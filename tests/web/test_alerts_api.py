@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.state import ApiConfig
-from tests.web.fixtures import NOW, PASSWORD, add_alert, add_users
+from tests.support.web_rows import NOW, PASSWORD, add_alert, add_users
 
 
 @pytest.fixture

@@ -4,62 +4,14 @@ every page go to test-artifacts/."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from api.state import ApiConfig
-from tests.web.browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, chromium_missing, serve
-from tests.web.fixtures import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
-
-TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    reason = chromium_missing()
-    if reason:
-        pytest.skip(reason)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def site(db: str) -> Iterator[str]:
-    add_users(db)
-    add_station_with_readings(db)
-    add_route(db)
-    with serve(ApiConfig(db)) as url:
-        yield url
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Asia/Ho_Chi_Minh"
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    pg = context.new_page()
-    yield pg
-    context.close()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def login(page: Page, site: str, user: str, then: str = "/water") -> None:
-    page.goto(f"{site}/login?next={then}")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("#submit")
-    page.wait_for_url(f"{site}{then}*")
+from tests.support.browser import login, shot
+from tests.support.web_rows import add_alert
 
 
 def test_water_staff_acknowledge_an_alert(site: str, page: Page, db: str) -> None:

@@ -4,41 +4,17 @@ Vietnamese, and station states on the overview and the stations page."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from psycopg.types.json import Jsonb
 
-from api.state import ApiConfig
-from tests.web.browser import CHROMIUM, LAUNCH_ARGS, chromium_missing, serve
-from tests.web.fixtures import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
-from tests.web.test_browser import TIMEOUT_MS, shot
+from tests.support.browser import TIMEOUT_MS, shot
+from tests.support.web_rows import PASSWORD, add_alert
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    reason = chromium_missing()
-    if reason:
-        pytest.skip(reason)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def site(db: str) -> Iterator[str]:
-    add_users(db)
-    add_station_with_readings(db)
-    add_route(db)
-    with serve(ApiConfig(db)) as url:
-        yield url
 
 
 def page_in(browser: Browser, lang: str) -> Page:

@@ -10,9 +10,8 @@ from playwright.sync_api import Page, expect
 
 from api.ratelimit import LoginLimit
 from api.state import ApiConfig
-from tests.web.browser import serve
-from tests.web.fixtures import PASSWORD, add_users
-from tests.web.test_browser import browser, page, shot  # noqa: F401  (fixtures)
+from tests.support.browser import serve, shot
+from tests.support.web_rows import PASSWORD, add_users
 
 
 @pytest.fixture
@@ -22,7 +21,7 @@ def strict_site(db: str) -> Iterator[str]:
         yield url
 
 
-def test_the_login_page_says_when_to_try_again(strict_site: str, page: Page) -> None:  # noqa: F811
+def test_the_login_page_says_when_to_try_again(strict_site: str, page: Page) -> None:
     page.goto(f"{strict_site}/login?next=/water")
     for _ in range(2):
         page.fill("#username", "mai")

@@ -12,13 +12,13 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.web.test_browser import TIMEOUT_MS, browser, login, shot, site  # noqa: F401  (fixtures)
+from tests.support.browser import TIMEOUT_MS, login, shot
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @pytest.fixture
-def paris(browser: Browser) -> Iterator[Page]:  # noqa: F811
+def paris(browser: Browser) -> Iterator[Page]:
     """A browser in another time zone: the page must still read and show Asia/Ho_Chi_Minh times."""
     context = browser.new_context(
         viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Europe/Paris"
@@ -49,7 +49,7 @@ def windows(db: str) -> list[tuple[str, datetime, datetime, str, str, str]]:
         ).fetchall()
 
 
-def test_water_staff_enter_end_and_delete_windows(site: str, paris: Page, db: str) -> None:  # noqa: F811
+def test_water_staff_enter_end_and_delete_windows(site: str, paris: Page, db: str) -> None:
     page = paris
     login(page, site, "mai")
     page.click('nav a[href="/water/maintenance"]')
@@ -125,7 +125,7 @@ def test_water_staff_enter_end_and_delete_windows(site: str, paris: Page, db: st
     page.click("#lang-switch")
 
 
-def test_others_only_read_windows(site: str, paris: Page, db: str) -> None:  # noqa: F811
+def test_others_only_read_windows(site: str, paris: Page, db: str) -> None:
     add_ongoing(db, "pump", "mai")
     paris.goto(f"{site}/water/maintenance")
     paris.wait_for_url(f"{site}/login*")  # windows name the staff: a login is needed

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.web.headway_fixture import add_bunched_buses
-from tests.web.test_browser import browser, login, page, shot, site  # noqa: F401  (fixtures)
+from tests.support.browser import login, shot
+from tests.support.headway_rows import add_bunched_buses
 
 
-def test_headway_chart_marks_bunching(site: str, page: Page, db: str) -> None:  # noqa: F811
+def test_headway_chart_marks_bunching(site: str, page: Page, db: str) -> None:
     add_bunched_buses(db)
     login(page, site, "tuan", then="/transit/performance")
     page.select_option("#route", "R1")
@@ -42,7 +42,7 @@ def test_headway_chart_marks_bunching(site: str, page: Page, db: str) -> None:  
     page.click("#lang-switch")
 
 
-def test_a_day_without_headways_says_so(site: str, page: Page) -> None:  # noqa: F811
+def test_a_day_without_headways_says_so(site: str, page: Page) -> None:
     page.goto(f"{site}/transit/performance?route=R1&date=2020-01-06")
     expect(page.locator("#headways #no-headways")).to_have_text("No headways observed on this day.")
     expect(page.locator("#bunching-rows")).to_contain_text("No bunching.")

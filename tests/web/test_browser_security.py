@@ -11,9 +11,8 @@ import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
 from api.state import ApiConfig
-from tests.web.browser import serve
-from tests.web.fixtures import PASSWORD, add_route, add_station_with_readings, add_users
-from tests.web.test_browser import browser, page, shot  # noqa: F401  (fixtures)
+from tests.support.browser import serve, shot
+from tests.support.web_rows import PASSWORD, add_route, add_station_with_readings, add_users
 
 # `next` values that a prefix test lets through but a browser follows to another host.
 HOSTILE = [
@@ -37,7 +36,7 @@ def site(db: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def watched(page: Page, site: str) -> tuple[Page, list[str], list[str]]:  # noqa: F811
+def watched(page: Page, site: str) -> tuple[Page, list[str], list[str]]:
     """The page, the URLs it asked of other hosts (refused), and CSP violations it reported."""
     outside: list[str] = []
     violations: list[str] = []

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.state import ApiConfig
 from ingest.schema import Engine
-from tests.web.browser import serve
-from tests.web.fixtures import NOW, PASSWORD, add_route, add_station_with_readings, add_users
+from tests.support.browser import serve
+from tests.support.web_rows import NOW, PASSWORD, add_route, add_station_with_readings, add_users
 
 READINGS = "/api/v1/water/stations/wq-1/readings"
 MAINTENANCE = "/api/v1/water/stations/wq-1/maintenance"

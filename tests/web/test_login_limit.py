@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.ratelimit import LoginLimit
 from api.state import ApiConfig
-from tests.web.browser import serve
-from tests.web.fixtures import PASSWORD, add_users
+from tests.support.browser import serve
+from tests.support.web_rows import PASSWORD, add_users
 
 LOGIN = "/api/v1/auth/login"
 

@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.state import ApiConfig
-from tests.web.browser import serve
-from tests.web.fixtures import PASSWORD, USERS, add_alert, add_route, add_station_with_readings, add_users
+from tests.support.browser import serve
+from tests.support.web_rows import PASSWORD, USERS, add_alert, add_route, add_station_with_readings, add_users
 
 # Examples per operation and caller: enough to reach every parameter's edges, few enough that the
 # whole walk (about 25 operations, four callers, then invalid requests as admin) takes a minute or two.

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.state import ApiConfig
-from tests.web.fixtures import PASSWORD, add_users
-from tests.web.processes import api_process
+from tests.support.processes import api_process
+from tests.support.web_rows import PASSWORD, add_users
 
 LOGIN = "/api/v1/auth/login"
 

@@ -4,7 +4,7 @@ oracle of tests/water/test_live_equivalence.py.
 The recording (tests/water/data/live_recorded.json.gz) is the engine's output, reading by
 reading: final QC flags, the detector's probability and event, which values were evidence,
 where each alert kind's condition held, and the alert transitions with their evidence. It is
-written by `python -m tests.water.live_recording` and never by a test: a change of behaviour
+written by `python -m tests.support.live_recording` and never by a test: a change of behaviour
 shows as a failing test, and recording it again is a deliberate step whose diff is reviewed.
 """
 
@@ -22,9 +22,9 @@ from citysense_sim.episodes import EpisodePlan
 from analytics.water.alerts import AlertKind
 from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
-from bench.eval_water_sim import simulate
+from testkit.water_sim import simulate
 
-RECORDING = Path(__file__).parent / "data" / "live_recorded.json.gz"
+RECORDING = Path(__file__).resolve().parents[1] / "water" / "data" / "live_recorded.json.gz"
 CONFIG = LiveConfig(qc=default_qc_config())
 
 

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.web.browser import _free_port
+from tests.support.browser import _free_port
 
 
 @contextmanager

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from playwright.sync_api import Page
 
 from api.app import create_app
 from api.state import ApiConfig
+from tests.support.web_rows import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_MS = 10_000
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # As root Chromium needs --no-sandbox; the rest keep it from calling home during tests.
 LAUNCH_ARGS = [
@@ -69,3 +72,17 @@ def serve(config: ApiConfig | FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def shot(page: Page, name: str) -> None:
+    """A full-page screenshot into test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def login(page: Page, site: str, user: str, then: str = "/water") -> None:
+    page.goto(f"{site}/login?next={then}")
+    page.fill("#username", user)
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(f"{site}{then}*")

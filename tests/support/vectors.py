@@ -13,7 +13,7 @@ from typing import Any
 
 from devices.jsonwire import parse_rfc3339
 
-VECTOR_DIR = Path(__file__).parent / "vectors"
+VECTOR_DIR = Path(__file__).resolve().parents[1] / "vectors"
 FLOAT_TOLERANCE = 1e-6
 
 

@@ -1,7 +1,7 @@
 """Benchmark: matching and delays for batches of 5,000 fixes on the TriMet feed.
 
-Run: python -m tests.transit.bench_transit [REPEAT] (or `make bench-transit`).
-A batch is made of runs of consecutive fixes of simulated buses (tests/transit/tracegen.py), each run
+Run: python -m bench.bench_transit [REPEAT] (or `make bench-transit`).
+A batch is made of runs of consecutive fixes of simulated buses (testkit/tracegen.py), each run
 under its own vehicle id: 5,000 vehicles x 1 fix is a live batch of a large fleet, 100 x 50 a backlog.
 Each figure is the median and the best of REPEAT runs (after one warm-up run), wall time and CPU time
 of this process: on a shared machine the CPU time is the work itself, the wall time adds the waits for
@@ -17,8 +17,6 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
-from pathlib import Path
 
 import numpy as np
 import shapely
@@ -28,9 +26,9 @@ from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.matching import Fixes, MatchConfig, VehicleState, match_fixes, step_times
 from analytics.transit.schedule import stop_events
 from bench.machine import cpu_model
-from tests.transit.tracegen import generate
+from testkit.data import TRIMET, TRIMET_DAY
+from testkit.tracegen import generate
 
-TRIMET = Path(__file__).resolve().parents[1] / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
 BATCH = 5000
 REPEAT = 21
 
@@ -83,7 +81,7 @@ def main() -> None:
     feed = load_feed(TRIMET)
     index = build_trip_index(feed)
     t_index = time.perf_counter() - t0
-    tr = generate(feed, date(2018, 2, 6), seed=1)
+    tr = generate(feed, TRIMET_DAY, seed=1)
     rng = np.random.default_rng(0)
     print(f"machine: nproc {os.cpu_count()}, {cpu_model()}, Python {platform.python_version()}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

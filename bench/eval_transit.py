@@ -1,6 +1,6 @@
 """Evaluation of trip assignment, delays and ETAs against simulated ground truth on the TriMet feed.
 
-Run: python -m tests.transit.eval_transit [PERIOD_S [GPS_SIGMA_M [FEED.zip YYYY-MM-DD]]] (or `make eval`,
+Run: python -m bench.eval_transit [PERIOD_S [GPS_SIGMA_M [FEED.zip YYYY-MM-DD]]] (or `make eval`,
 the TriMet feed's 2018-02-06 service, fixes every 30 s, 8 m noise). Deterministic: fixed seeds.
 History: `HISTORY_DAYS` simulated days, matched without trip_id, their stop events train the travel-time
 model. Test: `TEST_DAYS` other simulated days, fixes without trip_id. ETAs are made from every in-service
@@ -22,10 +22,9 @@ from analytics.transit.gtfs import Feed, load_feed
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.matching import Fixes, match_fixes
 from analytics.transit.schedule import StopEvents, stop_events
-from tests.transit.tracegen import Trace, generate
+from testkit.data import TRIMET, TRIMET_DAY
+from testkit.tracegen import Trace, generate
 
-TRIMET = Path(__file__).resolve().parents[1] / "data" / "gtfs" / "trimet-vermont-2018-02-06.zip"
-DAY = date(2018, 2, 6)
 HISTORY_DAYS = range(100, 110)
 TEST_DAYS = range(1, 6)
 HORIZONS = ((0, 3), (3, 6), (6, 10), (10, 15), (15, 30))
@@ -101,7 +100,9 @@ def _score(
     return out
 
 
-def evaluate(period_s: float = 30.0, sigma_m: float = 8.0, feed_path: Path = TRIMET, day: date = DAY) -> str:
+def evaluate(
+    period_s: float = 30.0, sigma_m: float = 8.0, feed_path: Path = TRIMET, day: date = TRIMET_DAY
+) -> str:
     feed = load_feed(feed_path)
     index = build_trip_index(feed)
     model = _history(feed, index, day, period_s, sigma_m)

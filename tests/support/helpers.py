@@ -1,10 +1,10 @@
-"""Small helpers the tests share: publishing, polling, registering devices."""
+"""Small helpers the tests share: publishing, registering devices, counting rows, polling from async
+tests, reading a URL."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,6 +16,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from citysense.settings import MqttUrl
+from testkit.polling import wait_until
 
 T = TypeVar("T")
 
@@ -50,18 +51,8 @@ def count(database_url: str, query: str) -> int:
     return int(row[0]) if row else 0
 
 
-def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s (last: {value!r})")
-        time.sleep(0.05)
-
-
 async def await_until(check: Callable[[], T], limit: float = 10.0, what: str = "condition") -> T:
+    """testkit.polling.wait_until off the event loop, for async tests."""
     return await asyncio.to_thread(wait_until, check, limit, what)
 
 

