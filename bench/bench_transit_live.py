@@ -27,6 +27,7 @@ import psycopg
 from bench.machine import machine
 from bench.scratch import scratch_database
 from testkit import services
+from testkit.polling import wait_until
 
 
 def move_buses(url: str, buses: int, stop: threading.Event) -> None:
@@ -86,7 +87,7 @@ def main() -> int:
             env=env, cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
         try:
-            services.wait_for(lambda: services.port_open("127.0.0.1", port), 30, "the API")
+            wait_until(lambda: services.port_open("127.0.0.1", port), 30, "the API")
             # One request: the collection must hold every bus.
             warm: list[float] = []
             client(port, 20, warm, time.monotonic() + 30)
