@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from ingest.schema import LATEST
+from storage.schema import LATEST
 from testkit.polling import wait_until
 from tests.support.helpers import count, publish, register
 

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ingest.schema import Engine
+from storage.schema import Engine
 from testkit.polling import wait_until
 from testkit.services import free_port, mosquitto_process, port_open
 from tests.support.helpers import http_get, publish

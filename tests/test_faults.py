@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from citysense.settings import MqttUrl
-from ingest.schema import Engine, migrate
+from storage.schema import Engine, migrate
 from testkit import services
 from testkit.polling import wait_until
 from tests.support.faults import IngesterProcess, Stream, healthy, stored

@@ -10,8 +10,8 @@ import threading
 import tty
 from pathlib import Path
 
-from devices.gateway import Backoff, GatewaySettings, MqttSettings
 from devices.lines import LineFormat
+from gateway.reader import Backoff, GatewaySettings, MqttSettings
 
 FAST = Backoff(initial=0.1, maximum=0.5)
 

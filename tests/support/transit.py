@@ -13,9 +13,9 @@ import numpy as np
 import psycopg
 
 from analytics.transit.gtfs import Feed, _make_shape, load_feed
-from ingest.gtfs_store import import_feed
-from ingest.workers.transit import TRANSIT_CHANNEL, TransitWorker
+from storage.gtfs_store import import_feed
 from testkit.tracegen import Trace, generate
+from workers.transit import TRANSIT_CHANNEL, TransitWorker
 
 
 def import_danang(database_url: str, zip_path: Path) -> int:

@@ -13,7 +13,7 @@ import psycopg
 from analytics.water.live import PARAMETERS
 from analytics.water.params import ALL_PARAMETERS
 from analytics.water.qc_config import qc_config_from_toml
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
+from workers.water import WaterWorker, WaterWorkerConfig
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -19,11 +19,11 @@ from analytics.transit.gtfsrt import parse_feed
 from analytics.transit.index import build_trip_index
 from api.app import create_app
 from api.state import ApiConfig
-from ingest.workers import transit
 from tests.support.gtfsrt_rules import check_feed
 from tests.support.helpers import await_until, count, register
 from tests.support.ingester import config, running
 from tests.support.transit import import_danang
+from workers import transit
 
 pytestmark = pytest.mark.anyio
 

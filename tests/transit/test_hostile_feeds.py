@@ -27,7 +27,7 @@ from analytics.transit.gtfs import Feed, GTFSError, load_feed
 from analytics.transit.gtfs_zip import ZipLimits
 from analytics.transit.index import build_trip_index, instances_between
 from analytics.transit.matching import Fixes, match_fixes
-from ingest.gtfs_store import prune_feeds
+from storage.gtfs_store import prune_feeds
 from tests.support.transit import stray_feed
 
 MINI = {

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from analytics.transit.gtfs import Feed
-from ingest.workers.transit import TransitWorker
 from tests.support.transit import LATE, drain, import_danang, late_bus_trace, live_trace, store
+from workers.transit import TransitWorker
 
 pytestmark = pytest.mark.anyio
 

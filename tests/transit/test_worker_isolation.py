@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from analytics.transit.gtfs import Feed
-from ingest.gtfs_store import import_feed
+from storage.gtfs_store import import_feed
 from testkit.polling import wait_until
 from tests.support.helpers import register
 from tests.support.transit import import_danang, stray_feed

@@ -19,11 +19,11 @@ from citysense_sim.episodes import EVENT_KINDS, EpisodeClass, EpisodePlan
 from citysense_sim.fleet import water_fleet
 
 from devices.water import PARAMETERS
-from ingest.workers import water
-from ingest.workers.water import WaterWorkerConfig
 from testkit.water_sim import Truth, simulate
 from tests.support.helpers import await_until, publish, register
 from tests.support.ingester import config, running
+from workers import water
+from workers.water import WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -18,10 +18,10 @@ from citysense_sim.episodes import EpisodePlan
 
 from analytics.water.live import PARAMETERS
 from citysense.cli import main
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
 from testkit.water_sim import simulate
 from tests.support.helpers import register
 from tests.support.water import insert
+from workers.water import WaterWorker, WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 

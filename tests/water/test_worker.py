@@ -9,11 +9,11 @@ import psycopg
 import psycopg.conninfo
 import pytest
 
-from ingest.workers import water
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
 from tests.support.helpers import register
 from tests.support.proxy import proxy
 from tests.support.water import T0, alerts, drain, insert, series, worker_on
+from workers import water
+from workers.water import WaterWorker, WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 
