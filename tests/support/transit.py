@@ -13,9 +13,10 @@ import numpy as np
 import psycopg
 
 from analytics.transit.gtfs import Feed, _make_shape, load_feed
+from storage.channels import TRANSIT_CHANNEL
 from storage.gtfs_store import import_feed
 from testkit.tracegen import Trace, generate
-from workers.transit import TRANSIT_CHANNEL, TransitWorker
+from workers.transit import TransitWorker
 
 
 def import_danang(database_url: str, zip_path: Path) -> int:

@@ -9,6 +9,7 @@ import psycopg
 import psycopg.conninfo
 import pytest
 
+from storage.channels import WATER_CHANNEL
 from tests.support.helpers import register
 from tests.support.proxy import proxy
 from tests.support.water import T0, alerts, drain, insert, series, worker_on
@@ -160,7 +161,7 @@ async def test_run_follows_notifications_and_stops(db: str) -> None:
     await asyncio.sleep(0.5)
     insert(db, "wq-1", series(20))
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("SELECT pg_notify('citysense_water', '')")
+        conn.execute("SELECT pg_notify(%s, '')", (WATER_CHANNEL,))
     for _ in range(100):
         if all(f == 1 for _, f, _ in flags(db, "wq-1")[1:-1]):
             break

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
+from storage.channels import TRANSIT_CHANNEL
 from tests.support.browser import login, shot
 from tests.support.web_rows import add_alert
 
@@ -110,7 +111,7 @@ def test_watch_a_bus_move(site: str, page: Page, db: str) -> None:
                        lon = EXCLUDED.lon, delay_s = EXCLUDED.delay_s, updated_at = clock_timestamp()""",
                 (lat, lon, delay),
             )
-            conn.execute("NOTIFY citysense_transit")
+            conn.execute("SELECT pg_notify(%s, '')", (TRANSIT_CHANNEL,))
 
     move(16.055, 108.16, 30)
     bus = page.locator('g.bus[data-vehicle="bus-7"]')
