@@ -20,7 +20,9 @@ configuration:
    it. Under MQTT 3.1.1 and 5. (`mosquitto_sub` cannot hold a message: libmosquitto sends the
    PUBACK before it calls the handler, lib/handle_publish.c.)
 3. Frame decoding. The same stream of MQTT 5 PUBLISH packets, in 64 KiB reads, decoded by
-   `ingest/mqttwire.py` and by the Rust-backed `mqtt5` package.
+   `ingest/mqttwire.py`, by the Rust-backed `mqtt5` package alone, and by `Mqtt5Parser` (the
+   ingester's parser with mqtt5 reading the frames; its drain is measured in part 1 too). Then
+   10,000 PUBLISH frames with a random-byte topic: does each decoder refuse them with an error?
 
 The libraries other than the runtime's own come from the `bench` extra (pyproject.toml).
 """
@@ -31,15 +33,18 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -482,6 +487,59 @@ def parse_rates(n: int, rounds: int) -> dict[str, Any]:
     return out
 
 
+def malformed_frames(n: int) -> list[bytes]:
+    """`n` MQTT 5 QoS 1 PUBLISH frames with random bytes for a topic (most not UTF-8), seeded."""
+    rng = random.Random(18)
+    frames = []
+    for i in range(n):
+        topic = rng.randbytes(rng.randint(1, 8))
+        body = struct.pack("!H", len(topic)) + topic + struct.pack("!H", i % 65535 + 1) + b"\x00{}"
+        frames.append(bytes([0x32]) + mqttwire._varint(len(body)) + body)
+    return frames
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null: a Rust panic prints its message there itself."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def malformed(n: int) -> dict[str, dict[str, int]]:
+    """How each decoder takes frames a broker should never send: decoded, refused with an error
+    (what the ingester turns into a dropped connection), or neither (anything else raised)."""
+    out: dict[str, dict[str, int]] = {}
+    frames = malformed_frames(n)
+    tally = {"decoded": 0, "refused": 0, "other": 0}
+    for frame in frames:
+        try:
+            mqttwire.Parser(v5=True).feed(frame)
+            tally["decoded"] += 1
+        except mqttwire.ProtocolError:
+            tally["refused"] += 1
+        except BaseException:  # counted: this is what is measured
+            tally["other"] += 1
+    out["mqttwire"] = tally
+    tally = {"decoded": 0, "refused": 0, "other": 0}
+    with quiet_stderr():
+        for frame in frames:
+            try:
+                mqtt5.read(memoryview(frame))
+                tally["decoded"] += 1
+            except (ValueError, IndexError):
+                tally["refused"] += 1
+            except BaseException:  # pyo3's PanicException derives from BaseException
+                tally["other"] += 1
+    out["mqtt5"] = tally
+    return out
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -531,6 +589,7 @@ def main() -> int:
         for name, runs in drains.items()
     }
     results["parse"] = parse_rates(n, max(rounds, 3))
+    results["malformed"] = malformed(10_000)
     results["load_average_end"] = load_average()
     print(json.dumps(results, indent=2))
     report(results)
@@ -562,6 +621,10 @@ def report(r: dict[str, Any]) -> None:
     inside = p["mqtt5_in_parser_median_per_s"]
     print(f"  Mqtt5Parser             {inside:>12,.0f} packets/s  {inside / p['mqttwire_median_per_s']:.2f}x "
           "(mqtt5 reading the frames into the ingester's own messages)")  # fmt: skip
+    for name, t in r["malformed"].items():
+        print(f"  {name}: of {sum(t.values()):,} PUBLISH frames with a random-byte topic, "
+              f"{t['decoded']:,} decoded, {t['refused']:,} refused with an error, "
+              f"{t['other']:,} raised something else")  # fmt: skip
 
 
 if __name__ == "__main__":
