@@ -63,10 +63,10 @@ bench-ingest: $(STAMP)
 # The raw drain rate of 100,000 queued QoS 1 messages by the ingester's MQTT client, gmqtt, paho-mqtt
 # (manual acknowledgement), aiomqtt and mosquitto_sub, when each sends its PUBACK, and PUBLISH
 # decoding by ingest/mqttwire.py beside the mqtt5 package (docs/ingest.md, The MQTT client).
-# MESSAGES=N changes the count.
-MESSAGES ?= 100000
+# `make bench-mqtt-clients BENCH_MESSAGES=N` changes the count.
+BENCH_MESSAGES ?= 100000
 bench-mqtt-clients: $(BENCH_STAMP)
-	$(BIN)/python -m bench.mqtt_clients --messages $(MESSAGES)
+	$(BIN)/python -m bench.mqtt_clients --messages $(BENCH_MESSAGES)
 
 # Plain PostgreSQL and TimescaleDB side by side: drain rate, bytes per reading before and after
 # compression, 100 stations' 30-day hourly query, one station's raw year (docs/benchmarks.md).
