@@ -65,7 +65,7 @@ from bench.mqttload import Publisher, water_payload
 from ingest import mqttwire
 from ingest.mqtt import BrokerConfig, MqttSource
 from ingest.service import IngestConfig, collect
-from tests import services
+from testkit import services
 
 DEVICES = [f"bench-{i:04d}" for i in range(200)]
 HOST = "127.0.0.1"
