@@ -30,9 +30,10 @@ from citysense_sim.water import Sonde
 from citysense_sim.wire import WATER_PARAMETERS
 
 from analytics.water.alerts import AlertKind
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.live import LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
+from devices.water import PARAMETERS
 
 GRACE_S = 1800.0  # the issue's target: detected within 30 minutes
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -51,7 +52,7 @@ class Truth:
 def simulate(
     stations: int, days: float, interval_s: float, seed: int, plan: EpisodePlan
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Truth]]:
-    """Per station (times (n,), values (P, n) in ALL_PARAMETERS order) and the truth episodes."""
+    """Per station (times (n,), values (P, n) in PARAMETERS order) and the truth episodes."""
     assert tuple(WATER_PARAMETERS) == tuple(PARAMETERS)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     truth: list[Truth] = []

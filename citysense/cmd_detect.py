@@ -20,7 +20,7 @@ import numpy as np
 
 from analytics.water.alerts import AlertKind
 from analytics.water.detect import rows_for
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig
+from analytics.water.live import AlertChange, LiveConfig
 from analytics.water.pipeline import SeriesResult, run_series
 from analytics.water.qc import seconds
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
@@ -35,6 +35,7 @@ from analytics.water.stations import StationConfig
 from analytics.water.tune import tune
 from citysense.progress import Progress
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv, write_detection_csv
+from devices.water import PARAMETERS
 
 # Readings per call of the engine: the progress bar moves between calls; results do not depend on it.
 _CHUNK = 1440

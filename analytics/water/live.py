@@ -41,16 +41,15 @@ from analytics.water.detect import (
 from analytics.water.faults import FaultConfig, Faults, instrument_faults
 from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
 from analytics.water.live_qc import ContextQc, evaluate, trimmed
-from analytics.water.params import ALL_PARAMETERS
 from analytics.water.qc import QcResult, cadence_s, usable
 from analytics.water.qc_config import QcConfig
 from analytics.water.stations import StationConfig, Stations
+from devices.water import PARAMETERS
 
 FloatArray = npt.NDArray[np.float64]
 # open: a new alert; escalate: its level rose; active: still active (last activity, evidence); clear.
 Change = Literal["open", "escalate", "active", "clear"]
 
-PARAMETERS = ALL_PARAMETERS
 # Failures of one parameter among this many recent readings make a sensor fault (sensor_fault_signal).
 _FAILURES_WINDOW = 10
 
@@ -58,7 +57,7 @@ _FAILURES_WINDOW = 10
 @dataclass(frozen=True, slots=True)
 class LiveConfig:
     qc: QcConfig
-    detector: DetectorConfig = field(default_factory=lambda: detector_for(ALL_PARAMETERS))
+    detector: DetectorConfig = field(default_factory=lambda: detector_for(PARAMETERS))
     compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
     # Instrument faults seen in the readings (decoupled chemistry, lone trends, spike bursts);
     # None: not checked.
@@ -105,7 +104,7 @@ class LiveConfig:
 
 @dataclass(slots=True)
 class StationTrack:
-    """What one station carries between calls. Arrays are (P, n) over ALL_PARAMETERS."""
+    """What one station carries between calls. Arrays are (P, n) over PARAMETERS."""
 
     times: FloatArray
     values: FloatArray
@@ -143,7 +142,7 @@ class AlertChange:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one call produced. Flags of the m readings to write: `flag_times` (m,) epoch seconds,
-    `flags` (P, m) per parameter in ALL_PARAMETERS order, `qc_flag` (m,) the row's worst flag.
+    `flags` (P, m) per parameter in PARAMETERS order, `qc_flag` (m,) the row's worst flag.
 
     `changes` are the alert transitions in reading order; of consecutive 'active' updates of one
     kind only the last is kept (the row keeps the last activity and the latest evidence).

@@ -30,11 +30,12 @@ from psycopg.rows import TupleRow
 from analytics.water.alerts import AlertKind, AlertState
 from analytics.water.downtime import platform_gaps
 from analytics.water.explain import explained
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
+from analytics.water.live import AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
 from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
+from devices.water import PARAMETERS
 from ingest.workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)

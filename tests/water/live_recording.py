@@ -20,9 +20,10 @@ import numpy as np
 from citysense_sim.episodes import EpisodePlan
 
 from analytics.water.alerts import AlertKind
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
 from bench.eval_water_sim import simulate
+from devices.water import PARAMETERS
 
 RECORDING = Path(__file__).parent / "data" / "live_recorded.json.gz"
 CONFIG = LiveConfig(qc=default_qc_config())

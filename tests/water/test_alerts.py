@@ -13,9 +13,10 @@ from analytics.water.alerts import (
     alert_step,
     alert_steps,
 )
-from analytics.water.live import PARAMETERS, LiveConfig
+from analytics.water.live import LiveConfig
 from analytics.water.pipeline import detector_for, run_series
 from analytics.water.qc_config import default_qc_config
+from devices.water import PARAMETERS
 
 POLICY = AlertPolicy(escalate_after_s=(600.0, 1800.0), clear_after_s=900.0)
 

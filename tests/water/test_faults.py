@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.water.faults import FaultConfig, instrument_faults
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance, instrument_checks
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
+from devices.water import PARAMETERS
 
 P = {p: i for i, p in enumerate(PARAMETERS)}
 N = 8 * 60  # eight hours of 1-minute readings

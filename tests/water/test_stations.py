@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analytics.water.alerts import AlertKind
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance, instrument_checks
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
 from analytics.water.stations import (
     StationConfig,
@@ -16,6 +16,7 @@ from analytics.water.stations import (
     stations_from_mapping,
     stations_to_toml,
 )
+from devices.water import PARAMETERS
 from tests.water.test_faults import P, T, clean
 
 CONFIG = LiveConfig(qc=default_qc_config())
