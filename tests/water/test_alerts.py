@@ -13,6 +13,7 @@ from analytics.water.alerts import (
     alert_step,
     alert_steps,
 )
+from analytics.water.evidence import FaultEvidence
 from analytics.water.live import LiveConfig
 from analytics.water.pipeline import detector_for, run_series
 from analytics.water.qc_config import default_qc_config
@@ -99,5 +100,6 @@ def test_flat_line_sensor_is_a_sensor_fault_not_a_water_quality_event() -> None:
     opened = [c for c in result.changes if c.change == "open"]
     # Stuck: the same value five readings in a row, where the analyser's readings seldom repeat.
     assert [(c.kind, c.time) for c in opened] == [(AlertKind.SENSOR_FAULT, result.times[604])]
-    assert opened[0].evidence["tests"] == {"free_chlorine_mgl": ["stuck"]}
+    assert isinstance(opened[0].evidence, FaultEvidence)
+    assert opened[0].evidence.tests == {"free_chlorine_mgl": ("stuck",)}
     assert not result.active[AlertKind.WATER_QUALITY_EVENT].any()
