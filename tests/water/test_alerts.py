@@ -8,8 +8,6 @@ from analytics.water.alerts import (
     AlertKind,
     AlertPolicy,
     AlertState,
-    Transition,
-    alert_series,
     alert_step,
     alert_steps,
 )
@@ -27,12 +25,18 @@ def test_one_alert_per_episode_escalates_and_clears() -> None:
     active = np.zeros(t.size, dtype=bool)
     active[5:40] = True
     active[12] = False  # a short quiet spell does not split the alert
-    moves = alert_series(AlertKind.WATER_QUALITY_EVENT, t, active, POLICY)
-    assert [(m.transition, m.severity, m.time) for m in moves] == [
-        (Transition.OPEN, 1, 300.0),
-        (Transition.ESCALATE, 2, 900.0),
-        (Transition.ESCALATE, 3, 2100.0),
-        (Transition.CLEAR, 0, 39 * 60.0 + 900.0),
+    step = alert_steps(POLICY, AlertState.empty(1), t, active[None])
+    moves = [
+        (name, int(step.severity[0, i]), float(t[i]))
+        for i in range(t.size)
+        for name, mask in (("clear", step.cleared), ("open", step.opened), ("escalate", step.escalated))
+        if mask[0, i]
+    ]
+    assert moves == [
+        ("open", 1, 300.0),
+        ("escalate", 2, 900.0),
+        ("escalate", 3, 2100.0),
+        ("clear", 0, 39 * 60.0 + 900.0),
     ]
 
 
