@@ -18,9 +18,6 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from analytics.water.live import LiveConfig
-from analytics.water.qc_config import default_qc_config, qc_config_from_toml
-from analytics.water.settings import settings_from_toml
 from citysense.progress import Progress
 from citysense.settings import (
     ConfigError,
@@ -30,6 +27,7 @@ from citysense.settings import (
     redact_error,
 )
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv
+from citysense.water_files import live_config
 from devices.topics import DEVICE_ID
 from devices.water import WaterReading
 from ingest.fates import Fates
@@ -99,15 +97,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-
-
-def live_config(qc_path: Path | None, settings_path: Path | None) -> LiveConfig:
-    """The live engine's configuration from a QC file and a settings file (either optional); a
-    file that cannot be read or parsed raises ValueError (QcConfigError, SettingsError) or OSError."""
-    qc = default_qc_config() if qc_path is None else qc_config_from_toml(qc_path.read_text(encoding="utf-8"))
-    if settings_path is None:
-        return LiveConfig(qc=qc)
-    return settings_from_toml(settings_path.read_text(encoding="utf-8")).live_config(qc)
 
 
 async def _replay(
