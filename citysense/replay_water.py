@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from citysense.database import cannot_connect
 from citysense.progress import Progress
 from citysense.settings import (
     ConfigError,
     Settings,
     add_connection_options,
-    redact_database_url,
-    redact_error,
 )
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv
 from citysense.water_files import live_config
@@ -92,11 +91,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"citysense replay water: {exc}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:
-        print(
-            f"citysense replay water: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
-            file=sys.stderr,
-        )
-        return 1
+        return cannot_connect("citysense replay water", url, exc)
 
 
 async def _replay(
