@@ -4,6 +4,7 @@ PostgreSQL's jsonb too, and every shape of evidence the tests store reads."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -160,41 +161,11 @@ def test_evidence_comes_back_from_the_alerts_table_unchanged(
     assert transit.from_json(_transit_kind(transit_ev), stored[1][0]) == transit_ev  # type: ignore[index]
 
 
-# Every shape of evidence the tests put in the alerts table (tests/web, the worker tests), and the
-# empty object a row gets by default.
-STORED_SHAPES: list[tuple[str, dict[str, Any]]] = [
-    (
-        "water_quality_event",
-        {
-            "probability": 0.93,
-            "parameters": ["ph", "free_chlorine_mgl", "conductivity_uscm"],
-            "values": {"free_chlorine_mgl": 0.15, "conductivity_uscm": 340.0},
-            "moved": [
-                {
-                    "parameter": "free_chlorine_mgl",
-                    "direction": "down",
-                    "value": 0.15,
-                    "usual": 0.5,
-                    "change": -0.35,
-                    "spread": 0.01,
-                }
-            ],
-            "level": 1,
-            "last_active_at": "2026-11-27T02:55:00+00:00",
-        },
-    ),
-    (
-        "compliance_breach",
-        {
-            "parameters": ["free_chlorine_mgl"],
-            "values": {"free_chlorine_mgl": 0.12},
-            "limits": {"free_chlorine_mgl": [0.2, 1.0]},
-            "standard": "QCVN 01-1:2018/BYT",
-            "min_breach_s": 900,
-        },
-    ),
-    ("sensor_fault", {"parameters": ["ph"], "values": {"ph": 7.1}, "tests": {"ph": ["stuck"]}}),
-    ("compliance_breach", {"parameter": "free_chlorine_mgl", "value": 0.1, "limit": 0.2}),
+# Every shape of evidence the tests put in the alerts table: the web tests' (a made-up kind's read
+# as each kind), the shapes the workers leave (their tests check the stored keys), and the empty
+# object a row gets by default.
+WEB = json.loads((Path(__file__).parent / "web" / "alert_evidence.json").read_text())
+WORKERS: list[tuple[str, dict[str, Any]]] = [
     (
         "sensor_fault",
         {
@@ -207,7 +178,6 @@ STORED_SHAPES: list[tuple[str, dict[str, Any]]] = [
             "latest": {"parameters": ["pressure_bar"], "values": {}, "tests": {"pressure_bar": ["gap"]}},
         },
     ),
-    ("bus_delay", {"delay_s": 720, "trip_id": "T1", "route_id": "R1", "threshold_s": 300}),
     (
         "bus_bunching",
         {
@@ -223,7 +193,13 @@ STORED_SHAPES: list[tuple[str, dict[str, Any]]] = [
             "last_bunching_s": 1795748700.0,
         },
     ),
-    *((kind, {}) for kind in [*map(str, AlertKind), *transit.EVIDENCE]),
+]
+KINDS = [*map(str, AlertKind), *transit.EVIDENCE]
+STORED_SHAPES: list[tuple[str, dict[str, Any]]] = [
+    *((kind, data) for kind, data in WEB.items() if kind in KINDS),
+    *((kind, data) for kind in map(str, AlertKind) for k, data in WEB.items() if k not in KINDS),
+    *WORKERS,
+    *((kind, {}) for kind in KINDS),
 ]
 
 
