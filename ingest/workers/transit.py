@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, BunchingEvidence, to_json
+from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, BunchingEvidence, from_json, to_json
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import AlertConfig, LiveTransit, TransitAlertChange
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
@@ -154,18 +154,20 @@ class TransitWorker:
         of the last `rebuild_s` seconds (before the newest matched one), as the water worker rebuilds
         its alert states: after a restart an open episode is neither opened twice nor left open."""
         cur = await conn.execute(
-            "SELECT kind, subject_id, alert_id, extract(epoch FROM opened_at)::float8,"
-            " (evidence->>'last_bunching_s')::float8 FROM alerts"
+            "SELECT kind, subject_id, alert_id, extract(epoch FROM opened_at)::float8, evidence FROM alerts"
             " WHERE kind = ANY(%s) AND cleared_at IS NULL ORDER BY opened_at, alert_id",
             ([DELAY_KIND, BUNCHING_KIND],),
         )
         open_alerts: dict[tuple[str, str], tuple[int, float]] = {}
         duplicates: list[int] = []
-        for kind, subject, alert_id, opened, last_bunching in await cur.fetchall():
+        for kind, subject, alert_id, opened, stored in await cur.fetchall():
             if (kind, subject) in open_alerts:
                 duplicates.append(int(alert_id))  # one episode per subject: the first one stands
                 continue
-            open_alerts[(kind, subject)] = (int(alert_id), max(float(opened), last_bunching or 0.0))
+            ev = from_json(kind, stored)
+            bunched = ev.last_bunching_s if isinstance(ev, BunchingEvidence) else None
+            last = bunched if isinstance(bunched, float) else 0.0
+            open_alerts[(kind, subject)] = (int(alert_id), max(float(opened), last))
         if duplicates:
             log.warning("transit: closing %d duplicate open alert(s) %s", len(duplicates), duplicates)
             await conn.execute(
@@ -368,8 +370,9 @@ class TransitWorker:
                     )
 
     async def _note_bunching(self, cur: psycopg.AsyncCursor[Any], events: list[BunchingEvidence]) -> None:
-        """The last bunching of each route with an open episode goes into the alert's evidence: a restarted
-        worker clears the episode from then, not from its opening."""
+        """The last bunching of each route with an open episode goes into the alert's evidence
+        (BunchingEvidence.last_bunching_s), merged by the database so that it only moves forward: a
+        restarted worker clears the episode from then, not from its opening."""
         last: dict[str, float] = {}
         for ev in events:
             if ev.route_id is not None and ev.time is not None:
