@@ -14,8 +14,8 @@ from citysense.settings import (
     Settings,
     add_connection_options,
 )
-from ingest.partitions import maintain
-from ingest.schema import Engine, MigrationError, migrate
+from storage.partitions import maintain
+from storage.schema import Engine, MigrationError, migrate
 
 
 def register(subparsers: Any) -> None:

@@ -1,5 +1,5 @@
 """How the water analytics classes the measurement fields; the fields themselves are the wire
-format's (devices/water.py `PARAMETERS`, also the columns of `water_readings`)."""
+format's (devices/water.py `PARAMETERS`, docs/protocol.md; also the columns of `water_readings`)."""
 
 from __future__ import annotations
 
