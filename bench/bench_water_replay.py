@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.live import LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
 from bench.scratch import scratch_database
 from citysense import replay_water
 from citysense.cli import main as cli
+from devices.water import PARAMETERS
 from testkit import services
 from testkit.synthetic import inject
 

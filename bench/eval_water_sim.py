@@ -28,6 +28,7 @@ from citysense_sim.episodes import EpisodeClass, EpisodePlan
 from citysense_sim.fleet import water_fleet
 
 from analytics.water.alerts import AlertKind
+from analytics.water.evidence import FaultEvidence
 from analytics.water.live import LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
@@ -62,9 +63,8 @@ def run_live(
             for c in out.changes:
                 if c.change == "open":
                     opened[(device, c.kind)].append(c.time)
-                    if c.kind is AlertKind.SENSOR_FAULT:
-                        tests = c.evidence.get("tests", {})
-                        assert isinstance(tests, dict)
+                    if isinstance(c.evidence, FaultEvidence):
+                        tests = c.evidence.tests
                         what = sorted(f"{p}:{name}" for p, names in tests.items() for name in names)
                         fault_tests[device].append((c.time, ",".join(what)))
             for kind, times in out.active.items():

@@ -12,7 +12,7 @@ from citysense_sim.fleet import water_fleet
 from citysense_sim.water import Sonde
 from citysense_sim.wire import WATER_PARAMETERS
 
-from analytics.water.live import PARAMETERS
+from devices.water import PARAMETERS
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -30,7 +30,7 @@ class Truth:
 def simulate(
     stations: int, days: float, interval_s: float, seed: int, plan: EpisodePlan
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Truth]]:
-    """Per station (times (n,), values (P, n) in ALL_PARAMETERS order) and the truth episodes."""
+    """Per station (times (n,), values (P, n) in PARAMETERS order) and the truth episodes."""
     assert tuple(WATER_PARAMETERS) == tuple(PARAMETERS)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     truth: list[Truth] = []

@@ -20,8 +20,10 @@ import numpy as np
 from citysense_sim.episodes import EpisodePlan
 
 from analytics.water.alerts import AlertKind
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance
+from analytics.water.evidence import to_json
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
+from devices.water import PARAMETERS
 from testkit.water_sim import simulate
 
 RECORDING = Path(__file__).resolve().parents[1] / "water" / "data" / "live_recorded.json.gz"
@@ -44,7 +46,13 @@ def wakeups(n: int, sizes: list[int]) -> Iterator[slice]:
 
 
 def _change(c: AlertChange) -> dict[str, Any]:
-    return {"kind": str(c.kind), "change": c.change, "time": c.time, "level": c.level, "evidence": c.evidence}
+    return {
+        "kind": str(c.kind),
+        "change": c.change,
+        "time": c.time,
+        "level": c.level,
+        "evidence": {} if c.evidence is None else to_json(c.evidence),
+    }
 
 
 def observe(sizes: list[int]) -> dict[str, Any]:

@@ -14,10 +14,11 @@ from citysense_sim.episodes import EpisodePlan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.live import LiveConfig, StationTrack, advance
 from analytics.water.live_qc import ContextQc, evaluate, trimmed
 from analytics.water.qc import combine, qc_tests
 from analytics.water.qc_config import QcConfig, default_qc_config
+from devices.water import PARAMETERS
 from testkit.water_sim import simulate
 from tests.support.water import SHORT
 

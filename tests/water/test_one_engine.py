@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from citysense_sim.episodes import EpisodePlan
 
-from analytics.water.live import PARAMETERS
 from citysense.cli import main
+from devices.water import PARAMETERS
 from testkit.water_sim import simulate
 from tests.support.helpers import register
 from tests.support.water import insert
