@@ -13,6 +13,7 @@ import psycopg.conninfo
 import pytest
 
 from analytics.water.params import ALL_PARAMETERS
+from common.retry import Backoff
 from ingest.workers import water
 from ingest.workers.water import WaterWorker, WaterWorkerConfig
 from tests.helpers import register
@@ -260,7 +261,7 @@ async def test_run_survives_a_lost_database_connection(db: str) -> None:
         info.update(host="127.0.0.1", port=pg.port)
         via = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
         stop = asyncio.Event()
-        cfg = WaterWorkerConfig(poll_s=0.2, max_backoff_s=0.5, connect_timeout_s=2)
+        cfg = WaterWorkerConfig(poll_s=0.2, reconnect=Backoff(initial_s=0.5, max_s=0.5), connect_timeout_s=2)
         task = asyncio.create_task(water.run(via, stop, cfg))
         try:
             for _ in range(100):
