@@ -149,7 +149,7 @@ class Follower:
         if self.on_failure is not None:
             self.on_failure(exc)
         delay = self._delays.next()
-        log.warning("%s: database unavailable (%s); retrying in %.0f s", self.label, exc, delay)
+        log.warning("%s: database unavailable (%s); retrying in %.1f s", self.label, exc, delay)
         await self._delays.wait(delay, self.stop)
 
     async def _next_notification(self) -> bool | None:

@@ -165,3 +165,29 @@ def test_a_follower_needs_a_channel_and_a_poll_interval() -> None:
         Follower("postgresql://", [], poll_s=1.0)
     with pytest.raises(ValueError, match="poll_s"):
         Follower("postgresql://", CHANNELS, poll_s=0)
+
+
+async def test_work_that_fails_on_every_connection_still_backs_off(db: str) -> None:
+    # A connection alone is no success: only a wake-up handled without a failure resets the delays.
+    retry = Backoff(initial_s=0.01, max_s=0.05, max_attempts=4)
+    async with following(db, retry=retry) as (follower, failures):
+        for _ in range(3):
+            assert (await next_wake(follower)).connected
+            follower.failed(psycopg.OperationalError("refused again"))
+        assert (await next_wake(follower)).connected
+        follower.failed(psycopg.OperationalError("refused again"))
+        with pytest.raises(RetriesExhausted):
+            await next_wake(follower)
+        assert len(failures) == 4
+        assert follower.connects == 4
+
+
+async def test_a_wake_up_handled_without_failure_resets_the_delays(db: str) -> None:
+    retry = Backoff(initial_s=0.01, max_s=0.05, max_attempts=2)  # a second failure in a row ends it
+    async with following(db, poll_s=0.05, retry=retry) as (follower, failures):
+        assert (await next_wake(follower)).connected
+        for _ in range(5):
+            follower.failed(psycopg.OperationalError("lost once"))
+            assert (await next_wake(follower)).connected
+            assert await next_wake(follower) == Wake()  # handled: the next failure is a first again
+        assert len(failures) == 5
