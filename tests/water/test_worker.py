@@ -14,10 +14,10 @@ import pytest
 
 from analytics.water.params import ALL_PARAMETERS
 from common.retry import Backoff
-from ingest.workers import water
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
 from tests.helpers import register
 from tests.proxy import proxy
+from workers import water
+from workers.water import WaterWorker, WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 
