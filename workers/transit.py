@@ -51,7 +51,7 @@ class TransitConfig:
     # At start, stop visits (headways, bunching) are rebuilt from the matched fixes of this long.
     rebuild_s: float = 2 * 3600.0
     connect_timeout_s: float = 5.0
-    # Between reconnection attempts; the delay starts again from 1 s once a connection is made.
+    # Between reconnection attempts; from 1 s again once a wake-up went through (storage/listen.py).
     reconnect: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=30.0))
     match: MatchConfig = field(default_factory=MatchConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)

@@ -75,7 +75,7 @@ class WaterWorkerConfig:
     statement_timeout_s: float = 60.0
     work_mem_mb: int = 64  # PostgreSQL work_mem of a wake-up's transaction
     connect_timeout_s: float = 10.0
-    # Between reconnection attempts; the delay starts again from 1 s once a connection is made.
+    # Between reconnection attempts; from 1 s again once a wake-up went through (storage/listen.py).
     reconnect: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=30.0))
 
 
