@@ -26,9 +26,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.transit_data import LATEST_SELECT, LatestRow
 from common.retry import Backoff
-from ingest.writer import BUS_CHANNEL
+from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
 from storage.listen import Follower
-from workers.transit import TRANSIT_CHANNEL
 
 STREAM_BATCH = 5000  # rows read per query; more changed rows are read by the next one at once
 APPLICATION_NAME = "citysense-api-stream"

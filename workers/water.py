@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import psycopg
@@ -36,12 +36,12 @@ from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
 from common.retry import Backoff
+from storage.channels import WATER_CHANNEL
 from storage.listen import Follower
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "citysense_water"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KINDS = tuple(str(k) for k in AlertKind)
 # Severity text of the alerts table by level (1 on opening, rising with duration).
@@ -530,7 +530,7 @@ async def run(
     worker: WaterWorker | None = None
     async with Follower(
         database_url,
-        [CHANNEL],
+        [WATER_CHANNEL],
         poll_s=cfg.poll_s,
         retry=cfg.reconnect,
         stop=stop,
@@ -550,7 +550,7 @@ async def run(
                             database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
                         )
                         worker = WaterWorker(conn, cfg)
-                        log.info("water worker following %s", CHANNEL)
+                        log.info("water worker following %s", WATER_CHANNEL)
                     while not stop.is_set():
                         handled = await worker.tick()
                         health.ok()
@@ -568,3 +568,14 @@ async def _close(conn: psycopg.AsyncConnection[TupleRow] | None) -> None:
     if conn is not None:
         with contextlib.suppress(psycopg.Error, OSError):
             await conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class WaterService:
+    """The water worker as `citysense analyze` runs it (a `workers.Worker`), with its settings."""
+
+    config: WaterWorkerConfig = field(default_factory=WaterWorkerConfig)
+    name: ClassVar[str] = "water"
+
+    async def run(self, database_url: str, stop: asyncio.Event, health: WorkerHealth) -> None:
+        await run(database_url, stop, self.config, health)
