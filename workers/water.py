@@ -36,8 +36,10 @@ from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
+from common.retry import Backoff
 from devices.water import PARAMETERS
 from storage.channels import WATER_CHANNEL
+from storage.listen import Follower
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,8 @@ class WaterWorkerConfig:
     statement_timeout_s: float = 60.0
     work_mem_mb: int = 64  # PostgreSQL work_mem of a wake-up's transaction
     connect_timeout_s: float = 10.0
-    max_backoff_s: float = 30.0  # between reconnection attempts
+    # Between reconnection attempts; from 1 s again once a wake-up went through (storage/listen.py).
+    reconnect: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=30.0))
 
 
 def _us(t: datetime) -> int:
@@ -521,61 +524,48 @@ async def run(
     """
     cfg = config or WaterWorkerConfig()
     health = health or WorkerHealth("water")
-    delay = 1.0
-    while not stop.is_set():
+    conn: psycopg.AsyncConnection[TupleRow] | None = None
+    worker: WaterWorker | None = None
+    async with Follower(
+        database_url,
+        [WATER_CHANNEL],
+        poll_s=cfg.poll_s,
+        retry=cfg.reconnect,
+        stop=stop,
+        label="water worker",
+        application_name="citysense-water-listen",
+        connect_timeout_s=cfg.connect_timeout_s,
+        on_failure=health.failed,
+    ) as wakes:
         try:
-            await _follow(database_url, stop, cfg, health)
-            return
-        except psycopg.OperationalError as exc:
-            health.failed(exc)
-            log.warning("water worker: database unavailable (%s); retrying in %.0f s", exc, delay)
-        except psycopg.Error as exc:
-            raise WaterWorkerError(f"water worker: {exc}") from exc
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        delay = min(delay * 2, cfg.max_backoff_s)
+            async for wake in wakes:
+                try:
+                    if wake.connected or worker is None:
+                        # A new connection starts afresh: the stations' state is rebuilt from the database.
+                        await _close(conn)
+                        conn = worker = None
+                        conn = await psycopg.AsyncConnection.connect(
+                            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
+                        )
+                        worker = WaterWorker(conn, cfg)
+                        log.info("water worker following %s", WATER_CHANNEL)
+                    while not stop.is_set():
+                        handled = await worker.tick()
+                        health.ok()
+                        if handled < cfg.max_rows // 2:
+                            break  # else a backlog: carry on without waiting
+                except psycopg.OperationalError as exc:
+                    wakes.failed(exc)
+                except psycopg.Error as exc:
+                    raise WaterWorkerError(f"water worker: {exc}") from exc
+        finally:
+            await _close(conn)
 
 
-async def _follow(
-    database_url: str, stop: asyncio.Event, cfg: WaterWorkerConfig, health: WorkerHealth
-) -> None:
-    async with (
-        await psycopg.AsyncConnection.connect(
-            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
-        ) as listener,
-        await psycopg.AsyncConnection.connect(
-            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
-        ) as conn,
-    ):
-        await listener.execute(f"LISTEN {WATER_CHANNEL}")
-        worker = WaterWorker(conn, cfg)
-        log.info("water worker following %s", WATER_CHANNEL)
-        while not stop.is_set():
-            handled = await worker.tick()
-            health.ok()
-            if handled >= cfg.max_rows // 2:
-                continue  # a backlog: carry on without waiting
-            await _wait(listener, stop, cfg.poll_s)
-
-
-async def _wait(listener: psycopg.AsyncConnection[TupleRow], stop: asyncio.Event, wait_s: float) -> None:
-    """Until a notification, `stop`, or the poll interval; pending notifications are drained."""
-    notified = asyncio.ensure_future(_next_notify(listener, wait_s))
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({notified, stopped}, timeout=wait_s + 1, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (notified, stopped):
-            task.cancel()
-        await asyncio.gather(notified, stopped, return_exceptions=True)
-
-
-async def _next_notify(listener: psycopg.AsyncConnection[TupleRow], wait_s: float) -> None:
-    async for _ in listener.notifies(timeout=wait_s, stop_after=1):
-        pass
-    # Drain what else is queued, so one wake-up serves every commit so far.
-    async for _ in listener.notifies(timeout=0.01):
-        pass
+async def _close(conn: psycopg.AsyncConnection[TupleRow] | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(psycopg.Error, OSError):
+            await conn.close()
 
 
 @dataclass(frozen=True, slots=True)

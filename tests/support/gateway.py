@@ -10,10 +10,11 @@ import threading
 import tty
 from pathlib import Path
 
+from common.retry import Backoff
 from devices.lines import LineFormat
-from gateway.reader import Backoff, GatewaySettings, MqttSettings
+from gateway.reader import GatewaySettings, MqttSettings
 
-FAST = Backoff(initial=0.1, maximum=0.5)
+FAST = Backoff(initial_s=0.1, max_s=0.5, jitter=0.25)
 
 
 class Relay:

@@ -9,6 +9,7 @@ import psycopg
 import psycopg.conninfo
 import pytest
 
+from common.retry import Backoff
 from storage.channels import WATER_CHANNEL
 from tests.support.helpers import register
 from tests.support.proxy import proxy
@@ -180,7 +181,7 @@ async def test_run_survives_a_lost_database_connection(db: str) -> None:
         info.update(host="127.0.0.1", port=pg.port)
         via = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
         stop = asyncio.Event()
-        cfg = WaterWorkerConfig(poll_s=0.2, max_backoff_s=0.5, connect_timeout_s=2)
+        cfg = WaterWorkerConfig(poll_s=0.2, reconnect=Backoff(initial_s=0.5, max_s=0.5), connect_timeout_s=2)
         task = asyncio.create_task(water.run(via, stop, cfg))
         try:
             for _ in range(100):
