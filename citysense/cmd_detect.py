@@ -1,15 +1,18 @@
-"""`citysense detect water`: offline water event detection on a CSV file (CONTRACT §8).
+"""`citysense detect water`: offline water event detection on a CSV file.
 
 The file's rows go through the live engine (analytics/water/pipeline.run_series, which calls
 analytics/water/live.advance as the water worker does): QC, instrument-fault checks, detector,
-compliance and alert state machines. `event` is the water-quality event as the engine confirms
-it (the condition of its alert), `probability` the detector's.
+compliance and alert state machines, the station judged by the rule profile of its kind
+(`--station-kind`, `--station-profiles`) through `live.for_station`, as the worker judges it.
+`event` is the water-quality event as the engine confirms it (the condition of its alert),
+`probability` the detector's.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,6 +25,8 @@ from analytics.water.alerts import AlertKind
 from analytics.water.detect import rows_for
 from analytics.water.live import PARAMETERS, AlertChange, LiveConfig
 from analytics.water.pipeline import SeriesResult, run_series
+from analytics.water.profiles import Profile
+from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import seconds
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
 from analytics.water.settings import (
@@ -33,7 +38,9 @@ from analytics.water.settings import (
 )
 from analytics.water.stations import StationConfig
 from analytics.water.tune import tune
+from citysense.cmd_api import station_profiles
 from citysense.progress import Progress
+from citysense.settings import ConfigError
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv, write_detection_csv
 
 # Readings per call of the engine: the progress bar moves between calls; results do not depend on it.
@@ -69,12 +76,34 @@ def register(subparsers: Any) -> None:
         help="write the settings used (tuned with --train) to this file, for `analyze` and `replay water`",
     )
     p.add_argument("--device", default="default", help="the station whose [stations] configuration applies")
+    p.add_argument(
+        "--station-kind",
+        help="the station's kind, whose rule profile (limits, breach duration) judges it as the live "
+        "worker would (default: the profiles' default kind, a distribution point)",
+    )
+    p.add_argument(
+        "--station-profiles",
+        type=Path,
+        help="rule profiles (TOML, layout of analytics/water/profiles.toml; "
+        "default: $CITYSENSE_STATION_PROFILES or that file)",
+    )
     p.add_argument("--alerts", type=Path, help="also write the alert transitions to this CSV")
     p.set_defaults(func=run)
 
 
 def _qc_config(path: Path | None) -> QcConfig:
     return default_qc_config() if path is None else qc_config_from_toml(path.read_text(encoding="utf-8"))
+
+
+def _profile(path: Path | None, device: str, kind: str | None) -> Profile:
+    """The station's rule profile, from the profiles the worker would use (same file, same kind)."""
+    given = path or os.environ.get("CITYSENSE_STATION_PROFILES")
+    profiles = load_profiles() if not given else station_profiles(Path(given))
+    if kind is not None and kind not in profiles.kinds:
+        raise ConfigError(
+            f"unknown station kind {kind!r}; the profiles define {', '.join(sorted(profiles.kinds))}"
+        )
+    return profiles.for_station(device, kind)
 
 
 def _settings(path: Path | None) -> WaterSettings:
@@ -132,8 +161,9 @@ def run(args: argparse.Namespace) -> int:
         mapping = parse_mapping(args.map)
         qc_config = _qc_config(args.qc_config)
         settings = _settings(args.settings)
+        profile = _profile(args.station_profiles, args.device, args.station_kind)
         table = read_water_csv(args.input, args.time_col, mapping, timezone=args.timezone)
-    except (ValueError, OSError, QcConfigError, SettingsError, WaterCsvError) as exc:
+    except (ValueError, OSError, QcConfigError, SettingsError, WaterCsvError, ConfigError) as exc:
         print(f"citysense detect water: {exc}", file=sys.stderr)
         return 2
     params = table.parameters
@@ -162,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
     live = settings.live_config(qc_config)
     station = settings.stations.get(args.device)
-    result = _run_with_progress(live, table, station)
+    result = _run_with_progress(live, table, station, profile)
     event = result.active[AlertKind.WATER_QUALITY_EVENT]
     rows = [PARAMETERS.index(p) for p in params]
     try:
@@ -181,10 +211,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_with_progress(live: LiveConfig, table: WaterTable, station: StationConfig) -> SeriesResult:
+def _run_with_progress(
+    live: LiveConfig, table: WaterTable, station: StationConfig, profile: Profile
+) -> SeriesResult:
     t = seconds(table.times)
     x = engine_values(table)
     bar = Progress("detect water", t.size)
-    result = run_series(live, t, x, wakeup=_CHUNK, station=station, progress=bar.advance)
+    result = run_series(live, t, x, wakeup=_CHUNK, station=station, progress=bar.advance, profile=profile)
     bar.finish()
     return result

@@ -21,7 +21,7 @@ still scanned over the whole context: a breach's start may lie anywhere in it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -42,6 +42,7 @@ from analytics.water.faults import FaultConfig, Faults, instrument_faults
 from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
 from analytics.water.live_qc import ContextQc, evaluate, trimmed
 from analytics.water.params import ALL_PARAMETERS
+from analytics.water.profiles import Profile, default_compliance
 from analytics.water.qc import QcResult, cadence_s, usable
 from analytics.water.qc_config import QcConfig
 from analytics.water.stations import StationConfig, Stations
@@ -59,7 +60,8 @@ _FAILURES_WINDOW = 10
 class LiveConfig:
     qc: QcConfig
     detector: DetectorConfig = field(default_factory=lambda: detector_for(ALL_PARAMETERS))
-    compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
+    # The station's rule profile's limits (`for_station`); the default kind's when not given.
+    compliance: ComplianceConfig = field(default_factory=default_compliance)
     # Instrument faults seen in the readings (decoupled chemistry, lone trends, spike bursts);
     # None: not checked.
     faults: FaultConfig | None = field(default_factory=FaultConfig)
@@ -101,6 +103,15 @@ class LiveConfig:
     max_context: int = 2000  # readings of context per station, at most
     reflag: int = 3  # trailing context readings whose flags are written again (spike needed the next one)
     stations: Stations = field(default_factory=Stations)  # what each station has instruments for
+
+
+def for_station(config: LiveConfig, profile: Profile) -> LiveConfig:
+    """The engine's settings for one station: its rule profile's limits and breach duration.
+
+    The one place a profile meets the engine: the water worker, `citysense detect water` and
+    every evaluation call it, so a station is judged by the same rules offline and live.
+    """
+    return replace(config, compliance=profile.compliance)
 
 
 @dataclass(slots=True)

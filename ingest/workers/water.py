@@ -30,8 +30,17 @@ from psycopg.rows import TupleRow
 from analytics.water.alerts import AlertKind, AlertState
 from analytics.water.downtime import platform_gaps
 from analytics.water.explain import explained
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
-from analytics.water.profiles import Profiles
+from analytics.water.live import (
+    PARAMETERS,
+    AlertChange,
+    LiveConfig,
+    Outcome,
+    StationTrack,
+    advance,
+    for_station,
+    rebuild,
+)
+from analytics.water.profiles import Profile, Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
@@ -284,8 +293,11 @@ class WaterWorker:
 
     def live_config(self, device: str) -> LiveConfig:
         """The analytics settings of one station: the compliance rules of its profile."""
-        profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
-        return replace(self.config.live, compliance=profile.compliance)
+        return for_station(self.config.live, self.profile(device))
+
+    def profile(self, device: str) -> Profile:
+        """The rule profile of a station, by its registered kind (devices.station_kind)."""
+        return self.config.profiles.for_station(device, self.station_kinds.get(device))
 
     def _spent(self, what: str, started: float, cpu: float) -> None:
         self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - started
@@ -402,9 +414,14 @@ class WaterWorker:
         if change.change == "clear":
             return change
         track = self.tracks[device]
-        profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
         evidence = explained(
-            change.kind, change.evidence, profile, track.times, track.values, change.time, PARAMETERS
+            change.kind,
+            change.evidence,
+            self.profile(device),
+            track.times,
+            track.values,
+            change.time,
+            PARAMETERS,
         )
         return replace(change, evidence=evidence)
 
