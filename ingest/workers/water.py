@@ -83,6 +83,9 @@ class WaterWorkerConfig:
     work_mem_mb: int = 64  # PostgreSQL work_mem of a wake-up's transaction
     connect_timeout_s: float = 10.0
     max_backoff_s: float = 30.0  # between reconnection attempts
+    # The stations' kinds (devices.station_kind) are read again this often, and at once for a
+    # station not seen yet: a kind changed with `citysense devices add` applies within this time.
+    kinds_refresh_s: float = 60.0
 
 
 def _us(t: datetime) -> int:
@@ -122,6 +125,7 @@ class WaterWorker:
         self.config = config
         self.tracks: dict[str, StationTrack] = {}
         self.station_kinds: dict[str, str | None] = {}
+        self._kinds_read_at = -math.inf  # time.monotonic() of the last full read of the kinds
         # Wall and CPU seconds spent so far per phase (fetch, analytics, write), for benchmarks.
         self.seconds: dict[str, float] = {}
         self.cpu_seconds: dict[str, float] = {}
@@ -212,16 +216,12 @@ class WaterWorker:
                     # Another process moved this station on: rebuild it from the database.
                     del self.tracks[device]
             devices = sorted(batch)
-            self.station_kinds = dict(
-                await (
-                    await self.conn.execute(
-                        "SELECT device_id, station_kind FROM devices WHERE device_id = ANY(%s)", (devices,)
-                    )
-                ).fetchall()
-            )
+            await self._kinds(devices)
             windows = await self._windows(devices, min(float(f.times[0]) for f in batch.values()))
             await self._load([d for d in devices if d not in self.tracks], windows)
-            up = await self._uptime()
+            # The platform's uptime matters only to a reading after a silence: most wake-ups have none.
+            silent = any(self._silence(self.live_config(d), self.tracks[d], batch[d]) for d in devices)
+            up = await self._uptime() if silent else np.empty((0, 2))
             started, cpu = time.perf_counter(), time.process_time()
             outcomes: dict[str, Outcome] = {}
             for device in devices:
@@ -232,6 +232,23 @@ class WaterWorker:
             await self._write(outcomes)
             self._spent("write", started, cpu)
             return sum(o.fresh for o in outcomes.values())
+
+    async def _kinds(self, devices: list[str]) -> None:
+        """The stations' kinds: all of them every `kinds_refresh_s`, else those not seen yet."""
+        now = time.monotonic()
+        stale = now - self._kinds_read_at >= self.config.kinds_refresh_s
+        wanted = devices if stale else [d for d in devices if d not in self.station_kinds]
+        if not wanted:
+            return
+        rows = await (
+            await self.conn.execute(
+                "SELECT device_id, station_kind FROM devices WHERE device_id = ANY(%s)", (wanted,)
+            )
+        ).fetchall()
+        self.station_kinds.update({d: None for d in wanted})
+        self.station_kinds.update(dict(rows))
+        if stale:
+            self._kinds_read_at = now
 
     async def _uptime(self) -> np.ndarray:
         """When the platform was up (k, 2), from the ingesters' heartbeats (analytics/water/downtime.py)."""
@@ -274,8 +291,24 @@ class WaterWorker:
         its arrival (a reading sent late, from a device's buffer, only ever arrives later).
         """
         times = f.times
-        if live.gap_intervals <= 0 or not up.size or not times.size:
+        silence = WaterWorker._silence(live, track, f)
+        if silence is None or not up.size:
             return np.zeros(times.size, dtype=bool)
+        idx, arrived, tolerated = silence
+        out = np.zeros(times.size, dtype=bool)
+        out[idx] = platform_gaps(arrived, up, tolerated)[1:]
+        return out
+
+    @staticmethod
+    def _silence(
+        live: LiveConfig, track: StationTrack, f: _Fetched
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """If some new reading follows a silence longer than the gap test tolerates: the new
+        readings' indices, the times on the platform's clock of the reading before them and of
+        them, and the tolerated gap (seconds). None if there is no such silence."""
+        times = f.times
+        if live.gap_intervals <= 0 or not times.size:
+            return None
         fresh = (
             times > track.evaluated_until
             if not math.isnan(track.evaluated_until)
@@ -286,10 +319,11 @@ class WaterWorker:
         lags = np.concatenate([[f.prev_arrival], f.arrivals[idx]]) - own
         offset = float(np.nanmin(lags)) if np.isfinite(lags).any() else 0.0
         tolerated = live.gap_intervals * cadence_s(np.union1d(track.times, times))
-        gaps = platform_gaps(own + offset, up, tolerated)[1:]
-        out = np.zeros(times.size, dtype=bool)
-        out[idx] = gaps
-        return out
+        arrived = own + offset
+        with np.errstate(invalid="ignore"):
+            if not (np.diff(arrived) > tolerated).any():
+                return None
+        return idx, arrived, tolerated
 
     def live_config(self, device: str) -> LiveConfig:
         """The analytics settings of one station: the compliance rules of its profile."""
