@@ -2,14 +2,17 @@
 
 Generates a simulated history offline with firmware-sim's own sonde model (faults and events as
 `citysense-sim run` injects them, and its ground-truth episodes), feeds it to the same code the
-water worker runs (analytics/water/live.py, in wake-ups of `--wakeup` readings per station) and
-scores the alerts against the truth:
+water worker runs (analytics/water/pipeline.run_series over live.advance, in wake-ups of
+`--wakeup` readings per station), each station judged by the rule profile `make demo` registers
+it with (live.for_station, as the worker), and scores the alerts against the truth:
 
 - per contamination event: detected (a water_quality_event or compliance_breach alert active at
   a reading inside the event or up to 30 minutes after its start) and the delay from its start;
 - per sensor fault: reported as a sensor fault (a sensor_fault alert active during the fault or
   within 30 minutes after it), and whether a water_quality_event alert opened during it instead;
-- water_quality_event alerts opened outside any event: false alarm starts per station-week.
+- false alerts per station-week by kind: water_quality_event and compliance_breach alerts opened
+  outside any event, sensor_fault alerts opened outside any fault (30 minutes after each
+  included), by site kind, and the tests that opened the stray sensor faults.
 
 Run: make eval-water-sim   (or .venv/bin/python -m bench.eval_water_sim --days 7 --stations 10)
 """
