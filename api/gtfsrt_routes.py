@@ -1,4 +1,4 @@
-"""GTFS-Realtime feeds (CONTRACT §6): VehiclePositions, TripUpdates and Alerts, the full dataset on
+"""GTFS-Realtime feeds (docs/api.md): VehiclePositions, TripUpdates and Alerts, the full dataset on
 each request, as protobuf or (`?format=json`) its JSON mapping. A feed is rebuilt at most every
 `FEED_TTL_S` seconds; ETag and Last-Modified let a client poll cheaply."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import importlib
 import os
 import sys
 from dataclasses import replace
@@ -18,9 +17,10 @@ from analytics.water.settings import SettingsError, WaterSettings, settings_from
 from citysense.cmd_api import station_profiles
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
-from workers import WORKERS
+from workers import Worker
 from workers.supervise import WorkerHealth, final_status, heartbeat, supervise
-from workers.water import WaterWorkerConfig
+from workers.transit import TransitService
+from workers.water import WaterService, WaterWorkerConfig
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
     )
     add_connection_options(parser, mqtt=False)
     parser.add_argument(
-        "--only", action="append", choices=[w.rsplit(".", 1)[-1] for w in WORKERS], help="run only these"
+        "--only", action="append", choices=[WaterService.name, TransitService.name], help="run only these"
     )
     parser.add_argument(
         "--qc-config",
@@ -69,7 +69,6 @@ def _settings(path: Path) -> WaterSettings:
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
-    chosen = [w for w in WORKERS if not args.only or w.rsplit(".", 1)[-1] in args.only]
     try:
         qc = _qc_config(args.qc_config)
     except QcConfigError as exc:
@@ -88,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"citysense analyze: {exc}", file=sys.stderr)
             return 2
+    # Each worker is made with its own settings; from here on all are run alike.
+    workers: tuple[Worker, ...] = (WaterService(water), TransitService())
+    chosen = [w for w in workers if not args.only or w.name in args.only]
 
     async def main(stop: asyncio.Event) -> None:
         url = Settings.from_args(args).require_database()  # a ConfigError is reported cleanly
@@ -95,14 +97,12 @@ def run(args: argparse.Namespace) -> int:
         async with asyncio.TaskGroup() as tasks:
             # Each worker is supervised on its own: an error in one is logged, reported in its health and
             # retried with backoff, and never reaches this task group, so it cannot stop the others.
-            for name in chosen:
-                worker = importlib.import_module(name)
-                health = WorkerHealth(name.rsplit(".", 1)[-1])
+            for worker in chosen:
+                health = WorkerHealth(worker.name)
                 healths.append(health)
-                extra = (water,) if name.endswith(".water") else ()
                 tasks.create_task(
-                    supervise(health, functools.partial(worker.run, url, stop, *extra, health=health), stop),
-                    name=name,
+                    supervise(health, functools.partial(worker.run, url, stop, health), stop),
+                    name=worker.name,
                 )
             tasks.create_task(heartbeat(url, healths, stop), name="worker-status")
         await final_status(url, healths)

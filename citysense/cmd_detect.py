@@ -1,4 +1,4 @@
-"""`citysense detect water`: offline water event detection on a CSV file.
+"""`citysense detect water`: offline water event detection on a CSV file (docs/water-detection.md).
 
 The file's rows go through the live engine (analytics/water/pipeline.run_series, which calls
 analytics/water/live.advance as the water worker does): QC, instrument-fault checks, detector,

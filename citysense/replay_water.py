@@ -1,9 +1,9 @@
-"""`citysense replay water CSV`: push a historical file through the live analytics path (CONTRACT §7).
+"""`citysense replay water CSV`: a historical file through the live analytics path (docs/water-detection.md).
 
 The rows are stored as readings of one station by the ingester's own writer (same table, same
 'not evaluated' flags, same NOTIFY), so a running `citysense analyze` evaluates them as live.
 Unless `--no-analyze`, the command then runs the water worker itself until it has caught up, and
-reports the alerts it opened. Column options are those of `detect water` (CONTRACT §8).
+reports the alerts it opened. Column options are those of `detect water` (docs/water-detection.md).
 """
 
 from __future__ import annotations

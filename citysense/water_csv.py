@@ -1,4 +1,4 @@
-"""Reading and writing the offline water files of CONTRACT §8 (the I/O edge of `detect water`)."""
+"""Reading and writing the offline water files of docs/water-detection.md (the I/O edge of `detect water`)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import time as clock
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import psycopg
@@ -31,13 +31,11 @@ from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, Alert
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
 from analytics.transit.states import STATE_NAMES
 from analytics.transit.stored import stored_match
-from ingest.writer import BUS_CHANNEL
+from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
 from storage.gtfs_load import active_feed_id, attach_grids, load_feed
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
-
-TRANSIT_CHANNEL = "citysense_transit"  # sent when bus_latest changed: the live views wake up
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,3 +444,14 @@ async def run(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitService:
+    """The transit worker as `citysense analyze` runs it (a `workers.Worker`), with its settings."""
+
+    config: TransitConfig = field(default_factory=TransitConfig)
+    name: ClassVar[str] = "transit"
+
+    async def run(self, database_url: str, stop: asyncio.Event, health: WorkerHealth) -> None:
+        await run(database_url, stop, self.config, health)

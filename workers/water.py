@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import psycopg
@@ -44,11 +44,11 @@ from analytics.water.profiles import Profile, Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
+from storage.channels import WATER_CHANNEL
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "citysense_water"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KINDS = tuple(str(k) for k in AlertKind)
 # Severity text of the alerts table by level (1 on opening, rising with duration).
@@ -600,9 +600,9 @@ async def _follow(
             database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
         ) as conn,
     ):
-        await listener.execute(f"LISTEN {CHANNEL}")
+        await listener.execute(f"LISTEN {WATER_CHANNEL}")
         worker = WaterWorker(conn, cfg)
-        log.info("water worker following %s", CHANNEL)
+        log.info("water worker following %s", WATER_CHANNEL)
         while not stop.is_set():
             handled = await worker.tick()
             health.ok()
@@ -629,3 +629,14 @@ async def _next_notify(listener: psycopg.AsyncConnection[TupleRow], wait_s: floa
     # Drain what else is queued, so one wake-up serves every commit so far.
     async for _ in listener.notifies(timeout=0.01):
         pass
+
+
+@dataclass(frozen=True, slots=True)
+class WaterService:
+    """The water worker as `citysense analyze` runs it (a `workers.Worker`), with its settings."""
+
+    config: WaterWorkerConfig = field(default_factory=WaterWorkerConfig)
+    name: ClassVar[str] = "water"
+
+    async def run(self, database_url: str, stop: asyncio.Event, health: WorkerHealth) -> None:
+        await run(database_url, stop, self.config, health)

@@ -1,4 +1,4 @@
-"""Parameter names used by the water analytics (the measurement fields of CONTRACT §3)."""
+"""Parameter names used by the water analytics (the measurement fields of docs/protocol.md)."""
 
 from __future__ import annotations
 

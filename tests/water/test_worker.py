@@ -13,6 +13,7 @@ import psycopg.conninfo
 import pytest
 
 from analytics.water.params import ALL_PARAMETERS
+from storage.channels import WATER_CHANNEL
 from tests.helpers import register
 from tests.proxy import proxy
 from workers import water
@@ -241,7 +242,7 @@ async def test_run_follows_notifications_and_stops(db: str) -> None:
     await asyncio.sleep(0.5)
     insert(db, "wq-1", series(20))
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("SELECT pg_notify('citysense_water', '')")
+        conn.execute("SELECT pg_notify(%s, '')", (WATER_CHANNEL,))
     for _ in range(100):
         if all(f == 1 for _, f, _ in flags(db, "wq-1")[1:-1]):
             break
