@@ -33,13 +33,15 @@ from citysense_sim.water import Sonde
 from citysense_sim.wire import WATER_PARAMETERS
 
 from analytics.water.alerts import AlertKind
-from analytics.water.live import PARAMETERS, LiveConfig
+from analytics.water.evidence import FaultEvidence
+from analytics.water.live import LiveConfig
 from analytics.water.pipeline import run_series
 from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
 from citysense.cmd_demo import SIM_STATION_KINDS
+from devices.water import PARAMETERS
 
 GRACE_S = 1800.0  # the issue's target: detected within 30 minutes
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -58,7 +60,7 @@ class Truth:
 def simulate(
     stations: int, days: float, interval_s: float, seed: int, plan: EpisodePlan
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Truth]]:
-    """Per station (times (n,), values (P, n) in ALL_PARAMETERS order) and the truth episodes."""
+    """Per station (times (n,), values (P, n) in PARAMETERS order) and the truth episodes."""
     assert tuple(WATER_PARAMETERS) == tuple(PARAMETERS)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     truth: list[Truth] = []
@@ -113,9 +115,8 @@ def run_live(
         for c in result.changes:
             if c.change == "open":
                 opened[(device, c.kind)].append(c.time)
-                if c.kind is AlertKind.SENSOR_FAULT:
-                    tests = c.evidence.get("tests", {})
-                    assert isinstance(tests, dict)
+                if isinstance(c.evidence, FaultEvidence):
+                    tests = c.evidence.tests
                     what = sorted(f"{p}:{name}" for p, names in tests.items() for name in names)
                     fault_tests[device].append((c.time, ",".join(what)))
         for kind, on in result.active.items():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,25 +22,25 @@ import numpy as np
 
 from analytics.water.alerts import AlertKind
 from analytics.water.detect import rows_for
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig
+from analytics.water.live import AlertChange, LiveConfig
 from analytics.water.pipeline import SeriesResult, run_series
 from analytics.water.profiles import Profile
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import seconds
-from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
+from analytics.water.qc_config import QcConfig, QcConfigError
 from analytics.water.settings import (
     SettingsError,
     WaterSettings,
     detector_settings,
-    settings_from_toml,
     settings_to_toml,
 )
 from analytics.water.stations import StationConfig
 from analytics.water.tune import tune
-from citysense.cmd_api import station_profiles
 from citysense.progress import Progress
 from citysense.settings import ConfigError
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv, write_detection_csv
+from citysense.water_files import qc_config, station_profiles_of, water_settings
+from devices.water import PARAMETERS
 
 # Readings per call of the engine: the progress bar moves between calls; results do not depend on it.
 _CHUNK = 1440
@@ -91,23 +90,14 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _qc_config(path: Path | None) -> QcConfig:
-    return default_qc_config() if path is None else qc_config_from_toml(path.read_text(encoding="utf-8"))
-
-
-def _profile(path: Path | None, device: str, kind: str | None) -> Profile:
+def _profile(args: argparse.Namespace, device: str, kind: str | None) -> Profile:
     """The station's rule profile, from the profiles the worker would use (same file, same kind)."""
-    given = path or os.environ.get("CITYSENSE_STATION_PROFILES")
-    profiles = load_profiles() if not given else station_profiles(Path(given))
+    profiles = station_profiles_of(args) or load_profiles()
     if kind is not None and kind not in profiles.kinds:
         raise ConfigError(
             f"unknown station kind {kind!r}; the profiles define {', '.join(sorted(profiles.kinds))}"
         )
     return profiles.for_station(device, kind)
-
-
-def _settings(path: Path | None) -> WaterSettings:
-    return WaterSettings() if path is None else settings_from_toml(path.read_text(encoding="utf-8"))
 
 
 def engine_values(table: WaterTable) -> np.ndarray:
@@ -159,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         mapping = parse_mapping(args.map)
-        qc_config = _qc_config(args.qc_config)
-        settings = _settings(args.settings)
-        profile = _profile(args.station_profiles, args.device, args.station_kind)
+        qc = qc_config(args.qc_config)
+        settings = water_settings(args.settings)
+        profile = _profile(args, args.device, args.station_kind)
         table = read_water_csv(args.input, args.time_col, mapping, timezone=args.timezone)
     except (ValueError, OSError, QcConfigError, SettingsError, WaterCsvError, ConfigError) as exc:
         print(f"citysense detect water: {exc}", file=sys.stderr)
@@ -180,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         if train.parameters != params:
             print("citysense detect water: --train has other parameters than --in", file=sys.stderr)
             return 2
-        settings, note = trained(settings, qc_config, train)
+        settings, note = trained(settings, qc, train)
         print(f"tuned on {args.train} {note}", file=sys.stderr)
     if args.save_settings is not None:
         try:
@@ -190,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"settings written to {args.save_settings}", file=sys.stderr)
 
-    live = settings.live_config(qc_config)
+    live = settings.live_config(qc)
     station = settings.stations.get(args.device)
     result = _run_with_progress(live, table, station, profile)
     event = result.active[AlertKind.WATER_QUALITY_EVENT]

@@ -75,8 +75,7 @@ def read_migrations(directory: Traversable) -> tuple[Migration, ...]:
         match = _FILE.fullmatch(entry.name)
         if match is None or int(match["number"]) % 10:
             raise MigrationError(
-                f"{entry.name}: expected NNNN_<name>.sql or NNNN_<name>.<engine>.sql, "
-                "NNNN a multiple of 10"
+                f"{entry.name}: expected NNNN_<name>.sql or NNNN_<name>.<engine>.sql, NNNN a multiple of 10"
             )
         first = entry.read_text(encoding="utf-8").partition("\n")[0]
         named = _NAME.fullmatch(first.strip())

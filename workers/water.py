@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import psycopg
@@ -29,21 +29,14 @@ from psycopg.rows import TupleRow
 
 from analytics.water.alerts import AlertKind, AlertState
 from analytics.water.downtime import platform_gaps
+from analytics.water.evidence import Progress, opening_json, progress_from_json, update_json
 from analytics.water.explain import explained
-from analytics.water.live import (
-    PARAMETERS,
-    AlertChange,
-    LiveConfig,
-    Outcome,
-    StationTrack,
-    advance,
-    for_station,
-    rebuild,
-)
+from analytics.water.live import AlertChange, LiveConfig, Outcome, StationTrack, advance, for_station, rebuild
 from analytics.water.profiles import Profile, Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
+from devices.water import PARAMETERS
 from storage.channels import WATER_CHANNEL
 from workers.supervise import WorkerHealth
 
@@ -358,10 +351,9 @@ class WaterWorker:
         alerts: dict[str, dict[AlertKind, AlertState]] = {
             d: {k: AlertState.empty(1) for k in AlertKind} for d in devices
         }
-        for device, kind, opened_at, last_active, level in await (
+        for device, kind, opened_at, evidence in await (
             await self.conn.execute(
-                "SELECT subject_id, kind, opened_at, (evidence->>'last_active_s')::float8,"
-                " coalesce((evidence->>'level')::int, 1) FROM alerts"
+                "SELECT subject_id, kind, opened_at, evidence FROM alerts"
                 " WHERE subject_kind = 'station' AND subject_id = ANY(%s) AND kind = ANY(%s)"
                 " AND cleared_at IS NULL",
                 (devices, list(_KINDS)),
@@ -369,10 +361,11 @@ class WaterWorker:
         ).fetchall():
             st = alerts[device][AlertKind(kind)]
             opened = _us(opened_at) / 1e6
+            progress = progress_from_json(evidence)
             st.open[0] = True
             st.opened_at[0] = opened
-            st.last_active[0] = opened if last_active is None else last_active
-            st.severity[0] = level
+            st.last_active[0] = opened if progress.last_active_s is None else progress.last_active_s
+            st.severity[0] = progress.level
         for device in devices:
             rows = await (
                 await self.conn.execute(
@@ -445,23 +438,17 @@ class WaterWorker:
 
     def _explained(self, device: str, change: AlertChange) -> AlertChange:
         """The change with what its summary needs in the evidence (analytics/water/explain.py)."""
-        if change.change == "clear":
+        if change.evidence is None:
             return change
         track = self.tracks[device]
         evidence = explained(
-            change.kind,
-            change.evidence,
-            self.profile(device),
-            track.times,
-            track.values,
-            change.time,
-            PARAMETERS,
+            change.evidence, self.profile(device), track.times, track.values, change.time, PARAMETERS
         )
         return replace(change, evidence=evidence)
 
     async def _alert(self, device: str, change: AlertChange) -> None:
         kind = change.kind
-        if change.change == "clear":
+        if change.change == "clear" or change.evidence is None:
             await self.conn.execute(
                 "UPDATE alerts SET cleared_at = %s WHERE subject_kind = 'station' AND subject_id = %s"
                 " AND kind = %s AND cleared_at IS NULL",
@@ -469,15 +456,13 @@ class WaterWorker:
             )
             return
         # The evidence of the opening reading stays; later readings update `latest`.
-        progress: dict[str, Any] = {
-            "level": change.level,
-            "last_active_s": change.time,
-            "last_active_at": _dt(change.time).isoformat(),
-        }
+        progress = Progress(
+            level=change.level, last_active_s=change.time, last_active_at=_dt(change.time).isoformat()
+        )
         if change.change == "open":
-            evidence = {**change.evidence, **progress}
+            evidence = opening_json(change.evidence, progress)
         else:
-            evidence = {**progress, "latest": change.evidence}
+            evidence = update_json(change.evidence, progress)
         params = {
             "kind": str(kind),
             "severity": _severity(kind, change.level),

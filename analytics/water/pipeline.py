@@ -18,9 +18,10 @@ import numpy.typing as npt
 
 from analytics.water.alerts import AlertKind
 from analytics.water.detect import detector_for
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance, for_station
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance, for_station
 from analytics.water.profiles import Profile
 from analytics.water.stations import StationConfig
+from devices.water import PARAMETERS
 
 __all__ = ["SeriesResult", "detector_for", "run_series"]
 
@@ -29,7 +30,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class SeriesResult:
-    """Per reading of the history (n,), and per parameter (P, n) in ALL_PARAMETERS order."""
+    """Per reading of the history (n,), and per parameter (P, n) in PARAMETERS order."""
 
     times: FloatArray
     flags: npt.NDArray[np.int8]  # (P, n) QC flags
@@ -68,7 +69,7 @@ def run_series(
     profile: Profile | None = None,
 ) -> SeriesResult:
     """One station's history (times (n,) epoch seconds increasing, values (P, n) over
-    ALL_PARAMETERS, NaN where not measured) through the live engine in wake-ups of `wakeup`
+    PARAMETERS, NaN where not measured) through the live engine in wake-ups of `wakeup`
     readings. windows: maintenance windows (k, 2) in epoch seconds; progress: called with the
     number of readings of each wake-up; profile: the station's rule profile, applied as the
     worker applies it (`live.for_station`; None: the config's limits, the default kind's)."""
