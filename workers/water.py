@@ -31,8 +31,8 @@ from analytics.water.alerts import AlertKind, AlertState
 from analytics.water.downtime import platform_gaps
 from analytics.water.evidence import Progress, opening_json, progress_from_json, update_json
 from analytics.water.explain import explained
-from analytics.water.live import AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
-from analytics.water.profiles import Profiles
+from analytics.water.live import AlertChange, LiveConfig, Outcome, StationTrack, advance, for_station, rebuild
+from analytics.water.profiles import Profile, Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
@@ -79,6 +79,9 @@ class WaterWorkerConfig:
     connect_timeout_s: float = 10.0
     # Between reconnection attempts; from 1 s again once a wake-up went through (storage/listen.py).
     reconnect: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=30.0))
+    # The stations' kinds (devices.station_kind) are read again this often, and at once for a
+    # station not seen yet: a kind changed with `citysense devices add` applies within this time.
+    kinds_refresh_s: float = 60.0
 
 
 def _us(t: datetime) -> int:
@@ -118,6 +121,7 @@ class WaterWorker:
         self.config = config
         self.tracks: dict[str, StationTrack] = {}
         self.station_kinds: dict[str, str | None] = {}
+        self._kinds_read_at = -math.inf  # time.monotonic() of the last full read of the kinds
         # Wall and CPU seconds spent so far per phase (fetch, analytics, write), for benchmarks.
         self.seconds: dict[str, float] = {}
         self.cpu_seconds: dict[str, float] = {}
@@ -208,16 +212,12 @@ class WaterWorker:
                     # Another process moved this station on: rebuild it from the database.
                     del self.tracks[device]
             devices = sorted(batch)
-            self.station_kinds = dict(
-                await (
-                    await self.conn.execute(
-                        "SELECT device_id, station_kind FROM devices WHERE device_id = ANY(%s)", (devices,)
-                    )
-                ).fetchall()
-            )
+            await self._kinds(devices)
             windows = await self._windows(devices, min(float(f.times[0]) for f in batch.values()))
             await self._load([d for d in devices if d not in self.tracks], windows)
-            up = await self._uptime()
+            # The platform's uptime matters only to a reading after a silence: most wake-ups have none.
+            silent = any(self._silence(self.live_config(d), self.tracks[d], batch[d]) for d in devices)
+            up = await self._uptime() if silent else np.empty((0, 2))
             started, cpu = time.perf_counter(), time.process_time()
             outcomes: dict[str, Outcome] = {}
             for device in devices:
@@ -228,6 +228,23 @@ class WaterWorker:
             await self._write(outcomes)
             self._spent("write", started, cpu)
             return sum(o.fresh for o in outcomes.values())
+
+    async def _kinds(self, devices: list[str]) -> None:
+        """The stations' kinds: all of them every `kinds_refresh_s`, else those not seen yet."""
+        now = time.monotonic()
+        stale = now - self._kinds_read_at >= self.config.kinds_refresh_s
+        wanted = devices if stale else [d for d in devices if d not in self.station_kinds]
+        if not wanted:
+            return
+        rows = await (
+            await self.conn.execute(
+                "SELECT device_id, station_kind FROM devices WHERE device_id = ANY(%s)", (wanted,)
+            )
+        ).fetchall()
+        self.station_kinds.update({d: None for d in wanted})
+        self.station_kinds.update(dict(rows))
+        if stale:
+            self._kinds_read_at = now
 
     async def _uptime(self) -> np.ndarray:
         """When the platform was up (k, 2), from the ingesters' heartbeats (analytics/water/downtime.py)."""
@@ -270,8 +287,24 @@ class WaterWorker:
         its arrival (a reading sent late, from a device's buffer, only ever arrives later).
         """
         times = f.times
-        if live.gap_intervals <= 0 or not up.size or not times.size:
+        silence = WaterWorker._silence(live, track, f)
+        if silence is None or not up.size:
             return np.zeros(times.size, dtype=bool)
+        idx, arrived, tolerated = silence
+        out = np.zeros(times.size, dtype=bool)
+        out[idx] = platform_gaps(arrived, up, tolerated)[1:]
+        return out
+
+    @staticmethod
+    def _silence(
+        live: LiveConfig, track: StationTrack, f: _Fetched
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """If some new reading follows a silence longer than the gap test tolerates: the new
+        readings' indices, the times on the platform's clock of the reading before them and of
+        them, and the tolerated gap (seconds). None if there is no such silence."""
+        times = f.times
+        if live.gap_intervals <= 0 or not times.size:
+            return None
         fresh = (
             times > track.evaluated_until
             if not math.isnan(track.evaluated_until)
@@ -282,15 +315,19 @@ class WaterWorker:
         lags = np.concatenate([[f.prev_arrival], f.arrivals[idx]]) - own
         offset = float(np.nanmin(lags)) if np.isfinite(lags).any() else 0.0
         tolerated = live.gap_intervals * cadence_s(np.union1d(track.times, times))
-        gaps = platform_gaps(own + offset, up, tolerated)[1:]
-        out = np.zeros(times.size, dtype=bool)
-        out[idx] = gaps
-        return out
+        arrived = own + offset
+        with np.errstate(invalid="ignore"):
+            if not (np.diff(arrived) > tolerated).any():
+                return None
+        return idx, arrived, tolerated
 
     def live_config(self, device: str) -> LiveConfig:
         """The analytics settings of one station: the compliance rules of its profile."""
-        profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
-        return replace(self.config.live, compliance=profile.compliance)
+        return for_station(self.config.live, self.profile(device))
+
+    def profile(self, device: str) -> Profile:
+        """The rule profile of a station, by its registered kind (devices.station_kind)."""
+        return self.config.profiles.for_station(device, self.station_kinds.get(device))
 
     def _spent(self, what: str, started: float, cpu: float) -> None:
         self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - started
@@ -407,8 +444,9 @@ class WaterWorker:
         if change.evidence is None:
             return change
         track = self.tracks[device]
-        profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
-        evidence = explained(change.evidence, profile, track.times, track.values, change.time, PARAMETERS)
+        evidence = explained(
+            change.evidence, self.profile(device), track.times, track.values, change.time, PARAMETERS
+        )
         return replace(change, evidence=evidence)
 
     async def _alert(self, device: str, change: AlertChange) -> None:
