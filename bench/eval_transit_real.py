@@ -50,7 +50,8 @@ import shapely
 from analytics.transit.eta import empty_model, predict
 from analytics.transit.gtfs import load_feed
 from analytics.transit.index import TripIndex, build_trip_index, instances_between
-from analytics.transit.matching import Fixes, match_fixes
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from bench.machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +165,13 @@ def run_live(
     return Assigned(*out, seconds=time.perf_counter() - t0)
 
 
+@functools.cache
+def shape_lines(index: TripIndex) -> ObjArray:
+    """The index's shapes as shapely lines in local metres, for the baseline and for reading the traces."""
+    shapes = [index.feed.shapes[k] for k in index.shape_keys]
+    return np.array([shapely.linestrings(np.stack([s.x, s.y], axis=1)) for s in shapes], dtype=object)
+
+
 def timetable_only(
     index: TripIndex, fixes: Fixes, radius_m: float = 100.0, max_delay_s: float = 1800.0
 ) -> Assigned:
@@ -177,7 +185,7 @@ def timetable_only(
     out_shift = np.full(n, np.nan)
     out_dist = np.full(n, np.nan)
     out_delay = np.full(n, np.nan)
-    for s, line in enumerate(index.shape_lines):
+    for s, line in enumerate(shape_lines(index)):
         near = np.flatnonzero(shapely.distance(line, pts) <= radius_m)
         if len(near) == 0:
             continue
@@ -211,7 +219,7 @@ def actual_arrivals(index: TripIndex, lab: Labelled) -> dict[tuple[str, str, str
             continue
         sel = np.flatnonzero(ins & (fx.vehicle == v) & (lab.trip_id == tid))
         sel = sel[np.argsort(fx.time[sel])]
-        line = index.shape_lines[int(index.trip_shape[tr])]
+        line = shape_lines(index)[int(index.trip_shape[tr])]
         d = np.maximum.accumulate(shapely.line_locate_point(line, shapely.points(x[sel], y[sel])))
         t = fx.time[sel]
         lo, hi = int(index.stop_off[tr]), int(index.stop_off[tr + 1])
@@ -266,9 +274,7 @@ def score(
     timetable: bool,
     utc_offset_s: float,
 ) -> dict[str, Any]:
-    ids = np.array((*index.trip_ids, ""), dtype=object)
-    routes = np.array((*index.trip_route, ""), dtype=object)
-    got = ids[a.trip]
+    got = index.trip_id_of(a.trip)
     ins = lab.phase == "IN_PROGRESS"
     oos = np.isin(lab.phase, OUT_OF_SERVICE)
     lay = np.isin(lab.phase, LAYOVER)
@@ -284,7 +290,7 @@ def score(
     return {
         "in_service": int(ins.sum()),
         "true_trip": float(np.mean(got[ins] == lab.trip_id[ins])),
-        "true_route": float(np.mean(routes[a.trip][ins] == true_route[ins])),
+        "true_route": float(np.mean(index.route_id_of(a.trip)[ins] == true_route[ins])),
         "oos": int(oos.sum()),
         "oos_none": float(np.mean(a.trip[oos] < 0)),
         "layover": int(lay.sum()),
