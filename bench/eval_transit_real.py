@@ -266,6 +266,55 @@ def eta_errors(
     return h[ok], np.abs(eta[ok] - actual[ok])
 
 
+# Where the in-service fixes not given their true trip went, and what the deadhead and at-base fixes
+# given a trip were doing: the rows of the breakdown, in order.
+MISSES = (
+    ("label glitch (the labelled trip lasts 3 fixes or fewer)", "glitch"),
+    ("no trip", "none"),
+    ("another trip of the same block", "same_block"),
+    ("another block's earlier trip, same direction (read as running late)", "earlier"),
+    ("another block's later trip, same direction (read as running early)", "later"),
+    ("a trip of the other direction", "other_direction"),
+)
+
+
+def label_runs(lab: Labelled) -> npt.NDArray[np.int64]:
+    """Per fix, the number of consecutive fixes of its vehicle that carry the same labelled trip."""
+    fx = lab.fixes
+    order = np.lexsort((fx.time, fx.vehicle))
+    v, t = fx.vehicle[order], lab.trip_id[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (v[1:] != v[:-1]) | (t[1:] != t[:-1])
+    run = np.cumsum(new) - 1
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = np.bincount(run)[run]
+    return out
+
+
+def misses(index: TripIndex, lab: Labelled, a: Assigned, runs: npt.NDArray[np.int64]) -> dict[str, float]:
+    """The in-service fixes not given their true trip, by what they were given, as shares of all the
+    in-service fixes (label glitches first, whatever they were given)."""
+    ins = lab.phase == "IN_PROGRESS"
+    true = np.array([index.trip_pos.get(t, -1) for t in lab.trip_id], dtype=np.int64)
+    miss = ins & (a.trip != true)
+    glitch = miss & (runs <= 3)
+    rest = miss & ~glitch & (true >= 0)
+    g, t = np.maximum(a.trip, 0), np.maximum(true, 0)
+    same_block = (index.trip_block_code[g] == index.trip_block_code[t]) & (index.trip_block_code[t] >= 0)
+    same_dir = index.trip_direction[g] == index.trip_direction[t]
+    on_trip = rest & (a.trip >= 0)
+    earlier = index.trip_start_s[g] < index.trip_start_s[t]
+    n = max(int(ins.sum()), 1)
+    return {
+        "glitch": float(glitch.sum()) / n,
+        "none": float((rest & (a.trip < 0)).sum()) / n,
+        "same_block": float((on_trip & same_block).sum()) / n,
+        "earlier": float((on_trip & ~same_block & same_dir & earlier).sum()) / n,
+        "later": float((on_trip & ~same_block & same_dir & ~earlier).sum()) / n,
+        "other_direction": float((on_trip & ~same_block & ~same_dir).sum()) / n,
+    }
+
+
 def score(
     index: TripIndex,
     lab: Labelled,
@@ -287,7 +336,10 @@ def score(
     derr = derr[np.isfinite(derr)]
     lay_trip = lay & (a.trip >= 0)
     h, err = eta_errors(index, lab, a, arrivals, timetable, utc_offset_s)
+    given = oos & (a.trip >= 0)
     return {
+        "misses": misses(index, lab, a, label_runs(lab)),
+        "oos_given": {p: np.sum(given & (lab.phase == p)) / max(int(oos.sum()), 1) for p in OUT_OF_SERVICE},
         "in_service": int(ins.sum()),
         "true_trip": float(np.mean(got[ins] == lab.trip_id[ins])),
         "true_route": float(np.mean(index.route_id_of(a.trip)[ins] == true_route[ins])),
@@ -365,6 +417,16 @@ def evaluate(data: Path = DATA) -> str:
     for i, (lo, hi) in enumerate(HORIZONS):
         row(f"ETA {lo}-{hi} min: scored, mean (median) abs. error", functools.partial(_eta_cell, i))
     row("matching time, all fixes (ms)", lambda s: f"{1000 * s['seconds']:.0f}")
+    lines += ["", "In-service fixes not given their true trip, by what they got (share of in-service):"]
+    lines.append("")
+    lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, key in MISSES:
+        row(label, lambda s, key=key: f"{100 * s['misses'][key]:.1f}%")
+    lines += ["", "Deadhead and at-base fixes given a trip, by labelled phase (shares of all such fixes):"]
+    lines.append("")
+    lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for p in OUT_OF_SERVICE:
+        row(p.lower().replace("_", " "), lambda s, p=p: f"{100 * s['oos_given'][p]:.1f}%")
     return "\n".join(lines)
 
 
