@@ -25,8 +25,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.transit_data import LATEST_SELECT, LatestRow
-from ingest.workers.transit import TRANSIT_CHANNEL
 from ingest.writer import BUS_CHANNEL
+from workers.transit import TRANSIT_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from analytics.water.settings import SettingsError, WaterSettings, settings_from
 from citysense.cmd_api import station_profiles
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
-from ingest.workers import WORKERS
-from ingest.workers.supervise import WorkerHealth, final_status, heartbeat, supervise
-from ingest.workers.water import WaterWorkerConfig
+from workers import WORKERS
+from workers.supervise import WorkerHealth, final_status, heartbeat, supervise
+from workers.water import WaterWorkerConfig
 
 
 def register(subparsers: Any) -> None:

@@ -16,8 +16,8 @@ from citysense.settings import (
     redact_database_url,
     redact_error,
 )
-from ingest.partitions import maintain
-from ingest.schema import Engine, MigrationError, migrate
+from storage.partitions import maintain
+from storage.schema import Engine, MigrationError, migrate
 
 
 def register(subparsers: Any) -> None:

@@ -7,12 +7,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from citysense.gateway import run_gateway
 from citysense.runtime import run_until_signal, setup_logging
 from citysense.settings import Settings, add_connection_options
-from devices.gateway import GatewaySettings, MqttSettings
 from devices.lines import LineFormat
 from devices.topics import DEVICE_ID
+from gateway.publisher import run_gateway
+from gateway.reader import GatewaySettings, MqttSettings
 
 
 def register(subparsers: Any) -> None:

@@ -22,7 +22,7 @@ from citysense.settings import (
     redact_error,
 )
 from citysense.water_csv import parse_time
-from ingest.maintenance import INSERT, KINDS, LIST, REFLAG, STATION_KIND
+from storage.maintenance import INSERT, KINDS, LIST, REFLAG, STATION_KIND
 
 
 def _time(text: str) -> datetime:

@@ -23,9 +23,9 @@ from citysense.settings import ConfigError, Settings, add_connection_options
 from devices.bus import BusPosition, check_position
 from devices.errors import DecodeError
 from ingest.fates import Fates
-from ingest.schema import Engine
-from ingest.workers.transit import TransitWorker
 from ingest.writer import Writer
+from storage.schema import Engine
+from workers.transit import TransitWorker
 
 
 def _float(row: dict[str, str], name: str) -> float | None:

@@ -33,9 +33,9 @@ from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_w
 from devices.topics import DEVICE_ID
 from devices.water import WaterReading
 from ingest.fates import Fates
-from ingest.schema import LATEST, Engine
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
 from ingest.writer import Writer
+from storage.schema import LATEST, Engine
+from workers.water import WaterWorker, WaterWorkerConfig
 
 
 def register(kinds: Any) -> None:

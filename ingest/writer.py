@@ -18,7 +18,7 @@ from devices.topics import Kind
 from devices.water import PARAMETERS
 from ingest.fates import Fates, Registration
 from ingest.poison import UNAVAILABLE_CLASSES
-from ingest.schema import Engine
+from storage.schema import Engine
 
 _WATER_COLS = ("device_id", "time", "seq", *PARAMETERS, "received_at")
 _WATER_TYPES = ("text", "timestamptz", "int8", *(["float8"] * len(PARAMETERS)), "timestamptz")

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from devices.water import PARAMETERS
-from ingest.partitions import maintain
-from ingest.schema import LATEST, MIGRATIONS, Engine, Retention, current, migrate
+from storage.partitions import maintain
+from storage.schema import LATEST, MIGRATIONS, Engine, Retention, current, migrate
 
 PUBLIC_TABLES = {"devices", "water_readings", "bus_positions", "alerts", "dead_letters"}
 

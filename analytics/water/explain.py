@@ -1,6 +1,6 @@
 """What an alert's evidence needs to explain itself: which parameters moved, which way, by how much.
 
-Pure. The worker adds these typed fields to the evidence it writes (ingest/workers/water.py), and
+Pure. The worker adds these typed fields to the evidence it writes (workers/water.py), and
 the pages build a one-line summary from them in the reader's language (api/static/alerts.js):
 - a water-quality event: `moved`, one `Movement` per parameter that left its usual level (the
   median of the station's readings before the event), largest first;

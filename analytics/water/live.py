@@ -1,6 +1,6 @@
 """The live water analytics of one station: QC, compliance, detection and alert transitions.
 
-Pure: the worker (ingest/workers/water.py) fetches readings and maintenance windows, calls
+Pure: the worker (workers/water.py) fetches readings and maintenance windows, calls
 `advance` with them and writes back what it returns. A `StationTrack` holds what one station
 needs between calls: a bounded context of recent readings (for the flat-line, spike and
 failure-count tests and for sustained compliance breaches) with their QC test outcomes, the

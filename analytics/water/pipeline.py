@@ -1,6 +1,6 @@
 """A water history through the live engine: what `citysense detect water` and the evaluations run.
 
-The live worker (ingest/workers/water.py) calls `live.advance` with what each wake-up brings;
+The live worker (workers/water.py) calls `live.advance` with what each wake-up brings;
 `run_series` calls the same function over a whole history in wake-ups of `wakeup` readings and
 gathers what it returned reading by reading: the QC flags (the last written, as the worker's
 UPDATEs leave them), the detector's probability and event, the evidence mask, when each alert

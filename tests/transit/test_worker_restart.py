@@ -17,8 +17,8 @@ import pytest
 from analytics.transit.gtfs import Feed
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import BUNCHING_KIND
-from ingest.workers.transit import TransitConfig, run
 from tests.transit.conftest import import_danang
+from workers.transit import TransitConfig, run
 
 pytestmark = pytest.mark.anyio
 

@@ -13,10 +13,10 @@ import psycopg.conninfo
 import pytest
 
 from analytics.water.params import ALL_PARAMETERS
-from ingest.workers import water
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
 from tests.helpers import register
 from tests.proxy import proxy
+from workers import water
+from workers.water import WaterWorker, WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -8,4 +8,4 @@ database at start, so a restart loses nothing. `citysense analyze` runs them all
 A worker module defines `async def run(database_url: str, stop: asyncio.Event) -> None`.
 """
 
-WORKERS: tuple[str, ...] = ("ingest.workers.water", "ingest.workers.transit")
+WORKERS: tuple[str, ...] = ("workers.water", "workers.transit")

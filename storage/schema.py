@@ -195,7 +195,7 @@ def _readings(engine: Engine, retention: Retention) -> list[str]:
 
 
 def _gtfs(engine: Engine, retention: Retention) -> list[str]:
-    return [resources.files("ingest").joinpath("migrations", "0100_gtfs.sql").read_text(encoding="utf-8")]
+    return [resources.files("storage").joinpath("migrations", "0100_gtfs.sql").read_text(encoding="utf-8")]
 
 
 def _water_analytics(engine: Engine, retention: Retention) -> list[str]:
@@ -310,7 +310,7 @@ def _service_uptime(engine: Engine, retention: Retention) -> list[str]:
 
 def _gtfs_validation(engine: Engine, retention: Retention) -> list[str]:
     return [
-        resources.files("ingest")
+        resources.files("storage")
         .joinpath("migrations", "0110_gtfs_validation.sql")
         .read_text(encoding="utf-8")
     ]

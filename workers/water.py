@@ -35,7 +35,7 @@ from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
-from ingest.workers.supervise import WorkerHealth
+from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
 
@@ -518,7 +518,7 @@ async def run(
 
     A lost database connection is retried here with backoff (the state is rebuilt from the database,
     nothing is lost); any other database error (a statement refused) ends this run with WaterWorkerError,
-    and any other error escapes as it is: the supervisor (ingest/workers/supervise.py) logs it, reports it
+    and any other error escapes as it is: the supervisor (workers/supervise.py) logs it, reports it
     in the worker's health and runs this again.
     """
     cfg = config or WaterWorkerConfig()

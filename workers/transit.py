@@ -32,9 +32,9 @@ from analytics.transit.match_types import Fixes, MatchConfig, MatchResult, Vehic
 from analytics.transit.matching import match_fixes
 from analytics.transit.states import STATE_NAMES
 from analytics.transit.stored import stored_match
-from ingest.gtfs_load import active_feed_id, attach_grids, load_feed
-from ingest.workers.supervise import WorkerHealth
 from ingest.writer import BUS_CHANNEL
+from storage.gtfs_load import active_feed_id, attach_grids, load_feed
+from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +405,7 @@ async def run(
     health: WorkerHealth | None = None,
 ) -> None:
     """Follow the ingester until `stop` is set. A lost database connection is retried here with backoff;
-    any other error escapes to the supervisor (ingest/workers/supervise.py), which logs it, reports it in
+    any other error escapes to the supervisor (workers/supervise.py), which logs it, reports it in
     the worker's health and runs this again, rebuilding every state from the database."""
     cfg = config or TransitConfig()
     health = health or WorkerHealth("transit")

@@ -20,7 +20,7 @@ MIGRATIONS = ("0100_gtfs.sql", "0110_gtfs_validation.sql")
 
 def migration_sql() -> str:
     return "\n".join(
-        resources.files("ingest").joinpath("migrations", m).read_text(encoding="utf-8") for m in MIGRATIONS
+        resources.files("storage").joinpath("migrations", m).read_text(encoding="utf-8") for m in MIGRATIONS
     )
 
 
