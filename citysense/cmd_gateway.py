@@ -1,4 +1,4 @@
-"""`citysense gateway serial`: a GPS receiver's or a sonde's serial line to MQTT (CONTRACT §7)."""
+"""`citysense gateway serial`: a GPS receiver's or a sonde's serial line to MQTT (docs/gateway.md)."""
 
 from __future__ import annotations
 

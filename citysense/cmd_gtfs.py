@@ -1,4 +1,4 @@
-"""`citysense gtfs`: validate a GTFS static feed, import it into the database (CONTRACT §7), prune old
+"""`citysense gtfs`: validate a GTFS static feed, import it into the database (docs/transit.md), prune old
 ones."""
 
 from __future__ import annotations

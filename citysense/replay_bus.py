@@ -1,4 +1,4 @@
-"""`citysense replay bus CSV`: push a historical file through the live path (CONTRACT §7).
+"""`citysense replay bus CSV`: push a historical file through the live path (docs/transit.md).
 
 The fixes are stored by the ingester's writer (staging, idempotent insert, NOTIFY at commit) in
 slices of data time, and each slice is then matched by the transit worker's own step: the same code

@@ -1,22 +1,32 @@
-"""The public schema (CONTRACT §5) and its migrations.
+"""The public schema (docs/schema.md) and its migrations.
 
 One schema, two storage engines: TimescaleDB where the extension is installed with its
 community licence (hypertables, compression, retention, a continuous aggregate), plain
 PostgreSQL otherwise (native range partitions the ingester creates and drops, and a rollup
 table it maintains). Table and column names are the same either way.
+
+Every migration is a SQL file of storage/migrations, and adding one is adding its file:
+- `NNNN_<name>.sql` is schema version NNNN / 10 (NNNN a multiple of 10), the same on both engines;
+  a version whose SQL differs by engine has one file per engine instead,
+  `NNNN_<name>.postgres.sql` and `NNNN_<name>.timescaledb.sql`.
+- Its first line, `-- name: <what it does>`, is the name recorded in schema_migrations (without
+  it, the file's `<name>` with spaces for underscores).
+- The retention settings reach the SQL as settings of the migration's transaction, one per field
+  of `Retention`: `current_setting('citysense.water_days')` and so on, in days, and the empty
+  string for None (kept forever).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import psycopg
-
-from devices.water import PARAMETERS
 
 log = logging.getLogger(__name__)
 
@@ -36,353 +46,61 @@ class Retention:
     compress_after_days: int = 7
 
 
+class MigrationError(Exception):
+    """The schema could not be brought to the latest version."""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
-    statements: Callable[[Engine, Retention], list[str]]
+    files: Mapping[Engine, str]  # the file applied on each engine
+    directory: Traversable  # where the files are (storage/migrations)
+
+    def sql(self, engine: Engine) -> str:
+        return self.directory.joinpath(self.files[engine]).read_text(encoding="utf-8")
 
 
-def _core(engine: Engine, retention: Retention) -> list[str]:
-    return [
-        """
-        CREATE TABLE devices (
-            device_id   text PRIMARY KEY CHECK (device_id ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'),
-            kind        text NOT NULL CHECK (kind IN ('water', 'bus')),
-            name        text NOT NULL DEFAULT '',
-            site        text,
-            route_id    text,
-            lat         double precision CHECK (lat BETWEEN -90 AND 90),
-            lon         double precision CHECK (lon BETWEEN -180 AND 180),
-            enabled     boolean NOT NULL DEFAULT true,
-            online      boolean,
-            status_at   timestamptz,
-            created_at  timestamptz NOT NULL DEFAULT now()
-        )""",
-        """
-        CREATE TABLE dead_letters (
-            id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            received_at  timestamptz NOT NULL,
-            topic        text NOT NULL,
-            payload      bytea NOT NULL,
-            reason       text NOT NULL,
-            detail       text NOT NULL
-        )""",
-        "CREATE INDEX dead_letters_received_at ON dead_letters (received_at DESC)",
-        "CREATE INDEX dead_letters_reason ON dead_letters (reason, received_at DESC)",
-        """
-        CREATE TABLE alerts (
-            alert_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            kind             text NOT NULL,
-            severity         text NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
-            subject_kind     text NOT NULL CHECK (subject_kind IN ('station', 'vehicle', 'route')),
-            subject_id       text NOT NULL,
-            opened_at        timestamptz NOT NULL,
-            cleared_at       timestamptz,
-            state            text NOT NULL DEFAULT 'open'
-                             CHECK (state IN ('open', 'acknowledged', 'resolved')),
-            acknowledged_by  text,
-            acknowledged_at  timestamptz,
-            resolved_by      text,
-            resolved_at      timestamptz,
-            notes            jsonb NOT NULL DEFAULT '[]',
-            evidence         jsonb NOT NULL DEFAULT '{}'
-        )""",
-        "CREATE INDEX alerts_opened_at ON alerts (opened_at DESC)",
-        "CREATE INDEX alerts_subject ON alerts (subject_kind, subject_id, kind)",
-        # Heartbeats of the running services, so /health can tell whether the ingester is
-        # connected to the broker even when the API runs elsewhere.
-        """
-        CREATE TABLE service_status (
-            service     text PRIMARY KEY,
-            state       jsonb NOT NULL,
-            updated_at  timestamptz NOT NULL
-        )""",
-    ]
+_DIR = resources.files("storage").joinpath("migrations")
+_FILE = re.compile(r"(?P<number>\d{4})_(?P<slug>[a-z0-9_]+?)(?:\.(?P<engine>postgres|timescaledb))?\.sql")
+_NAME = re.compile(r"-- name: (?P<name>.+)")
 
 
-def _water_columns() -> str:
-    measured = ",\n".join(f"    {p} double precision" for p in PARAMETERS)
-    flags = ",\n".join(f"    {p}_qc smallint NOT NULL DEFAULT 2" for p in PARAMETERS)
-    return f"""
-    device_id    text NOT NULL,
-    time         timestamptz NOT NULL,
-    seq          bigint,
-{measured},
-{flags},
-    qc_flag      smallint NOT NULL DEFAULT 2,
-    received_at  timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (device_id, time)"""
+def read_migrations(directory: Traversable) -> tuple[Migration, ...]:
+    """The migrations of `directory` in version order; a badly named or incomplete set is an error."""
+    found: dict[int, dict[Engine | None, tuple[str, str]]] = {}
+    for entry in directory.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = _FILE.fullmatch(entry.name)
+        if match is None or int(match["number"]) % 10:
+            raise MigrationError(
+                f"{entry.name}: expected NNNN_<name>.sql or NNNN_<name>.<engine>.sql, NNNN a multiple of 10"
+            )
+        first = entry.read_text(encoding="utf-8").partition("\n")[0]
+        named = _NAME.fullmatch(first.strip())
+        name = named["name"].strip() if named else match["slug"].replace("_", " ")
+        engine = Engine(match["engine"]) if match["engine"] else None
+        found.setdefault(int(match["number"]) // 10, {})[engine] = (entry.name, name)
+    migrations = []
+    for version, files in sorted(found.items()):
+        if None in files and len(files) == 1:
+            file, name = files[None]
+            migrations.append(Migration(version, name, {e: file for e in Engine}, directory))
+            continue
+        names = {name for _, name in files.values()}
+        if set(files) != set(Engine) or len(names) != 1:
+            listed = ", ".join(sorted(file for file, _ in files.values()))
+            raise MigrationError(
+                f"schema v{version} ({listed}): one file for both engines, or one per engine "
+                "(.postgres.sql and .timescaledb.sql) under the same name"
+            )
+        migrations.append(Migration(version, names.pop(), {e: files[e][0] for e in Engine}, directory))
+    return tuple(migrations)
 
 
-_BUS_COLUMNS = """
-    vehicle_id    text NOT NULL,
-    time          timestamptz NOT NULL,
-    lat           double precision NOT NULL,
-    lon           double precision NOT NULL,
-    speed_mps     double precision,
-    heading_deg   double precision,
-    trip_id       text,
-    route_id      text,
-    shape_dist_m  double precision,
-    delay_s       double precision,
-    odometer_m    double precision,
-    hdop          double precision,
-    seq           bigint,
-    received_at   timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (vehicle_id, time)"""
-
-
-def _hourly_select(source: str) -> str:
-    cols = ",\n".join(f"avg({p}) AS {p}_avg, min({p}) AS {p}_min, max({p}) AS {p}_max" for p in PARAMETERS)
-    return f"""
-    SELECT device_id, {source} AS bucket, count(*) AS readings,
-    {cols}
-    FROM water_readings GROUP BY device_id, bucket"""
-
-
-def _readings(engine: Engine, retention: Retention) -> list[str]:
-    if engine is Engine.POSTGRES:
-        totals = ",\n".join(
-            f"{p}_n bigint NOT NULL DEFAULT 0, {p}_sum double precision, "
-            f"{p}_min double precision, {p}_max double precision"
-            for p in PARAMETERS
-        )
-        averages = ",\n".join(f"{p}_sum / NULLIF({p}_n, 0) AS {p}_avg, {p}_min, {p}_max" for p in PARAMETERS)
-        return [
-            f"CREATE TABLE water_readings ({_water_columns()}) PARTITION BY RANGE (time)",
-            "CREATE TABLE water_readings_default PARTITION OF water_readings DEFAULT",
-            f"CREATE TABLE bus_positions ({_BUS_COLUMNS}) PARTITION BY RANGE (time)",
-            "CREATE TABLE bus_positions_default PARTITION OF bus_positions DEFAULT",
-            # The ingester adds each committed batch to these running totals in the same
-            # transaction, counting only rows that were really inserted (not duplicates).
-            f"""
-            CREATE TABLE water_hourly_totals (
-                device_id text NOT NULL,
-                bucket timestamptz NOT NULL,
-                readings bigint NOT NULL,
-                {totals},
-                PRIMARY KEY (device_id, bucket)
-            )""",
-            f"""
-            CREATE VIEW water_hourly AS
-            SELECT device_id, bucket, readings, {averages}
-            FROM water_hourly_totals""",
-        ]
-    statements = [
-        f"CREATE TABLE water_readings ({_water_columns()})",
-        f"CREATE TABLE bus_positions ({_BUS_COLUMNS})",
-        "SELECT create_hypertable('water_readings', 'time', chunk_time_interval => INTERVAL '1 day')",
-        "SELECT create_hypertable('bus_positions', 'time', chunk_time_interval => INTERVAL '1 day')",
-        """ALTER TABLE water_readings SET (timescaledb.compress,
-            timescaledb.compress_segmentby = 'device_id', timescaledb.compress_orderby = 'time DESC')""",
-        """ALTER TABLE bus_positions SET (timescaledb.compress,
-            timescaledb.compress_segmentby = 'vehicle_id', timescaledb.compress_orderby = 'time DESC')""",
-        f"SELECT add_compression_policy('water_readings', INTERVAL '{retention.compress_after_days} days')",
-        f"SELECT add_compression_policy('bus_positions', INTERVAL '{retention.compress_after_days} days')",
-        f"""
-        CREATE MATERIALIZED VIEW water_hourly
-        WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-        {_hourly_select("time_bucket(INTERVAL '1 hour', time)")}
-        WITH NO DATA""",
-        """SELECT add_continuous_aggregate_policy('water_hourly', start_offset => INTERVAL '3 days',
-            end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes')""",
-    ]
-    for table, days in (("water_readings", retention.water_days), ("bus_positions", retention.bus_days)):
-        if days is not None:
-            statements.append(f"SELECT add_retention_policy('{table}', INTERVAL '{days} days')")
-    return statements
-
-
-def _gtfs(engine: Engine, retention: Retention) -> list[str]:
-    return [resources.files("storage").joinpath("migrations", "0100_gtfs.sql").read_text(encoding="utf-8")]
-
-
-def _water_analytics(engine: Engine, retention: Retention) -> list[str]:
-    water_kinds = "('water_quality_event', 'compliance_breach', 'sensor_fault')"
-    return [
-        """
-        CREATE TABLE maintenance_windows (
-            window_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            device_id   text NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
-            starts_at   timestamptz NOT NULL,
-            ends_at     timestamptz NOT NULL,
-            kind        text NOT NULL CHECK (kind IN ('maintenance', 'calibration')),
-            note        text NOT NULL DEFAULT '',
-            created_by  text NOT NULL,
-            created_at  timestamptz NOT NULL DEFAULT now(),
-            CHECK (ends_at > starts_at)
-        )""",
-        "CREATE INDEX maintenance_windows_device ON maintenance_windows (device_id, ends_at)",
-        # Where the water worker has got to per station: readings up to evaluated_until have
-        # been through detection and the alert machines. A restart resumes from here.
-        """
-        CREATE TABLE water_analytics_progress (
-            device_id        text PRIMARY KEY REFERENCES devices (device_id) ON DELETE CASCADE,
-            evaluated_until  timestamptz NOT NULL,
-            updated_at       timestamptz NOT NULL DEFAULT now()
-        )""",
-        # One active (not cleared) water alert per station and kind, whoever writes it.
-        f"""
-        CREATE UNIQUE INDEX alerts_one_active_water ON alerts (subject_kind, subject_id, kind)
-        WHERE cleared_at IS NULL AND kind IN {water_kinds}""",
-    ]
-
-
-def _transit_live(engine: Engine, retention: Retention) -> list[str]:
-    return [
-        # Set by the transit worker on every fix it has looked at, matched or not: the partial index
-        # keeps "what is still to match" cheap however large the table grows, and whatever order the
-        # ingester's transactions commit in.
-        "ALTER TABLE bus_positions ADD COLUMN IF NOT EXISTS matched_at timestamptz",
-        "CREATE INDEX IF NOT EXISTS bus_positions_unmatched ON bus_positions (time) WHERE matched_at IS NULL",
-        # The latest matched fix of each vehicle: the live map, the SSE stream and GTFS-Realtime read it,
-        # and the transit worker rebuilds its per-vehicle state from it.
-        """
-        CREATE TABLE IF NOT EXISTS bus_latest (
-            vehicle_id    text PRIMARY KEY,
-            time          timestamptz NOT NULL,
-            lat           double precision NOT NULL,
-            lon           double precision NOT NULL,
-            speed_mps     double precision,
-            heading_deg   double precision,
-            trip_id       text,
-            route_id      text,
-            service_date  date,
-            shift_s       double precision,
-            shape_dist_m  double precision,
-            delay_s       double precision,
-            next_stop_id  text,
-            off_route     boolean NOT NULL DEFAULT false,
-            updated_at    timestamptz NOT NULL DEFAULT now()
-        )""",
-        "CREATE INDEX IF NOT EXISTS bus_latest_updated_at ON bus_latest (updated_at)",
-    ]
-
-
-def _users(engine: Engine, retention: Retention) -> list[str]:
-    return [
-        """
-        CREATE TABLE users (
-            username       text PRIMARY KEY CHECK (username ~ '^[a-z0-9][a-z0-9_.-]{0,63}$'),
-            role           text NOT NULL CHECK (role IN ('water_staff', 'transport_planner', 'admin')),
-            password_hash  text NOT NULL,
-            enabled        boolean NOT NULL DEFAULT true,
-            created_at     timestamptz NOT NULL DEFAULT now()
-        )""",
-        # Only a hash of each session token is stored: a copy of the table logs nobody in.
-        """
-        CREATE TABLE sessions (
-            token_sha256  bytea PRIMARY KEY,
-            username      text NOT NULL REFERENCES users ON DELETE CASCADE,
-            csrf_token    text NOT NULL,
-            created_at    timestamptz NOT NULL DEFAULT now(),
-            expires_at    timestamptz NOT NULL
-        )""",
-        "CREATE INDEX sessions_expires_at ON sessions (expires_at)",
-        "CREATE INDEX alerts_state_opened ON alerts (state, opened_at DESC)",
-    ]
-
-
-def _station_kinds(engine: Engine, retention: Retention) -> list[str]:
-    # The rule profile of a water station (analytics/water/profiles.toml); NULL: the default kind.
-    return [
-        "ALTER TABLE devices ADD COLUMN station_kind text CHECK (station_kind ~ '^[a-z][a-z0-9_]{0,39}$')",
-    ]
-
-
-def _service_uptime(engine: Engine, retention: Retention) -> list[str]:
-    # When the platform was up: one row per stretch of an ingester connected to its broker and
-    # database, extended by its heartbeats. A gap in a station's readings while no ingester was
-    # up is the platform's downtime, not a sensor fault.
-    return [
-        """
-        CREATE TABLE service_uptime (
-            service    text NOT NULL,
-            up_since   timestamptz NOT NULL,
-            last_seen  timestamptz NOT NULL,
-            PRIMARY KEY (service, up_since),
-            CHECK (last_seen >= up_since)
-        )""",
-        "CREATE INDEX service_uptime_last_seen ON service_uptime (last_seen)",
-    ]
-
-
-def _gtfs_validation(engine: Engine, retention: Retention) -> list[str]:
-    return [
-        resources.files("storage")
-        .joinpath("migrations", "0110_gtfs_validation.sql")
-        .read_text(encoding="utf-8")
-    ]
-
-
-def _bus_service_state(engine: Engine, retention: Retention) -> list[str]:
-    # What the matcher made of each bus's latest fix: in_service, layover or out_of_service (NULL
-    # where it was never matched): the live map shows a bus out of service as such.
-    return ["ALTER TABLE bus_latest ADD COLUMN IF NOT EXISTS service_state text"]
-
-
-def _dead_letter_sizes(engine: Engine, retention: Retention) -> list[str]:
-    return [
-        # The payload's size as received: a dead letter keeps at most the first 64 KiB of it
-        # (ingest/deadletters.py). NULL on rows written before this column (kept whole then).
-        "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_size bigint",
-    ]
-
-
-def _hourly_late_readings(engine: Engine, retention: Retention) -> list[str]:
-    """On TimescaleDB, refresh the hourly aggregate wherever readings changed, however old.
-
-    The aggregate adds the readings newer than what it has materialised at query time; a reading
-    that arrives late, into an hour already materialised, counts only once a refresh covers that
-    hour. With a start offset of 3 days, a device that sent its buffer after a longer outage (into
-    a compressed day, say) never counted in water_hourly. Without a start offset the policy
-    refreshes only the hours its invalidation log says have changed, so the cost stays with the
-    late readings. Plain PostgreSQL keeps its totals in the inserting transaction and needs nothing.
-    """
-    if engine is Engine.POSTGRES:
-        return []
-    return [
-        "SELECT remove_continuous_aggregate_policy('water_hourly', if_exists => true)",
-        """SELECT add_continuous_aggregate_policy('water_hourly', start_offset => NULL,
-            end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '10 minutes')""",
-    ]
-
-
-def _login_failures(engine: Engine, retention: Retention) -> list[str]:
-    # Failed logins of the last window (api.ratelimit), shared by every API process.
-    return [
-        """
-        CREATE TABLE login_failures (
-            kind  text NOT NULL CHECK (kind IN ('user', 'address')),
-            key   text NOT NULL,
-            at    double precision NOT NULL
-        )""",
-        "CREATE INDEX login_failures_key ON login_failures (kind, key, at)",
-        "CREATE INDEX login_failures_at ON login_failures (at)",
-    ]
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "core tables", _core),
-    Migration(2, "readings and hourly statistics", _readings),
-    Migration(3, "GTFS static feeds", _gtfs),
-    Migration(4, "water analytics: maintenance windows, worker progress", _water_analytics),
-    Migration(5, "live transit: matched fixes and the latest position of each bus", _transit_live),
-    Migration(6, "users and sessions", _users),
-    Migration(9, "failed logins shared by every API process", _login_failures),
-    Migration(11, "GTFS feeds: validation notices, stored spatial grids", _gtfs_validation),
-    Migration(13, "the service state of each bus (in service, layover, out of service)", _bus_service_state),
-    Migration(17, "water stations: rule profile kind", _station_kinds),
-    Migration(18, "platform uptime from ingester heartbeats", _service_uptime),
-    Migration(19, "dead letters: the payload's size as received", _dead_letter_sizes),
-    Migration(21, "hourly aggregate: late readings of any age", _hourly_late_readings),
-)
+MIGRATIONS: tuple[Migration, ...] = read_migrations(_DIR)
 LATEST = max(m.version for m in MIGRATIONS)
-
-
-class MigrationError(Exception):
-    """The schema could not be brought to the latest version."""
 
 
 def detect_engine(conn: psycopg.Connection) -> Engine:
@@ -454,18 +172,22 @@ def migrate(
         # Versions are applied by set, not by "above the highest": branches that each add a version
         # merge in any order, and a database that has v5 still gets a v4 merged later.
         applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+        for setting in fields(Retention):
+            value = getattr(retention, setting.name)
+            conn.execute(
+                "SELECT set_config(%s, %s, true)",
+                (f"citysense.{setting.name}", "" if value is None else str(value)),
+            )
         for migration in MIGRATIONS:
             if migration.version in applied:
                 continue
-            log.info("applying schema v%d (%s) for %s", migration.version, migration.name, chosen)
-            for statement in migration.statements(chosen, retention):
-                try:
-                    # Statements are built in this module from constants, never from input.
-                    conn.execute(statement)
-                except psycopg.Error as exc:
-                    raise MigrationError(
-                        f"schema v{migration.version} failed: {exc}\n{statement.strip()[:500]}"
-                    ) from exc
+            file = migration.files[chosen]
+            log.info("applying schema v%d (%s) for %s: %s", migration.version, migration.name, chosen, file)
+            try:
+                # The SQL is a file of this package, never input.
+                conn.execute(migration.sql(chosen))
+            except psycopg.Error as exc:
+                raise MigrationError(f"schema v{migration.version} failed ({file}): {exc}") from exc
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, engine) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, str(chosen)),

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.state import ApiConfig
 from api.stream import APPLICATION_NAME
+from storage.channels import TRANSIT_CHANNEL
 from tests.web.browser import serve
-from workers.transit import TRANSIT_CHANNEL
 
 # Enough data that a client that does not read blocks its stream once the kernel's socket buffers
 # (up to 4 MB here) are full: 1,000 buses are about 450 kB a round.

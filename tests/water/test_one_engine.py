@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from citysense_sim.episodes import EpisodePlan
 
-from analytics.water.live import PARAMETERS
 from bench.eval_water_sim import simulate
 from citysense.cli import main
+from devices.water import PARAMETERS
 from tests.helpers import register
 from tests.water.test_worker import insert
 from workers.water import WaterWorker, WaterWorkerConfig
