@@ -34,6 +34,7 @@ typecheck: $(STAMP)
 # then TimescaleDB (CITYSENSE_TEST_TIMESCALE_URL). The simulator's tests never touch a database,
 # so they run once. A skip fails the run: every service is here (tests/conftest.py).
 TIMESCALE_URL ?= $(or $(CITYSENSE_TEST_TIMESCALE_URL),postgresql://postgres@127.0.0.1:5433/postgres)
+POSTGRES_URL  ?= $(or $(CITYSENSE_TEST_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/postgres)
 pytest: pytest-postgres pytest-timescaledb
 
 pytest-postgres: $(STAMP)
@@ -41,6 +42,7 @@ pytest-postgres: $(STAMP)
 
 pytest-timescaledb: $(STAMP)
 	CITYSENSE_TEST_NO_SKIPS=1 CITYSENSE_TEST_ENGINE=timescaledb CITYSENSE_TEST_DATABASE_URL=$(TIMESCALE_URL) \
+		CITYSENSE_TEST_POSTGRES_URL=$(POSTGRES_URL) \
 		$(BIN)/pytest -q --durations=15 tests
 
 # 100,000 hostile messages through a real ingester, Mosquitto and PostgreSQL (docs/fuzzing.md).
