@@ -4,13 +4,19 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
+.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,demo]' -e ./firmware-sim
 	touch $(STAMP)
+
+# The `bench` extra (pyproject.toml), for the benchmarks that compare against other libraries.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $(BENCH_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/citysense demo
@@ -60,10 +66,18 @@ fuzz-ingest: $(STAMP)
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/test_ingest_fuzz.py
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-storage bench-ingest bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api
+bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
+
+# The raw drain rate of 100,000 queued QoS 1 messages by the ingester's MQTT client, gmqtt, paho-mqtt
+# (manual acknowledgement), aiomqtt and mosquitto_sub, when each sends its PUBACK, and PUBLISH
+# decoding by ingest/mqttwire.py beside the mqtt5 package (docs/ingest.md, The MQTT client).
+# `make bench-mqtt-clients BENCH_MESSAGES=N` changes the count.
+BENCH_MESSAGES ?= 100000
+bench-mqtt-clients: $(BENCH_STAMP)
+	$(BIN)/python -m bench.mqtt_clients --messages $(BENCH_MESSAGES)
 
 # Plain PostgreSQL and TimescaleDB side by side: drain rate, bytes per reading before and after
 # compression, 100 stations' 30-day hourly query, one station's raw year (docs/benchmarks.md).

@@ -1,4 +1,4 @@
-"""GTFS-Realtime feeds (CONTRACT §6): VehiclePositions, TripUpdates and Alerts, the full dataset on
+"""GTFS-Realtime feeds (docs/api.md): VehiclePositions, TripUpdates and Alerts, the full dataset on
 each request, as protobuf or (`?format=json`) its JSON mapping. A feed is rebuilt at most every
 `FEED_TTL_S` seconds; ETag and Last-Modified let a client poll cheaply."""
 
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from google.transit import gtfs_realtime_pb2 as rt
 
+from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, DelayEvidence, from_json
 from analytics.transit.gtfsrt import (
     ServiceAlert,
     VehicleSnapshot,
@@ -70,14 +71,16 @@ async def _alerts(state: AppState) -> rt.FeedMessage:
     async with state.pool.connection(timeout=5.0) as conn:
         cur = await conn.execute(
             """SELECT alert_id, kind, subject_kind, subject_id, extract(epoch FROM opened_at)::float8,
-               evidence FROM alerts WHERE kind IN ('bus_delay', 'bus_bunching') AND cleared_at IS NULL
-               AND state <> 'resolved' ORDER BY alert_id"""
+               evidence FROM alerts WHERE kind = ANY(%s) AND cleared_at IS NULL
+               AND state <> 'resolved' ORDER BY alert_id""",
+            ([DELAY_KIND, BUNCHING_KIND],),
         )
         rows = await cur.fetchall()
     out = []
-    for alert_id, kind, _, subject, opened, ev in rows:
-        if kind == "bus_delay":
-            route = ev.get("route_id") or ""
+    for alert_id, kind, _, subject, opened, stored in rows:
+        ev = from_json(kind, stored)
+        if isinstance(ev, DelayEvidence):
+            route = ev.route_id or ""
             if not route:
                 continue
             out.append(
@@ -85,10 +88,10 @@ async def _alerts(state: AppState) -> rt.FeedMessage:
                     alert_id=str(alert_id),
                     kind="delay",
                     route_id=route,
-                    trip_id=ev.get("trip_id") or None,
+                    trip_id=ev.trip_id or None,
                     start=opened,
-                    header=f"Route {route}: bus running {round(ev.get('delay_s', 0) / 60)} min late",
-                    description=f"Vehicle {subject} was {ev.get('delay_s')} s behind schedule.",
+                    header=f"Route {route}: bus running {round((ev.delay_s or 0) / 60)} min late",
+                    description=f"Vehicle {subject} was {ev.delay_s} s behind schedule.",
                 )
             )
         else:
@@ -97,13 +100,13 @@ async def _alerts(state: AppState) -> rt.FeedMessage:
                     alert_id=str(alert_id),
                     kind="bunching",
                     route_id=subject,
-                    stop_id=ev.get("stop_id") or None,
+                    stop_id=ev.stop_id or None,
                     start=opened,
                     header=f"Route {subject}: buses bunched",
                     description=(
-                        f"Vehicle {ev.get('vehicle')} reached stop {ev.get('stop_id')} "
-                        f"{ev.get('actual_headway_s')} s after {ev.get('leader')}; "
-                        f"scheduled headway {ev.get('scheduled_headway_s')} s."
+                        f"Vehicle {ev.vehicle} reached stop {ev.stop_id} "
+                        f"{ev.actual_headway_s} s after {ev.leader}; "
+                        f"scheduled headway {ev.scheduled_headway_s} s."
                     ),
                     effect="OTHER_EFFECT",
                 )

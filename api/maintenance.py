@@ -24,7 +24,7 @@ from api import checks
 from api.auth import User, require_user
 from api.errors import ApiError, documented
 from api.state import pool_of
-from ingest.maintenance import (
+from storage.maintenance import (
     COUNT_IN_WINDOW,
     DELETE_UPCOMING,
     END_NOW,

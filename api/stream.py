@@ -25,8 +25,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.transit_data import LATEST_SELECT, LatestRow
-from ingest.workers.transit import TRANSIT_CHANNEL
-from ingest.writer import BUS_CHANNEL
+from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
 
 log = logging.getLogger(__name__)
 

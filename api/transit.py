@@ -1,4 +1,4 @@
-"""Live buses and route performance (CONTRACT §6): the live map's GeoJSON, its Server-Sent Events
+"""Live buses and route performance (docs/api.md): the live map's GeoJSON, its Server-Sent Events
 stream, and one route's service day (on-time share, delays, headway regularity, bunching)."""
 
 from __future__ import annotations

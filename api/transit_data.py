@@ -23,7 +23,7 @@ from analytics.transit.eta import TravelTimeModel, empty_model
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.matching import Fixes, MatchResult
 from analytics.transit.stored import travel_times_from_stored
-from ingest.gtfs_load import active_feed_id, load_feed
+from storage.gtfs_load import active_feed_id, load_feed
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Water stations and their readings (CONTRACT §6)."""
+"""Water stations and their readings (docs/api.md)."""
 
 from __future__ import annotations
 

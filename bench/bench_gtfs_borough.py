@@ -34,7 +34,7 @@ from analytics.transit.matching import Fixes, _build_grid, grid_radii, match_fix
 from bench.gtfs_borough import borough_feed, write_zip
 from bench.machine import machine
 from bench.scratch import scratch_database
-from ingest.gtfs_load import active_feed_id, attach_grids, load_feed
+from storage.gtfs_load import active_feed_id, attach_grids, load_feed
 from tests import services
 
 DAY = date(2026, 3, 3)  # a Tuesday

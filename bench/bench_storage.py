@@ -42,9 +42,9 @@ from api.state import ApiConfig
 from bench.machine import machine
 from devices.water import WaterReading
 from ingest.fates import Fates
-from ingest.partitions import maintain
-from ingest.schema import Engine, detect_engine, migrate
 from ingest.writer import Writer
+from storage.partitions import maintain
+from storage.schema import Engine, detect_engine, migrate
 from tests import services
 
 BATCH = 2000  # ingest.service.IngestConfig.max_batch

@@ -17,10 +17,11 @@ import numpy as np
 
 from analytics.water.canary import CanaryConfig, canary_detect
 from analytics.water.detect import DetectorConfig, DetectorState, detect, detector_for
-from analytics.water.params import ALL_PARAMETERS, CONTEXT_PARAMETERS, QUALITY_PARAMETERS
+from analytics.water.params import CONTEXT_PARAMETERS, QUALITY_PARAMETERS
 from analytics.water.qc import qc_tests, usable
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
+from devices.water import PARAMETERS
 from tests.water.live_reference import ReferenceDetectorState, detect_reference
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
@@ -33,7 +34,7 @@ def step_10k(
     """Per step: wall and CPU seconds; `previous`: the previous detector (station-major rings)."""
     rng = np.random.default_rng(1)
     cfg = DetectorConfig(quality=QUALITY_PARAMETERS, context=CONTEXT_PARAMETERS)
-    order = [ALL_PARAMETERS.index(p) for p in cfg.rows]
+    order = [PARAMETERS.index(p) for p in cfg.rows]
     state: Any = (ReferenceDetectorState if previous else DetectorState).empty(cfg, stations)
     run: Any = detect_reference if previous else detect
     base, noise = BASE[order][None, :, None], NOISE[order][None, :, None]
@@ -52,7 +53,7 @@ def step_10k(
 def canary_step_10k(stations: int = 10_000, history: int = 288) -> float:
     """Seconds per step of the baseline at full history (its cost grows with the history)."""
     rng = np.random.default_rng(2)
-    q = [ALL_PARAMETERS.index(p) for p in QUALITY_PARAMETERS]
+    q = [PARAMETERS.index(p) for p in QUALITY_PARAMETERS]
     steps = history + 3
     x = BASE[q][None, :, None] + NOISE[q][None, :, None] * rng.standard_normal(
         (stations // 10, len(q), steps)
@@ -71,10 +72,10 @@ def replay_year(lag: int) -> tuple[float, float, float, int, float]:
     x = BASE[:, None] + NOISE[:, None] * (rng.standard_normal((8, n)) + day)
     x[rng.random(x.shape) < 0.001] = np.nan
     t0 = time.perf_counter()
-    qc = qc_tests(t, x[None], ALL_PARAMETERS, default_qc_config())
+    qc = qc_tests(t, x[None], PARAMETERS, default_qc_config())
     t_qc = time.perf_counter() - t0
-    cfg = detector_for(ALL_PARAMETERS).tuned(lag=lag, window=240, timeout=240)
-    rows = [ALL_PARAMETERS.index(p) for p in cfg.rows]
+    cfg = detector_for(PARAMETERS).tuned(lag=lag, window=240, timeout=240)
+    rows = [PARAMETERS.index(p) for p in cfg.rows]
     ok = usable(qc.flags)[:, rows]
     t0, c0 = time.perf_counter(), time.process_time()
     det = detect(cfg, DetectorState.empty(cfg, 1), x[None, rows], ok)

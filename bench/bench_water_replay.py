@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.live import LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
 from analytics.water.synthetic import inject
 from bench.machine import cpu_model
 from bench.scratch import scratch_database
 from citysense import replay_water
 from citysense.cli import main as cli
+from devices.water import PARAMETERS
 from tests import services
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])

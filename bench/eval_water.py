@@ -31,7 +31,6 @@ from analytics.water.alerts import AlertKind
 from analytics.water.canary import CanaryConfig, canary_detect
 from analytics.water.detect import DEFAULT_PRECISION, DetectorConfig, detector_for, rows_for
 from analytics.water.metrics import Scores, score
-from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import run_series
 from analytics.water.qc import cadence_s, seconds, usable
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
@@ -40,6 +39,7 @@ from analytics.water.stations import StationConfig
 from analytics.water.synthetic import inject
 from analytics.water.tune import tune
 from citysense.water_csv import WaterCsvError, parse_mapping, read_water_csv
+from devices.water import PARAMETERS
 
 STATION_B = Path(__file__).resolve().parents[1] / "tests" / "data" / "water" / "canary_station_b.csv"
 STATION_B_MAP = {
@@ -122,15 +122,15 @@ def evaluate(
     qc = qc_config or default_qc_config()
     # The live engine (analytics/water/pipeline.run_series: QC, instrument checks, detector,
     # compliance, alerts), the station's instruments being the file's columns.
-    x = np.full((len(ALL_PARAMETERS), ts.size), np.nan)
+    x = np.full((len(PARAMETERS), ts.size), np.nan)
     for i, p in enumerate(params):
-        x[ALL_PARAMETERS.index(p)] = values[i]
+        x[PARAMETERS.index(p)] = values[i]
     station = StationConfig(instruments=frozenset(params))
     settings = WaterSettings(precision={p: precision.get(p, 0.05) for p in params})
     t0 = time.perf_counter()
     live = settings.live_config(qc)
     first = run_series(live, ts, x, station=station)
-    rows = rows_for(ALL_PARAMETERS, live.detector.quality, live.detector.context)
+    rows = rows_for(PARAMETERS, live.detector.quality, live.detector.context)
     # Tuned on the first half as `detect water --train` does: the engine's evidence mask.
     tuned = tune(live.detector, ts[:half], x[rows, :half], first.evidence[rows, :half], labels[:half])
     cfg = tuned.config
@@ -152,7 +152,7 @@ def evaluate(
         f"F1 {tuned.scores.f1:.3f}, {tuned.scores.false_alarms_per_week:.2f} false alarms/week)"
     )
     q = [params.index(p) for p in live.detector.quality if p in params]
-    ok = usable(ours.flags[[ALL_PARAMETERS.index(p) for p in params]])
+    ok = usable(ours.flags[[PARAMETERS.index(p) for p in params]])
     base_precision = tuple(precision.get(params[i], 1e-3) for i in q)
     # The baseline sees the engine's QC flags.
     shipped = CanaryConfig(scale_floor=base_precision)
@@ -186,12 +186,12 @@ def parse_precision(items: list[str]) -> dict[str, float]:
     for item in items:
         name, sep, value = item.partition("=")
         try:
-            v = float(value) if sep and name in ALL_PARAMETERS else math.nan
+            v = float(value) if sep and name in PARAMETERS else math.nan
         except ValueError:
             v = math.nan
         if not v > 0 or math.isinf(v):
             raise ValueError(
-                f"--precision {item!r}: expected parameter=VALUE > 0, parameter one of {ALL_PARAMETERS}"
+                f"--precision {item!r}: expected parameter=VALUE > 0, parameter one of {PARAMETERS}"
             )
         out[name] = v
     return out

@@ -30,9 +30,11 @@ from citysense_sim.water import Sonde
 from citysense_sim.wire import WATER_PARAMETERS
 
 from analytics.water.alerts import AlertKind
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.evidence import FaultEvidence
+from analytics.water.live import LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
+from devices.water import PARAMETERS
 
 GRACE_S = 1800.0  # the issue's target: detected within 30 minutes
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -51,7 +53,7 @@ class Truth:
 def simulate(
     stations: int, days: float, interval_s: float, seed: int, plan: EpisodePlan
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Truth]]:
-    """Per station (times (n,), values (P, n) in ALL_PARAMETERS order) and the truth episodes."""
+    """Per station (times (n,), values (P, n) in PARAMETERS order) and the truth episodes."""
     assert tuple(WATER_PARAMETERS) == tuple(PARAMETERS)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     truth: list[Truth] = []
@@ -99,9 +101,8 @@ def run_live(
             for c in out.changes:
                 if c.change == "open":
                     opened[(device, c.kind)].append(c.time)
-                    if c.kind is AlertKind.SENSOR_FAULT:
-                        tests = c.evidence.get("tests", {})
-                        assert isinstance(tests, dict)
+                    if isinstance(c.evidence, FaultEvidence):
+                        tests = c.evidence.tests
                         what = sorted(f"{p}:{name}" for p, names in tests.items() for name in names)
                         fault_tests[device].append((c.time, ",".join(what)))
             for kind, times in out.active.items():

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from ingest.schema import Engine, migrate
+from storage.schema import Engine, migrate
 from tests import services
 
 

@@ -31,7 +31,7 @@ import psycopg
 from bench.ingest import DEVICES, ingesters, machine, wait_stored
 from bench.mqttload import Publisher
 from bench.traced import report
-from ingest.schema import Engine, migrate
+from storage.schema import Engine, migrate
 from tests import services
 
 

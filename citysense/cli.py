@@ -1,4 +1,4 @@
-"""`citysense ...`: one command, a module per command group (CONTRACT §7)."""
+"""`citysense ...`: one command, a module per command group (README.md, Commands)."""
 
 from __future__ import annotations
 

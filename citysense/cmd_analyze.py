@@ -5,22 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import importlib
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from analytics.water.live import LiveConfig
-from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
-from analytics.water.settings import SettingsError, WaterSettings, settings_from_toml
-from citysense.cmd_api import station_profiles
+from analytics.water.qc_config import QcConfigError
+from analytics.water.settings import SettingsError
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
-from ingest.workers import WORKERS
-from ingest.workers.supervise import WorkerHealth, final_status, heartbeat, supervise
-from ingest.workers.water import WaterWorkerConfig
+from citysense.water_files import add_station_profiles_option, qc_config, station_profiles_of, water_settings
+from workers import Worker
+from workers.supervise import WorkerHealth, final_status, heartbeat, supervise
+from workers.transit import TransitService
+from workers.water import WaterService, WaterWorkerConfig
 
 
 def register(subparsers: Any) -> None:
@@ -29,19 +28,14 @@ def register(subparsers: Any) -> None:
     )
     add_connection_options(parser, mqtt=False)
     parser.add_argument(
-        "--only", action="append", choices=[w.rsplit(".", 1)[-1] for w in WORKERS], help="run only these"
+        "--only", action="append", choices=[WaterService.name, TransitService.name], help="run only these"
     )
     parser.add_argument(
         "--qc-config",
         type=Path,
         help="the water QC thresholds (TOML, layout of analytics/water/qc.toml; default: that file)",
     )
-    parser.add_argument(
-        "--station-profiles",
-        type=Path,
-        help="rule profiles of the water stations (TOML, layout of analytics/water/profiles.toml; "
-        "default: $CITYSENSE_STATION_PROFILES or that file)",
-    )
+    add_station_profiles_option(parser)
     parser.add_argument(
         "--settings",
         type=Path,
@@ -51,43 +45,29 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _qc_config(path: Path | None) -> QcConfig:
-    if path is None:
-        return default_qc_config()
-    try:
-        return qc_config_from_toml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise QcConfigError(str(path), exc.strerror or str(exc)) from exc
-
-
-def _settings(path: Path) -> WaterSettings:
-    try:
-        return settings_from_toml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"{path}: {exc.strerror or exc}") from exc
-
-
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
-    chosen = [w for w in WORKERS if not args.only or w.rsplit(".", 1)[-1] in args.only]
     try:
-        qc = _qc_config(args.qc_config)
+        qc = qc_config(args.qc_config)
     except QcConfigError as exc:
         print(f"citysense analyze: QC configuration: {exc}", file=sys.stderr)
         return 2
     try:
-        live = LiveConfig(qc=qc) if args.settings is None else _settings(args.settings).live_config(qc)
-    except (OSError, SettingsError) as exc:
+        live = LiveConfig(qc=qc) if args.settings is None else water_settings(args.settings).live_config(qc)
+    except SettingsError as exc:
         print(f"citysense analyze: settings: {exc}", file=sys.stderr)
         return 2
     water = WaterWorkerConfig(live=live)
-    profiles = getattr(args, "station_profiles", None) or os.environ.get("CITYSENSE_STATION_PROFILES")
-    if profiles:
-        try:
-            water = replace(water, profiles=station_profiles(Path(profiles)))
-        except ConfigError as exc:
-            print(f"citysense analyze: {exc}", file=sys.stderr)
-            return 2
+    try:
+        profiles = station_profiles_of(args)
+    except ConfigError as exc:
+        print(f"citysense analyze: {exc}", file=sys.stderr)
+        return 2
+    if profiles is not None:
+        water = replace(water, profiles=profiles)
+    # Each worker is made with its own settings; from here on all are run alike.
+    workers: tuple[Worker, ...] = (WaterService(water), TransitService())
+    chosen = [w for w in workers if not args.only or w.name in args.only]
 
     async def main(stop: asyncio.Event) -> None:
         url = Settings.from_args(args).require_database()  # a ConfigError is reported cleanly
@@ -95,14 +75,12 @@ def run(args: argparse.Namespace) -> int:
         async with asyncio.TaskGroup() as tasks:
             # Each worker is supervised on its own: an error in one is logged, reported in its health and
             # retried with backoff, and never reaches this task group, so it cannot stop the others.
-            for name in chosen:
-                worker = importlib.import_module(name)
-                health = WorkerHealth(name.rsplit(".", 1)[-1])
+            for worker in chosen:
+                health = WorkerHealth(worker.name)
                 healths.append(health)
-                extra = (water,) if name.endswith(".water") else ()
                 tasks.create_task(
-                    supervise(health, functools.partial(worker.run, url, stop, *extra, health=health), stop),
-                    name=name,
+                    supervise(health, functools.partial(worker.run, url, stop, health), stop),
+                    name=worker.name,
                 )
             tasks.create_task(heartbeat(url, healths, stop), name="worker-status")
         await final_status(url, healths)

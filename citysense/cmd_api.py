@@ -8,14 +8,13 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from citysense.runtime import add_logging_options, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
+from citysense.water_files import add_station_profiles_option, station_profiles_of
 
 if TYPE_CHECKING:
-    from analytics.water.profiles import Profiles
     from api.ratelimit import LoginLimit
     from api.state import ApiConfig
 
@@ -44,12 +43,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--tile-url", help="optional map tile URL template {z}/{x}/{y} (default: $CITYSENSE_TILE_URL)"
     )
-    parser.add_argument(
-        "--station-profiles",
-        type=Path,
-        help="rule profiles of the water stations (TOML, layout of analytics/water/profiles.toml; "
-        "default: $CITYSENSE_STATION_PROFILES or that file)",
-    )
+    add_station_profiles_option(parser)
     parser.add_argument(
         "--trusted-proxies",
         metavar="ADDRESSES",
@@ -106,18 +100,6 @@ def parse_login_limit(text: str) -> LoginLimit:
     return limit
 
 
-def station_profiles(path: Path) -> Profiles:
-    """The rule profiles of a file, or a ConfigError saying what is wrong with it."""
-    from analytics.water.profiles import ProfileError, load
-
-    try:
-        return load(path)
-    except OSError as exc:
-        raise ConfigError(f"station profiles {path}: {exc.strerror or exc}") from exc
-    except ProfileError as exc:
-        raise ConfigError(f"station profiles {path}: {exc}") from exc
-
-
 def parse_trusted_proxies(text: str) -> tuple[str, ...]:
     """Comma-separated IP addresses or networks (10.0.0.0/8); 'none' or nothing for none."""
     import ipaddress
@@ -172,9 +154,9 @@ def api_config(
     )
     if views:
         config = replace(config, public_views=parse_public_views(views))
-    profiles = getattr(args, "station_profiles", None) or env.get("CITYSENSE_STATION_PROFILES")
-    if profiles:
-        config = replace(config, profiles=station_profiles(Path(profiles)))
+    profiles = station_profiles_of(args, env)
+    if profiles is not None:
+        config = replace(config, profiles=profiles)
     login_limit = getattr(args, "login_limit", None) or env.get("CITYSENSE_LOGIN_LIMIT")
     if login_limit:
         config = replace(config, login_limit=parse_login_limit(login_limit))

@@ -9,15 +9,13 @@ from typing import Any
 
 import psycopg
 
+from citysense.database import db_command
 from citysense.settings import (
-    ConfigError,
     Settings,
     add_connection_options,
-    redact_database_url,
-    redact_error,
 )
-from ingest.partitions import maintain
-from ingest.schema import Engine, MigrationError, migrate
+from storage.partitions import maintain
+from storage.schema import Engine, MigrationError, migrate
 
 
 def register(subparsers: Any) -> None:
@@ -30,24 +28,13 @@ def register(subparsers: Any) -> None:
         choices=[e.value for e in Engine],
         help="force plain PostgreSQL or TimescaleDB on a new database (default: detect)",
     )
-    mig.set_defaults(func=run_migrate)
+    mig.set_defaults(func=db_command(run_migrate))
 
 
-def run_migrate(args: argparse.Namespace) -> int:
+def run_migrate(args: argparse.Namespace, conn: psycopg.Connection[Any], _: Settings) -> int:
     try:
-        url = Settings.from_args(args).require_database()
-        with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
-            before, after, engine = migrate(conn, engine=Engine(args.engine) if args.engine else None)
-            maintain(conn, engine, datetime.now(UTC))
-    except ConfigError as exc:
-        print(f"citysense: {exc}", file=sys.stderr)
-        return 2
-    except psycopg.OperationalError as exc:
-        print(
-            f"citysense: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
-            file=sys.stderr,
-        )
-        return 1
+        before, after, engine = migrate(conn, engine=Engine(args.engine) if args.engine else None)
+        maintain(conn, engine, datetime.now(UTC))
     except MigrationError as exc:
         print(f"citysense: {exc}", file=sys.stderr)
         return 1

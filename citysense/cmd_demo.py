@@ -29,9 +29,9 @@ from analytics.water.qc_config import default_qc_config, qc_config_to_toml
 from citysense.embedded import embedded_broker, embedded_postgres, free_port, wait_port
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import MqttUrl, Settings, add_connection_options, redact_database_url
-from ingest.gtfs_store import import_feed
-from ingest.partitions import maintain
-from ingest.schema import migrate
+from storage.gtfs_store import import_feed
+from storage.partitions import maintain
+from storage.schema import migrate
 
 log = logging.getLogger("citysense.demo")
 

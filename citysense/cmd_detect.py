@@ -1,4 +1,4 @@
-"""`citysense detect water`: offline water event detection on a CSV file (CONTRACT §8).
+"""`citysense detect water`: offline water event detection on a CSV file (docs/water-detection.md).
 
 The file's rows go through the live engine (analytics/water/pipeline.run_series, which calls
 analytics/water/live.advance as the water worker does): QC, instrument-fault checks, detector,
@@ -20,21 +20,22 @@ import numpy as np
 
 from analytics.water.alerts import AlertKind
 from analytics.water.detect import rows_for
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig
+from analytics.water.live import AlertChange, LiveConfig
 from analytics.water.pipeline import SeriesResult, run_series
 from analytics.water.qc import seconds
-from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
+from analytics.water.qc_config import QcConfig, QcConfigError
 from analytics.water.settings import (
     SettingsError,
     WaterSettings,
     detector_settings,
-    settings_from_toml,
     settings_to_toml,
 )
 from analytics.water.stations import StationConfig
 from analytics.water.tune import tune
 from citysense.progress import Progress
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv, write_detection_csv
+from citysense.water_files import qc_config, water_settings
+from devices.water import PARAMETERS
 
 # Readings per call of the engine: the progress bar moves between calls; results do not depend on it.
 _CHUNK = 1440
@@ -71,14 +72,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="default", help="the station whose [stations] configuration applies")
     p.add_argument("--alerts", type=Path, help="also write the alert transitions to this CSV")
     p.set_defaults(func=run)
-
-
-def _qc_config(path: Path | None) -> QcConfig:
-    return default_qc_config() if path is None else qc_config_from_toml(path.read_text(encoding="utf-8"))
-
-
-def _settings(path: Path | None) -> WaterSettings:
-    return WaterSettings() if path is None else settings_from_toml(path.read_text(encoding="utf-8"))
 
 
 def engine_values(table: WaterTable) -> np.ndarray:
@@ -130,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         mapping = parse_mapping(args.map)
-        qc_config = _qc_config(args.qc_config)
-        settings = _settings(args.settings)
+        qc = qc_config(args.qc_config)
+        settings = water_settings(args.settings)
         table = read_water_csv(args.input, args.time_col, mapping, timezone=args.timezone)
     except (ValueError, OSError, QcConfigError, SettingsError, WaterCsvError) as exc:
         print(f"citysense detect water: {exc}", file=sys.stderr)
@@ -150,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         if train.parameters != params:
             print("citysense detect water: --train has other parameters than --in", file=sys.stderr)
             return 2
-        settings, note = trained(settings, qc_config, train)
+        settings, note = trained(settings, qc, train)
         print(f"tuned on {args.train} {note}", file=sys.stderr)
     if args.save_settings is not None:
         try:
@@ -160,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"settings written to {args.save_settings}", file=sys.stderr)
 
-    live = settings.live_config(qc_config)
+    live = settings.live_config(qc)
     station = settings.stations.get(args.device)
     result = _run_with_progress(live, table, station)
     event = result.active[AlertKind.WATER_QUALITY_EVENT]

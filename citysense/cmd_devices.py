@@ -8,19 +8,17 @@ import os
 import pwd
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from analytics.water.profiles import KIND_PATTERN
+from citysense.database import db_command
 from citysense.settings import (
     ConfigError,
     Settings,
     add_connection_options,
-    redact_database_url,
-    redact_error,
 )
 from devices.registry import SALT_BYTES, Device, device_password, render_acl, render_passwords
 from devices.topics import DEVICE_ID, Kind
@@ -54,18 +52,18 @@ def register(subparsers: Any) -> None:
         help="water: the rule profile of the station (analytics/water/profiles.toml), e.g. "
         "distribution_point (the default), reservoir, treatment_plant_outlet",
     )
-    add.set_defaults(func=_db_command(run_add))
+    add.set_defaults(func=db_command(run_add))
 
     listing = actions.add_parser("list", help="list registered devices")
     listing.add_argument("--kind", choices=[k.value for k in Kind])
-    listing.set_defaults(func=_db_command(run_list))
+    listing.set_defaults(func=db_command(run_list))
 
     for name, enabled in (("disable", False), ("enable", True)):
         sub = actions.add_parser(
             name, help=f"{name} a device: its messages are {'dead-lettered' if not enabled else 'stored'}"
         )
         sub.add_argument("device_id")
-        sub.set_defaults(func=_db_command(run_enable), enabled=enabled)
+        sub.set_defaults(func=db_command(run_enable), enabled=enabled)
 
     key_help = "secret registry key file, at least 32 random bytes (default: $CITYSENSE_DEVICE_KEY_FILE)"
     acl = actions.add_parser("acl", help="write a Mosquitto password file and ACL from the registry")
@@ -83,7 +81,7 @@ def register(subparsers: Any) -> None:
         help="give both files to USER (e.g. mosquitto, the user Mosquitto drops to), "
         "password file 0600, ACL 0640; needs root",
     )
-    acl.set_defaults(func=_db_command(run_acl))
+    acl.set_defaults(func=db_command(run_acl))
 
     password = actions.add_parser("password", help="print the MQTT password of a device or service account")
     password.add_argument("user")
@@ -92,28 +90,6 @@ def register(subparsers: Any) -> None:
 
     for sub in (add, listing, acl, *[actions.choices[n] for n in ("disable", "enable")]):
         add_connection_options(sub, mqtt=False)
-
-
-def _db_command(
-    body: Callable[[argparse.Namespace, psycopg.Connection[Any], Settings], int],
-) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            settings = Settings.from_args(args)
-            url = settings.require_database()
-            with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
-                return body(args, conn, settings)
-        except ConfigError as exc:
-            print(f"citysense: {exc}", file=sys.stderr)
-            return 2
-        except psycopg.OperationalError as exc:
-            print(
-                f"citysense: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
-                file=sys.stderr,
-            )
-            return 1
-
-    return run
 
 
 def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any], settings: Settings) -> int:

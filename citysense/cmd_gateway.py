@@ -1,4 +1,4 @@
-"""`citysense gateway serial`: a GPS receiver's or a sonde's serial line to MQTT (CONTRACT §7)."""
+"""`citysense gateway serial`: a GPS receiver's or a sonde's serial line to MQTT (docs/gateway.md)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from citysense.gateway import run_gateway
 from citysense.runtime import run_until_signal, setup_logging
 from citysense.settings import Settings, add_connection_options
-from devices.gateway import GatewaySettings, MqttSettings
 from devices.lines import LineFormat
 from devices.topics import DEVICE_ID
+from gateway.publisher import run_gateway
+from gateway.reader import GatewaySettings, MqttSettings
 
 
 def register(subparsers: Any) -> None:

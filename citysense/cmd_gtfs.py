@@ -1,4 +1,4 @@
-"""`citysense gtfs`: validate a GTFS static feed, import it into the database (CONTRACT §7), prune old
+"""`citysense gtfs`: validate a GTFS static feed, import it into the database (docs/transit.md), prune old
 ones."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from analytics.transit.gtfs import Feed, GTFSError, Notice, load_feed
 from analytics.transit.gtfs_zip import ZipLimits
 from analytics.transit.index import build_trip_index
 from analytics.transit.matching import grid_bytes, grid_fingerprint, grid_radii
-from ingest.gtfs_store import import_feed, prune_feeds
+from storage.gtfs_store import import_feed, prune_feeds
 
 SHOWN = 20  # notices printed in full; the rest are counted
 

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sys
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
+from citysense.database import db_command
 from citysense.settings import (
     ConfigError,
     Settings,
     add_connection_options,
-    redact_database_url,
-    redact_error,
 )
 from citysense.water_csv import parse_time
-from ingest.maintenance import INSERT, KINDS, LIST, REFLAG, STATION_KIND
+from storage.maintenance import INSERT, KINDS, LIST, REFLAG, STATION_KIND
 
 
 def _time(text: str) -> datetime:
@@ -44,37 +42,15 @@ def register(subparsers: Any) -> None:
     add.add_argument("--kind", choices=KINDS, default="maintenance")
     add.add_argument("--note", default="")
     add.add_argument("--by", default=None, help="who enters it (default: the login name)")
-    add.set_defaults(func=_db(run_add))
+    add.set_defaults(func=db_command(run_add, "citysense maintenance"))
     listing = actions.add_parser("list", help="list windows, newest first")
     listing.add_argument("--device", help="only this station")
-    listing.set_defaults(func=_db(run_list))
+    listing.set_defaults(func=db_command(run_list, "citysense maintenance"))
     for sub in (add, listing):
         add_connection_options(sub, mqtt=False)
 
 
-def _db(body: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        url = ""
-        try:
-            url = Settings.from_args(args).require_database()
-            with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
-                status: int = body(args, conn)
-                return status
-        except ConfigError as exc:
-            print(f"citysense maintenance: {exc}", file=sys.stderr)
-            return 2
-        except psycopg.OperationalError as exc:
-            print(
-                "citysense maintenance: cannot connect to "
-                f"{redact_database_url(url)}: {redact_error(exc, url)}",
-                file=sys.stderr,
-            )
-            return 1
-
-    return run
-
-
-def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any]) -> int:
+def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any], _: Settings) -> int:
     if args.end <= args.start:
         raise ConfigError("--end must be after --start")
     row = conn.execute(STATION_KIND, {"device": args.device}).fetchone()
@@ -99,7 +75,7 @@ def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any]) -> int:
     return 0
 
 
-def run_list(args: argparse.Namespace, conn: psycopg.Connection[Any]) -> int:
+def run_list(args: argparse.Namespace, conn: psycopg.Connection[Any], _: Settings) -> int:
     rows = conn.execute(LIST, {"device": args.device}).fetchall()
     print("window\tdevice\tstart\tend\tkind\tby\tnote")
     for wid, device, start, end, kind, note, by, _ in rows:

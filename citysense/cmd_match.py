@@ -1,4 +1,4 @@
-"""`citysense match bus`: offline trip matching, delays and next-stop ETAs for bus fixes (CONTRACT §8)."""
+"""`citysense match bus`: offline trip matching, delays and next-stop ETAs for bus fixes (docs/transit.md)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def read_bus_csv(stream: TextIO) -> BusTable:
 def match_table(
     index: TripIndex, table: BusTable, model: TravelTimeModel | None, config: MatchConfig
 ) -> list[dict[str, Any]]:
-    """The output rows: input columns plus the CONTRACT §8 columns, in input order."""
+    """The output rows: the input columns plus ADDED, in input order (docs/transit.md)."""
     fx = table.fixes
     m = match_fixes(index, fx, config=config)
     tz = ZoneInfo(index.feed.agency_timezone)

@@ -10,12 +10,11 @@ from typing import Any
 
 import psycopg
 
+from citysense.database import db_command
 from citysense.settings import (
     ConfigError,
     Settings,
     add_connection_options,
-    redact_database_url,
-    redact_error,
 )
 
 ROLES = ("water_staff", "transport_planner", "admin")
@@ -32,15 +31,15 @@ def register(subparsers: Any) -> None:
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input, not a prompt"
     )
-    add.set_defaults(func=run_add)
+    add.set_defaults(func=db_command(run_add))
 
     listing = actions.add_parser("list", help="list users and roles")
-    listing.set_defaults(func=run_list)
+    listing.set_defaults(func=db_command(run_list))
 
     for name, enabled in (("disable", False), ("enable", True)):
         sub = actions.add_parser(name, help=f"{name} a user's login (disabling also ends their sessions)")
         sub.add_argument("name")
-        sub.set_defaults(func=run_enable, enabled=enabled)
+        sub.set_defaults(func=db_command(run_enable), enabled=enabled)
 
     for sub in (add, listing, actions.choices["disable"], actions.choices["enable"]):
         add_connection_options(sub, mqtt=False)
@@ -56,74 +55,44 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
-def _connect(args: argparse.Namespace) -> psycopg.Connection[Any]:
-    url = Settings.from_args(args).require_database()
+def run_add(args: argparse.Namespace, conn: psycopg.Connection[Any], _: Settings) -> int:
+    from api.passwords import hash_password
+
+    if USERNAME.fullmatch(args.name) is None:
+        raise ConfigError(f"user name {args.name!r} does not match {USERNAME.pattern}")
     try:
-        return psycopg.connect(url, connect_timeout=10, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise ConfigError(f"cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}") from None
+        hashed = hash_password(_read_password(args))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    row = conn.execute(
+        """INSERT INTO users (username, role, password_hash) VALUES (%s, %s, %s)
+           ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role,
+               password_hash = EXCLUDED.password_hash, enabled = true
+           RETURNING (xmax = 0)""",
+        (args.name, args.role, hashed),
+    ).fetchone()
+    if not (row and row[0]):
+        # A new password or role takes effect now, not when old sessions expire.
+        conn.execute("DELETE FROM sessions WHERE username = %s", (args.name,))
+    print(f"{'added' if row and row[0] else 'updated'} user {args.name} ({args.role})")
+    return 0
 
 
-def _report(body: Any) -> int:
-    try:
-        status: int = body()
-    except ConfigError as exc:
-        print(f"citysense: {exc}", file=sys.stderr)
-        return 2
-    return status
+def run_list(args: argparse.Namespace, conn: psycopg.Connection[Any], _: Settings) -> int:
+    rows = conn.execute("SELECT username, role, enabled, created_at FROM users ORDER BY username").fetchall()
+    print(f"{'user':<24} {'role':<18} {'enabled':<8} created")
+    for name, role, enabled, created in rows:
+        print(f"{name:<24} {role:<18} {'yes' if enabled else 'no':<8} {created:%Y-%m-%d}")
+    return 0
 
 
-def run_add(args: argparse.Namespace) -> int:
-    def body() -> int:
-        from api.passwords import hash_password
-
-        if USERNAME.fullmatch(args.name) is None:
-            raise ConfigError(f"user name {args.name!r} does not match {USERNAME.pattern}")
-        try:
-            hashed = hash_password(_read_password(args))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        with _connect(args) as conn:
-            row = conn.execute(
-                """INSERT INTO users (username, role, password_hash) VALUES (%s, %s, %s)
-                   ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role,
-                       password_hash = EXCLUDED.password_hash, enabled = true
-                   RETURNING (xmax = 0)""",
-                (args.name, args.role, hashed),
-            ).fetchone()
-            if not (row and row[0]):
-                # A new password or role takes effect now, not when old sessions expire.
-                conn.execute("DELETE FROM sessions WHERE username = %s", (args.name,))
-        print(f"{'added' if row and row[0] else 'updated'} user {args.name} ({args.role})")
-        return 0
-
-    return _report(body)
-
-
-def run_list(args: argparse.Namespace) -> int:
-    def body() -> int:
-        with _connect(args) as conn:
-            rows = conn.execute(
-                "SELECT username, role, enabled, created_at FROM users ORDER BY username"
-            ).fetchall()
-        print(f"{'user':<24} {'role':<18} {'enabled':<8} created")
-        for name, role, enabled, created in rows:
-            print(f"{name:<24} {role:<18} {'yes' if enabled else 'no':<8} {created:%Y-%m-%d}")
-        return 0
-
-    return _report(body)
-
-
-def run_enable(args: argparse.Namespace) -> int:
-    def body() -> int:
-        with _connect(args) as conn, conn.transaction():
-            cur = conn.execute("UPDATE users SET enabled = %s WHERE username = %s", (args.enabled, args.name))
-            if cur.rowcount == 0:
-                print(f"citysense: no user {args.name!r}", file=sys.stderr)
-                return 1
-            if not args.enabled:
-                conn.execute("DELETE FROM sessions WHERE username = %s", (args.name,))
-        print(f"{'enabled' if args.enabled else 'disabled'} {args.name}")
-        return 0
-
-    return _report(body)
+def run_enable(args: argparse.Namespace, conn: psycopg.Connection[Any], _: Settings) -> int:
+    with conn.transaction():
+        cur = conn.execute("UPDATE users SET enabled = %s WHERE username = %s", (args.enabled, args.name))
+        if cur.rowcount == 0:
+            print(f"citysense: no user {args.name!r}", file=sys.stderr)
+            return 1
+        if not args.enabled:
+            conn.execute("DELETE FROM sessions WHERE username = %s", (args.name,))
+    print(f"{'enabled' if args.enabled else 'disabled'} {args.name}")
+    return 0

@@ -1,4 +1,4 @@
-"""`citysense replay bus CSV`: push a historical file through the live path (CONTRACT §7).
+"""`citysense replay bus CSV`: push a historical file through the live path (docs/transit.md).
 
 The fixes are stored by the ingester's writer (staging, idempotent insert, NOTIFY at commit) in
 slices of data time, and each slice is then matched by the transit worker's own step: the same code
@@ -23,9 +23,9 @@ from citysense.settings import ConfigError, Settings, add_connection_options
 from devices.bus import BusPosition, check_position
 from devices.errors import DecodeError
 from ingest.fates import Fates
-from ingest.schema import Engine
-from ingest.workers.transit import TransitWorker
 from ingest.writer import Writer
+from storage.schema import Engine
+from workers.transit import TransitWorker
 
 
 def _float(row: dict[str, str], name: str) -> float | None:

@@ -1,9 +1,9 @@
-"""`citysense replay water CSV`: push a historical file through the live analytics path (CONTRACT §7).
+"""`citysense replay water CSV`: a historical file through the live analytics path (docs/water-detection.md).
 
 The rows are stored as readings of one station by the ingester's own writer (same table, same
 'not evaluated' flags, same NOTIFY), so a running `citysense analyze` evaluates them as live.
 Unless `--no-analyze`, the command then runs the water worker itself until it has caught up, and
-reports the alerts it opened. Column options are those of `detect water` (CONTRACT §8).
+reports the alerts it opened. Column options are those of `detect water` (docs/water-detection.md).
 """
 
 from __future__ import annotations
@@ -18,24 +18,21 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from analytics.water.live import LiveConfig
-from analytics.water.qc_config import default_qc_config, qc_config_from_toml
-from analytics.water.settings import settings_from_toml
+from citysense.database import cannot_connect
 from citysense.progress import Progress
 from citysense.settings import (
     ConfigError,
     Settings,
     add_connection_options,
-    redact_database_url,
-    redact_error,
 )
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv
+from citysense.water_files import live_config
 from devices.topics import DEVICE_ID
 from devices.water import WaterReading
 from ingest.fates import Fates
-from ingest.schema import LATEST, Engine
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
 from ingest.writer import Writer
+from storage.schema import LATEST, Engine
+from workers.water import WaterWorker, WaterWorkerConfig
 
 
 def register(kinds: Any) -> None:
@@ -94,20 +91,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"citysense replay water: {exc}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:
-        print(
-            f"citysense replay water: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}",
-            file=sys.stderr,
-        )
-        return 1
-
-
-def live_config(qc_path: Path | None, settings_path: Path | None) -> LiveConfig:
-    """The live engine's configuration from a QC file and a settings file (either optional); a
-    file that cannot be read or parsed raises ValueError (QcConfigError, SettingsError) or OSError."""
-    qc = default_qc_config() if qc_path is None else qc_config_from_toml(qc_path.read_text(encoding="utf-8"))
-    if settings_path is None:
-        return LiveConfig(qc=qc)
-    return settings_from_toml(settings_path.read_text(encoding="utf-8")).live_config(qc)
+        return cannot_connect("citysense replay water", url, exc)
 
 
 async def _replay(

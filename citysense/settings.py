@@ -1,4 +1,4 @@
-"""Configuration read once, at the edge, from the environment and command-line options (CONTRACT §2)."""
+"""Configuration read once, at the edge, from the environment and the options (README, Configuration)."""
 
 from __future__ import annotations
 

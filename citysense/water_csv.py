@@ -1,4 +1,4 @@
-"""Reading and writing the offline water files of CONTRACT §8 (the I/O edge of `detect water`)."""
+"""Reading and writing the offline water files of docs/water-detection.md (the I/O edge of `detect water`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from analytics.water.params import ALL_PARAMETERS
+from devices.water import PARAMETERS
 
 _TIME_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
 # Cells that mean "no value" (compared case-insensitively): R's NA, pandas' NaN and the like.
@@ -34,7 +34,7 @@ class WaterCsvError(ValueError):
 class WaterTable:
     time_text: list[str]  # the time cells as written, echoed to the output
     times: npt.NDArray[np.datetime64]  # UTC; naive times are taken as UTC
-    parameters: tuple[str, ...]  # the mapped parameters, in ALL_PARAMETERS order
+    parameters: tuple[str, ...]  # the mapped parameters, in PARAMETERS order
     values: npt.NDArray[np.float64]  # (P, n), NaN = empty cell
     labels: npt.NDArray[np.int8] | None
 
@@ -108,8 +108,8 @@ def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     out = {}
     for item in items:
         source, sep, param = item.partition("=")
-        if not sep or not source or param not in ALL_PARAMETERS:
-            raise ValueError(f"--map {item!r}: expected SOURCE=parameter, parameter one of {ALL_PARAMETERS}")
+        if not sep or not source or param not in PARAMETERS:
+            raise ValueError(f"--map {item!r}: expected SOURCE=parameter, parameter one of {PARAMETERS}")
         out[source] = param
     return out
 
@@ -134,10 +134,10 @@ def read_water_csv(
             raise WaterCsvError(path, f"no time column {time_col!r}")
         if label_col is not None and label_col not in header:
             raise WaterCsvError(path, f"no label column {label_col!r}")
-        sources = {c: mapping.get(c, c) for c in header if mapping.get(c, c) in ALL_PARAMETERS}
+        sources = {c: mapping.get(c, c) for c in header if mapping.get(c, c) in PARAMETERS}
         if not sources:
             raise WaterCsvError(path, "no parameter column (use --map SOURCE=parameter)")
-        params = tuple(p for p in ALL_PARAMETERS if p in sources.values())
+        params = tuple(p for p in PARAMETERS if p in sources.values())
         by_param = {p: c for c, p in sources.items()}
         text: list[str] = []
         times: list[datetime] = []

@@ -1,4 +1,4 @@
-"""Bus positions as JSON (CONTRACT §3, `.../position`), and the value every bus format decodes to."""
+"""Bus positions as JSON (docs/protocol.md, `.../position`), and the value every bus format decodes to."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Why a message could not be stored: the reason codes of CONTRACT §4."""
+"""Why a message could not be stored: the reason codes of docs/ingest.md."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Dropped:
-    """A line that is not published, and why (a reason code of CONTRACT §4)."""
+    """A line that is not published, and why (a reason code of docs/ingest.md)."""
 
     reason: Reason
     detail: str

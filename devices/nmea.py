@@ -1,4 +1,4 @@
-"""NMEA 0183 from GPS receivers on `.../nmea` (CONTRACT §3): RMC and GGA, any talker.
+"""NMEA 0183 from GPS receivers on `.../nmea` (docs/protocol.md): RMC and GGA, any talker.
 
 A payload is ASCII, one sentence per line (CR LF or LF). Rules, all documented in
 docs/protocol.md:

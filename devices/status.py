@@ -1,4 +1,4 @@
-"""Birth and last-will messages on `.../status` (CONTRACT §3): `{"online": bool, ...}`.
+"""Birth and last-will messages on `.../status` (docs/protocol.md): `{"online": bool, ...}`.
 
 Devices publish them retained: `online: true` when they connect, and the broker
 publishes their will, `online: false`, when they drop off. Besides `online`, a

@@ -1,4 +1,4 @@
-"""MQTT topic names of CONTRACT §3: `{prefix}/v1/{kind}/{device_id}/{channel}`."""
+"""MQTT topic names (docs/protocol.md): `{prefix}/v1/{kind}/{device_id}/{channel}`."""
 
 from __future__ import annotations
 

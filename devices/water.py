@@ -1,4 +1,4 @@
-"""Water-quality sonde readings (CONTRACT §3)."""
+"""Water-quality sonde readings (docs/protocol.md)."""
 
 from __future__ import annotations
 

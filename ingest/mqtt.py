@@ -6,7 +6,8 @@ commit would lose it; paho-mqtt 2.x can defer it (`manual_ack=True`) but runs it
 and handing every message across threads capped the ingester near 3,000 messages per second
 here. So the ingester speaks the little MQTT it needs itself (ingest/mqttwire.py): it parses
 PUBLISH frames straight off the socket in the event loop and writes the PUBACKs of a whole
-committed batch in one go.
+committed batch in one go. The comparison with gmqtt, paho, aiomqtt and mosquitto_sub, and with
+the mqtt5 codec, is measured by `make bench-mqtt-clients` (docs/ingest.md, The MQTT client).
 
 The session is persistent (MQTT v5 clean start off with a session expiry, or 3.1.1 clean
 session off), so what arrives while we are away waits at the broker. Memory stays bounded: we

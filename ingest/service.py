@@ -26,10 +26,10 @@ from ingest.deadletters import DeadLetter, dead_letter
 from ingest.fates import Decoded, Fates, Inbound, device_ids, finalize, predecode, without
 from ingest.metrics import Metrics
 from ingest.mqtt import BrokerConfig, MqttSource
-from ingest.partitions import maintain
 from ingest.poison import CLIENT_REFUSALS, Refused, refusal, split, unavailable
-from ingest.schema import Engine, Retention, current
 from ingest.writer import Writer, Written
+from storage.partitions import maintain
+from storage.schema import Engine, Retention, current
 
 log = logging.getLogger(__name__)
 

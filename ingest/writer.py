@@ -18,7 +18,8 @@ from devices.topics import Kind
 from devices.water import PARAMETERS
 from ingest.fates import Fates, Registration
 from ingest.poison import UNAVAILABLE_CLASSES
-from ingest.schema import Engine
+from storage.channels import BUS_CHANNEL, WATER_CHANNEL
+from storage.schema import Engine
 
 _WATER_COLS = ("device_id", "time", "seq", *PARAMETERS, "received_at")
 _WATER_TYPES = ("text", "timestamptz", "int8", *(["float8"] * len(PARAMETERS)), "timestamptz")
@@ -88,8 +89,6 @@ def _positional(statement: str) -> str:
 
 
 _QC_NOT_EVALUATED, _QC_MISSING = 2, 9
-# NOTIFY channels, sent in the transaction that stored new rows (so only once committed).
-WATER_CHANNEL, BUS_CHANNEL = "citysense_water", "citysense_bus"
 _BUS_COLS = (
     "vehicle_id", "time", "lat", "lon", "speed_mps", "heading_deg", "trip_id", "route_id",
     "odometer_m", "hdop", "seq", "received_at",

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from citysense.settings import redact_database_url
-from ingest.schema import Engine, detect_engine, migrate
+from storage.schema import Engine, detect_engine, migrate
 from tests import services
 
 
@@ -46,7 +46,7 @@ def _drop(admin: str, name: str) -> None:
 
 def _server_engine(admin: str) -> Engine:
     """The engine a database on this server gets: TimescaleDB where it is preloaded with its
-    community licence, plain PostgreSQL otherwise (ingest.schema.detect_engine decides)."""
+    community licence, plain PostgreSQL otherwise (storage.schema.detect_engine decides)."""
     name = f"cs_probe_{uuid.uuid4().hex[:10]}"
     url = _create(admin, name)
     try:

@@ -13,7 +13,7 @@ from api.app import create_app
 from api.auth import View
 from api.state import ApiConfig
 from citysense.settings import MqttUrl
-from ingest.schema import LATEST, Engine
+from storage.schema import LATEST, Engine
 from tests.helpers import register
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)

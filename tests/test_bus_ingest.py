@@ -10,12 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from citysense.gateway import run_gateway
 from citysense.settings import MqttUrl
 from devices.bus import BusPosition, encode_position
-from devices.gateway import GatewayStats
 from devices.lines import LineFormat
 from devices.nmea import encode_nmea
+from gateway.publisher import run_gateway
+from gateway.reader import GatewayStats
 from tests.helpers import await_until, count, publish, register
 from tests.test_gateway import FakeReceiver, Relay, gateway_settings
 from tests.test_ingest import config, running

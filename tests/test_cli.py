@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from ingest.schema import LATEST
+from storage.schema import LATEST
 from tests.helpers import count, publish, register, wait_until
 
 CITYSENSE = [sys.executable, "-m", "citysense.cli"]

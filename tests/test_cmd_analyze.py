@@ -9,7 +9,7 @@ from pathlib import Path
 
 from analytics.water.qc_config import default_qc_config, qc_config_to_toml
 from analytics.water.settings import settings_from_toml, settings_to_toml
-from citysense.cmd_analyze import _qc_config
+from citysense.water_files import qc_config
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess[str]:
@@ -26,8 +26,8 @@ def test_the_file_given_is_the_configuration_used(tmp_path: Path) -> None:
     scaled = default_qc_config().time_scaled(12.0)
     path = tmp_path / "qc.toml"
     path.write_text(qc_config_to_toml(scaled))
-    assert _qc_config(path) == scaled
-    assert _qc_config(None) == default_qc_config()
+    assert qc_config(path) == scaled
+    assert qc_config(None) == default_qc_config()
 
 
 def test_a_missing_or_bad_file_is_refused_before_anything_starts(tmp_path: Path) -> None:

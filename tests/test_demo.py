@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ingest.schema import Engine
+from storage.schema import Engine
 from tests.helpers import http_get, publish, wait_until
 from tests.services import free_port, mosquitto_process, port_open
 

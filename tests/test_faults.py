@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from citysense.settings import MqttUrl
-from ingest.schema import Engine, migrate
+from storage.schema import Engine, migrate
 from tests import services
 from tests.faults import IngesterProcess, Stream, healthy, stored
 from tests.helpers import register, wait_until

@@ -25,15 +25,15 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from citysense.gateway import run_gateway
 from citysense.settings import MqttUrl
 from devices.bus import BusPosition
-from devices.gateway import Backoff, GatewaySettings, GatewayStats, MqttSettings
 from devices.lines import LineFormat
 from devices.nmea import decode_nmea, encode_nmea, sentence
 from devices.sonde import encode_sonde
 from devices.status import decode_status
 from devices.water import WaterReading, decode_water
+from gateway.publisher import run_gateway
+from gateway.reader import Backoff, GatewaySettings, GatewayStats, MqttSettings
 from tests.helpers import wait_until
 
 FAST = Backoff(initial=0.1, maximum=0.5)

@@ -17,8 +17,8 @@ from devices.bus import BusPosition
 from devices.errors import Reason
 from devices.lines import Dropped, LineSplitter, Message, NmeaLines, SondeLines
 from devices.nmea import decode_nmea, encode_nmea, sentence
-from devices.spool import Spool
 from devices.water import WaterReading, decode_water
+from gateway.spool import Spool
 
 NOW = datetime(2026, 11, 27, 3, 0, 5, tzinfo=UTC)
 FIX = BusPosition(

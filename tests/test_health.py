@@ -21,11 +21,11 @@ from api.app import create_app
 from api.auth import new_token, token_digest
 from api.state import ApiConfig
 from citysense.settings import MqttUrl
-from ingest.schema import Engine, migrate
-from ingest.workers.supervise import WorkerHealth, final_status, supervise
+from storage.schema import Engine, migrate
 from tests.faults import IngesterProcess
 from tests.helpers import wait_until
 from tests.services import PrivatePostgres
+from workers.supervise import WorkerHealth, final_status, supervise
 
 
 def _analyze(db: str) -> subprocess.Popen[bytes]:

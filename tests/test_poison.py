@@ -18,8 +18,8 @@ from devices.errors import Reason
 from ingest.deadletters import MAX_DETAIL, MAX_PAYLOAD, dead_letter, storable_text
 from ingest.fates import Fates
 from ingest.poison import Refused, refusal, split, unavailable
-from ingest.schema import Engine
 from ingest.writer import Writer
+from storage.schema import Engine
 from tests.helpers import await_until, count, publish, register
 from tests.test_ingest import config, running
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from devices.water import PARAMETERS
-from ingest.partitions import maintain
-from ingest.schema import LATEST, MIGRATIONS, Engine, Retention, current, migrate
+from storage.partitions import maintain
+from storage.schema import (
+    LATEST,
+    MIGRATIONS,
+    Engine,
+    MigrationError,
+    Retention,
+    current,
+    migrate,
+    read_migrations,
+)
 
 PUBLIC_TABLES = {"devices", "water_readings", "bus_positions", "alerts", "dead_letters"}
 
@@ -120,3 +130,40 @@ def test_concurrent_maintenance_creates_each_partition_once(plain_db: str) -> No
         results = list(pool.map(lambda _: run(), range(4)))
     created = [name for names in results for name in names]
     assert len(created) == len(set(created)) == 2 * 9
+
+
+def test_migrations_are_read_from_their_files(tmp_path: Path) -> None:
+    (tmp_path / "0010_core.sql").write_text("-- name: core tables\nCREATE TABLE a (x int);\n")
+    (tmp_path / "0020_readings.postgres.sql").write_text("-- name: readings\n")
+    (tmp_path / "0020_readings.timescaledb.sql").write_text("-- name: readings\nSELECT 1;\n")
+    (tmp_path / "0030_late_policy.sql").write_text("SELECT 1;\n")
+    (tmp_path / "notes.txt").write_text("not a migration")
+    read = read_migrations(tmp_path)
+    assert [(m.version, m.name) for m in read] == [(1, "core tables"), (2, "readings"), (3, "late policy")]
+    assert read[1].files == {
+        Engine.POSTGRES: "0020_readings.postgres.sql",
+        Engine.TIMESCALEDB: "0020_readings.timescaledb.sql",
+    }
+    assert read[1].sql(Engine.TIMESCALEDB) == "-- name: readings\nSELECT 1;\n"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        ("0015_odd.sql",),  # not a multiple of 10
+        ("0010_two.engines.sql",),  # not an engine
+        ("0010_half.postgres.sql",),  # no file for the other engine
+        ("0010_both.sql", "0010_both.postgres.sql"),  # shared and per engine at once
+    ],
+)
+def test_a_badly_named_migration_is_refused(tmp_path: Path, files: tuple[str, ...]) -> None:
+    for name in files:
+        (tmp_path / name).write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError):
+        read_migrations(tmp_path)
+
+
+def test_every_migration_file_is_a_migration() -> None:
+    directory = Path(__file__).parent.parent / "storage" / "migrations"
+    used = {file for m in MIGRATIONS for file in m.files.values()}
+    assert used == {p.name for p in directory.glob("*.sql")}

@@ -26,11 +26,11 @@ from api.auth import View
 from api.state import ApiConfig
 from citysense.settings import MqttUrl
 from devices.water import PARAMETERS, WaterReading
-from ingest import schema
 from ingest.fates import Fates
-from ingest.partitions import maintain
-from ingest.schema import LATEST, Engine, Retention, current, migrate
 from ingest.writer import Writer, Written
+from storage import schema
+from storage.partitions import maintain
+from storage.schema import LATEST, Engine, Retention, current, migrate
 from tests import services
 from tests.helpers import register, wait_until
 from tests.web.fixtures import add_route

@@ -6,19 +6,16 @@ the fixes, so a replayed history opens and clears alerts as the live run would h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, BunchingEvidence, DelayEvidence, Evidence
 from analytics.transit.index import TripIndex
 from analytics.transit.matching import Fixes, MatchResult
 from analytics.transit.schedule import stop_events
 
 FloatArray = npt.NDArray[np.float64]
-
-DELAY_KIND = "bus_delay"
-BUNCHING_KIND = "bus_bunching"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +27,8 @@ class AlertConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertChange:
-    """Open (alert_id None) or clear (alert_id set) one alert."""
+class TransitAlertChange:
+    """Open (alert_id None, with its evidence) or clear (alert_id set) one bus alert."""
 
     kind: str
     subject_kind: str
@@ -39,7 +36,7 @@ class AlertChange:
     at: float
     alert_id: int | None = None
     severity: str = "warning"
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +63,17 @@ class LiveTransit:
 
     def update(
         self, index: TripIndex, fixes: Fixes, match: MatchResult
-    ) -> tuple[list[AlertChange], list[dict[str, Any]]]:
+    ) -> tuple[list[TransitAlertChange], list[BunchingEvidence]]:
         """Fold one matched batch in. Returns the alert changes to write and the bunching events seen."""
         bunching = self._stop_visits(index, fixes, match)
         changes = self._delay_alerts(fixes, match)
         now = float(fixes.time.max()) if len(fixes) else 0.0
         for ev in bunching:
-            route = ev["route_id"]
-            self.last_bunching[route] = max(self.last_bunching.get(route, 0.0), ev["time"])
+            route, at = _route_and_time(ev)
+            self.last_bunching[route] = max(self.last_bunching.get(route, 0.0), at)
             if (BUNCHING_KIND, route) not in self.open_alerts:
                 self.open_alerts[(BUNCHING_KIND, route)] = -1  # the writer fills in the id
-                changes.append(AlertChange(BUNCHING_KIND, "route", route, ev["time"], evidence=ev))
+                changes.append(TransitAlertChange(BUNCHING_KIND, "route", route, at, evidence=ev))
         for (kind, subject), alert_id in list(self.open_alerts.items()):
             if kind != BUNCHING_KIND:
                 continue
@@ -84,7 +81,7 @@ class LiveTransit:
             if last is None or now - last > self.config.bunching_clear_s:
                 del self.open_alerts[(kind, subject)]
                 self.last_bunching.pop(subject, None)
-                changes.append(AlertChange(kind, "route", subject, now, alert_id=alert_id))
+                changes.append(TransitAlertChange(kind, "route", subject, now, alert_id=alert_id))
         self._prune(now)
         return changes, bunching
 
@@ -105,14 +102,14 @@ class LiveTransit:
         self.last_bunching.clear()
         self.open_alerts = {key: alert_id for key, (alert_id, _) in open_alerts.items()}
         for ev in self._stop_visits(index, fixes, match):
-            route = ev["route_id"]
-            self.last_bunching[route] = max(self.last_bunching.get(route, ev["time"]), ev["time"])
+            route, at = _route_and_time(ev)
+            self.last_bunching[route] = max(self.last_bunching.get(route, at), at)
         for (kind, subject), (_, opened) in open_alerts.items():
             # An episode whose bunching is older than the fixes kept counts from its opening.
             if kind == BUNCHING_KIND and subject not in self.last_bunching:
                 self.last_bunching[subject] = opened
 
-    def _stop_visits(self, index: TripIndex, fixes: Fixes, match: MatchResult) -> list[dict[str, Any]]:
+    def _stop_visits(self, index: TripIndex, fixes: Fixes, match: MatchResult) -> list[BunchingEvidence]:
         on = np.nonzero(match.trip >= 0)[0]
         if len(on) == 0:
             return []
@@ -139,7 +136,7 @@ class LiveTransit:
             self.tails[str(veh[i])] = Tail(float(time[i]), int(trip[i]), float(shift[i]), float(dist[i]))
         t = np.where(np.isfinite(ev.arrival), ev.arrival, ev.departure)
         ts = np.where(np.isfinite(ev.arrival), ev.sched_arrival, ev.sched_departure)
-        out: list[dict[str, Any]] = []
+        out: list[BunchingEvidence] = []
         for j in np.argsort(t, kind="stable"):
             if not np.isfinite(t[j]):
                 continue
@@ -156,22 +153,22 @@ class LiveTransit:
             scheduled = abs(float(ts[j]) - prev[2])
             if scheduled > 0 and actual < self.config.bunching_ratio * scheduled:
                 out.append(
-                    {
-                        "route_id": where[0],
-                        "direction_id": where[1],
-                        "stop_id": where[2],
-                        "time": float(t[j]),
-                        "vehicle": key[0],
-                        "leader": prev[1],
-                        "trip_id": index.trip_ids[key[1]],
-                        "actual_headway_s": round(actual, 1),
-                        "scheduled_headway_s": round(scheduled, 1),
-                    }
+                    BunchingEvidence(
+                        route_id=where[0],
+                        direction_id=where[1],
+                        stop_id=where[2],
+                        time=float(t[j]),
+                        vehicle=key[0],
+                        leader=prev[1],
+                        trip_id=index.trip_ids[key[1]],
+                        actual_headway_s=round(actual, 1),
+                        scheduled_headway_s=round(scheduled, 1),
+                    )
                 )
         return out
 
-    def _delay_alerts(self, fixes: Fixes, match: MatchResult) -> list[AlertChange]:
-        changes: list[AlertChange] = []
+    def _delay_alerts(self, fixes: Fixes, match: MatchResult) -> list[TransitAlertChange]:
+        changes: list[TransitAlertChange] = []
         if len(fixes) == 0:
             return changes
         order = np.lexsort((fixes.time, fixes.vehicle.astype(str)))
@@ -188,22 +185,24 @@ class LiveTransit:
                 if on_trip and delay > cfg.delay_open_s:
                     self.open_alerts[key] = -1
                     changes.append(
-                        AlertChange(
+                        TransitAlertChange(
                             DELAY_KIND,
                             "vehicle",
                             vid,
                             t,
                             severity="critical" if delay > 2 * cfg.delay_open_s else "warning",
-                            evidence={
-                                "delay_s": round(delay),
-                                "trip_id": str(match.trip_id[i]),
-                                "route_id": str(match.route_id[i]),
-                                "threshold_s": cfg.delay_open_s,
-                            },
+                            evidence=DelayEvidence(
+                                delay_s=round(delay),
+                                trip_id=str(match.trip_id[i]),
+                                route_id=str(match.route_id[i]),
+                                threshold_s=cfg.delay_open_s,
+                            ),
                         )
                     )
             elif not on_trip or delay < cfg.delay_clear_s:
-                changes.append(AlertChange(DELAY_KIND, "vehicle", vid, t, alert_id=self.open_alerts.pop(key)))
+                changes.append(
+                    TransitAlertChange(DELAY_KIND, "vehicle", vid, t, alert_id=self.open_alerts.pop(key))
+                )
         return changes
 
     def _prune(self, now: float) -> None:
@@ -212,3 +211,10 @@ class LiveTransit:
             self.visited = {k: t for k, t in self.visited.items() if t >= horizon}
         for v in [v for v, t in self.tails.items() if t.time < horizon]:
             del self.tails[v]
+
+
+def _route_and_time(ev: BunchingEvidence) -> tuple[str, float]:
+    """The engine's own bunching events name both."""
+    assert ev.route_id is not None
+    assert ev.time is not None
+    return ev.route_id, ev.time

@@ -32,12 +32,6 @@ class AlertKind(StrEnum):
     SENSOR_FAULT = "sensor_fault"
 
 
-class Transition(StrEnum):
-    OPEN = "open"
-    ESCALATE = "escalate"
-    CLEAR = "clear"
-
-
 @dataclass(frozen=True, slots=True)
 class AlertPolicy:
     """Severity 1 on opening, +1 at each of `escalate_after_s` of continued activity; clear after quiet."""
@@ -163,34 +157,6 @@ def alert_steps(policy: AlertPolicy, state: AlertState, times: npt.ArrayLike, ac
     state.last_active = np.where(state.open, last_active[:, -1], np.nan)
     state.severity = severity[:, -1].copy()
     return Step(opened=opened, escalated=escalated, cleared=cleared, severity=severity, opened_at=opened_at)
-
-
-@dataclass(frozen=True, slots=True)
-class AlertTransition:
-    kind: AlertKind
-    subject: int  # index of the station in the batch
-    time: float  # epoch seconds
-    transition: Transition
-    severity: int
-
-
-def alert_series(
-    kind: AlertKind, times_s: npt.ArrayLike, active: npt.ArrayLike, policy: AlertPolicy | None = None
-) -> list[AlertTransition]:
-    """Transitions over a history: active of shape (S, n) or (n,), times of shape (n,)."""
-    pol = policy or POLICIES[kind]
-    t = np.asarray(times_s, dtype=np.float64)
-    a = np.atleast_2d(np.asarray(active, dtype=bool))
-    st = alert_steps(pol, AlertState.empty(a.shape[0]), t, a)
-    found = []
-    for order, (name, mask) in enumerate(
-        ((Transition.CLEAR, st.cleared), (Transition.OPEN, st.opened), (Transition.ESCALATE, st.escalated))
-    ):
-        for s, i in zip(*np.nonzero(mask), strict=True):
-            sev = 0 if name is Transition.CLEAR else int(st.severity[s, i])
-            found.append((int(i), order, int(s), AlertTransition(kind, int(s), float(t[i]), name, sev)))
-    found.sort(key=lambda f: f[:3])
-    return [f[3] for f in found]
 
 
 def sensor_fault_signal(

@@ -1,6 +1,6 @@
 """What an alert's evidence needs to explain itself: which parameters moved, which way, by how much.
 
-Pure. The worker adds these typed fields to the evidence it writes (ingest/workers/water.py), and
+Pure. The worker adds these fields to the evidence it writes (workers/water.py), and
 the pages build a one-line summary from them in the reader's language (api/static/alerts.js):
 - a water-quality event: `moved`, one `Movement` per parameter that left its usual level (the
   median of the station's readings before the event), largest first;
@@ -10,14 +10,13 @@ the pages build a one-line summary from them in the reader's language (api/stati
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Literal
+from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from analytics.water.alerts import AlertKind
+from analytics.water.evidence import ComplianceEvidence, EventEvidence, Evidence, Movement
 from analytics.water.profiles import Profile
 
 FloatArray = npt.NDArray[np.float64]
@@ -26,19 +25,6 @@ BASELINE_S = 6 * 3600.0  # the usual level: readings up to this long before the 
 RECENT_S = 1800.0  # ... but not the last half hour, which the event may already have moved
 MIN_READINGS = 10  # fewer usual readings than this: all the readings before the event
 MIN_Z = 3.0  # a parameter moved when it is this many robust standard deviations off its usual level
-
-
-@dataclass(frozen=True, slots=True)
-class Movement:
-    parameter: str
-    direction: Literal["up", "down"]
-    value: float  # at the reading the alert is about
-    usual: float  # median before the event
-    change: float  # value - usual
-    spread: float  # robust standard deviation of the usual level (1.4826 x MAD)
-
-    def as_json(self) -> dict[str, object]:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def movements(
@@ -80,22 +66,19 @@ def movements(
 
 
 def explained(
-    kind: AlertKind,
-    evidence: Mapping[str, object],
+    evidence: Evidence,
     profile: Profile,
     times: FloatArray,
     values: FloatArray,
     at: float,
     parameters: Sequence[str],
-) -> dict[str, object]:
+) -> Evidence:
     """The evidence with what its summary needs added (see the module's docstring)."""
-    out = dict(evidence)
-    if kind is AlertKind.WATER_QUALITY_EVENT:
-        names = evidence.get("parameters")
-        watched = [str(p) for p in names] if isinstance(names, list) else list(parameters)
-        out["moved"] = [m.as_json() for m in movements(times, values, at, parameters, watched)]
-    elif kind is AlertKind.COMPLIANCE_BREACH:
-        out["standard"] = profile.standard
-        out["profile"] = profile.kind
-        out["min_breach_s"] = profile.min_breach_s
-    return out
+    if isinstance(evidence, EventEvidence):
+        moved = tuple(m.rounded() for m in movements(times, values, at, parameters, evidence.parameters))
+        return msgspec.structs.replace(evidence, moved=moved)
+    if isinstance(evidence, ComplianceEvidence):
+        return msgspec.structs.replace(
+            evidence, standard=profile.standard, profile=profile.kind, min_breach_s=profile.min_breach_s
+        )
+    return evidence

@@ -1,6 +1,6 @@
 """The live water analytics of one station: QC, compliance, detection and alert transitions.
 
-Pure: the worker (ingest/workers/water.py) fetches readings and maintenance windows, calls
+Pure: the worker (workers/water.py) fetches readings and maintenance windows, calls
 `advance` with them and writes back what it returns. A `StationTrack` holds what one station
 needs between calls: a bounded context of recent readings (for the flat-line, spike and
 failure-count tests and for sustained compliance breaches) with their QC test outcomes, the
@@ -38,19 +38,19 @@ from analytics.water.detect import (
     forget,
     rows_for,
 )
+from analytics.water.evidence import ComplianceEvidence, EventEvidence, Evidence, FaultEvidence
 from analytics.water.faults import FaultConfig, Faults, instrument_faults
 from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
 from analytics.water.live_qc import ContextQc, evaluate, trimmed
-from analytics.water.params import ALL_PARAMETERS
 from analytics.water.qc import QcResult, cadence_s, usable
 from analytics.water.qc_config import QcConfig
 from analytics.water.stations import StationConfig, Stations
+from devices.water import PARAMETERS
 
 FloatArray = npt.NDArray[np.float64]
 # open: a new alert; escalate: its level rose; active: still active (last activity, evidence); clear.
 Change = Literal["open", "escalate", "active", "clear"]
 
-PARAMETERS = ALL_PARAMETERS
 # Failures of one parameter among this many recent readings make a sensor fault (sensor_fault_signal).
 _FAILURES_WINDOW = 10
 
@@ -58,7 +58,7 @@ _FAILURES_WINDOW = 10
 @dataclass(frozen=True, slots=True)
 class LiveConfig:
     qc: QcConfig
-    detector: DetectorConfig = field(default_factory=lambda: detector_for(ALL_PARAMETERS))
+    detector: DetectorConfig = field(default_factory=lambda: detector_for(PARAMETERS))
     compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
     # Instrument faults seen in the readings (decoupled chemistry, lone trends, spike bursts);
     # None: not checked.
@@ -105,7 +105,7 @@ class LiveConfig:
 
 @dataclass(slots=True)
 class StationTrack:
-    """What one station carries between calls. Arrays are (P, n) over ALL_PARAMETERS."""
+    """What one station carries between calls. Arrays are (P, n) over PARAMETERS."""
 
     times: FloatArray
     values: FloatArray
@@ -137,13 +137,13 @@ class AlertChange:
     change: Change
     time: float  # epoch seconds of the reading that caused it
     level: int  # 1.. (0 on clear)
-    evidence: dict[str, object]
+    evidence: Evidence | None  # None on clear
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one call produced. Flags of the m readings to write: `flag_times` (m,) epoch seconds,
-    `flags` (P, m) per parameter in ALL_PARAMETERS order, `qc_flag` (m,) the row's worst flag.
+    `flags` (P, m) per parameter in PARAMETERS order, `qc_flag` (m,) the row's worst flag.
 
     `changes` are the alert transitions in reading order; of consecutive 'active' updates of one
     kind only the last is kept (the row keeps the last activity and the latest evidence).
@@ -487,22 +487,22 @@ def advance(
             "rate_of_change": qc.rate_of_change,
         }
 
-        def evidence(kind: AlertKind, j: int, k: int) -> dict[str, object]:
+        def evidence(kind: AlertKind, j: int, k: int) -> Evidence:
             """What the alert row shows of context reading j (fresh reading k)."""
             if kind is AlertKind.WATER_QUALITY_EVENT:
-                return {
-                    "probability": round(float(prob[k]), 4),
-                    "parameters": list(config.detector.quality),
-                    "values": _values(all_x, config.detector.quality, j),
-                }
+                return EventEvidence(
+                    probability=round(float(prob[k]), 4),
+                    parameters=tuple(config.detector.quality),
+                    values=_values(all_x, config.detector.quality, j),
+                )
             if kind is AlertKind.COMPLIANCE_BREACH:
-                breach_params = [p for i, p in enumerate(PARAMETERS) if breach[i, j]]
-                return {
-                    "parameters": breach_params,
-                    "values": _values(all_x, breach_params, j),
-                    "limits": {p: list(config.compliance.limits[p]) for p in breach_params},
-                }
-            bad = [
+                breach_params = tuple(p for i, p in enumerate(PARAMETERS) if breach[i, j])
+                return ComplianceEvidence(
+                    parameters=breach_params,
+                    values=_values(all_x, breach_params, j),
+                    limits={p: config.compliance.limits[p] for p in breach_params},
+                )
+            bad = tuple(
                 p
                 for i, p in enumerate(PARAMETERS)
                 if tests["flat_line"][i, j] in (SUSPECT, FAIL)
@@ -511,16 +511,16 @@ def advance(
                 or checks["missing"][i, j]
                 or checks["gap"][i, j]
                 or instrument[i, j]
-            ]
-            return {
-                "parameters": bad,
-                "values": _values(all_x, bad, j),
-                "tests": {
-                    p: [name for name, res in tests.items() if _failed(res[i, j])]
+            )
+            return FaultEvidence(
+                parameters=bad,
+                values=_values(all_x, bad, j),
+                tests={
+                    p: tuple(name for name, res in tests.items() if _failed(res[i, j]))
                     for i, p in enumerate(PARAMETERS)
                     if p in bad
                 },
-            }
+            )
 
         t_fresh = all_t[idx]
         faulty = fault[idx]
@@ -547,7 +547,7 @@ def advance(
             for k, change, last in _transitions(step, is_active):
                 t = float(t_fresh[last])
                 if change == "clear":
-                    found.append((k, rank, 0, AlertChange(kind, "clear", t, 0, {})))
+                    found.append((k, rank, 0, AlertChange(kind, "clear", t, 0, None)))
                 else:
                     level = int(step.severity[0, last])
                     ev = evidence(kind, int(idx[last]), last)

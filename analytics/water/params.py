@@ -1,20 +1,10 @@
-"""Parameter names used by the water analytics (the measurement fields of CONTRACT §3)."""
+"""How the water analytics classes the measurement fields; the fields themselves are the wire
+format's (devices/water.py `PARAMETERS`, docs/protocol.md; also the columns of `water_readings`)."""
 
 from __future__ import annotations
 
 from typing import Final
 
-# Same names and order as the wire format and `water_readings` columns.
-ALL_PARAMETERS: Final = (
-    "ph",
-    "turbidity_ntu",
-    "free_chlorine_mgl",
-    "conductivity_uscm",
-    "temperature_c",
-    "orp_mv",
-    "pressure_bar",
-    "flow_m3h",
-)
 # Evidence of a change in the water itself.
 QUALITY_PARAMETERS: Final = ("ph", "turbidity_ntu", "free_chlorine_mgl", "conductivity_uscm", "orp_mv")
 # Operational context: they explain changes in quality signals but are not evidence of contamination.

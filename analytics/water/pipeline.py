@@ -1,6 +1,6 @@
 """A water history through the live engine: what `citysense detect water` and the evaluations run.
 
-The live worker (ingest/workers/water.py) calls `live.advance` with what each wake-up brings;
+The live worker (workers/water.py) calls `live.advance` with what each wake-up brings;
 `run_series` calls the same function over a whole history in wake-ups of `wakeup` readings and
 gathers what it returned reading by reading: the QC flags (the last written, as the worker's
 UPDATEs leave them), the detector's probability and event, the evidence mask, when each alert
@@ -18,8 +18,9 @@ import numpy.typing as npt
 
 from analytics.water.alerts import AlertKind
 from analytics.water.detect import detector_for
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance
 from analytics.water.stations import StationConfig
+from devices.water import PARAMETERS
 
 __all__ = ["SeriesResult", "detector_for", "run_series"]
 
@@ -28,7 +29,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class SeriesResult:
-    """Per reading of the history (n,), and per parameter (P, n) in ALL_PARAMETERS order."""
+    """Per reading of the history (n,), and per parameter (P, n) in PARAMETERS order."""
 
     times: FloatArray
     flags: npt.NDArray[np.int8]  # (P, n) QC flags
@@ -66,7 +67,7 @@ def run_series(
     progress: Callable[[int], object] | None = None,
 ) -> SeriesResult:
     """One station's history (times (n,) epoch seconds increasing, values (P, n) over
-    ALL_PARAMETERS, NaN where not measured) through the live engine in wake-ups of `wakeup`
+    PARAMETERS, NaN where not measured) through the live engine in wake-ups of `wakeup`
     readings. windows: maintenance windows (k, 2) in epoch seconds; progress: called with the
     number of readings of each wake-up."""
     if values.shape != (len(PARAMETERS), times.size):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics.water.compliance import ComplianceConfig, Limit
-from analytics.water.params import ALL_PARAMETERS
+from devices.water import PARAMETERS
 
 DEFAULT_KIND = "distribution_point"
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -82,8 +82,8 @@ def _limits(where: str, table: Any) -> dict[str, Limit]:
     out: dict[str, Limit] = {}
     for parameter, bounds in table.items():
         here = f"{where}.{parameter}"
-        if parameter not in ALL_PARAMETERS:
-            raise ProfileError(f"{here}: unknown parameter (one of {', '.join(ALL_PARAMETERS)})")
+        if parameter not in PARAMETERS:
+            raise ProfileError(f"{here}: unknown parameter (one of {', '.join(PARAMETERS)})")
         if not isinstance(bounds, dict) or not set(bounds) <= {"min", "max"}:
             raise ProfileError(f"{here}: expected {{ min = ..., max = ... }}")
         low = None if "min" not in bounds else _number(f"{here}.min", bounds["min"])

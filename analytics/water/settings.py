@@ -27,10 +27,10 @@ from typing import Any
 
 from analytics.water.detect import DEFAULT_PRECISION, DetectorConfig
 from analytics.water.live import LiveConfig
-from analytics.water.params import ALL_PARAMETERS
 from analytics.water.pipeline import detector_for
 from analytics.water.qc_config import QcConfig
 from analytics.water.stations import StationConfigError, Stations, stations_from_mapping, stations_to_toml
+from devices.water import PARAMETERS
 
 # The detector settings a file may set (those `analytics/water/tune.py` chooses, and more).
 TUNABLE: Mapping[str, type] = {
@@ -58,7 +58,7 @@ class WaterSettings:
 
     def detector_config(self) -> DetectorConfig:
         """The detector over every parameter (absent ones are never evidence), with these settings."""
-        base = detector_for(ALL_PARAMETERS)
+        base = detector_for(PARAMETERS)
         prec = {**DEFAULT_PRECISION, **self.precision}
         return replace(
             base,
@@ -93,7 +93,7 @@ def settings_from_toml(text: str) -> WaterSettings:
             if not isinstance(value, Mapping):
                 raise SettingsError("detector.precision: expected a table of parameter = value")
             for p, v in value.items():
-                if p not in ALL_PARAMETERS:
+                if p not in PARAMETERS:
                     raise SettingsError(f"detector.precision.{p}: unknown parameter")
                 if isinstance(v, bool) or not isinstance(v, int | float) or not (0 < v < math.inf):
                     raise SettingsError(f"detector.precision.{p}: expected a number > 0")

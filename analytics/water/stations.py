@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from analytics.water.params import ALL_PARAMETERS
+from devices.water import PARAMETERS
 
 
 class StationConfigError(ValueError):
@@ -65,9 +65,9 @@ def station_from_mapping(doc: Mapping[str, Any], where: str) -> StationConfig:
         return StationConfig()
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
         raise StationConfigError(f"{where}.instruments", "expected a list of parameter names")
-    bad = [p for p in raw if p not in ALL_PARAMETERS]
+    bad = [p for p in raw if p not in PARAMETERS]
     if bad:
-        raise StationConfigError(f"{where}.instruments", f"unknown parameters {bad}; known: {ALL_PARAMETERS}")
+        raise StationConfigError(f"{where}.instruments", f"unknown parameters {bad}; known: {PARAMETERS}")
     return StationConfig(instruments=frozenset(raw))
 
 
@@ -97,7 +97,7 @@ def stations_to_toml(stations: Stations) -> str:
             continue
         out.append(f'[stations."{name}"]')
         if cfg.instruments is not None:
-            names = ", ".join(f'"{p}"' for p in ALL_PARAMETERS if p in cfg.instruments)
+            names = ", ".join(f'"{p}"' for p in PARAMETERS if p in cfg.instruments)
             out.append(f"instruments = [{names}]")
         out.append("")
     return "\n".join(out)

@@ -1,4 +1,4 @@
-"""Encoding of CONTRACT §3 payloads: topics, RFC 3339 times and JSON bodies."""
+"""Encoding of the payloads of docs/protocol.md: topics, RFC 3339 times and JSON bodies."""
 
 from __future__ import annotations
 

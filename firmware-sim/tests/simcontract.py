@@ -1,4 +1,4 @@
-"""Strict checks of CONTRACT §3, written independently of the server's decoders."""
+"""Strict checks of the wire format of docs/protocol.md, written independently of the server's decoders."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The recorded run (tests/data/recorded-run.jsonl) conforms, and its truth covers its devices.
 
 The server's own tests can decode the same file with the server's decoders; this checks it
-with firmware-sim's independent reading of CONTRACT §3.
+with firmware-sim's independent reading of the wire format (docs/protocol.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The shared wire-format test vectors (tests/vectors/, read by the server's tests too).
 
-firmware-sim's own reading of CONTRACT §3 (simcontract) must accept what the vectors
+firmware-sim's own reading of the wire format (docs/protocol.md) (simcontract) must accept what the vectors
 accept and reject what they reject as malformed, schema or too large, and NMEA checksums
 must be judged alike. Reasons that need the server's state (registry, arrival time) are
 not the simulator's concern and are skipped.

@@ -13,7 +13,7 @@ import pytest
 
 from analytics.transit.gtfs import Feed, load_feed
 from analytics.transit.index import TripIndex, build_trip_index
-from ingest.gtfs_store import import_feed
+from storage.gtfs_store import import_feed
 from tests.transit.tracegen import Trace, generate
 
 # The real feed is part of the repository (tests/data/README.md).

@@ -25,10 +25,10 @@ from analytics.transit.realtime import trip_predictions, vehicle_snapshots
 from analytics.transit.schedule import stop_events
 from api.app import create_app
 from api.state import ApiConfig
-from ingest.gtfs_store import import_feed
-from ingest.workers.transit import TransitWorker
+from storage.gtfs_store import import_feed
 from tests.transit.gtfsrt_rules import check_feed
 from tests.transit.test_worker import drain
+from workers.transit import TransitWorker
 
 BASE = {
     "agency.txt": "agency_name,agency_url,agency_timezone\nDN,http://x,Asia/Ho_Chi_Minh\n",

@@ -19,11 +19,11 @@ from analytics.transit.gtfsrt import parse_feed
 from analytics.transit.index import build_trip_index
 from api.app import create_app
 from api.state import ApiConfig
-from ingest.workers import transit
 from tests.helpers import await_until, count, register
 from tests.test_ingest import config, running
 from tests.transit.conftest import import_danang
 from tests.transit.gtfsrt_rules import check_feed
+from workers import transit
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 
 from analytics.transit.gtfs import Feed
-from ingest.gtfs_store import feed_rows, import_feed
+from storage.gtfs_store import feed_rows, import_feed
 from tests.transit.conftest import TRIMET
 
 

@@ -28,7 +28,7 @@ from analytics.transit.gtfs import Feed, GTFSError, _make_shape, load_feed
 from analytics.transit.gtfs_zip import ZipLimits
 from analytics.transit.index import build_trip_index, instances_between
 from analytics.transit.matching import Fixes, match_fixes
-from ingest.gtfs_store import prune_feeds
+from storage.gtfs_store import prune_feeds
 
 MINI = {
     "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nDN,Da Nang Bus,http://x,Asia/Ho_Chi_Minh\n",

@@ -22,9 +22,9 @@ from analytics.transit.index import TripIndex, build_trip_index
 from api import gtfsrt_routes
 from api.app import create_app
 from api.state import ApiConfig
-from ingest.workers.transit import TransitWorker
 from tests.transit.conftest import import_danang
 from tests.transit.test_worker import drain, store
+from workers.transit import TransitWorker
 
 SLOW = 1.4  # history: every link and dwell takes 40% longer than scheduled
 FIX_S = 15.0

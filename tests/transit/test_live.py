@@ -7,9 +7,10 @@ from datetime import date
 
 import numpy as np
 
+from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, DelayEvidence
 from analytics.transit.gtfs import Feed
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, LiveTransit
+from analytics.transit.live import LiveTransit
 from analytics.transit.matching import Fixes, MatchResult
 
 DAY = date(2026, 11, 26)
@@ -68,9 +69,7 @@ def test_a_bus_close_behind_another_opens_one_bunching_episode_that_clears(danan
     fx, m = batch(index, [("B", b, t + 50, d - 40, 0), ("B", b, t + 70, d + 40, 0)], shift_b)
     changes, events = live.update(index, fx, m)
     assert len(events) == 1
-    assert events[0]["leader"] == "A"
-    assert events[0]["vehicle"] == "B"
-    assert events[0]["actual_headway_s"] == 60.0
+    assert (events[0].leader, events[0].vehicle, events[0].actual_headway_s) == ("A", "B", 60.0)
     opened = [c for c in changes if c.kind == BUNCHING_KIND and c.alert_id is None]
     assert len(opened) == 1
     assert opened[0].subject_id == index.trip_route[a]
@@ -90,7 +89,8 @@ def test_delay_episode_opens_once_and_clears_with_hysteresis(danang: Feed) -> No
     live = LiveTransit()
     changes, _ = live.update(index, *batch(index, [("A", a, t, 500.0, 700.0)], ref))
     assert [(c.kind, c.subject_kind, c.subject_id) for c in changes] == [(DELAY_KIND, "vehicle", "A")]
-    assert changes[0].evidence["delay_s"] == 700
+    assert isinstance(changes[0].evidence, DelayEvidence)
+    assert changes[0].evidence.delay_s == 700
     live.open_alerts[(DELAY_KIND, "A")] = 5
     changes, _ = live.update(index, *batch(index, [("A", a, t + 30, 600.0, 400.0)], ref))
     assert changes == []  # between the clearing and the opening thresholds: still the same episode

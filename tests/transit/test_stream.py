@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.state import ApiConfig
 from api.stream import APPLICATION_NAME
-from ingest.workers.transit import TRANSIT_CHANNEL
+from storage.channels import TRANSIT_CHANNEL
 from tests.web.browser import serve
 
 # Enough data that a client that does not read blocks its stream once the kernel's socket buffers

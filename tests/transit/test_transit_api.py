@@ -18,10 +18,10 @@ from analytics.transit.gtfsrt import parse_feed
 from analytics.transit.index import build_trip_index
 from api.app import create_app
 from api.state import ApiConfig
-from ingest.workers.transit import TransitWorker
 from tests.transit.conftest import import_danang
 from tests.transit.gtfsrt_rules import check_feed
 from tests.transit.test_worker import drain, late_bus_trace, live_trace, store
+from workers.transit import TransitWorker
 
 # The default public views and the GTFS-Realtime Alerts feed, which is not public by default.
 PUBLIC = frozenset({"stations", "buses", "routes", "service_alerts"})

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from analytics.transit.gtfs import Feed
-from ingest.workers.transit import TransitWorker
 from tests.transit.conftest import import_danang
 from tests.transit.tracegen import Trace, generate
+from workers.transit import TransitWorker
 
 pytestmark = pytest.mark.anyio
 

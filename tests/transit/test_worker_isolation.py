@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from analytics.transit.gtfs import Feed
-from ingest.gtfs_store import import_feed
+from storage.gtfs_store import import_feed
 from tests.helpers import register, wait_until
 from tests.transit.conftest import import_danang
 from tests.transit.test_hostile_feeds import _stray_feed

@@ -14,11 +14,11 @@ import numpy as np
 import psycopg
 import pytest
 
+from analytics.transit.evidence import BUNCHING_KIND
 from analytics.transit.gtfs import Feed
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.live import BUNCHING_KIND
-from ingest.workers.transit import TransitConfig, run
 from tests.transit.conftest import import_danang
+from workers.transit import TransitConfig, run
 
 pytestmark = pytest.mark.anyio
 

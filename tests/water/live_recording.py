@@ -20,9 +20,11 @@ import numpy as np
 from citysense_sim.episodes import EpisodePlan
 
 from analytics.water.alerts import AlertKind
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance
+from analytics.water.evidence import to_json
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance
 from analytics.water.qc_config import default_qc_config
 from bench.eval_water_sim import simulate
+from devices.water import PARAMETERS
 
 RECORDING = Path(__file__).parent / "data" / "live_recorded.json.gz"
 CONFIG = LiveConfig(qc=default_qc_config())
@@ -44,7 +46,13 @@ def wakeups(n: int, sizes: list[int]) -> Iterator[slice]:
 
 
 def _change(c: AlertChange) -> dict[str, Any]:
-    return {"kind": str(c.kind), "change": c.change, "time": c.time, "level": c.level, "evidence": c.evidence}
+    return {
+        "kind": str(c.kind),
+        "change": c.change,
+        "time": c.time,
+        "level": c.level,
+        "evidence": {} if c.evidence is None else to_json(c.evidence),
+    }
 
 
 def observe(sizes: list[int]) -> dict[str, Any]:

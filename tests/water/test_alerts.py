@@ -8,14 +8,14 @@ from analytics.water.alerts import (
     AlertKind,
     AlertPolicy,
     AlertState,
-    Transition,
-    alert_series,
     alert_step,
     alert_steps,
 )
-from analytics.water.live import PARAMETERS, LiveConfig
+from analytics.water.evidence import FaultEvidence
+from analytics.water.live import LiveConfig
 from analytics.water.pipeline import detector_for, run_series
 from analytics.water.qc_config import default_qc_config
+from devices.water import PARAMETERS
 
 POLICY = AlertPolicy(escalate_after_s=(600.0, 1800.0), clear_after_s=900.0)
 
@@ -25,12 +25,18 @@ def test_one_alert_per_episode_escalates_and_clears() -> None:
     active = np.zeros(t.size, dtype=bool)
     active[5:40] = True
     active[12] = False  # a short quiet spell does not split the alert
-    moves = alert_series(AlertKind.WATER_QUALITY_EVENT, t, active, POLICY)
-    assert [(m.transition, m.severity, m.time) for m in moves] == [
-        (Transition.OPEN, 1, 300.0),
-        (Transition.ESCALATE, 2, 900.0),
-        (Transition.ESCALATE, 3, 2100.0),
-        (Transition.CLEAR, 0, 39 * 60.0 + 900.0),
+    step = alert_steps(POLICY, AlertState.empty(1), t, active[None])
+    moves = [
+        (name, int(step.severity[0, i]), float(t[i]))
+        for i in range(t.size)
+        for name, mask in (("clear", step.cleared), ("open", step.opened), ("escalate", step.escalated))
+        if mask[0, i]
+    ]
+    assert moves == [
+        ("open", 1, 300.0),
+        ("escalate", 2, 900.0),
+        ("escalate", 3, 2100.0),
+        ("clear", 0, 39 * 60.0 + 900.0),
     ]
 
 
@@ -98,5 +104,6 @@ def test_flat_line_sensor_is_a_sensor_fault_not_a_water_quality_event() -> None:
     opened = [c for c in result.changes if c.change == "open"]
     # Stuck: the same value five readings in a row, where the analyser's readings seldom repeat.
     assert [(c.kind, c.time) for c in opened] == [(AlertKind.SENSOR_FAULT, result.times[604])]
-    assert opened[0].evidence["tests"] == {"free_chlorine_mgl": ["stuck"]}
+    assert isinstance(opened[0].evidence, FaultEvidence)
+    assert opened[0].evidence.tests == {"free_chlorine_mgl": ("stuck",)}
     assert not result.active[AlertKind.WATER_QUALITY_EVENT].any()

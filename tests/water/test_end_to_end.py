@@ -20,10 +20,10 @@ from citysense_sim.fleet import water_fleet
 
 from bench.eval_water_sim import Truth, simulate
 from devices.water import PARAMETERS
-from ingest.workers import water
-from ingest.workers.water import WaterWorkerConfig
 from tests.helpers import await_until, publish, register
 from tests.test_ingest import config, running
+from workers import water
+from workers.water import WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from msgspec import UnsetType
 
-from analytics.water.alerts import AlertKind
+from analytics.water.evidence import ComplianceEvidence, EventEvidence
 from analytics.water.explain import explained, movements
 from analytics.water.profiles import load
 
@@ -49,22 +50,14 @@ def test_evidence_gains_typed_fields_by_kind() -> None:
     t, x = _station()
     x[0, 390:] = 8.9
     profile = load().for_station("wq", "treatment_plant_outlet")
-    event = explained(
-        AlertKind.WATER_QUALITY_EVENT, {"parameters": ["ph"]}, profile, t, x, float(t[395]), PARAMS
-    )
-    assert event["moved"] == [
-        {
-            "parameter": "ph",
-            "direction": "up",
-            "value": 8.9,
-            "usual": event["moved"][0]["usual"],  # type: ignore[index]
-            "change": event["moved"][0]["change"],  # type: ignore[index]
-            "spread": event["moved"][0]["spread"],  # type: ignore[index]
-        }
-    ]
-    breach = explained(
-        AlertKind.COMPLIANCE_BREACH, {"parameters": ["ph"]}, profile, t, x, float(t[395]), PARAMS
-    )
-    assert breach["profile"] == "treatment_plant_outlet"
-    assert breach["min_breach_s"] == 900.0
-    assert breach["standard"]
+    event = explained(EventEvidence(parameters=("ph",)), profile, t, x, float(t[395]), PARAMS)
+    assert isinstance(event, EventEvidence)
+    assert not isinstance(event.moved, UnsetType)
+    ((moved,),) = [event.moved]
+    assert (moved.parameter, moved.direction, moved.value) == ("ph", "up", 8.9)
+    assert moved == moved.rounded()  # stored to four decimals
+    breach = explained(ComplianceEvidence(parameters=("ph",)), profile, t, x, float(t[395]), PARAMS)
+    assert isinstance(breach, ComplianceEvidence)
+    assert breach.profile == "treatment_plant_outlet"
+    assert breach.min_breach_s == 900.0
+    assert breach.standard

@@ -7,9 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analytics.water.evidence import FaultEvidence
 from analytics.water.faults import FaultConfig, instrument_faults
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance, instrument_checks
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
+from devices.water import PARAMETERS
 
 P = {p: i for i, p in enumerate(PARAMETERS)}
 N = 8 * 60  # eight hours of 1-minute readings
@@ -247,8 +249,10 @@ def test_live_path_reports_a_sonde_in_calibration_buffers_as_a_sensor_fault_only
     opened = [(c.kind.value, c.time, c.evidence) for c in changes[0] if c.change == "open"]
     assert [k for k, _, _ in opened] == ["sensor_fault"]
     assert T[start] <= opened[0][1] <= T[start + 6]
-    assert "ph" in opened[0][2]["parameters"]  # type: ignore[operator]
-    assert "decoupled" in opened[0][2]["tests"]["ph"]  # type: ignore[index]
+    evidence = opened[0][2]
+    assert isinstance(evidence, FaultEvidence)
+    assert "ph" in evidence.parameters
+    assert "decoupled" in evidence.tests["ph"]
     # Without the checks and the confirmation, the same readings open a water-quality event.
     assert any(c.kind.value == "water_quality_event" and c.change == "open" for c in changes[1])
 
@@ -267,10 +271,8 @@ def test_live_path_reports_a_fouling_sonde_and_its_cleaning_as_a_sensor_fault_on
     opened = [c for c in changes[0] if c.change == "open"]
     assert [c.kind.value for c in opened] == ["sensor_fault"]
     assert T[360] <= opened[0].time <= T[400]
-    faulty = [
-        c.evidence["tests"] for c in changes[0] if c.kind.value == "sensor_fault" and c.change != "clear"
-    ]
-    assert any("fouling" in tests.get("turbidity_ntu", []) for tests in faulty)  # type: ignore[union-attr]
+    faulty = [c.evidence.tests for c in changes[0] if isinstance(c.evidence, FaultEvidence)]
+    assert any("fouling" in tests.get("turbidity_ntu", ()) for tests in faulty)
     assert any(c.kind.value == "water_quality_event" and c.change == "open" for c in changes[1])
 
 
@@ -285,7 +287,8 @@ def test_a_sonde_off_for_a_while_is_reported_by_its_first_reading_back() -> None
     opened = [c for c in changes if c.change == "open"]
     assert [c.kind.value for c in opened] == ["sensor_fault"]
     assert opened[0].time == T[310]
-    assert all(tests == ["gap"] for tests in opened[0].evidence["tests"].values())  # type: ignore[union-attr]
+    assert isinstance(opened[0].evidence, FaultEvidence)
+    assert all(tests == ("gap",) for tests in opened[0].evidence.tests.values())
     # The same readings all there: nothing.
     assert not [c for c in live_changes(config, T, x) if c.change == "open"]
 

@@ -14,11 +14,12 @@ from citysense_sim.episodes import EpisodePlan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.water.live import PARAMETERS, LiveConfig, StationTrack, advance
+from analytics.water.live import LiveConfig, StationTrack, advance
 from analytics.water.live_qc import ContextQc, evaluate, trimmed
 from analytics.water.qc import combine, qc_tests
 from analytics.water.qc_config import QcConfig, default_qc_config
 from bench.eval_water_sim import simulate
+from devices.water import PARAMETERS
 from tests.water.test_qc import SHORT
 
 NAMES = ["ph", "turbidity_ntu", "toc_mgl"]  # the last without QC thresholds

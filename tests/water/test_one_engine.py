@@ -16,12 +16,12 @@ import psycopg
 import pytest
 from citysense_sim.episodes import EpisodePlan
 
-from analytics.water.live import PARAMETERS
 from bench.eval_water_sim import simulate
 from citysense.cli import main
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
+from devices.water import PARAMETERS
 from tests.helpers import register
 from tests.water.test_worker import insert
+from workers.water import WaterWorker, WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from analytics.water.flags import FAIL, FLAG_VALUES, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
-from analytics.water.params import ALL_PARAMETERS
+from analytics.water.params import CONTEXT_PARAMETERS, QUALITY_PARAMETERS
 from analytics.water.qc import in_windows, qc_flags, qc_tests
 from analytics.water.qc_config import QcConfigError, default_qc_config, qc_config_from_toml, qc_config_to_toml
 from devices.water import PARAMETERS
@@ -20,9 +20,13 @@ def minutes(n: int) -> np.ndarray:
     return T0 + np.arange(n) * np.timedelta64(60, "s")
 
 
-def test_parameter_names_match_the_wire_format() -> None:
-    assert ALL_PARAMETERS == PARAMETERS
+def test_the_default_thresholds_cover_every_parameter_of_the_wire_format() -> None:
     assert set(CONFIG.parameters) == set(PARAMETERS)
+
+
+def test_quality_and_context_parameters_split_the_wire_format() -> None:
+    assert set(QUALITY_PARAMETERS) | set(CONTEXT_PARAMETERS) == set(PARAMETERS)
+    assert not set(QUALITY_PARAMETERS) & set(CONTEXT_PARAMETERS)
 
 
 def test_gross_range_spike_rate_and_missing() -> None:
@@ -88,7 +92,7 @@ def test_bad_config_is_refused() -> None:
 
 values_strategy = hnp.arrays(
     np.float64,
-    st.tuples(st.integers(1, 3), st.just(len(ALL_PARAMETERS)), st.integers(1, 40)),
+    st.tuples(st.integers(1, 3), st.just(len(PARAMETERS)), st.integers(1, 40)),
     elements=st.one_of(st.floats(-100, 3000, allow_nan=False), st.just(np.nan)),
 )
 
@@ -97,7 +101,7 @@ values_strategy = hnp.arrays(
 @given(values_strategy)
 def test_flags_properties(x: np.ndarray) -> None:
     t = minutes(x.shape[-1])
-    res = qc_tests(t, x, ALL_PARAMETERS, CONFIG)
+    res = qc_tests(t, x, PARAMETERS, CONFIG)
     assert res.flags.shape == x.shape
     assert res.flags.dtype == np.int8
     assert np.isin(res.flags, FLAG_VALUES).all()
@@ -105,7 +109,7 @@ def test_flags_properties(x: np.ndarray) -> None:
     expected = worst(res.gross_range, res.spike, res.rate_of_change, res.flat_line)
     assert (res.flags == expected).all()  # worst wins
     # Per-station results do not depend on the other stations in the batch.
-    alone = qc_flags(t, x[:1], ALL_PARAMETERS, CONFIG)
+    alone = qc_flags(t, x[:1], PARAMETERS, CONFIG)
     assert (alone == res.flags[:1]).all()
 
 

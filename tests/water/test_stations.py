@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from analytics.water.alerts import AlertKind
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, StationTrack, advance, instrument_checks
+from analytics.water.evidence import FaultEvidence
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
 from analytics.water.stations import (
     StationConfig,
@@ -16,6 +17,7 @@ from analytics.water.stations import (
     stations_from_mapping,
     stations_to_toml,
 )
+from devices.water import PARAMETERS
 from tests.water.test_faults import P, T, clean
 
 CONFIG = LiveConfig(qc=default_qc_config())
@@ -57,7 +59,9 @@ def test_a_configured_instrument_that_never_reports_is_missing() -> None:
     station = StationConfig(instruments=frozenset(PARAMETERS))
     (fault,) = opened(changes(x, station), AlertKind.SENSOR_FAULT)
     assert fault.time == T[2]
-    assert fault.evidence["tests"] == {"pressure_bar": ["missing"]}
+    assert fault.evidence == FaultEvidence(
+        parameters=("pressure_bar",), values={}, tests={"pressure_bar": ("missing",)}
+    )
 
 
 def test_a_sensor_that_stops_reporting_is_missing_without_configuration() -> None:
@@ -65,7 +69,8 @@ def test_a_sensor_that_stops_reporting_is_missing_without_configuration() -> Non
     x[P["pressure_bar"], 200:] = np.nan
     (fault,) = opened(changes(x), AlertKind.SENSOR_FAULT)
     assert fault.time == T[202]
-    assert fault.evidence["parameters"] == ["pressure_bar"]
+    assert isinstance(fault.evidence, FaultEvidence)
+    assert fault.evidence.parameters == ("pressure_bar",)
 
 
 def test_repeats_at_a_coarse_recording_resolution_are_not_stuck() -> None:
@@ -94,7 +99,8 @@ def test_a_fault_of_a_context_instrument_holds_no_event_back() -> None:
     contamination(x)
     cs = changes(x)
     (fault,) = opened(cs, AlertKind.SENSOR_FAULT)
-    assert fault.evidence["tests"] == {"pressure_bar": ["stuck"]}
+    assert isinstance(fault.evidence, FaultEvidence)
+    assert fault.evidence.tests == {"pressure_bar": ("stuck",)}
     (event,) = opened(cs, AlertKind.WATER_QUALITY_EVENT)
     assert T[300] <= event.time <= T[300] + 15 * 60
 

@@ -12,11 +12,12 @@ import psycopg
 import psycopg.conninfo
 import pytest
 
-from analytics.water.params import ALL_PARAMETERS
-from ingest.workers import water
-from ingest.workers.water import WaterWorker, WaterWorkerConfig
+from devices.water import PARAMETERS
+from storage.channels import WATER_CHANNEL
 from tests.helpers import register
 from tests.proxy import proxy
+from workers import water
+from workers.water import WaterWorker, WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +55,7 @@ def series(n: int, step_s: float = 60.0, seed: int = 1, start: datetime = T0) ->
     out: list[dict[str, object]] = []
     for i in range(n):
         row: dict[str, object] = {"time": start + timedelta(seconds=i * step_s)}
-        for p in ALL_PARAMETERS:
+        for p in PARAMETERS:
             row[p] = round(NORMAL[p] + NOISE[p] * float(rng.standard_normal()), 4)
         out.append(row)
     return out
@@ -62,14 +63,14 @@ def series(n: int, step_s: float = 60.0, seed: int = 1, start: datetime = T0) ->
 
 def insert(db: str, device: str, rows: Sequence[dict[str, object]]) -> None:
     """As the ingester stores them: flags 2 (not evaluated), 9 where missing."""
-    cols = ", ".join(("device_id", "time", *ALL_PARAMETERS))
-    qc = ", ".join(f"{p}_qc" for p in ALL_PARAMETERS)
-    flags = ", ".join(f"CASE WHEN %({p})s::float8 IS NULL THEN 9 ELSE 2 END" for p in ALL_PARAMETERS)
-    values = ", ".join(f"%({p})s" for p in ("device_id", "time", *ALL_PARAMETERS))
+    cols = ", ".join(("device_id", "time", *PARAMETERS))
+    qc = ", ".join(f"{p}_qc" for p in PARAMETERS)
+    flags = ", ".join(f"CASE WHEN %({p})s::float8 IS NULL THEN 9 ELSE 2 END" for p in PARAMETERS)
+    values = ", ".join(f"%({p})s" for p in ("device_id", "time", *PARAMETERS))
     with psycopg.connect(db, autocommit=True) as conn:
         conn.cursor().executemany(
             f"INSERT INTO water_readings ({cols}, {qc}) VALUES ({values}, {flags})",
-            [{"device_id": device, **{p: None for p in ALL_PARAMETERS}, **r} for r in rows],
+            [{"device_id": device, **{p: None for p in PARAMETERS}, **r} for r in rows],
         )
 
 
@@ -241,7 +242,7 @@ async def test_run_follows_notifications_and_stops(db: str) -> None:
     await asyncio.sleep(0.5)
     insert(db, "wq-1", series(20))
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("SELECT pg_notify('citysense_water', '')")
+        conn.execute("SELECT pg_notify(%s, '')", (WATER_CHANNEL,))
     for _ in range(100):
         if all(f == 1 for _, f, _ in flags(db, "wq-1")[1:-1]):
             break

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,6 +15,9 @@ from api.passwords import hash_password
 PASSWORD = "correct horse battery"
 USERS = {"mai": "water_staff", "tuan": "transport_planner", "root": "admin"}
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+# Evidence of each kind of alert the web tests store, in the shapes the workers write (and one of a
+# made-up kind); tests/test_alert_evidence.py checks that every one reads.
+EVIDENCE: dict[str, dict[str, Any]] = json.loads((Path(__file__).parent / "alert_evidence.json").read_text())
 
 
 def add_users(db: str) -> None:
@@ -31,7 +36,7 @@ def add_alert(db: str, **fields: Any) -> int:
         "subject_kind": "station",
         "subject_id": "wq-1",
         "opened_at": NOW,
-        "evidence": Jsonb({"parameter": "free_chlorine_mgl", "value": 0.1, "limit": 0.2}),
+        "evidence": Jsonb(EVIDENCE["free_chlorine_low"]),
         **fields,
     }
     columns = ", ".join(row)

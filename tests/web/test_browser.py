@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from api.state import ApiConfig
+from storage.channels import TRANSIT_CHANNEL
 from tests.web.browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, chromium_missing, serve
 from tests.web.fixtures import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
 
@@ -158,7 +159,7 @@ def test_watch_a_bus_move(site: str, page: Page, db: str) -> None:
                        lon = EXCLUDED.lon, delay_s = EXCLUDED.delay_s, updated_at = clock_timestamp()""",
                 (lat, lon, delay),
             )
-            conn.execute("NOTIFY citysense_transit")
+            conn.execute("SELECT pg_notify(%s, '')", (TRANSIT_CHANNEL,))
 
     move(16.055, 108.16, 30)
     bus = page.locator('g.bus[data-vehicle="bus-7"]')

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from api.state import ApiConfig
 from tests.web.browser import CHROMIUM, LAUNCH_ARGS, chromium_missing, serve
-from tests.web.fixtures import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
+from tests.web.fixtures import EVIDENCE, PASSWORD, add_alert, add_route, add_station_with_readings, add_users
 from tests.web.test_browser import TIMEOUT_MS, shot
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -69,28 +69,7 @@ def add_alerts(db: str) -> dict[str, int]:
             opened_at=opened,
             evidence=Jsonb(
                 {
-                    "probability": 0.93,
-                    "parameters": ["ph", "free_chlorine_mgl", "conductivity_uscm"],
-                    "values": {"free_chlorine_mgl": 0.15, "conductivity_uscm": 340.0},
-                    "moved": [
-                        {
-                            "parameter": "free_chlorine_mgl",
-                            "direction": "down",
-                            "value": 0.15,
-                            "usual": 0.5,
-                            "change": -0.35,
-                            "spread": 0.01,
-                        },
-                        {
-                            "parameter": "conductivity_uscm",
-                            "direction": "up",
-                            "value": 340.0,
-                            "usual": 300.0,
-                            "change": 40.0,
-                            "spread": 2.0,
-                        },
-                    ],
-                    "level": 1,
+                    **EVIDENCE["water_quality_event"],
                     "last_active_at": (opened + timedelta(minutes=20)).isoformat(),
                 }
             ),
@@ -101,22 +80,14 @@ def add_alerts(db: str) -> dict[str, int]:
             subject_id="wq-2",
             opened_at=opened,
             cleared_at=opened + timedelta(minutes=25),
-            evidence=Jsonb(
-                {
-                    "parameters": ["free_chlorine_mgl"],
-                    "values": {"free_chlorine_mgl": 0.12},
-                    "limits": {"free_chlorine_mgl": [0.2, 1.0]},
-                    "standard": "QCVN 01-1:2018/BYT",
-                    "min_breach_s": 900,
-                }
-            ),
+            evidence=Jsonb(EVIDENCE["compliance_breach"]),
         ),
         "fault": add_alert(
             db,
             kind="sensor_fault",
             severity="info",
             opened_at=opened,
-            evidence=Jsonb({"parameters": ["ph"], "values": {"ph": 7.1}, "tests": {"ph": ["stuck"]}}),
+            evidence=Jsonb(EVIDENCE["sensor_fault"]),
         ),
         "delay": add_alert(
             db,
@@ -124,7 +95,7 @@ def add_alerts(db: str) -> dict[str, int]:
             subject_kind="vehicle",
             subject_id="bus-1",
             opened_at=opened,
-            evidence=Jsonb({"delay_s": 720, "trip_id": "T1", "route_id": "R1", "threshold_s": 300}),
+            evidence=Jsonb(EVIDENCE["bus_delay"]),
         ),
     }
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.state import ApiConfig
-from ingest.schema import Engine
+from storage.schema import Engine
 from tests.web.browser import serve
 from tests.web.fixtures import NOW, PASSWORD, add_route, add_station_with_readings, add_users
 

@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import psycopg
@@ -29,17 +29,19 @@ from psycopg.rows import TupleRow
 
 from analytics.water.alerts import AlertKind, AlertState
 from analytics.water.downtime import platform_gaps
+from analytics.water.evidence import Progress, opening_json, progress_from_json, update_json
 from analytics.water.explain import explained
-from analytics.water.live import PARAMETERS, AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
+from analytics.water.live import AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
 from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
-from ingest.workers.supervise import WorkerHealth
+from devices.water import PARAMETERS
+from storage.channels import WATER_CHANNEL
+from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "citysense_water"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KINDS = tuple(str(k) for k in AlertKind)
 # Severity text of the alerts table by level (1 on opening, rising with duration).
@@ -312,10 +314,9 @@ class WaterWorker:
         alerts: dict[str, dict[AlertKind, AlertState]] = {
             d: {k: AlertState.empty(1) for k in AlertKind} for d in devices
         }
-        for device, kind, opened_at, last_active, level in await (
+        for device, kind, opened_at, evidence in await (
             await self.conn.execute(
-                "SELECT subject_id, kind, opened_at, (evidence->>'last_active_s')::float8,"
-                " coalesce((evidence->>'level')::int, 1) FROM alerts"
+                "SELECT subject_id, kind, opened_at, evidence FROM alerts"
                 " WHERE subject_kind = 'station' AND subject_id = ANY(%s) AND kind = ANY(%s)"
                 " AND cleared_at IS NULL",
                 (devices, list(_KINDS)),
@@ -323,10 +324,11 @@ class WaterWorker:
         ).fetchall():
             st = alerts[device][AlertKind(kind)]
             opened = _us(opened_at) / 1e6
+            progress = progress_from_json(evidence)
             st.open[0] = True
             st.opened_at[0] = opened
-            st.last_active[0] = opened if last_active is None else last_active
-            st.severity[0] = level
+            st.last_active[0] = opened if progress.last_active_s is None else progress.last_active_s
+            st.severity[0] = progress.level
         for device in devices:
             rows = await (
                 await self.conn.execute(
@@ -399,18 +401,16 @@ class WaterWorker:
 
     def _explained(self, device: str, change: AlertChange) -> AlertChange:
         """The change with what its summary needs in the evidence (analytics/water/explain.py)."""
-        if change.change == "clear":
+        if change.evidence is None:
             return change
         track = self.tracks[device]
         profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
-        evidence = explained(
-            change.kind, change.evidence, profile, track.times, track.values, change.time, PARAMETERS
-        )
+        evidence = explained(change.evidence, profile, track.times, track.values, change.time, PARAMETERS)
         return replace(change, evidence=evidence)
 
     async def _alert(self, device: str, change: AlertChange) -> None:
         kind = change.kind
-        if change.change == "clear":
+        if change.change == "clear" or change.evidence is None:
             await self.conn.execute(
                 "UPDATE alerts SET cleared_at = %s WHERE subject_kind = 'station' AND subject_id = %s"
                 " AND kind = %s AND cleared_at IS NULL",
@@ -418,15 +418,13 @@ class WaterWorker:
             )
             return
         # The evidence of the opening reading stays; later readings update `latest`.
-        progress: dict[str, Any] = {
-            "level": change.level,
-            "last_active_s": change.time,
-            "last_active_at": _dt(change.time).isoformat(),
-        }
+        progress = Progress(
+            level=change.level, last_active_s=change.time, last_active_at=_dt(change.time).isoformat()
+        )
         if change.change == "open":
-            evidence = {**change.evidence, **progress}
+            evidence = opening_json(change.evidence, progress)
         else:
-            evidence = {**progress, "latest": change.evidence}
+            evidence = update_json(change.evidence, progress)
         params = {
             "kind": str(kind),
             "severity": _severity(kind, change.level),
@@ -518,7 +516,7 @@ async def run(
 
     A lost database connection is retried here with backoff (the state is rebuilt from the database,
     nothing is lost); any other database error (a statement refused) ends this run with WaterWorkerError,
-    and any other error escapes as it is: the supervisor (ingest/workers/supervise.py) logs it, reports it
+    and any other error escapes as it is: the supervisor (workers/supervise.py) logs it, reports it
     in the worker's health and runs this again.
     """
     cfg = config or WaterWorkerConfig()
@@ -549,9 +547,9 @@ async def _follow(
             database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
         ) as conn,
     ):
-        await listener.execute(f"LISTEN {CHANNEL}")
+        await listener.execute(f"LISTEN {WATER_CHANNEL}")
         worker = WaterWorker(conn, cfg)
-        log.info("water worker following %s", CHANNEL)
+        log.info("water worker following %s", WATER_CHANNEL)
         while not stop.is_set():
             handled = await worker.tick()
             health.ok()
@@ -578,3 +576,14 @@ async def _next_notify(listener: psycopg.AsyncConnection[TupleRow], wait_s: floa
     # Drain what else is queued, so one wake-up serves every commit so far.
     async for _ in listener.notifies(timeout=0.01):
         pass
+
+
+@dataclass(frozen=True, slots=True)
+class WaterService:
+    """The water worker as `citysense analyze` runs it (a `workers.Worker`), with its settings."""
+
+    config: WaterWorkerConfig = field(default_factory=WaterWorkerConfig)
+    name: ClassVar[str] = "water"
+
+    async def run(self, database_url: str, stop: asyncio.Event, health: WorkerHealth) -> None:
+        await run(database_url, stop, self.config, health)

@@ -21,23 +21,22 @@ import time as clock
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import psycopg
 
+from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, BunchingEvidence, from_json, to_json
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.live import BUNCHING_KIND, DELAY_KIND, AlertChange, AlertConfig, LiveTransit
+from analytics.transit.live import AlertConfig, LiveTransit, TransitAlertChange
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
 from analytics.transit.states import STATE_NAMES
 from analytics.transit.stored import stored_match
-from ingest.gtfs_load import active_feed_id, attach_grids, load_feed
-from ingest.workers.supervise import WorkerHealth
-from ingest.writer import BUS_CHANNEL
+from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
+from storage.gtfs_load import active_feed_id, attach_grids, load_feed
+from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
-
-TRANSIT_CHANNEL = "citysense_transit"  # sent when bus_latest changed: the live views wake up
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,18 +152,20 @@ class TransitWorker:
         of the last `rebuild_s` seconds (before the newest matched one), as the water worker rebuilds
         its alert states: after a restart an open episode is neither opened twice nor left open."""
         cur = await conn.execute(
-            "SELECT kind, subject_id, alert_id, extract(epoch FROM opened_at)::float8,"
-            " (evidence->>'last_bunching_s')::float8 FROM alerts"
+            "SELECT kind, subject_id, alert_id, extract(epoch FROM opened_at)::float8, evidence FROM alerts"
             " WHERE kind = ANY(%s) AND cleared_at IS NULL ORDER BY opened_at, alert_id",
             ([DELAY_KIND, BUNCHING_KIND],),
         )
         open_alerts: dict[tuple[str, str], tuple[int, float]] = {}
         duplicates: list[int] = []
-        for kind, subject, alert_id, opened, last_bunching in await cur.fetchall():
+        for kind, subject, alert_id, opened, stored in await cur.fetchall():
             if (kind, subject) in open_alerts:
                 duplicates.append(int(alert_id))  # one episode per subject: the first one stands
                 continue
-            open_alerts[(kind, subject)] = (int(alert_id), max(float(opened), last_bunching or 0.0))
+            ev = from_json(kind, stored)
+            bunched = ev.last_bunching_s if isinstance(ev, BunchingEvidence) else None
+            last = bunched if isinstance(bunched, float) else 0.0
+            open_alerts[(kind, subject)] = (int(alert_id), max(float(opened), last))
         if duplicates:
             log.warning("transit: closing %d duplicate open alert(s) %s", len(duplicates), duplicates)
             await conn.execute(
@@ -246,8 +247,8 @@ class TransitWorker:
         if not len(batch):
             return 0
         match = await asyncio.to_thread(self._match, batch.fixes)
-        changes: list[AlertChange] = []
-        bunching: list[dict[str, Any]] = []
+        changes: list[TransitAlertChange] = []
+        bunching: list[BunchingEvidence] = []
         if self.index is not None:
             changes, bunching = self.live.update(self.index, batch.fixes, match)
         async with conn.transaction(), conn.cursor() as cur:
@@ -342,15 +343,16 @@ class TransitWorker:
             [STATE_NAMES[int(x)] for x in m.service_state[rows]],
         )
 
-    async def _write_alerts(self, cur: psycopg.AsyncCursor[Any], changes: list[AlertChange]) -> None:
+    async def _write_alerts(self, cur: psycopg.AsyncCursor[Any], changes: list[TransitAlertChange]) -> None:
         opened: dict[tuple[str, str], int] = {}
         for ch in changes:
             at = datetime.fromtimestamp(ch.at, tz=UTC)
             if ch.alert_id is None:
+                evidence = {} if ch.evidence is None else to_json(ch.evidence)
                 await cur.execute(
                     "INSERT INTO alerts (kind, severity, subject_kind, subject_id, opened_at, evidence)"
                     " VALUES (%s, %s, %s, %s, %s, %s) RETURNING alert_id",
-                    (ch.kind, ch.severity, ch.subject_kind, ch.subject_id, at, json.dumps(ch.evidence)),
+                    (ch.kind, ch.severity, ch.subject_kind, ch.subject_id, at, json.dumps(evidence)),
                 )
                 row = await cur.fetchone()
                 assert row is not None
@@ -365,12 +367,14 @@ class TransitWorker:
                         (at, alert_id),
                     )
 
-    async def _note_bunching(self, cur: psycopg.AsyncCursor[Any], events: list[dict[str, Any]]) -> None:
-        """The last bunching of each route with an open episode goes into the alert's evidence: a restarted
-        worker clears the episode from then, not from its opening."""
+    async def _note_bunching(self, cur: psycopg.AsyncCursor[Any], events: list[BunchingEvidence]) -> None:
+        """The last bunching of each route with an open episode goes into the alert's evidence
+        (BunchingEvidence.last_bunching_s), merged by the database so that it only moves forward: a
+        restarted worker clears the episode from then, not from its opening."""
         last: dict[str, float] = {}
         for ev in events:
-            last[ev["route_id"]] = max(last.get(ev["route_id"], ev["time"]), ev["time"])
+            if ev.route_id is not None and ev.time is not None:
+                last[ev.route_id] = max(last.get(ev.route_id, ev.time), ev.time)
         ids = [(self.live.open_alerts.get((BUNCHING_KIND, r), -1), t) for r, t in last.items()]
         ids = [(a, t) for a, t in ids if a >= 0]
         if ids:
@@ -410,7 +414,7 @@ async def run(
     health: WorkerHealth | None = None,
 ) -> None:
     """Follow the ingester until `stop` is set. A lost database connection is retried here with backoff;
-    any other error escapes to the supervisor (ingest/workers/supervise.py), which logs it, reports it in
+    any other error escapes to the supervisor (workers/supervise.py), which logs it, reports it in
     the worker's health and runs this again, rebuilding every state from the database."""
     cfg = config or TransitConfig()
     health = health or WorkerHealth("transit")
@@ -446,3 +450,14 @@ async def run(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitService:
+    """The transit worker as `citysense analyze` runs it (a `workers.Worker`), with its settings."""
+
+    config: TransitConfig = field(default_factory=TransitConfig)
+    name: ClassVar[str] = "transit"
+
+    async def run(self, database_url: str, stop: asyncio.Event, health: WorkerHealth) -> None:
+        await run(database_url, stop, self.config, health)

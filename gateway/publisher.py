@@ -1,8 +1,8 @@
 """The serial gateway (`citysense gateway serial`): a serial line to MQTT, as one device.
 
-Two parts meet at the on-disk spool (devices/spool.py):
+Two parts meet at the on-disk spool (gateway/spool.py):
 
-- the reader thread (devices/gateway.py) owns the serial port and appends good
+- the reader thread (gateway/reader.py) owns the serial port and appends good
   messages to the spool;
 - the publisher task here owns the MQTT connection. It sends spooled messages in
   order with QoS 1 and takes each off the spool only once the broker acknowledged it.
@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 
 import aiomqtt
 
-from devices.gateway import GatewaySettings, GatewayStats, SerialReader
-from devices.spool import Spool
 from devices.status import DeviceStatus, encode_status
 from devices.topics import Channel, Topic
+from gateway.reader import GatewaySettings, GatewayStats, SerialReader
+from gateway.spool import Spool
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ worker applies the windows to what arrives later.
 
 from __future__ import annotations
 
-from analytics.water.params import ALL_PARAMETERS
+from devices.water import PARAMETERS
 
 KINDS = ("maintenance", "calibration")
 
@@ -17,7 +17,7 @@ INSERT = """
     RETURNING window_id, device_id, starts_at, ends_at, kind, note, created_by, created_at"""
 REFLAG = (
     "UPDATE water_readings SET "
-    + ", ".join(f"{p}_qc = CASE WHEN {p} IS NULL THEN 9 ELSE 2 END" for p in ALL_PARAMETERS)
+    + ", ".join(f"{p}_qc = CASE WHEN {p} IS NULL THEN 9 ELSE 2 END" for p in PARAMETERS)
     + ", qc_flag = 2 WHERE device_id = %(device)s AND time >= %(start)s AND time <= %(end)s"
 )
 COUNT_IN_WINDOW = """

@@ -1,4 +1,4 @@
-"""Read the active GTFS feed back from the database (migration 0100_gtfs.sql) as an analytics Feed.
+"""Read the active GTFS feed back from the database (migration 0030_gtfs.sql) as an analytics Feed.
 
 The analytics workers and the API build their TripIndex from this, so both follow `citysense gtfs import`
 without a restart: `active_feed_id` is cheap enough to ask on every cycle.

@@ -1,3 +1,4 @@
+-- name: GTFS static feeds
 -- GTFS static feeds, as read by analytics.transit.gtfs: times in seconds after the service day's
 -- reference instant (local noon minus 12 h; may pass 86400), distances in metres along the shape's
 -- geometry whatever unit the feed used. Idempotent.

@@ -1,3 +1,4 @@
+-- name: GTFS feeds: validation notices, stored spatial grids
 -- GTFS feeds as validated at import, and the transit matcher's spatial grids stored with their feed so
 -- that no process rebuilds them. Idempotent (also applied by `citysense gtfs import`).
 

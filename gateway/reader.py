@@ -1,9 +1,9 @@
 """The serial side of the gateway: a thread that owns the port and feeds the spool.
 
 It reads bytes, frames and checks lines (devices/lines.py), appends good messages to
-the on-disk spool (devices/spool.py) and counts bad lines. When the port fails or
+the on-disk spool (gateway/spool.py) and counts bad lines. When the port fails or
 vanishes it closes it and reopens it with backoff. pyserial blocks, so this never
-runs on the event loop; the MQTT side (citysense/gateway.py) drains the spool.
+runs on the event loop; the MQTT side (gateway/publisher.py) drains the spool.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import serial
 
 from devices.lines import Dropped, LineFormat, LineSplitter, Message, line_handler
-from devices.spool import DEFAULT_MAX_BYTES, Spool
 from devices.topics import Kind
+from gateway.spool import DEFAULT_MAX_BYTES, Spool
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 
-from ingest.schema import Engine, Retention
+from storage.schema import Engine, Retention
 
 log = logging.getLogger(__name__)
 

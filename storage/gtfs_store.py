@@ -1,4 +1,4 @@
-"""Store a parsed GTFS feed in the database (migrations 0100_gtfs.sql and 0110_gtfs_validation.sql), one
+"""Store a parsed GTFS feed in the database (migrations 0030_gtfs.sql and 0110_gtfs_validation.sql), one
 transaction, with COPY; the matcher's spatial grids with it; prune old feeds."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from analytics.transit.gtfs import Feed
 Row = tuple[Any, ...]
 Progress = Callable[[str, int], None]
 
-MIGRATIONS = ("0100_gtfs.sql", "0110_gtfs_validation.sql")
+MIGRATIONS = ("0030_gtfs.sql", "0110_gtfs_validation.sql")
 
 
 def migration_sql() -> str:
     return "\n".join(
-        resources.files("ingest").joinpath("migrations", m).read_text(encoding="utf-8") for m in MIGRATIONS
+        resources.files("storage").joinpath("migrations", m).read_text(encoding="utf-8") for m in MIGRATIONS
     )
 
 

@@ -1,0 +1,42 @@
+"""The frame of the commands that work on the database: resolve its URL, connect, run, and report
+what went wrong by the exit status: 2 for a setting or an argument to fix (ConfigError), 1 for a
+database that cannot be reached. The URL's password never reaches the screen."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from citysense.settings import ConfigError, Settings, redact_database_url, redact_error
+
+Body = Callable[[argparse.Namespace, psycopg.Connection[Any], Settings], int]
+
+
+def db_command(body: Body, name: str = "citysense") -> Callable[[argparse.Namespace], int]:
+    """The command `body(args, connection, settings)` on an autocommit connection; `name` starts its
+    error lines."""
+
+    def run(args: argparse.Namespace) -> int:
+        url = ""
+        try:
+            settings = Settings.from_args(args)
+            url = settings.require_database()
+            with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+                return body(args, conn, settings)
+        except ConfigError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 2
+        except psycopg.OperationalError as exc:
+            return cannot_connect(name, url, exc)
+
+    return run
+
+
+def cannot_connect(name: str, url: str, exc: psycopg.OperationalError) -> int:
+    """Report a database that cannot be reached; the exit status."""
+    print(f"{name}: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}", file=sys.stderr)
+    return 1

@@ -1,0 +1,1 @@
+"""The serial gateway: a serial line (GPS receiver or sonde) to MQTT through an on-disk spool."""

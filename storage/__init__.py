@@ -1,0 +1,1 @@
+"""The database: schema and migrations, GTFS storage, maintenance statements, notification channels."""

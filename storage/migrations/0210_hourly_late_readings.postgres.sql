@@ -1,0 +1,3 @@
+-- name: hourly aggregate: late readings of any age
+-- Nothing to do on plain PostgreSQL: the ingester keeps the hourly totals in the inserting
+-- transaction, late readings included (0020_readings.postgres.sql).
