@@ -150,7 +150,8 @@ bench-water: $(STAMP)
 bench-water-replay: $(STAMP)
 	$(BIN)/python -m bench.bench_water_replay
 
-# 30 days of 1-minute readings of one station, bucketed hourly, through the API (docs/benchmarks.md).
+# 30 days of 1-minute readings of one station, bucketed hourly, through the API; the stations list of
+# 50 stations with their states, beside its previous fetch and judgement (docs/benchmarks.md).
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.bench_api
 

@@ -8,14 +8,14 @@ bytes is dropped at once (its queue emptied, so that what it held is freed; it i
 again, and its EventSource reconnects and starts again from a snapshot), and the others go on. A
 client that stops reading altogether is also cut off by the write timeout of its answer
 (api.streaming). The task stops, closing its connection, when the last subscriber leaves; if the
-connection fails it reconnects, and the cursor on `updated_at` makes up for what happened meanwhile.
+connection fails it reconnects (storage/listen.py), and the cursor on `updated_at` makes up for what
+happened meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,12 +25,13 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.transit_data import LATEST_SELECT, LatestRow
+from common.retry import Backoff
 from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
-
-log = logging.getLogger(__name__)
+from storage.listen import Follower
 
 STREAM_BATCH = 5000  # rows read per query; more changed rows are read by the next one at once
 APPLICATION_NAME = "citysense-api-stream"
+RECONNECT = Backoff(initial_s=1.0, max_s=30.0)  # of the LISTEN connection
 
 
 @dataclass(eq=False)
@@ -62,6 +63,7 @@ class BusStream:
         queue_max: int = 256,
         connect_timeout_s: int = 5,
         backlog_bytes: int = 8 * 1024 * 1024,
+        retry: Backoff = RECONNECT,
     ) -> None:
         self.database_url = database_url
         self.pool = pool
@@ -69,6 +71,7 @@ class BusStream:
         self.queue_max = queue_max
         self.backlog_bytes = backlog_bytes
         self.connect_timeout_s = connect_timeout_s
+        self.retry = retry
         self.subscribers: set[Subscriber] = set()
         self.dropped = 0  # clients dropped for being too slow, since start
         self.stalled = 0  # clients cut off because a write waited too long unread, since start
@@ -122,41 +125,42 @@ class BusStream:
             pass
 
     async def _run(self) -> None:
-        backoff = 1.0
         cursor: tuple[datetime, str] | None = None
-        while self.subscribers:
+        async with Follower(
+            self.database_url,
+            [BUS_CHANNEL, TRANSIT_CHANNEL],
+            poll_s=1.0,  # how soon the task sees that the last subscriber left
+            retry=self.retry,
+            label="bus stream",
+            application_name=APPLICATION_NAME,
+            connect_timeout_s=self.connect_timeout_s,
+            on_failure=lambda _: self._listening.clear(),
+        ) as wakes:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.database_url,
-                    autocommit=True,
-                    connect_timeout=self.connect_timeout_s,
-                    application_name=APPLICATION_NAME,
-                ) as listen:
-                    self.connects += 1
-                    await listen.execute(f"LISTEN {BUS_CHANNEL}")
-                    await listen.execute(f"LISTEN {TRANSIT_CHANNEL}")
-                    if cursor is None:
-                        cur = await listen.execute("SELECT now()")
-                        row = await cur.fetchone()
-                        assert row is not None
-                        cursor = (row[0], "")
-                    else:
-                        cursor = await self._publish(cursor)  # what changed while disconnected
-                    backoff = 1.0
-                    self._listening.set()
+                async for wake in wakes:
+                    if not self.subscribers:
+                        break
                     try:
-                        while self.subscribers:
-                            woke = False
-                            async for _ in listen.notifies(timeout=1.0, stop_after=1):
-                                woke = True
-                            if woke:
-                                cursor = await self._publish(cursor)
-                    finally:
-                        self._listening.clear()
-            except (psycopg.Error, PoolTimeout) as exc:
-                log.warning("bus stream: database unavailable (%s); retrying in %.0f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                        if wake.connected:
+                            self.connects += 1
+                            # The first time, changes from now on; after a reconnection, what changed
+                            # while nobody listened.
+                            cursor = await self._now() if cursor is None else await self._publish(cursor)
+                            self._listening.set()
+                        elif wake.notified:
+                            assert cursor is not None
+                            cursor = await self._publish(cursor)
+                    except (psycopg.Error, PoolTimeout) as exc:
+                        wakes.failed(exc)
+            finally:
+                self._listening.clear()
+
+    async def _now(self) -> tuple[datetime, str]:
+        async with self.pool.connection(timeout=5.0) as conn:
+            cur = await conn.execute("SELECT now()")
+            row = await cur.fetchone()
+        assert row is not None
+        return (row[0], "")
 
     async def _publish(self, since: tuple[datetime, str]) -> tuple[datetime, str]:
         """Fan out the rows changed after `since` (updated_at, vehicle_id), in batches; returns the new

@@ -10,10 +10,15 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
+from psycopg import AsyncCursor, Cursor
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.postgres import types as pg_types
+from psycopg.pq import Format
 from psycopg.rows import dict_row
 
 from analytics.water.profiles import Profile, Profiles
-from analytics.water.status import station_status
+from analytics.water.status import station_statuses
 from api import checks
 from api.auth import User, View, optional_user, view
 from api.errors import ApiError, documented
@@ -41,8 +46,74 @@ def _lookback_s(profiles: Profiles) -> float:
     return max(p.min_breach_s for p in profiles.kinds.values()) * 1.5 + 600.0
 
 
-def _array(values: list[Any] | None, dtype: type) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values or []], dtype=dtype)
+_COLUMNS = ", ".join(f"r.{p}" for p in PARAMETERS)
+# A station's recent readings as arrays without NULLs (NaN: not measured), aggregated in the
+# subquery's time order (one sort, not one per column; checked in `_judged`), and read as
+# PostgreSQL sends them in binary (`_Packed`): numpy takes them as they are, where a Python
+# object per value cost more than judging the stations.
+_ARRAYS = ", ".join(f"array_agg(coalesce(w.{p}, 'NaN'))" for p in PARAMETERS)
+_FLAGS = ", ".join(f"array_agg(coalesce(w.{p}_qc, 2)::int2)" for p in PARAMETERS)
+# Every water station with its latest reading, its recent readings and QC flags (one row a
+# station) and its maintenance windows: what `station_statuses` judges.
+STATIONS_SQL = f"""SELECT d.device_id, d.name, d.site, d.lat, d.lon, d.enabled, d.online, d.station_kind,
+               r.time AS latest_time, r.qc_flag, {_COLUMNS}, h.times, h.values, h.flags, m.windows
+        FROM devices d
+        LEFT JOIN LATERAL (
+            SELECT * FROM water_readings w WHERE w.device_id = d.device_id
+            ORDER BY w.time DESC LIMIT 1) r ON true
+        LEFT JOIN LATERAL (
+            SELECT array_agg({_EPOCH.format("w.time")}) AS times,
+                   ARRAY[{_ARRAYS}] AS values, ARRAY[{_FLAGS}] AS flags
+            FROM (SELECT * FROM (SELECT * FROM water_readings x
+                  WHERE x.device_id = d.device_id AND x.time > r.time - %(lookback)s
+                    AND x.time <= r.time
+                  ORDER BY x.time DESC LIMIT %(rows)s) y ORDER BY y.time) w) h ON true
+        LEFT JOIN LATERAL (
+            SELECT array_agg(ARRAY[{_EPOCH.format("starts_at")}, {_EPOCH.format("ends_at")}])
+                   AS windows
+            FROM maintenance_windows mw
+            WHERE mw.device_id = d.device_id
+              AND mw.ends_at >= least(r.time - %(lookback)s, now())) m ON true
+        WHERE d.kind = 'water' ORDER BY d.device_id"""
+
+
+def stations_params(profiles: Profiles) -> dict[str, Any]:
+    return {"lookback": timedelta(seconds=_lookback_s(profiles)), "rows": _STATUS_ROWS}
+
+
+class _Packed(Loader):
+    """A float8[] or int2[] kept in PostgreSQL's binary array format, for `_unpacked`."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def packed_arrays(cursor: AsyncCursor[Any] | Cursor[Any]) -> None:
+    """Have the cursor return float8[] and int2[] columns as `_Packed` bytes."""
+    for name in ("float8", "int2"):
+        info = pg_types.get(name)
+        assert info is not None
+        cursor.adapters.register_loader(info.array_oid, _Packed)
+
+
+def _unpacked(data: bytes | None, dtype: str) -> np.ndarray:
+    """A binary-format PostgreSQL array without NULLs as numpy (its dimensions; (0,) if empty).
+
+    Layout: ndim, has-nulls flag, element type (int32 each), then (size, lower bound) per
+    dimension, then each element as its length (int32) and its bytes.
+    """
+    if not data:
+        return np.empty(0, dtype=dtype)
+    ndim = int.from_bytes(data[:4], "big")
+    if ndim == 0:
+        return np.empty(0, dtype=dtype)
+    dims = np.frombuffer(data, ">i4", count=2 * ndim, offset=12)[0::2]
+    items = np.frombuffer(data, dtype=[("length", ">i4"), ("value", dtype)], offset=12 + 8 * ndim)
+    if (items["length"] != np.dtype(dtype).itemsize).any():
+        raise ValueError("a NULL or mis-sized element in a packed array")
+    return items["value"].reshape(tuple(int(d) for d in dims))
 
 
 @router.get("/stations", dependencies=[view(View.STATIONS)], responses=documented(401))
@@ -54,34 +125,9 @@ async def stations(request: Request, user: Annotated[User | None, Depends(option
     alerts by kind (for logged-in callers) and whether it has gone silent ("no_data").
     """
     profiles = state_of(request).config.profiles
-    lookback = timedelta(seconds=_lookback_s(profiles))
-    columns = ", ".join(f"r.{p}" for p in PARAMETERS)
-    arrays = ", ".join(f"array_agg(w.{p} ORDER BY w.time)" for p in PARAMETERS)
-    flags = ", ".join(f"array_agg(coalesce(w.{p}_qc, 2) ORDER BY w.time)" for p in PARAMETERS)
     async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"""SELECT d.device_id, d.name, d.site, d.lat, d.lon, d.enabled, d.online, d.station_kind,
-                       r.time AS latest_time, r.qc_flag, {columns}, h.times, h.values, h.flags, m.windows
-                FROM devices d
-                LEFT JOIN LATERAL (
-                    SELECT * FROM water_readings w WHERE w.device_id = d.device_id
-                    ORDER BY w.time DESC LIMIT 1) r ON true
-                LEFT JOIN LATERAL (
-                    SELECT array_agg({_EPOCH.format("w.time")} ORDER BY w.time) AS times,
-                           ARRAY[{arrays}] AS values, ARRAY[{flags}] AS flags
-                    FROM (SELECT * FROM water_readings x
-                          WHERE x.device_id = d.device_id AND x.time > r.time - %(lookback)s
-                            AND x.time <= r.time
-                          ORDER BY x.time DESC LIMIT %(rows)s) w) h ON true
-                LEFT JOIN LATERAL (
-                    SELECT array_agg(ARRAY[{_EPOCH.format("starts_at")}, {_EPOCH.format("ends_at")}])
-                           AS windows
-                    FROM maintenance_windows mw
-                    WHERE mw.device_id = d.device_id
-                      AND mw.ends_at >= least(r.time - %(lookback)s, now())) m ON true
-                WHERE d.kind = 'water' ORDER BY d.device_id""",
-            {"lookback": lookback, "rows": _STATUS_ROWS},
-        )
+        packed_arrays(cur)
+        await cur.execute(STATIONS_SQL, stations_params(profiles), binary=True)
         rows = await cur.fetchall()
         open_alerts: dict[str, dict[str, int]] = {}
         if user is not None:
@@ -93,7 +139,7 @@ async def stations(request: Request, user: Annotated[User | None, Depends(option
             )
             for a in await cur.fetchall():
                 open_alerts.setdefault(a["subject_id"], {})[a["kind"]] = a["n"]
-    # Judging every station is numpy work of a few milliseconds each: off the event loop.
+    # Judging the stations is numpy work over all of them at once: off the event loop all the same.
     result = await asyncio.to_thread(
         _judged, rows, profiles, open_alerts if user is not None else None, datetime.now(UTC).timestamp()
     )
@@ -103,24 +149,33 @@ async def stations(request: Request, user: Annotated[User | None, Depends(option
 def _judged(
     rows: list[dict[str, Any]], profiles: Profiles, open_alerts: dict[str, dict[str, int]] | None, now: float
 ) -> list[dict[str, Any]]:
-    """Each station's row of the stations list, its state judged by analytics/water/status.py."""
+    """Each station's row of the stations list, all states judged at once by analytics/water/status.py."""
+    count = len(rows)
+    p = len(PARAMETERS)
+    readings = [_unpacked(r["times"], ">f8") for r in rows]
+    spans = [_unpacked(r["windows"], ">f8").reshape(-1, 2) for r in rows]
+    width = max((t.size for t in readings), default=0)
+    times = np.full((count, width), np.nan)
+    values = np.full((count, p, width), np.nan)
+    flags = np.full((count, p, width), 9, dtype=np.int8)
+    windows = np.full((count, max((w.shape[0] for w in spans), default=0), 2), np.nan)
+    for s, (row, t) in enumerate(zip(rows, readings, strict=True)):
+        n = t.size
+        if n:
+            # The aggregates follow the subquery's order in practice; SQL does not promise it.
+            order = np.argsort(t, kind="stable")
+            times[s, :n] = t[order]
+            values[s, :, :n] = _unpacked(row["values"], ">f8").reshape(p, n)[:, order]
+            flags[s, :, :n] = _unpacked(row["flags"], ">i2").reshape(p, n)[:, order]
+        windows[s, : spans[s].shape[0]] = spans[s]
+    station_profiles = [profiles.for_station(r["device_id"], r["station_kind"]) for r in rows]
+    mine = [(open_alerts or {}).get(r["device_id"], {}) for r in rows]
+    states = station_statuses(station_profiles, now, times, values, flags, PARAMETERS, windows, mine)
     result = []
-    for row in rows:
+    for row, profile, st, alerts in zip(rows, station_profiles, states, mine, strict=True):
         latest = None
         if row["latest_time"] is not None:
             latest = {"time": row["latest_time"], **{p: row[p] for p in PARAMETERS}}
-        profile = profiles.for_station(row["device_id"], row["station_kind"])
-        times = _array(row["times"], np.float64)
-        n = times.size
-        values = np.array(
-            [_array(v, np.float64) for v in row["values"]] if n else np.empty((len(PARAMETERS), 0))
-        ).reshape(len(PARAMETERS), n)
-        flag_rows = np.array(
-            [_array(v, np.int8) for v in row["flags"]] if n else np.empty((len(PARAMETERS), 0))
-        ).reshape(len(PARAMETERS), n)
-        windows = np.array(row["windows"] or [], dtype=np.float64).reshape(-1, 2)
-        mine = (open_alerts or {}).get(row["device_id"], {})
-        st = station_status(profile, now, times, values, flag_rows, PARAMETERS, windows, mine)
         result.append(
             {
                 "device_id": row["device_id"],
@@ -135,7 +190,7 @@ def _judged(
                 "breach_parameters": list(st.breach_parameters),
                 "interval_s": round(st.interval_s, 3),
                 "silent_s": None if st.silent_s is None else round(st.silent_s, 1),
-                "open_alerts": mine if open_alerts is not None else None,
+                "open_alerts": alerts if open_alerts is not None else None,
                 "profile": profile_json(profile),
             }
         )

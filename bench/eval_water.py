@@ -32,6 +32,7 @@ from analytics.water.canary import CanaryConfig, canary_detect
 from analytics.water.detect import DEFAULT_PRECISION, DetectorConfig, detector_for, rows_for
 from analytics.water.metrics import Scores, score
 from analytics.water.pipeline import run_series
+from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s, seconds, usable
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
 from analytics.water.settings import WaterSettings, detector_settings
@@ -129,14 +130,17 @@ def evaluate(
     settings = WaterSettings(precision={p: precision.get(p, 0.05) for p in params})
     t0 = time.perf_counter()
     live = settings.live_config(qc)
-    first = run_series(live, ts, x, station=station)
+    # The station is judged by the default kind's rule profile, as the worker judges a station
+    # registered without a kind.
+    profile = load_profiles().default
+    first = run_series(live, ts, x, station=station, profile=profile)
     rows = rows_for(PARAMETERS, live.detector.quality, live.detector.context)
     # Tuned on the first half as `detect water --train` does: the engine's evidence mask.
     tuned = tune(live.detector, ts[:half], x[rows, :half], first.evidence[rows, :half], labels[:half])
     cfg = tuned.config
     final = settings_with(settings, cfg).live_config(qc)
     # Run over the whole series (the first half is history, as in live use); score the second half.
-    ours = run_series(final, ts, x, station=station)
+    ours = run_series(final, ts, x, station=station, profile=profile)
     elapsed = time.perf_counter() - t0
 
     def keep(name: str, event: np.ndarray, seconds_spent: float) -> None:

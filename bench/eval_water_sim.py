@@ -2,14 +2,17 @@
 
 Generates a simulated history offline with firmware-sim's own sonde model (faults and events as
 `citysense-sim run` injects them, and its ground-truth episodes), feeds it to the same code the
-water worker runs (analytics/water/live.py, in wake-ups of `--wakeup` readings per station) and
-scores the alerts against the truth:
+water worker runs (analytics/water/pipeline.run_series over live.advance, in wake-ups of
+`--wakeup` readings per station), each station judged by the rule profile `make demo` registers
+it with (live.for_station, as the worker), and scores the alerts against the truth:
 
 - per contamination event: detected (a water_quality_event or compliance_breach alert active at
   a reading inside the event or up to 30 minutes after its start) and the delay from its start;
 - per sensor fault: reported as a sensor fault (a sensor_fault alert active during the fault or
   within 30 minutes after it), and whether a water_quality_event alert opened during it instead;
-- water_quality_event alerts opened outside any event: false alarm starts per station-week.
+- false alerts per station-week by kind: water_quality_event and compliance_breach alerts opened
+  outside any event, sensor_fault alerts opened outside any fault (30 minutes after each
+  included), by site kind, and the tests that opened the stray sensor faults.
 
 Run: make eval-water-sim   (or .venv/bin/python -m bench.eval_water_sim --days 7 --stations 10)
 """
@@ -31,9 +34,13 @@ from citysense_sim.wire import WATER_PARAMETERS
 
 from analytics.water.alerts import AlertKind
 from analytics.water.evidence import FaultEvidence
-from analytics.water.live import LiveConfig, StationTrack, advance
+from analytics.water.live import LiveConfig
+from analytics.water.pipeline import run_series
+from analytics.water.profiles import Profiles
+from analytics.water.profiles import load as load_profiles
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
+from citysense.cmd_demo import SIM_STATION_KINDS
 from devices.water import PARAMETERS
 
 GRACE_S = 1800.0  # the issue's target: detected within 30 minutes
@@ -86,33 +93,36 @@ class Activity:
 
 
 def run_live(
-    data: dict[str, tuple[np.ndarray, np.ndarray]], config: LiveConfig, wakeup: int
+    data: dict[str, tuple[np.ndarray, np.ndarray]],
+    config: LiveConfig,
+    wakeup: int,
+    kinds: dict[str, str | None] | None = None,
+    profiles: Profiles | None = None,
 ) -> tuple[Activity, float, int]:
-    active: dict[tuple[str, AlertKind], list[float]] = defaultdict(list)
+    """Each station's history through the engine as the worker runs it (pipeline.run_series, in
+    wake-ups of `wakeup` readings), judged by the rule profile of its kind (`kinds`: the
+    station kind of each station, as registered; the worker's profiles by default)."""
+    rules = profiles or load_profiles()
+    active: dict[tuple[str, AlertKind], np.ndarray] = {}
     opened: dict[tuple[str, AlertKind], list[float]] = defaultdict(list)
     fault_tests: dict[str, list[tuple[float, str]]] = defaultdict(list)
     started = time.perf_counter()
     readings = 0
     for device, (t, x) in data.items():
-        track = StationTrack.empty(config)
-        for i in range(0, t.size, wakeup):
-            out = advance(config, track, t[i : i + wakeup], x[:, i : i + wakeup], np.empty((0, 2)))
-            readings += out.fresh
-            for c in out.changes:
-                if c.change == "open":
-                    opened[(device, c.kind)].append(c.time)
-                    if isinstance(c.evidence, FaultEvidence):
-                        tests = c.evidence.tests
-                        what = sorted(f"{p}:{name}" for p, names in tests.items() for name in names)
-                        fault_tests[device].append((c.time, ",".join(what)))
-            for kind, times in out.active.items():
-                active[(device, kind)].extend(times.tolist())
+        profile = rules.for_station(device, (kinds or {}).get(device))
+        result = run_series(config, t, x, wakeup=wakeup, profile=profile)
+        readings += t.size
+        for c in result.changes:
+            if c.change == "open":
+                opened[(device, c.kind)].append(c.time)
+                if isinstance(c.evidence, FaultEvidence):
+                    tests = c.evidence.tests
+                    what = sorted(f"{p}:{name}" for p, names in tests.items() for name in names)
+                    fault_tests[device].append((c.time, ",".join(what)))
+        for kind, on in result.active.items():
+            active[(device, kind)] = t[on]
     elapsed = time.perf_counter() - started
-    return (
-        Activity({k: np.asarray(v) for k, v in active.items()}, dict(opened), dict(fault_tests)),
-        elapsed,
-        readings,
-    )
+    return Activity(active, dict(opened), dict(fault_tests)), elapsed, readings
 
 
 def _any_between(times: np.ndarray | None, lo: float, hi: float) -> float | None:
@@ -251,9 +261,11 @@ def main() -> None:
     data, truth = simulate(args.stations, args.days, args.interval, args.seed, plan)
     sim_s = time.perf_counter() - t0
     config = LiveConfig(qc=default_qc_config())
-    act, live_s, readings = run_live(data, config, args.wakeup)
-    kinds = {d.device_id: d.site_kind for d in water_fleet(args.stations, args.seed)}
-    result = score(truth, act, args.days / 7.0, args.stations, kinds)
+    sites = {d.device_id: d.site_kind for d in water_fleet(args.stations, args.seed)}
+    # Each station judged by the rule profile `make demo` registers it with.
+    station_kinds = {d: SIM_STATION_KINDS.get(site) for d, site in sites.items()}
+    act, live_s, readings = run_live(data, config, args.wakeup, station_kinds)
+    result = score(truth, act, args.days / 7.0, args.stations, sites)
     result["machine"] = {"nproc": os.cpu_count(), "cpu": cpu_model()}
     result["run"] = {
         "stations": args.stations,

@@ -35,6 +35,11 @@ from storage.schema import migrate
 
 log = logging.getLogger("citysense.demo")
 
+# The simulator's kinds of site as rule profiles (analytics/water/profiles.toml); mains and
+# booster stations are distribution points, the default. The evaluation on the simulator's
+# ground truth (bench/eval_water_sim.py) judges its stations by the same kinds.
+SIM_STATION_KINDS = {"plant": "treatment_plant_outlet", "reservoir": "reservoir"}
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="run everything locally with a simulated fleet")
@@ -60,9 +65,6 @@ def register_fleet(database_url: str, sondes: int, buses: int) -> None:
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     rows = []
-    # The simulator's kinds of site as rule profiles (analytics/water/profiles.toml); mains and
-    # booster stations are distribution points, the default.
-    station_kinds = {"plant": "treatment_plant_outlet", "reservoir": "reservoir"}
     for line in manifest.splitlines():
         if not line.strip():
             continue
@@ -72,7 +74,7 @@ def register_fleet(database_url: str, sondes: int, buses: int) -> None:
         rows.append(
             (d["device_id"], d["kind"], d.get("name", ""), site if d["kind"] == "water" else None,
              site if d["kind"] == "bus" else None, d.get("lat"), d.get("lon"),
-             station_kinds.get(d.get("site_kind", "")) if d["kind"] == "water" else None)
+             SIM_STATION_KINDS.get(d.get("site_kind", "")) if d["kind"] == "water" else None)
         )  # fmt: skip
     with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(

@@ -2,8 +2,10 @@
 
 The file's rows go through the live engine (analytics/water/pipeline.run_series, which calls
 analytics/water/live.advance as the water worker does): QC, instrument-fault checks, detector,
-compliance and alert state machines. `event` is the water-quality event as the engine confirms
-it (the condition of its alert), `probability` the detector's.
+compliance and alert state machines, the station judged by the rule profile of its kind
+(`--station-kind`, `--station-profiles`) through `live.for_station`, as the worker judges it.
+`event` is the water-quality event as the engine confirms it (the condition of its alert),
+`probability` the detector's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from analytics.water.alerts import AlertKind
 from analytics.water.detect import rows_for
 from analytics.water.live import AlertChange, LiveConfig
 from analytics.water.pipeline import SeriesResult, run_series
+from analytics.water.profiles import Profile
+from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import seconds
 from analytics.water.qc_config import QcConfig, QcConfigError
 from analytics.water.settings import (
@@ -33,8 +37,9 @@ from analytics.water.settings import (
 from analytics.water.stations import StationConfig
 from analytics.water.tune import tune
 from citysense.progress import Progress
+from citysense.settings import ConfigError
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv, write_detection_csv
-from citysense.water_files import qc_config, water_settings
+from citysense.water_files import qc_config, station_profiles_of, water_settings
 from devices.water import PARAMETERS
 
 # Readings per call of the engine: the progress bar moves between calls; results do not depend on it.
@@ -70,8 +75,29 @@ def register(subparsers: Any) -> None:
         help="write the settings used (tuned with --train) to this file, for `analyze` and `replay water`",
     )
     p.add_argument("--device", default="default", help="the station whose [stations] configuration applies")
+    p.add_argument(
+        "--station-kind",
+        help="the station's kind, whose rule profile (limits, breach duration) judges it as the live "
+        "worker would (default: the profiles' default kind, a distribution point)",
+    )
+    p.add_argument(
+        "--station-profiles",
+        type=Path,
+        help="rule profiles (TOML, layout of analytics/water/profiles.toml; "
+        "default: $CITYSENSE_STATION_PROFILES or that file)",
+    )
     p.add_argument("--alerts", type=Path, help="also write the alert transitions to this CSV")
     p.set_defaults(func=run)
+
+
+def _profile(args: argparse.Namespace, device: str, kind: str | None) -> Profile:
+    """The station's rule profile, from the profiles the worker would use (same file, same kind)."""
+    profiles = station_profiles_of(args) or load_profiles()
+    if kind is not None and kind not in profiles.kinds:
+        raise ConfigError(
+            f"unknown station kind {kind!r}; the profiles define {', '.join(sorted(profiles.kinds))}"
+        )
+    return profiles.for_station(device, kind)
 
 
 def engine_values(table: WaterTable) -> np.ndarray:
@@ -125,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
         mapping = parse_mapping(args.map)
         qc = qc_config(args.qc_config)
         settings = water_settings(args.settings)
+        profile = _profile(args, args.device, args.station_kind)
         table = read_water_csv(args.input, args.time_col, mapping, timezone=args.timezone)
-    except (ValueError, OSError, QcConfigError, SettingsError, WaterCsvError) as exc:
+    except (ValueError, OSError, QcConfigError, SettingsError, WaterCsvError, ConfigError) as exc:
         print(f"citysense detect water: {exc}", file=sys.stderr)
         return 2
     params = table.parameters
@@ -155,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 
     live = settings.live_config(qc)
     station = settings.stations.get(args.device)
-    result = _run_with_progress(live, table, station)
+    result = _run_with_progress(live, table, station, profile)
     event = result.active[AlertKind.WATER_QUALITY_EVENT]
     rows = [PARAMETERS.index(p) for p in params]
     try:
@@ -174,10 +201,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_with_progress(live: LiveConfig, table: WaterTable, station: StationConfig) -> SeriesResult:
+def _run_with_progress(
+    live: LiveConfig, table: WaterTable, station: StationConfig, profile: Profile
+) -> SeriesResult:
     t = seconds(table.times)
     x = engine_values(table)
     bar = Progress("detect water", t.size)
-    result = run_series(live, t, x, wakeup=_CHUNK, station=station, progress=bar.advance)
+    result = run_series(live, t, x, wakeup=_CHUNK, station=station, progress=bar.advance, profile=profile)
     bar.finish()
     return result

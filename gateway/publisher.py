@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import time
 from datetime import UTC, datetime
 
 import aiomqtt
@@ -93,12 +92,10 @@ async def _publisher(
 ) -> None:
     delays = settings.mqtt_backoff.delays()
     while True:
-        started = time.monotonic()
         try:
             await _publish_spool(settings, spool, stats, wake)
         except aiomqtt.MqttError as exc:
             stats.add("mqtt_failures")
             log.warning("MQTT %s:%d: %s", settings.mqtt.host, settings.mqtt.port, exc)
-        if time.monotonic() - started > 30:
-            delays.reset()  # the connection had been up a while: this is a new outage
-        await asyncio.sleep(delays.next())
+        # A connection that had been up a while ends a new outage: reset_after_s of the policy.
+        await delays.wait(delays.next())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import serial
 
+from common.retry import Backoff
 from devices.lines import Dropped, LineFormat, LineSplitter, Message, line_handler
 from devices.topics import Kind
 from gateway.spool import DEFAULT_MAX_BYTES, Spool
@@ -26,29 +26,10 @@ from gateway.spool import DEFAULT_MAX_BYTES, Spool
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Retry delays: doubling from `initial` up to `maximum`, with +-25 % jitter."""
-
-    initial: float = 0.5
-    maximum: float = 10.0
-
-    def delays(self) -> _Delays:
-        return _Delays(self)
-
-
-class _Delays:
-    def __init__(self, policy: Backoff) -> None:
-        self._policy = policy
-        self._next = policy.initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self._policy.maximum)
-        return delay * random.uniform(0.75, 1.25)
-
-    def reset(self) -> None:
-        self._next = self._policy.initial
+# The serial port's delays start again each time it opens (SerialReader resets them). MQTT: a
+# connection that stayed up 30 s was a success, and the next outage starts from the first delay.
+SERIAL_BACKOFF = Backoff(initial_s=0.5, max_s=10.0, jitter=0.25)
+MQTT_BACKOFF = Backoff(initial_s=0.5, max_s=10.0, jitter=0.25, reset_after_s=30.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +51,8 @@ class GatewaySettings:
     prefix: str = "citysense"
     baudrate: int = 9600
     mqtt: MqttSettings = MqttSettings()
-    serial_backoff: Backoff = Backoff()
-    mqtt_backoff: Backoff = Backoff()
+    serial_backoff: Backoff = SERIAL_BACKOFF
+    mqtt_backoff: Backoff = MQTT_BACKOFF
     spool_max_bytes: int = DEFAULT_MAX_BYTES
 
     @property

@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from common.retry import Backoff
 from ingest import mqttwire
 from ingest.fates import Inbound
 
@@ -54,8 +54,11 @@ class BrokerConfig:
     # not our Receive Maximum, bounds what we hold).
     protocol: str = "5"
     connect_timeout_s: float = 10.0
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 10.0
+    # A session that stayed up 30 s was a success: the next outage starts again from 0.5 s,
+    # while a broker that drops us at once (a client id taken over) is retried ever more slowly.
+    reconnect: Backoff = field(
+        default_factory=lambda: Backoff(initial_s=0.5, max_s=10.0, jitter=0.5, reset_after_s=30.0)
+    )
 
     def __repr__(self) -> str:
         return f"BrokerConfig({self.host}:{self.port}, client_id={self.client_id!r})"
@@ -158,18 +161,16 @@ class MqttSource:
             protocol.transport.close()
 
     async def _run(self) -> None:
-        delay = self.config.reconnect_min_s
+        delays = self.config.reconnect.delays()
         while True:
             try:
                 await self._session()
-                delay = self.config.reconnect_min_s
             except (OSError, TimeoutError, mqttwire.ProtocolError, BrokerRefused) as exc:
                 log.warning("broker %s:%d: %s", self.config.host, self.config.port, exc or type(exc).__name__)
             if self.connected.is_set():
                 self.reconnects += 1
             self.connected.clear()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, self.config.reconnect_max_s)
+            await delays.wait(delays.next())
 
     async def _session(self) -> None:
         cfg = self.config

@@ -8,10 +8,8 @@ acknowledged meanwhile; the broker holds everything else for our persistent sess
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from common.retry import Backoff
 from devices.errors import Reason
 from devices.topics import subscription
 from ingest.deadletters import DeadLetter, dead_letter
@@ -48,8 +47,8 @@ class IngestConfig:
     retention: Retention = field(default_factory=Retention)
     heartbeat_s: float = 2.0
     maintenance_s: float = 3600.0
-    retry_min_s: float = 0.2
-    retry_max_s: float = 10.0
+    # Waits while the database is unavailable: at start, and for a batch that does not commit.
+    retry: Backoff = field(default_factory=lambda: Backoff(initial_s=0.2, max_s=10.0, jitter=0.5))
 
 
 class SchemaMissing(Exception):
@@ -109,16 +108,15 @@ class Ingester:
 
     async def _start_database(self, stop: asyncio.Event) -> Engine | None:
         """Wait for the database (it may start after us), check the schema, maintain partitions."""
-        delay = self.config.retry_min_s
+        delays = self.config.retry.delays()
         while not stop.is_set():
             try:
                 engine = await asyncio.to_thread(_check_schema, self.config.database_url)
                 await asyncio.to_thread(_maintain, self.config.database_url, engine, self.config.retention)
             except psycopg.OperationalError as exc:
+                delay = delays.next()
                 log.warning("database not available yet (%s); retrying in %.1f s", exc, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, self.config.retry_max_s)
+                await delays.wait(delay, stop)
                 continue
             self.healthy_database = True
             return engine
@@ -256,7 +254,7 @@ class Ingester:
         """Write `part`'s fates (or `fates`) in one transaction, retrying while the database is
         unavailable; None if still failing at shutdown. Raises Refused for anything else."""
         assert self._writer is not None
-        delay = self.config.retry_min_s
+        delays = self.config.retry.delays()
         started = time.monotonic()
         while True:
             try:
@@ -279,10 +277,10 @@ class Ingester:
                         "database still failing at shutdown; %d messages stay with the broker", len(part)
                     )
                     return None
+                delay = delays.next()
                 log.warning("database write failed (%s); retrying in %.1f s", exc, delay)
                 await self._drop_connection()
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, self.config.retry_max_s)
+                await delays.wait(delay)
             except CLIENT_REFUSALS as exc:
                 await self._after_refusal()
                 raise refusal(exc) from exc

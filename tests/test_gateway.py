@@ -26,6 +26,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from citysense.settings import MqttUrl
+from common.retry import Backoff
 from devices.bus import BusPosition
 from devices.lines import LineFormat
 from devices.nmea import decode_nmea, encode_nmea, sentence
@@ -33,10 +34,10 @@ from devices.sonde import encode_sonde
 from devices.status import decode_status
 from devices.water import WaterReading, decode_water
 from gateway.publisher import run_gateway
-from gateway.reader import Backoff, GatewaySettings, GatewayStats, MqttSettings
+from gateway.reader import GatewaySettings, GatewayStats, MqttSettings
 from tests.helpers import wait_until
 
-FAST = Backoff(initial=0.1, maximum=0.5)
+FAST = Backoff(initial_s=0.1, max_s=0.5, jitter=0.25)
 
 
 class Relay:

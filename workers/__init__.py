@@ -1,8 +1,8 @@
 """Analytics workers: the I/O shell around the pure analytics.
 
 Each worker follows what the ingester commits (LISTEN on the channels of storage/channels.py,
-with a periodic catch-up poll), runs the pure analytics over the new rows of all devices at
-once, and writes its results (QC flags, delays, alerts) back. Its state is rebuilt from the
+with a periodic catch-up poll: storage/listen.py), runs the pure analytics over the new rows of all
+devices at once, and writes its results (QC flags, delays, alerts) back. Its state is rebuilt from the
 database at start, so a restart loses nothing. `citysense analyze` runs them all, each supervised
 on its own (workers/supervise.py).
 

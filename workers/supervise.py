@@ -2,7 +2,7 @@
 
 Each worker runs in its own supervised task. A worker reports into its `WorkerHealth` (a step that went
 through, or the error that stopped one); an exception that escapes a worker's own loop is logged, counted
-and the worker is started again after a backoff that doubles up to `max_backoff_s`. `heartbeat` writes
+and the worker is started again after a backoff that doubles up to a minute (`RESTART`). `heartbeat` writes
 every worker's health into `service_status` (service "worker:<name>", state {"running", "healthy",
 "last_error", "failures"}) every few seconds, where /api/v1/health reads it.
 """
@@ -19,9 +19,12 @@ from typing import Any
 
 import psycopg
 
+from common.retry import Backoff
+
 log = logging.getLogger(__name__)
 
 SERVICE_PREFIX = "worker:"
+RESTART = Backoff(initial_s=1.0, max_s=60.0)  # of a worker that failed
 _ERROR_CHARS = 500  # of an error's text kept in the heartbeat
 
 
@@ -56,11 +59,6 @@ class WorkerHealth:
         }
 
 
-def backoff_s(failures: int, first_s: float = 1.0, max_s: float = 60.0) -> float:
-    """Wait before the next attempt after `failures` consecutive failures: 1, 2, 4 ... up to max_s."""
-    return min(first_s * 2.0 ** max(failures - 1, 0), max_s)
-
-
 async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
@@ -70,11 +68,11 @@ async def supervise(
     health: WorkerHealth,
     body: Callable[[], Awaitable[None]],
     stop: asyncio.Event,
-    max_backoff_s: float = 60.0,
+    restart: Backoff = RESTART,
 ) -> None:
     """Run `body` until `stop`; an exception from it is logged and counted, and `body` runs again after a
     backoff. Only cancellation ends this early (KeyboardInterrupt and SystemExit are not caught)."""
-    streak = 0
+    delays = restart.delays()
     while not stop.is_set():
         health.running = True
         steps_before = health.steps
@@ -87,12 +85,13 @@ async def supervise(
             log.exception("worker %s failed; restarting it", health.name)
             health.failed(exc)
         # Consecutive failures back off further; one that had gone through steps since starts again at 1 s.
-        streak = 1 if health.steps > steps_before else streak + 1
-        wait = backoff_s(streak, max_s=max_backoff_s)
+        if health.steps > steps_before:
+            delays.reset()
+        wait = delays.next()
         log.warning(
             "worker %s: next attempt in %.0f s (%d failures so far)", health.name, wait, health.failures
         )
-        await sleep_unless_stopped(stop, wait)
+        await delays.wait(wait, stop)
     health.running = False
 
 

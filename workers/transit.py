@@ -32,8 +32,10 @@ from analytics.transit.live import AlertConfig, LiveTransit, TransitAlertChange
 from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
 from analytics.transit.states import STATE_NAMES
 from analytics.transit.stored import stored_match
+from common.retry import Backoff
 from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
 from storage.gtfs_load import active_feed_id, attach_grids, load_feed
+from storage.listen import Follower
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class TransitConfig:
     # At start, stop visits (headways, bunching) are rebuilt from the matched fixes of this long.
     rebuild_s: float = 2 * 3600.0
     connect_timeout_s: float = 5.0
+    # Between reconnection attempts; from 1 s again once a wake-up went through (storage/listen.py).
+    reconnect: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=30.0))
     match: MatchConfig = field(default_factory=MatchConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
 
@@ -396,17 +400,6 @@ def _floats(a: np.ndarray[Any, Any]) -> list[float | None]:
     return [None if not np.isfinite(x) else float(x) for x in a.tolist()]
 
 
-async def _wait(listen: psycopg.AsyncConnection[Any], stop: asyncio.Event, wait_s: float) -> None:
-    """Until a notification, `stop`, or `wait_s` seconds, whichever comes first."""
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while not stop.is_set():
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            return
-        async for _ in listen.notifies(timeout=min(left, 0.5), stop_after=1):
-            return
-
-
 async def run(
     database_url: str,
     stop: asyncio.Event,
@@ -419,37 +412,47 @@ async def run(
     cfg = config or TransitConfig()
     health = health or WorkerHealth("transit")
     worker = TransitWorker(cfg)
-    backoff = 1.0
-    while not stop.is_set():
+    conn: psycopg.AsyncConnection[Any] | None = None
+    async with Follower(
+        database_url,
+        [BUS_CHANNEL],
+        poll_s=cfg.poll_s,
+        retry=cfg.reconnect,
+        stop=stop,
+        label="transit",
+        application_name="citysense-transit-listen",
+        connect_timeout_s=cfg.connect_timeout_s,
+        on_failure=health.failed,
+    ) as wakes:
         try:
-            async with (
-                await psycopg.AsyncConnection.connect(
-                    database_url,
-                    autocommit=True,
-                    connect_timeout=int(cfg.connect_timeout_s),
-                    application_name="citysense-transit-listen",
-                ) as listen,
-                await psycopg.AsyncConnection.connect(
-                    database_url,
-                    connect_timeout=int(cfg.connect_timeout_s),
-                    application_name="citysense-transit",
-                ) as conn,
-            ):
-                await listen.execute(f"LISTEN {BUS_CHANNEL}")
-                await worker.start(conn)
-                health.ok()
-                backoff = 1.0
-                while not stop.is_set():
-                    handled = await worker.step(conn)
-                    health.ok()
-                    if handled < cfg.batch_max:
-                        await _wait(listen, stop, cfg.poll_s)
-        except psycopg.OperationalError as exc:
-            health.failed(exc)
-            log.warning("transit: database unavailable (%s); retrying in %.0f s", exc, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(backoff * 2, 30.0)
+            async for wake in wakes:
+                try:
+                    if wake.connected or conn is None:
+                        # What the last connection committed is what counts: every state is rebuilt.
+                        await _close(conn)
+                        conn = None
+                        conn = await psycopg.AsyncConnection.connect(
+                            database_url,
+                            connect_timeout=int(cfg.connect_timeout_s),
+                            application_name="citysense-transit",
+                        )
+                        await worker.start(conn)
+                        health.ok()
+                    while not stop.is_set():
+                        handled = await worker.step(conn)
+                        health.ok()
+                        if handled < cfg.batch_max:
+                            break  # else a backlog: carry on without waiting
+                except psycopg.OperationalError as exc:
+                    wakes.failed(exc)
+        finally:
+            await _close(conn)
+
+
+async def _close(conn: psycopg.AsyncConnection[Any] | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(psycopg.Error, OSError):
+            await conn.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,13 +31,15 @@ from analytics.water.alerts import AlertKind, AlertState
 from analytics.water.downtime import platform_gaps
 from analytics.water.evidence import Progress, opening_json, progress_from_json, update_json
 from analytics.water.explain import explained
-from analytics.water.live import AlertChange, LiveConfig, Outcome, StationTrack, advance, rebuild
-from analytics.water.profiles import Profiles
+from analytics.water.live import AlertChange, LiveConfig, Outcome, StationTrack, advance, for_station, rebuild
+from analytics.water.profiles import Profile, Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import cadence_s
 from analytics.water.qc_config import default_qc_config
+from common.retry import Backoff
 from devices.water import PARAMETERS
 from storage.channels import WATER_CHANNEL
+from storage.listen import Follower
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,11 @@ class WaterWorkerConfig:
     statement_timeout_s: float = 60.0
     work_mem_mb: int = 64  # PostgreSQL work_mem of a wake-up's transaction
     connect_timeout_s: float = 10.0
-    max_backoff_s: float = 30.0  # between reconnection attempts
+    # Between reconnection attempts; from 1 s again once a wake-up went through (storage/listen.py).
+    reconnect: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=30.0))
+    # The stations' kinds (devices.station_kind) are read again this often, and at once for a
+    # station not seen yet: a kind changed with `citysense devices add` applies within this time.
+    kinds_refresh_s: float = 60.0
 
 
 def _us(t: datetime) -> int:
@@ -115,6 +121,7 @@ class WaterWorker:
         self.config = config
         self.tracks: dict[str, StationTrack] = {}
         self.station_kinds: dict[str, str | None] = {}
+        self._kinds_read_at = -math.inf  # time.monotonic() of the last full read of the kinds
         # Wall and CPU seconds spent so far per phase (fetch, analytics, write), for benchmarks.
         self.seconds: dict[str, float] = {}
         self.cpu_seconds: dict[str, float] = {}
@@ -205,16 +212,12 @@ class WaterWorker:
                     # Another process moved this station on: rebuild it from the database.
                     del self.tracks[device]
             devices = sorted(batch)
-            self.station_kinds = dict(
-                await (
-                    await self.conn.execute(
-                        "SELECT device_id, station_kind FROM devices WHERE device_id = ANY(%s)", (devices,)
-                    )
-                ).fetchall()
-            )
+            await self._kinds(devices)
             windows = await self._windows(devices, min(float(f.times[0]) for f in batch.values()))
             await self._load([d for d in devices if d not in self.tracks], windows)
-            up = await self._uptime()
+            # The platform's uptime matters only to a reading after a silence: most wake-ups have none.
+            silent = any(self._silence(self.live_config(d), self.tracks[d], batch[d]) for d in devices)
+            up = await self._uptime() if silent else np.empty((0, 2))
             started, cpu = time.perf_counter(), time.process_time()
             outcomes: dict[str, Outcome] = {}
             for device in devices:
@@ -225,6 +228,23 @@ class WaterWorker:
             await self._write(outcomes)
             self._spent("write", started, cpu)
             return sum(o.fresh for o in outcomes.values())
+
+    async def _kinds(self, devices: list[str]) -> None:
+        """The stations' kinds: all of them every `kinds_refresh_s`, else those not seen yet."""
+        now = time.monotonic()
+        stale = now - self._kinds_read_at >= self.config.kinds_refresh_s
+        wanted = devices if stale else [d for d in devices if d not in self.station_kinds]
+        if not wanted:
+            return
+        rows = await (
+            await self.conn.execute(
+                "SELECT device_id, station_kind FROM devices WHERE device_id = ANY(%s)", (wanted,)
+            )
+        ).fetchall()
+        self.station_kinds.update({d: None for d in wanted})
+        self.station_kinds.update(dict(rows))
+        if stale:
+            self._kinds_read_at = now
 
     async def _uptime(self) -> np.ndarray:
         """When the platform was up (k, 2), from the ingesters' heartbeats (analytics/water/downtime.py)."""
@@ -267,8 +287,24 @@ class WaterWorker:
         its arrival (a reading sent late, from a device's buffer, only ever arrives later).
         """
         times = f.times
-        if live.gap_intervals <= 0 or not up.size or not times.size:
+        silence = WaterWorker._silence(live, track, f)
+        if silence is None or not up.size:
             return np.zeros(times.size, dtype=bool)
+        idx, arrived, tolerated = silence
+        out = np.zeros(times.size, dtype=bool)
+        out[idx] = platform_gaps(arrived, up, tolerated)[1:]
+        return out
+
+    @staticmethod
+    def _silence(
+        live: LiveConfig, track: StationTrack, f: _Fetched
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """If some new reading follows a silence longer than the gap test tolerates: the new
+        readings' indices, the times on the platform's clock of the reading before them and of
+        them, and the tolerated gap (seconds). None if there is no such silence."""
+        times = f.times
+        if live.gap_intervals <= 0 or not times.size:
+            return None
         fresh = (
             times > track.evaluated_until
             if not math.isnan(track.evaluated_until)
@@ -279,15 +315,19 @@ class WaterWorker:
         lags = np.concatenate([[f.prev_arrival], f.arrivals[idx]]) - own
         offset = float(np.nanmin(lags)) if np.isfinite(lags).any() else 0.0
         tolerated = live.gap_intervals * cadence_s(np.union1d(track.times, times))
-        gaps = platform_gaps(own + offset, up, tolerated)[1:]
-        out = np.zeros(times.size, dtype=bool)
-        out[idx] = gaps
-        return out
+        arrived = own + offset
+        with np.errstate(invalid="ignore"):
+            if not (np.diff(arrived) > tolerated).any():
+                return None
+        return idx, arrived, tolerated
 
     def live_config(self, device: str) -> LiveConfig:
         """The analytics settings of one station: the compliance rules of its profile."""
-        profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
-        return replace(self.config.live, compliance=profile.compliance)
+        return for_station(self.config.live, self.profile(device))
+
+    def profile(self, device: str) -> Profile:
+        """The rule profile of a station, by its registered kind (devices.station_kind)."""
+        return self.config.profiles.for_station(device, self.station_kinds.get(device))
 
     def _spent(self, what: str, started: float, cpu: float) -> None:
         self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - started
@@ -404,8 +444,9 @@ class WaterWorker:
         if change.evidence is None:
             return change
         track = self.tracks[device]
-        profile = self.config.profiles.for_station(device, self.station_kinds.get(device))
-        evidence = explained(change.evidence, profile, track.times, track.values, change.time, PARAMETERS)
+        evidence = explained(
+            change.evidence, self.profile(device), track.times, track.values, change.time, PARAMETERS
+        )
         return replace(change, evidence=evidence)
 
     async def _alert(self, device: str, change: AlertChange) -> None:
@@ -521,61 +562,48 @@ async def run(
     """
     cfg = config or WaterWorkerConfig()
     health = health or WorkerHealth("water")
-    delay = 1.0
-    while not stop.is_set():
+    conn: psycopg.AsyncConnection[TupleRow] | None = None
+    worker: WaterWorker | None = None
+    async with Follower(
+        database_url,
+        [WATER_CHANNEL],
+        poll_s=cfg.poll_s,
+        retry=cfg.reconnect,
+        stop=stop,
+        label="water worker",
+        application_name="citysense-water-listen",
+        connect_timeout_s=cfg.connect_timeout_s,
+        on_failure=health.failed,
+    ) as wakes:
         try:
-            await _follow(database_url, stop, cfg, health)
-            return
-        except psycopg.OperationalError as exc:
-            health.failed(exc)
-            log.warning("water worker: database unavailable (%s); retrying in %.0f s", exc, delay)
-        except psycopg.Error as exc:
-            raise WaterWorkerError(f"water worker: {exc}") from exc
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        delay = min(delay * 2, cfg.max_backoff_s)
+            async for wake in wakes:
+                try:
+                    if wake.connected or worker is None:
+                        # A new connection starts afresh: the stations' state is rebuilt from the database.
+                        await _close(conn)
+                        conn = worker = None
+                        conn = await psycopg.AsyncConnection.connect(
+                            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
+                        )
+                        worker = WaterWorker(conn, cfg)
+                        log.info("water worker following %s", WATER_CHANNEL)
+                    while not stop.is_set():
+                        handled = await worker.tick()
+                        health.ok()
+                        if handled < cfg.max_rows // 2:
+                            break  # else a backlog: carry on without waiting
+                except psycopg.OperationalError as exc:
+                    wakes.failed(exc)
+                except psycopg.Error as exc:
+                    raise WaterWorkerError(f"water worker: {exc}") from exc
+        finally:
+            await _close(conn)
 
 
-async def _follow(
-    database_url: str, stop: asyncio.Event, cfg: WaterWorkerConfig, health: WorkerHealth
-) -> None:
-    async with (
-        await psycopg.AsyncConnection.connect(
-            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
-        ) as listener,
-        await psycopg.AsyncConnection.connect(
-            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
-        ) as conn,
-    ):
-        await listener.execute(f"LISTEN {WATER_CHANNEL}")
-        worker = WaterWorker(conn, cfg)
-        log.info("water worker following %s", WATER_CHANNEL)
-        while not stop.is_set():
-            handled = await worker.tick()
-            health.ok()
-            if handled >= cfg.max_rows // 2:
-                continue  # a backlog: carry on without waiting
-            await _wait(listener, stop, cfg.poll_s)
-
-
-async def _wait(listener: psycopg.AsyncConnection[TupleRow], stop: asyncio.Event, wait_s: float) -> None:
-    """Until a notification, `stop`, or the poll interval; pending notifications are drained."""
-    notified = asyncio.ensure_future(_next_notify(listener, wait_s))
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({notified, stopped}, timeout=wait_s + 1, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (notified, stopped):
-            task.cancel()
-        await asyncio.gather(notified, stopped, return_exceptions=True)
-
-
-async def _next_notify(listener: psycopg.AsyncConnection[TupleRow], wait_s: float) -> None:
-    async for _ in listener.notifies(timeout=wait_s, stop_after=1):
-        pass
-    # Drain what else is queued, so one wake-up serves every commit so far.
-    async for _ in listener.notifies(timeout=0.01):
-        pass
+async def _close(conn: psycopg.AsyncConnection[TupleRow] | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(psycopg.Error, OSError):
+            await conn.close()
 
 
 @dataclass(frozen=True, slots=True)

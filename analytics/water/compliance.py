@@ -1,14 +1,17 @@
-"""QCVN 01-1:2018/BYT group A limits for the online parameters, and sustained breaches.
+"""Readings against limits, and sustained breaches.
 
-Only QC-passing readings count: a reading that is missing, suspect, failed or not evaluated says
-nothing about compliance. A breach opens after the limits have been exceeded continuously (by
-every passing reading) for a minimum duration; one passing reading within limits closes it.
+The limits themselves (QCVN 01-1:2018/BYT group A for distribution points, a plant outlet's
+operating band, ...) are defined once, in the rule profiles (analytics/water/profiles.toml);
+`Profile.compliance` makes a `ComplianceConfig` of a station's. Only QC-passing readings count:
+a reading that is missing, suspect, failed or not evaluated says nothing about compliance. A
+breach opens after the limits have been exceeded continuously (by every passing reading) for a
+minimum duration; one passing reading within limits closes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -22,21 +25,15 @@ BoolArray = npt.NDArray[np.bool_]
 # (low, high); None = no limit on that side.
 Limit = tuple[float | None, float | None]
 
-QCVN_01_1_2018_GROUP_A: Mapping[str, Limit] = {
-    "ph": (6.0, 8.5),
-    "turbidity_ntu": (None, 2.0),
-    "free_chlorine_mgl": (0.2, 1.0),
-}
-
 # Per reading: the reading's verdict against the limits.
 WITHIN, BREACH, UNKNOWN = np.int8(0), np.int8(1), np.int8(-1)
 
 
 @dataclass(frozen=True, slots=True)
 class ComplianceConfig:
-    """Limits per parameter (defaults: QCVN 01-1:2018/BYT group A) and the minimum breach duration."""
+    """Limits per parameter (from a station's rule profile) and the minimum breach duration."""
 
-    limits: Mapping[str, Limit] = field(default_factory=lambda: dict(QCVN_01_1_2018_GROUP_A))
+    limits: Mapping[str, Limit]
     min_duration_s: float = 900.0
 
     def with_overrides(self, overrides: Mapping[str, Limit]) -> ComplianceConfig:

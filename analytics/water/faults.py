@@ -248,6 +248,15 @@ def _holdover(found: BoolArray, t: FloatArray, span_s: float) -> BoolArray:
     return out
 
 
+def persistent(found: BoolArray, t: FloatArray, readings: int, span_s: float) -> BoolArray:
+    """Findings (..., n) made on at least `readings` readings within the trailing `span_s` seconds
+    (that reading included), each held for `span_s` after: what lasts, not a passing line."""
+    c = np.cumsum(found, axis=-1)
+    start = np.searchsorted(t, t - span_s, side="left")
+    before = np.concatenate([np.zeros((*c.shape[:-1], 1), dtype=c.dtype), c], axis=-1)[..., start]
+    return _holdover(found & (c - before >= readings), t, span_s)
+
+
 def _coupled(
     xn: FloatArray, parameters: Sequence[str], cfg: FaultConfig
 ) -> tuple[FloatArray, list[int]] | None:

@@ -21,7 +21,7 @@ still scanned over the whole context: a breach's start may lie anywhere in it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -39,9 +39,10 @@ from analytics.water.detect import (
     rows_for,
 )
 from analytics.water.evidence import ComplianceEvidence, EventEvidence, Evidence, FaultEvidence
-from analytics.water.faults import FaultConfig, Faults, instrument_faults
+from analytics.water.faults import FaultConfig, Faults, instrument_faults, persistent
 from analytics.water.flags import FAIL, MISSING, NOT_EVALUATED, PASS, SUSPECT, worst
 from analytics.water.live_qc import ContextQc, evaluate, trimmed
+from analytics.water.profiles import Profile, default_compliance
 from analytics.water.qc import QcResult, cadence_s, usable
 from analytics.water.qc_config import QcConfig
 from analytics.water.stations import StationConfig, Stations
@@ -59,7 +60,8 @@ _FAILURES_WINDOW = 10
 class LiveConfig:
     qc: QcConfig
     detector: DetectorConfig = field(default_factory=lambda: detector_for(PARAMETERS))
-    compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
+    # The station's rule profile's limits (`for_station`); the default kind's when not given.
+    compliance: ComplianceConfig = field(default_factory=default_compliance)
     # Instrument faults seen in the readings (decoupled chemistry, lone trends, spike bursts);
     # None: not checked.
     faults: FaultConfig | None = field(default_factory=FaultConfig)
@@ -97,10 +99,24 @@ class LiveConfig:
     # the detector). Other faults (stuck, missing, gap, failing QC, a context instrument) take the
     # instrument's readings out of the evidence and hold back no event.
     confirm_readings: int = 3
+    # A lone trend or fouling (faults.instrument_faults) opens a sensor-fault alert once found on
+    # this many readings within the fault hold-over (15 minutes): a sonde that drifts or fouls
+    # does so for hours, while a few readings on a line are the water's own wander. Its readings
+    # are out of the evidence, and hold events back, from the first finding.
+    creep_alert_readings: int = 5
     context_s: float = 86400.0  # the longest flat-line span of the QC configuration
     max_context: int = 2000  # readings of context per station, at most
     reflag: int = 3  # trailing context readings whose flags are written again (spike needed the next one)
     stations: Stations = field(default_factory=Stations)  # what each station has instruments for
+
+
+def for_station(config: LiveConfig, profile: Profile) -> LiveConfig:
+    """The engine's settings for one station: its rule profile's limits and breach duration.
+
+    The one place a profile meets the engine: the water worker, `citysense detect water` and
+    every evaluation call it, so a station is judged by the same rules offline and live.
+    """
+    return replace(config, compliance=profile.compliance)
 
 
 @dataclass(slots=True)
@@ -116,6 +132,9 @@ class StationTrack:
     evaluated_until: float  # epoch seconds of the newest reading fed to the detector; NaN if none
     event_readings: int = 0  # readings in a row, up to the newest, of an event with no fault
     station: StationConfig = field(default_factory=StationConfig)  # its instruments
+    # Per context reading and parameter: the instrument was found misreporting or stuck when the
+    # reading was fresh (faults are judged looking backwards, once): no evidence of a breach.
+    held: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros((len(PARAMETERS), 0), dtype=bool))
 
     @classmethod
     def empty(cls, config: LiveConfig, station: StationConfig | None = None) -> StationTrack:
@@ -322,6 +341,7 @@ def rebuild(
         faults = _faults(config, times, values, qc.gross_range)
         _detect(config, track, values, live_flags(qc), faults, stuck)
         track.times, track.values = times, values
+        track.held = faults.fault | stuck
         track.evaluated = np.ones(times.size, dtype=bool)
         track.evaluated_until = float(times[-1])
     return track
@@ -345,6 +365,17 @@ def _faults(
         return Faults({}, none, none, nan, nan)
     measured = (gross == PASS) | (gross == SUSPECT) | (gross == FAIL)
     return instrument_faults(times, values, measured, PARAMETERS, config.faults, since)
+
+
+def _instrument_alarm(config: LiveConfig, t: FloatArray, f: Faults) -> npt.NDArray[np.bool_]:
+    """Where an instrument fault raises the sensor-fault alert (P, n): a step out of the coupling
+    or a spike burst at once, a lone trend or fouling once it persists (`creep_alert_readings`)."""
+    hold = config.faults.holdover_s if config.faults is not None else 0.0
+    if not f.checks:
+        return f.fault
+    at_once = f.checks["decoupled"] | f.checks["spikes"]
+    creep = persistent(f.checks["trend"] | f.checks["fouling"], t, config.creep_alert_readings, hold)
+    return np.asarray(persistent(at_once, t, 1, hold) | creep, dtype=np.bool_)
 
 
 def segments(
@@ -439,11 +470,14 @@ def advance(
     all_x = np.concatenate([track.values, values], axis=1)
     is_new = np.concatenate([np.zeros(old, dtype=bool), np.ones(times.size, dtype=bool)])
     final = np.concatenate([track.evaluated, np.zeros(times.size, dtype=bool)])
+    faulty_at = np.concatenate([track.held, np.zeros(values.shape, dtype=bool)], axis=1)
     if not appended:
         order = np.argsort(all_t, kind="stable")
         all_t, all_x, is_new, final = all_t[order], all_x[:, order], is_new[order], final[order]
+        faulty_at = faulty_at[:, order]
         keep = np.concatenate([np.diff(all_t) > 0, [True]]) if all_t.size else np.zeros(0, dtype=bool)
         all_t, all_x, is_new, final = all_t[keep], all_x[:, keep], is_new[keep], final[keep]
+        faulty_at = faulty_at[:, keep]
     n = all_t.size
     # QC: the new readings and the context readings they neighbour are tested; the context's
     # other outcomes are kept from the previous call (the whole context after a late reading).
@@ -469,15 +503,21 @@ def advance(
         # Sensor faults are asked of the fresh readings only, and look back a few readings.
         checks = instrument_checks(config, all_t, all_x, int(idx[0]), track.station)
         prob, event, evidence_of = _detect(config, track, all_x, now, seen, checks["stuck"], idx)
+        # Compliance goes by the readings that are evidence: QC-passing, of an instrument not found
+        # misreporting or stuck (a fouled membrane reading low chlorine is a sensor fault, not a
+        # breach), as the detector does. The fresh readings (a tail of the context: late ones sort
+        # before them) get their verdicts now; the context keeps those it got when it was fresh.
+        faulty_at[:, idx[0] :] = (instrument | checks["stuck"])[:, idx[0] :]
         lim = config.compliance.limit_array(PARAMETERS)
-        verdict = verdicts(all_x, now, lim)
+        verdict = verdicts(all_x, np.where(faulty_at, NOT_EVALUATED, now), lim)
         breach, _ = sustained(all_t, verdict, config.compliance.min_duration_s)
         lo = max(0, int(idx[0]) - (_FAILURES_WINDOW - 1))
         fault = np.zeros(n, dtype=bool)
         fault[lo:] = sensor_fault_signal(
             qc.flat_line[None, :, lo:], qc.flags[None, :, lo:], _FAILURES_WINDOW
         )[0]
-        fault |= (checks["stuck"] | checks["missing"] | checks["gap"] | instrument).any(axis=0)
+        alarm = _instrument_alarm(config, all_t, seen)
+        fault |= (checks["stuck"] | checks["missing"] | checks["gap"] | alarm).any(axis=0)
         tests = {
             **checks,
             **by_check,
@@ -510,7 +550,7 @@ def advance(
                 or checks["stuck"][i, j]
                 or checks["missing"][i, j]
                 or checks["gap"][i, j]
-                or instrument[i, j]
+                or alarm[i, j]
             )
             return FaultEvidence(
                 parameters=bad,
@@ -562,6 +602,7 @@ def advance(
         start = max(start, int(cut))
         done = np.ones(n, dtype=bool)
         track.times, track.values, track.evaluated = all_t[start:], all_x[:, start:], done[start:]
+        track.held = faulty_at[:, start:]
         track.qc = trimmed(context_qc, start, track.values)
     if not idx.size:
         return Outcome(all_t[w], flags[:, w], rf[w], changes, track.evaluated_until, 0, active_times)

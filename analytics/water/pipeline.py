@@ -18,7 +18,8 @@ import numpy.typing as npt
 
 from analytics.water.alerts import AlertKind
 from analytics.water.detect import detector_for
-from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance
+from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance, for_station
+from analytics.water.profiles import Profile
 from analytics.water.stations import StationConfig
 from devices.water import PARAMETERS
 
@@ -65,11 +66,15 @@ def run_series(
     wakeup: int = 1440,
     station: StationConfig | None = None,
     progress: Callable[[int], object] | None = None,
+    profile: Profile | None = None,
 ) -> SeriesResult:
     """One station's history (times (n,) epoch seconds increasing, values (P, n) over
     PARAMETERS, NaN where not measured) through the live engine in wake-ups of `wakeup`
     readings. windows: maintenance windows (k, 2) in epoch seconds; progress: called with the
-    number of readings of each wake-up."""
+    number of readings of each wake-up; profile: the station's rule profile, applied as the
+    worker applies it (`live.for_station`; None: the config's limits, the default kind's)."""
+    if profile is not None:
+        config = for_station(config, profile)
     if values.shape != (len(PARAMETERS), times.size):
         raise ValueError(f"values of shape {values.shape}, expected ({len(PARAMETERS)}, {times.size})")
     if wakeup < 1:

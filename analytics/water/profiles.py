@@ -12,6 +12,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -147,5 +148,16 @@ def parse(text: str) -> Profiles:
 def load(path: Path | None = None) -> Profiles:
     """The profiles of a file, or the packaged profiles.toml."""
     if path is None:
-        return parse(files("analytics.water").joinpath("profiles.toml").read_text(encoding="utf-8"))
+        return packaged()
     return parse(path.read_text(encoding="utf-8"))
+
+
+@cache
+def packaged() -> Profiles:
+    """The packaged profiles.toml (read once: it is part of the installed code)."""
+    return parse(files("analytics.water").joinpath("profiles.toml").read_text(encoding="utf-8"))
+
+
+def default_compliance() -> ComplianceConfig:
+    """The compliance rules of the packaged default kind (a distribution point: QCVN 01-1:2018/BYT)."""
+    return packaged().default.compliance

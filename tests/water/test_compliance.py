@@ -4,15 +4,16 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics.water.compliance import BREACH, UNKNOWN, WITHIN, ComplianceConfig, sustained, verdicts
+from analytics.water.compliance import BREACH, UNKNOWN, WITHIN, sustained, verdicts
 from analytics.water.flags import PASS, SUSPECT
+from analytics.water.profiles import default_compliance
 
 T0 = np.datetime64("2026-01-01T00:00:00", "s")
 PARAMS = ["ph", "turbidity_ntu", "free_chlorine_mgl"]
 
 
 def test_qcvn_limits_and_only_passing_readings_count() -> None:
-    limits = ComplianceConfig().limit_array(PARAMS)
+    limits = default_compliance().limit_array(PARAMS)
     x = np.array([[7.0, 5.9, 8.6, 9.0], [0.5, 2.1, 1.0, 3.0], [0.5, 0.1, 1.1, 0.2]])
     flags = np.full(x.shape, PASS)
     flags[:, 3] = SUSPECT
@@ -24,7 +25,7 @@ def test_qcvn_limits_and_only_passing_readings_count() -> None:
 
 
 def test_station_override() -> None:
-    cfg = ComplianceConfig().with_overrides({"free_chlorine_mgl": (0.3, 0.8)})
+    cfg = default_compliance().with_overrides({"free_chlorine_mgl": (0.3, 0.8)})
     assert cfg.limit_array(["free_chlorine_mgl"]).tolist() == [[0.3, 0.8]]
     assert cfg.limit_array(["ph"]).tolist() == [[6.0, 8.5]]
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.water.evidence import FaultEvidence
-from analytics.water.faults import FaultConfig, instrument_faults
+from analytics.water.faults import FaultConfig, instrument_faults, persistent
 from analytics.water.live import AlertChange, LiveConfig, StationTrack, advance, instrument_checks
 from analytics.water.qc_config import default_qc_config
 from devices.water import PARAMETERS
@@ -327,3 +327,33 @@ def test_without_orp_a_lone_line_of_ph_or_a_fouling_is_still_found() -> None:
     y[P["free_chlorine_mgl"], 120:360] *= 1.0 - 0.5 * ramp
     y[P["turbidity_ntu"], 120:360] *= 1.0 + 6.0 * ramp
     assert run(y).checks["fouling"][P["turbidity_ntu"], 120:360].any()
+
+
+def test_a_chlorine_analyser_drifting_below_the_limit_is_a_sensor_fault_not_a_breach() -> None:
+    """Chlorine reading down from 0.6 to 0.1 mg/L over two hours, alone (ORP and pH hold), then
+    staying there: the analyser is misreporting, so its readings are no evidence of a breach of
+    the 0.2 mg/L limit; the same readings without the instrument checks are one."""
+    x = clean(8)
+    x[P["free_chlorine_mgl"], 180:300] = np.linspace(0.6, 0.1, 120)
+    x[P["free_chlorine_mgl"], 300:] = 0.1 * (1 + 0.004 * np.random.default_rng(8).standard_normal(N - 300))
+    x = np.round(x, 3)
+    checked = live_changes(LiveConfig(qc=default_qc_config()), T, x)
+    bare = live_changes(LiveConfig(qc=default_qc_config(), faults=None), T, x)
+    opened = {c.kind.value for c in checked if c.change == "open"}
+    assert "sensor_fault" in opened
+    assert "compliance_breach" not in opened
+    assert "compliance_breach" in {c.kind.value for c in bare if c.change == "open"}
+
+
+def test_a_lone_line_opens_a_sensor_fault_only_once_it_persists() -> None:
+    """Findings of a creeping instrument count for the alert once made on `readings` readings
+    within the span; each reading counted is held for the span after it."""
+    t = 60.0 * np.arange(60)
+    found = np.zeros(60, dtype=bool)
+    found[[3, 5, 20, 21, 22, 23, 24]] = True
+    got = persistent(found, t, 5, 900.0)
+    assert not got[:24].any()  # two findings, then four: not yet
+    assert got[24]
+    assert got[24 + 15]
+    assert not got[24 + 16]
+    assert persistent(found, t, 1, 900.0)[3]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -51,6 +52,22 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.nd
     return t, x, src, out, alerts
 
 
+PLANT = "treatment_plant_outlet"
+
+
+@pytest.fixture(scope="module")
+def plant_run(
+    history: tuple[np.ndarray, np.ndarray, Path, Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """What `detect water` made of the same history for a station registered as a plant outlet."""
+    src = history[2]
+    folder = tmp_path_factory.mktemp("plant")
+    out, alerts = folder / "out.csv", folder / "alerts.csv"
+    args = ["detect", "water", "--in", str(src), "--out", str(out), "--alerts", str(alerts)]
+    assert main([*args, "--device", DEVICE, "--station-kind", PLANT]) == 0
+    return out, alerts
+
+
 def _offline(out: Path, alerts: Path) -> tuple[list[tuple[int, ...]], list[tuple[str, str, str | None]]]:
     with out.open() as f:
         flags = [tuple(int(r[f"qc_{p}"]) for p in PARAMETERS) for r in csv.DictReader(f)]
@@ -65,12 +82,10 @@ def _offline(out: Path, alerts: Path) -> tuple[list[tuple[int, ...]], list[tuple
     return flags, sorted(opened)
 
 
-@pytest.mark.parametrize("wakeup", [1, 10, 100])
-async def test_the_live_worker_and_detect_water_agree(
-    db: str, history: tuple[np.ndarray, np.ndarray, Path, Path, Path], wakeup: int
-) -> None:
-    t, x, _, out, alerts_csv = history
-    register(db, (DEVICE, "water", True))
+async def _live(
+    db: str, t: np.ndarray, x: np.ndarray, wakeup: int
+) -> tuple[list[tuple[int, ...]], list[Any]]:
+    """The history through the live worker in wake-ups of `wakeup`: stored flags, alert rows."""
     rows = [
         {"time": datetime.fromtimestamp(float(t[j]), tz=UTC)}
         | {p: None if np.isnan(x[i, j]) else float(x[i, j]) for i, p in enumerate(PARAMETERS)}
@@ -97,12 +112,40 @@ async def test_the_live_worker_and_detect_water_agree(
         opened = conn.execute(
             "SELECT kind, opened_at, cleared_at FROM alerts WHERE subject_id = %s", (DEVICE,)
         ).fetchall()
-    flags, offline = _offline(out, alerts_csv)
-    assert [tuple(r) for r in stored] == flags
     live = sorted(
         (k, a.astimezone(UTC).isoformat(), None if c is None else c.astimezone(UTC).isoformat())
         for k, a, c in opened
     )
+    return [tuple(r) for r in stored], live
+
+
+@pytest.mark.parametrize("wakeup", [1, 10, 100])
+async def test_the_live_worker_and_detect_water_agree(
+    db: str, history: tuple[np.ndarray, np.ndarray, Path, Path, Path], wakeup: int
+) -> None:
+    t, x, _, out, alerts_csv = history
+    register(db, (DEVICE, "water", True))
+    stored, live = await _live(db, t, x, wakeup)
+    flags, offline = _offline(out, alerts_csv)
+    assert stored == flags
     assert live == offline
     # The history exercises every kind of alert.
     assert {a[0] for a in offline} == {"water_quality_event", "compliance_breach", "sensor_fault"}
+
+
+async def test_a_station_is_judged_by_its_kind_live_and_offline(
+    db: str, history: tuple[np.ndarray, np.ndarray, Path, Path, Path], plant_run: tuple[Path, Path]
+) -> None:
+    """A plant outlet registered with its kind and `detect water --station-kind` of it agree, and
+    its rule profile (not the tap-water limits) is what judged it."""
+    t, x, _, out, alerts_csv = history
+    register(db, (DEVICE, "water", True))
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE devices SET station_kind = %s WHERE device_id = %s", (PLANT, DEVICE))
+    stored, live = await _live(db, t, x, 10)
+    flags, offline = _offline(*plant_run)
+    assert stored == flags
+    assert live == offline
+    breaches = {a for a in offline if a[0] == "compliance_breach"}
+    tap_breaches = {a for a in _offline(out, alerts_csv)[1] if a[0] == "compliance_breach"}
+    assert breaches != tap_breaches

@@ -12,6 +12,7 @@ import psycopg
 import psycopg.conninfo
 import pytest
 
+from common.retry import Backoff
 from devices.water import PARAMETERS
 from storage.channels import WATER_CHANNEL
 from tests.helpers import register
@@ -261,7 +262,7 @@ async def test_run_survives_a_lost_database_connection(db: str) -> None:
         info.update(host="127.0.0.1", port=pg.port)
         via = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
         stop = asyncio.Event()
-        cfg = WaterWorkerConfig(poll_s=0.2, max_backoff_s=0.5, connect_timeout_s=2)
+        cfg = WaterWorkerConfig(poll_s=0.2, reconnect=Backoff(initial_s=0.5, max_s=0.5), connect_timeout_s=2)
         task = asyncio.create_task(water.run(via, stop, cfg))
         try:
             for _ in range(100):
@@ -282,3 +283,28 @@ async def test_run_survives_a_lost_database_connection(db: str) -> None:
             await asyncio.wait_for(task, 10)
     stored = flags(db, "wq-1")
     assert all(f == 1 for _, f, _ in stored[1:-1])
+
+
+async def test_station_kinds_are_read_again_after_their_refresh_period(db: str) -> None:
+    """A wake-up reads no kinds it knows until `kinds_refresh_s` has passed; a station it has not
+    seen is read at once."""
+    register(db, ("wq-1", "water", True))
+    rows = series(30)
+    insert(db, "wq-1", rows[:10])
+    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        cached = WaterWorker(conn, WaterWorkerConfig(kinds_refresh_s=3600.0))
+        fresh = WaterWorker(conn, WaterWorkerConfig(kinds_refresh_s=0.0))
+        await cached.tick()
+        assert cached.station_kinds == {"wq-1": None}
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute("UPDATE devices SET station_kind = 'treatment_plant_outlet' WHERE device_id = 'wq-1'")
+        register(db, ("wq-2", "water", True))
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute("UPDATE devices SET station_kind = 'reservoir' WHERE device_id = 'wq-2'")
+        insert(db, "wq-1", rows[10:20])
+        insert(db, "wq-2", rows[:10])
+        await cached.tick()
+        assert cached.station_kinds == {"wq-1": None, "wq-2": "reservoir"}
+        insert(db, "wq-1", rows[20:])
+        await fresh.tick()
+        assert fresh.station_kinds["wq-1"] == "treatment_plant_outlet"

@@ -1,0 +1,1 @@
+"""Pieces every process shares, below every other package: the retry policy."""
