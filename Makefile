@@ -36,18 +36,29 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	cd firmware-sim && ../$(BIN)/mypy
 
-# The whole suite on each storage engine: plain PostgreSQL (5432, or CITYSENSE_TEST_DATABASE_URL),
-# then TimescaleDB (CITYSENSE_TEST_TIMESCALE_URL). The simulator's tests never touch a database,
+# The whole suite on each storage engine: plain PostgreSQL (5432, or CITYSENSE_TEST_DATABASE_URL)
+# and TimescaleDB (CITYSENSE_TEST_TIMESCALE_URL). The simulator's tests never touch a database,
 # so they run once. A skip fails the run: every service is here (tests/conftest.py).
+#
+# Most tests wait on real processes, brokers, browsers and the database rather than on the CPU, so
+# the two runs go at once (separate servers; every test makes its own databases, topic prefix,
+# client ids, ports and temp dirs), and pytest-xdist spreads each run's test files over
+# PYTEST_WORKERS processes (0: one process). GNU make's -O prints each run's output whole when it
+# ends, and either run failing fails `make pytest`.
 TIMESCALE_URL ?= $(or $(CITYSENSE_TEST_TIMESCALE_URL),postgresql://postgres@127.0.0.1:5433/postgres)
-pytest: pytest-postgres pytest-timescaledb
+POSTGRES_URL  ?= $(or $(CITYSENSE_TEST_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/postgres)
+PYTEST_WORKERS ?= 2
+PYTEST := CITYSENSE_TEST_NO_SKIPS=1 $(BIN)/pytest -q --durations=15 -n $(PYTEST_WORKERS) --dist loadfile
+
+pytest: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 -Otarget pytest-postgres pytest-timescaledb
 
 pytest-postgres: $(STAMP)
-	CITYSENSE_TEST_NO_SKIPS=1 $(BIN)/pytest -q --durations=15 tests firmware-sim/tests
+	$(PYTEST) tests firmware-sim/tests
 
 pytest-timescaledb: $(STAMP)
-	CITYSENSE_TEST_NO_SKIPS=1 CITYSENSE_TEST_ENGINE=timescaledb CITYSENSE_TEST_DATABASE_URL=$(TIMESCALE_URL) \
-		$(BIN)/pytest -q --durations=15 tests
+	CITYSENSE_TEST_ENGINE=timescaledb CITYSENSE_TEST_DATABASE_URL=$(TIMESCALE_URL) \
+		CITYSENSE_TEST_POSTGRES_URL=$(POSTGRES_URL) $(PYTEST) tests
 
 # 100,000 hostile messages through a real ingester, Mosquitto and PostgreSQL (docs/fuzzing.md).
 fuzz-ingest: $(STAMP)

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from psycopg_pool import PoolTimeout
 
 from analytics.transit.headways import HeadwayConfig, headway_profile, route_headways, route_performance
-from analytics.transit.matching import Fixes
+from analytics.transit.match_types import Fixes
 from analytics.transit.schedule import OnTimeWindow, stop_events
 from analytics.transit.stored import stored_match
 from api import checks
@@ -260,10 +260,7 @@ async def performance(
         on_day = np.array([d == day for d in m.service_date], dtype=bool)
         sel = np.nonzero(on_day)[0]
         sub = Fixes(fixes.vehicle[sel], fixes.time[sel], fixes.lat[sel], fixes.lon[sel], fixes.trip_id[sel])
-        subm = type(m)(
-            m.trip[sel], m.trip_id[sel], m.route_id[sel], m.service_date[sel], m.shift[sel], m.dist_m[sel],
-            m.offset_m[sel], m.delay_s[sel], m.off_route[sel],
-        )  # fmt: skip
+        subm = m.take(sel)
         events = stop_events(index, sub, subm)
         config = HeadwayConfig(on_time=ON_TIME)
         hw = route_headways(events, route_id, config)  # once, for the summary and the profile

@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from analytics.transit.eta import TravelTimeModel, empty_model
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.matching import Fixes, MatchResult
+from analytics.transit.match_types import Fixes, MatchResult
 from analytics.transit.stored import travel_times_from_stored
 from storage.gtfs_load import active_feed_id, load_feed
 
@@ -236,19 +236,15 @@ def as_match(index: TripIndex, rows: list[LatestRow]) -> tuple[Fixes, MatchResul
     def floats(values: list[float | None]) -> npt.NDArray[np.float64]:
         return np.array([nan if v is None else float(v) for v in values], dtype=np.float64)
 
-    ids = np.array((*index.trip_ids, ""), dtype=object)
-    routes = np.array((*index.trip_route, ""), dtype=object)
     dates = np.array([r.service_date for r in rows] + [None], dtype=object)[:n]
     dates[trip < 0] = None
-    match = MatchResult(
-        trip=trip,
-        trip_id=ids[trip],
-        route_id=routes[trip],
-        service_date=dates,
-        shift=floats([r.shift_s for r in rows]),
-        dist_m=floats([r.shape_dist_m for r in rows]),
-        offset_m=np.full(n, nan),
-        delay_s=floats([r.delay_s for r in rows]),
+    match = MatchResult.of_trips(
+        index,
+        trip,
+        floats([r.shift_s for r in rows]),
+        floats([r.shape_dist_m for r in rows]),
+        floats([r.delay_s for r in rows]),
+        dates,
         off_route=np.array([r.off_route for r in rows], dtype=bool),
     )
     return fixes, match

@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
+from analytics.transit.grid import build_grid, grid_radii
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.matching import Fixes, _build_grid, grid_radii, match_fixes
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from bench.gtfs_borough import borough_feed, write_zip
 from bench.machine import machine
 from bench.scratch import scratch_database
@@ -130,7 +132,7 @@ def main() -> None:
         )
         c0, t0 = time.process_time(), time.perf_counter()
         for r in grid_radii():
-            _build_grid(index, r)
+            build_grid(index, r)
         print(
             f"baseline, the grids built instead (every start before): {time.perf_counter() - t0:.1f} s,"
             f" cpu {time.process_time() - c0:.1f} s"

@@ -12,18 +12,23 @@ radius, then `distance` and `line_locate_point` per (fix, piece) pair), the spat
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 
+from analytics.stopwatch import step_times
 from analytics.transit.gtfs import load_feed
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.matching import Fixes, MatchConfig, VehicleState, match_fixes, step_times
+from analytics.transit.match_types import Fixes, MatchConfig, VehicleState
+from analytics.transit.matching import match_fixes
 from analytics.transit.schedule import stop_events
 from bench.machine import cpu_model
 from testkit.data import TRIMET, TRIMET_DAY
@@ -31,6 +36,7 @@ from testkit.tracegen import generate
 
 BATCH = 5000
 REPEAT = 21
+_PIECE_M = 200.0  # the reference's shape pieces
 
 
 class Timing:
@@ -63,15 +69,39 @@ def _time(fn: Callable[[], object], repeat: int) -> Timing:
     return out
 
 
-def _shapely_locate(index: TripIndex, x: np.ndarray, y: np.ndarray, radius: float) -> int:
+class _Pieces(NamedTuple):
+    """The shapes cut in pieces of about _PIECE_M: the lines, the distance along their shape at their
+    start, and an R-tree over them."""
+
+    lines: npt.NDArray[np.object_]
+    d0: npt.NDArray[np.float64]
+    tree: shapely.STRtree
+
+
+def _shape_pieces(index: TripIndex) -> _Pieces:
+    lines: list[object] = []
+    d0: list[float] = []
+    for key in index.shape_keys:
+        s = index.feed.shapes[key]
+        # Cut where the distance passes a multiple of the piece length; pieces share their end points.
+        step = np.ceil(s.dist_m / _PIECE_M)
+        cuts = np.unique(np.concatenate([np.flatnonzero(step[1:] > step[:-1]), [len(s.x) - 1]]))
+        for a, b in itertools.pairwise(cuts):
+            lines.append(shapely.linestrings(np.stack([s.x[a : b + 1], s.y[a : b + 1]], axis=1)))
+            d0.append(float(s.dist_m[a]))
+    arr = np.array(lines, dtype=object)
+    return _Pieces(arr, np.array(d0, dtype=np.float64), shapely.STRtree(arr))
+
+
+def _shapely_locate(pieces: _Pieces, x: np.ndarray, y: np.ndarray, radius: float) -> int:
     """(fix, shape piece) pairs within the radius, with offset and distance along, by shapely alone:
-    the index's R-tree of shape pieces of about 200 m queried within the radius, then `distance` and
+    an R-tree of shape pieces of about 200 m queried within the radius, then `distance` and
     `line_locate_point` for every pair."""
     points = shapely.points(x, y)
-    fi, pi = index.piece_tree.query(points, predicate="dwithin", distance=radius)
-    lines = index.piece_lines[pi]
+    fi, pi = pieces.tree.query(points, predicate="dwithin", distance=radius)
+    lines = pieces.lines[pi]
     shapely.distance(points[fi], lines)
-    index.piece_d0[pi] + shapely.line_locate_point(lines, points[fi])
+    pieces.d0[pi] + shapely.line_locate_point(lines, points[fi])
     return len(fi)
 
 
@@ -133,11 +163,12 @@ def main() -> None:
             print(f"      steps: {m.step_line()}")
     x, y = feed.projection.to_xy(tr.lat[first], tr.lon[first])
     radius = MatchConfig().candidate_radius_m
-    pairs = _shapely_locate(index, x, y, radius)
-    ref = _time(lambda: _shapely_locate(index, x, y, radius), repeat)
+    pieces = _shape_pieces(index)
+    pairs = _shapely_locate(pieces, x, y, radius)
+    ref = _time(lambda: _shapely_locate(pieces, x, y, radius), repeat)
     print(
         f"reference, the {BATCH} fixes of the first batch located by plain shapely on the shapes' "
-        f"{len(index.piece_lines)} pieces ({pairs} (fix, piece) pairs within {radius:.0f} m): {ref.line()}"
+        f"{len(pieces.lines)} pieces ({pairs} (fix, piece) pairs within {radius:.0f} m): {ref.line()}"
     )
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

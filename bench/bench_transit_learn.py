@@ -26,7 +26,7 @@ import numpy as np
 from analytics.transit.eta import fit_travel_times
 from analytics.transit.gtfs import load_feed
 from analytics.transit.index import build_trip_index
-from analytics.transit.matching import Fixes
+from analytics.transit.match_types import Fixes
 from analytics.transit.schedule import stop_events
 from analytics.transit.stored import stored_match, travel_times_from_stored
 from bench.machine import machine

@@ -20,7 +20,8 @@ import numpy as np
 from analytics.transit.eta import TravelTimeModel, empty_model, fit_travel_times, predict
 from analytics.transit.gtfs import Feed, load_feed
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.matching import Fixes, match_fixes
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from analytics.transit.schedule import StopEvents, stop_events
 from testkit.data import TRIMET, TRIMET_DAY
 from testkit.tracegen import Trace, generate

@@ -50,7 +50,8 @@ import shapely
 from analytics.transit.eta import empty_model, predict
 from analytics.transit.gtfs import load_feed
 from analytics.transit.index import TripIndex, build_trip_index, instances_between
-from analytics.transit.matching import Fixes, match_fixes
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from bench.machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +165,13 @@ def run_live(
     return Assigned(*out, seconds=time.perf_counter() - t0)
 
 
+@functools.cache
+def shape_lines(index: TripIndex) -> ObjArray:
+    """The index's shapes as shapely lines in local metres, for the baseline and for reading the traces."""
+    shapes = [index.feed.shapes[k] for k in index.shape_keys]
+    return np.array([shapely.linestrings(np.stack([s.x, s.y], axis=1)) for s in shapes], dtype=object)
+
+
 def timetable_only(
     index: TripIndex, fixes: Fixes, radius_m: float = 100.0, max_delay_s: float = 1800.0
 ) -> Assigned:
@@ -177,7 +185,7 @@ def timetable_only(
     out_shift = np.full(n, np.nan)
     out_dist = np.full(n, np.nan)
     out_delay = np.full(n, np.nan)
-    for s, line in enumerate(index.shape_lines):
+    for s, line in enumerate(shape_lines(index)):
         near = np.flatnonzero(shapely.distance(line, pts) <= radius_m)
         if len(near) == 0:
             continue
@@ -211,7 +219,7 @@ def actual_arrivals(index: TripIndex, lab: Labelled) -> dict[tuple[str, str, str
             continue
         sel = np.flatnonzero(ins & (fx.vehicle == v) & (lab.trip_id == tid))
         sel = sel[np.argsort(fx.time[sel])]
-        line = index.shape_lines[int(index.trip_shape[tr])]
+        line = shape_lines(index)[int(index.trip_shape[tr])]
         d = np.maximum.accumulate(shapely.line_locate_point(line, shapely.points(x[sel], y[sel])))
         t = fx.time[sel]
         lo, hi = int(index.stop_off[tr]), int(index.stop_off[tr + 1])
@@ -258,6 +266,55 @@ def eta_errors(
     return h[ok], np.abs(eta[ok] - actual[ok])
 
 
+# Where the in-service fixes not given their true trip went, and what the deadhead and at-base fixes
+# given a trip were doing: the rows of the breakdown, in order.
+MISSES = (
+    ("label glitch (the labelled trip lasts 3 fixes or fewer)", "glitch"),
+    ("no trip", "none"),
+    ("another trip of the same block", "same_block"),
+    ("another block's earlier trip, same direction (read as running late)", "earlier"),
+    ("another block's later trip, same direction (read as running early)", "later"),
+    ("a trip of the other direction", "other_direction"),
+)
+
+
+def label_runs(lab: Labelled) -> npt.NDArray[np.int64]:
+    """Per fix, the number of consecutive fixes of its vehicle that carry the same labelled trip."""
+    fx = lab.fixes
+    order = np.lexsort((fx.time, fx.vehicle))
+    v, t = fx.vehicle[order], lab.trip_id[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (v[1:] != v[:-1]) | (t[1:] != t[:-1])
+    run = np.cumsum(new) - 1
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = np.bincount(run)[run]
+    return out
+
+
+def misses(index: TripIndex, lab: Labelled, a: Assigned, runs: npt.NDArray[np.int64]) -> dict[str, float]:
+    """The in-service fixes not given their true trip, by what they were given, as shares of all the
+    in-service fixes (label glitches first, whatever they were given)."""
+    ins = lab.phase == "IN_PROGRESS"
+    true = np.array([index.trip_pos.get(t, -1) for t in lab.trip_id], dtype=np.int64)
+    miss = ins & (a.trip != true)
+    glitch = miss & (runs <= 3)
+    rest = miss & ~glitch & (true >= 0)
+    g, t = np.maximum(a.trip, 0), np.maximum(true, 0)
+    same_block = (index.trip_block_code[g] == index.trip_block_code[t]) & (index.trip_block_code[t] >= 0)
+    same_dir = index.trip_direction[g] == index.trip_direction[t]
+    on_trip = rest & (a.trip >= 0)
+    earlier = index.trip_start_s[g] < index.trip_start_s[t]
+    n = max(int(ins.sum()), 1)
+    return {
+        "glitch": float(glitch.sum()) / n,
+        "none": float((rest & (a.trip < 0)).sum()) / n,
+        "same_block": float((on_trip & same_block).sum()) / n,
+        "earlier": float((on_trip & ~same_block & same_dir & earlier).sum()) / n,
+        "later": float((on_trip & ~same_block & same_dir & ~earlier).sum()) / n,
+        "other_direction": float((on_trip & ~same_block & ~same_dir).sum()) / n,
+    }
+
+
 def score(
     index: TripIndex,
     lab: Labelled,
@@ -266,9 +323,7 @@ def score(
     timetable: bool,
     utc_offset_s: float,
 ) -> dict[str, Any]:
-    ids = np.array((*index.trip_ids, ""), dtype=object)
-    routes = np.array((*index.trip_route, ""), dtype=object)
-    got = ids[a.trip]
+    got = index.trip_id_of(a.trip)
     ins = lab.phase == "IN_PROGRESS"
     oos = np.isin(lab.phase, OUT_OF_SERVICE)
     lay = np.isin(lab.phase, LAYOVER)
@@ -281,10 +336,13 @@ def score(
     derr = derr[np.isfinite(derr)]
     lay_trip = lay & (a.trip >= 0)
     h, err = eta_errors(index, lab, a, arrivals, timetable, utc_offset_s)
+    given = oos & (a.trip >= 0)
     return {
+        "misses": misses(index, lab, a, label_runs(lab)),
+        "oos_given": {p: np.sum(given & (lab.phase == p)) / max(int(oos.sum()), 1) for p in OUT_OF_SERVICE},
         "in_service": int(ins.sum()),
         "true_trip": float(np.mean(got[ins] == lab.trip_id[ins])),
-        "true_route": float(np.mean(routes[a.trip][ins] == true_route[ins])),
+        "true_route": float(np.mean(index.route_id_of(a.trip)[ins] == true_route[ins])),
         "oos": int(oos.sum()),
         "oos_none": float(np.mean(a.trip[oos] < 0)),
         "layover": int(lay.sum()),
@@ -359,6 +417,16 @@ def evaluate(data: Path = DATA) -> str:
     for i, (lo, hi) in enumerate(HORIZONS):
         row(f"ETA {lo}-{hi} min: scored, mean (median) abs. error", functools.partial(_eta_cell, i))
     row("matching time, all fixes (ms)", lambda s: f"{1000 * s['seconds']:.0f}")
+    lines += ["", "In-service fixes not given their true trip, by what they got (share of in-service):"]
+    lines.append("")
+    lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, key in MISSES:
+        row(label, lambda s, key=key: f"{100 * s['misses'][key]:.1f}%")
+    lines += ["", "Deadhead and at-base fixes given a trip, by labelled phase (shares of all such fixes):"]
+    lines.append("")
+    lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for p in OUT_OF_SERVICE:
+        row(p.lower().replace("_", " "), lambda s, p=p: f"{100 * s['oos_given'][p]:.1f}%")
     return "\n".join(lines)
 
 

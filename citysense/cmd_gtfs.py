@@ -13,10 +13,10 @@ from typing import Any
 
 import psycopg
 
+from analytics.transit.grid import grid_bytes, grid_fingerprint, grid_radii
 from analytics.transit.gtfs import Feed, GTFSError, Notice, load_feed
 from analytics.transit.gtfs_zip import ZipLimits
 from analytics.transit.index import build_trip_index
-from analytics.transit.matching import grid_bytes, grid_fingerprint, grid_radii
 from storage.gtfs_store import import_feed, prune_feeds
 
 SHOWN = 20  # notices printed in full; the rest are counted

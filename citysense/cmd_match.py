@@ -17,7 +17,8 @@ import numpy as np
 from analytics.transit.eta import TravelTimeModel, empty_model, fit_travel_times, predict
 from analytics.transit.gtfs import GTFSError, load_feed
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.matching import Fixes, MatchConfig, match_fixes
+from analytics.transit.match_types import Fixes, MatchConfig
+from analytics.transit.matching import match_fixes
 from analytics.transit.schedule import stop_events
 from citysense.grid_cache import use_grid_cache
 

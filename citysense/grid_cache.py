@@ -12,8 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from analytics.transit.grid import attach_grid, grid_bytes, grid_fingerprint, grid_radii
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import MatchConfig, attach_grid, grid_bytes, grid_fingerprint, grid_radii
+from analytics.transit.match_types import MatchConfig
 
 log = logging.getLogger(__name__)
 

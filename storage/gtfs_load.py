@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from analytics.transit.grid import attach_grid, grid_bytes, grid_fingerprint, grid_radii
 from analytics.transit.gtfs import (
     MAX_DEPARTURES,
     MAX_FEED_DEPARTURES,
@@ -29,7 +30,7 @@ from analytics.transit.gtfs import (
     network_projection,
 )
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import MatchConfig, attach_grid, grid_bytes, grid_fingerprint, grid_radii
+from analytics.transit.match_types import MatchConfig
 
 log = logging.getLogger(__name__)
 

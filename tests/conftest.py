@@ -196,6 +196,14 @@ def prefix() -> str:
     return f"cstest{uuid.uuid4().hex[:10]}"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """Under pytest-xdist (make test), add each worker's tally of generated cases to this process's."""
+    from tests.cases import TALLY
+
+    TALLY.update(getattr(node, "workeroutput", {}).get("citysense_tally", {}))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Report how many generated inputs the property tests decoded (tests/support/cases.py)."""
     from tests.support.cases import TALLY
@@ -216,6 +224,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """With CITYSENSE_TEST_NO_SKIPS=1 (make test, CI) a skipped test fails the run: every service
     is there, so a skip would hide a test that never ran."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: its tally goes to the controller
+        from tests.cases import TALLY
+
+        workeroutput["citysense_tally"] = dict(TALLY)
     if os.environ.get("CITYSENSE_TEST_NO_SKIPS") != "1" or exitstatus != 0:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

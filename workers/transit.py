@@ -29,7 +29,8 @@ import psycopg
 from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, BunchingEvidence, from_json, to_json
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import AlertConfig, LiveTransit, TransitAlertChange
-from analytics.transit.matching import Fixes, MatchConfig, MatchResult, VehicleState, match_fixes
+from analytics.transit.match_types import Fixes, MatchConfig, MatchResult, VehicleState
+from analytics.transit.matching import match_fixes
 from analytics.transit.states import STATE_NAMES
 from analytics.transit.stored import stored_match
 from common.retry import Backoff
@@ -281,14 +282,8 @@ class TransitWorker:
 
     def _match(self, fixes: Fixes) -> MatchResult:
         """Runs off the event loop. Without an active feed every fix is left unassigned."""
-        if self.index is None:
-            n = len(fixes)
-            nan = np.full(n, np.nan)
-            empty = np.full(n, "", dtype=object)
-            return MatchResult(
-                np.full(n, -1, np.int64), empty, empty, np.full(n, None, object), nan, nan, nan, nan,
-                np.zeros(n, bool),
-            )  # fmt: skip
+        if self.index is None:  # no feed to tell whether a fix is off route
+            return MatchResult.empty(len(fixes), off_route=False)
         first: dict[str, float] = {}
         for v, t in zip(fixes.vehicle.tolist(), fixes.time.tolist(), strict=True):
             first[v] = min(first.get(v, t), t)

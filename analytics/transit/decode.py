@@ -13,15 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from itertools import chain, repeat
 from operator import attrgetter
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from analytics.transit.index import Instances, TripIndex
-
-if TYPE_CHECKING:
-    from analytics.transit.matching import MatchConfig, VehicleState
+from analytics.transit.match_types import MatchConfig, VehicleState
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -1,29 +1,30 @@
-"""Flat, vectorisable views of a feed: trips and stops as arrays, shapes as an R-tree of segments,
-timetables as interpolation knots, and the trip instances running in a time window."""
+"""Flat, vectorisable views of a feed: trips and stops as arrays, shapes as their distinct street
+segments (with the matcher's spatial grids over them, built once per index), timetables as interpolation
+knots, and the trip instances running in a time window."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import shapely
 
+from analytics.transit.grid import Grid, build_grid
 from analytics.transit.gtfs import Feed, Shape
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+StrArray = npt.NDArray[np.object_]
 
 # Key spacing that separates one trip's distances (metres) from the next trip's in one sorted array.
 _TRIP_SPAN = 1.0e7
 _KNOT_EPS = 1.0e-3
 _MARGIN_S = 4 * 3600.0
-_PIECE_M = 200.0
 _CHAIN_M = 100.0
 
 
@@ -44,22 +45,14 @@ class TripIndex:
     trip_last_m: FloatArray
     shape_keys: tuple[str, ...]
     shape_length_m: FloatArray
-    shape_lines: npt.NDArray[np.object_]  # shapely LineStrings in local metres
-    # Shape pieces of a few hundred metres: the lines, their distance along the shape at their start,
-    # their shape, and an R-tree over them.
-    piece_lines: npt.NDArray[np.object_]
-    piece_d0: FloatArray
-    piece_shape: IntArray
-    piece_tree: shapely.STRtree
     # The segments of all shapes, each street segment once however many shapes run along it (in either
-    # direction): start point and vector, an R-tree over them, and for each, the shapes that use it
+    # direction): start point and vector, the chain it belongs to, and for each, the shapes that use it
     # (ref_off[u]:ref_off[u+1]) with the distance along that shape at the segment's start point and +1 or
     # -1 for the direction the shape runs it in.
     useg_ax: FloatArray
     useg_ay: FloatArray
     useg_dx: FloatArray
     useg_dy: FloatArray
-    useg_tree: shapely.STRtree
     useg_chain: IntArray
     ref_off: IntArray
     ref_shape: IntArray
@@ -93,9 +86,32 @@ class TripIndex:
     stop_dep: FloatArray
     stop_timepoint: BoolArray
     stop_key: FloatArray  # trip * _TRIP_SPAN + stop distance: sorted, for searches by (trip, distance)
-    # The matcher's spatial grids by search radius (analytics/transit/matching.py), built once per index
-    # or attached from storage; they live and die with the index.
-    grids: dict[float, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The matcher's spatial grids by search radius (`grid`), built once per index or attached from
+    # storage (analytics/transit/grid.py); they live and die with the index.
+    grids: dict[float, Grid] = field(default_factory=dict, repr=False, compare=False)
+
+    def grid(self, radius: float) -> Grid:
+        """The spatial grid for this search radius: attached from storage, or built on first use."""
+        grid = self.grids.get(radius)
+        if grid is None:
+            grid = self.grids[radius] = build_grid(self, radius)
+        return grid
+
+    @cached_property
+    def _trip_ids_or_none(self) -> StrArray:
+        return np.array((*self.trip_ids, ""), dtype=object)
+
+    @cached_property
+    def _trip_routes_or_none(self) -> StrArray:
+        return np.array((*self.trip_route, ""), dtype=object)
+
+    def trip_id_of(self, trip: IntArray) -> StrArray:
+        """The trip_id of each trip index; '' for -1 (no trip)."""
+        return np.asarray(self._trip_ids_or_none[trip], dtype=object)
+
+    def route_id_of(self, trip: IntArray) -> StrArray:
+        """The route_id of each trip index; '' for -1 (no trip)."""
+        return np.asarray(self._trip_routes_or_none[trip], dtype=object)
 
     def scheduled_s(self, trip: IntArray, dist_m: FloatArray) -> FloatArray:
         """Timetable time (service-day seconds) at each distance along each trip, interpolated."""
@@ -123,22 +139,6 @@ def build_trip_index(feed: Feed) -> TripIndex:
             keys.append(sid)
         shape_of[sid] = geom_key[g]
     shapes = [feed.shapes[k] for k in keys]
-    lines = np.array([shapely.linestrings(np.stack([s.x, s.y], axis=1)) for s in shapes], dtype=object)
-    pieces: list[object] = []
-    p_d0: list[float] = []
-    p_shape: list[int] = []
-    for i, s in enumerate(shapes):
-        # Cut where the distance passes a multiple of the piece length; pieces share their end points.
-        # (The points after which a multiple of the piece length is passed: work in points, not in metres,
-        # so a stray point thousands of kilometres away costs nothing more.)
-        step = np.ceil(s.dist_m / _PIECE_M)
-        cuts = np.flatnonzero(step[1:] > step[:-1])
-        cuts = np.unique(np.concatenate([cuts, [len(s.x) - 1]]))
-        for a, b in itertools.pairwise(cuts):
-            pieces.append(shapely.linestrings(np.stack([s.x[a : b + 1], s.y[a : b + 1]], axis=1)))
-            p_d0.append(float(s.dist_m[a]))
-            p_shape.append(i)
-    piece_lines = np.array(pieces, dtype=object)
     useg = _unique_segments(shapes)
     knot_keys, knot_times, knot_off = [], [], [0]
     for i, tr in enumerate(trips):
@@ -166,16 +166,10 @@ def build_trip_index(feed: Feed) -> TripIndex:
         trip_last_m=np.array([t.dist_m[-1] for t in trips], dtype=np.float64),
         shape_keys=tuple(keys),
         shape_length_m=np.array([s.length_m for s in shapes], dtype=np.float64),
-        shape_lines=lines,
-        piece_lines=piece_lines,
-        piece_d0=np.array(p_d0, dtype=np.float64),
-        piece_shape=np.array(p_shape, dtype=np.int64),
-        piece_tree=shapely.STRtree(piece_lines),
         useg_ax=useg.ax,
         useg_ay=useg.ay,
         useg_dx=useg.dx,
         useg_dy=useg.dy,
-        useg_tree=useg.tree,
         useg_chain=useg.chain,
         ref_off=useg.ref_off,
         ref_shape=useg.ref_shape,
@@ -209,7 +203,6 @@ class _Segments(NamedTuple):
     ay: FloatArray
     dx: FloatArray
     dy: FloatArray
-    tree: shapely.STRtree
     chain: IntArray
     ref_off: IntArray
     ref_shape: IntArray
@@ -249,11 +242,6 @@ def _unique_segments(shapes: list[Shape]) -> _Segments:
     uy = np.where(flip, qy, py)[first]
     vx = np.where(flip, px, qx)[first]
     vy = np.where(flip, py, qy)[first]
-    lines = (
-        shapely.linestrings(np.stack([np.stack([ux, uy], axis=1), np.stack([vx, vy], axis=1)], axis=1))
-        if len(ux)
-        else np.zeros(0, dtype=object)
-    )
     ref_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     ref_shape = shape[order]
     ref_sign = np.where(flip, -1.0, 1.0)[order]
@@ -262,7 +250,6 @@ def _unique_segments(shapes: list[Shape]) -> _Segments:
         ay=uy,
         dx=vx - ux,
         dy=vy - uy,
-        tree=shapely.STRtree(lines),
         chain=_chains(inverse, shape, ref_off, ref_shape, ref_sign, np.hypot(vx - ux, vy - uy)),
         ref_off=ref_off,
         ref_shape=ref_shape,

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, BunchingEvidence, DelayEvidence, Evidence
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import Fixes, MatchResult
+from analytics.transit.match_types import Fixes, MatchResult
 from analytics.transit.schedule import stop_events
 
 FloatArray = npt.NDArray[np.float64]
@@ -122,11 +122,7 @@ class LiveTransit:
         dist = np.concatenate([[t.dist_m for _, t in tails], match.dist_m[on]]).astype(np.float64)
         n = len(time)
         sub = Fixes(veh, time, np.zeros(n), np.zeros(n), np.full(n, "", dtype=object))
-        nan = np.full(n, np.nan)
-        m = MatchResult(
-            trip, np.zeros(n, object), np.zeros(n, object), np.zeros(n, object), shift, dist, nan, nan,
-            np.zeros(n, bool),
-        )  # fmt: skip
+        m = MatchResult.of_trips(index, trip, shift, dist, np.full(n, np.nan), np.full(n, None, dtype=object))
         ev = stop_events(index, sub, m)
         # Remember each vehicle's last fix for the next batch.
         order = np.lexsort((time, veh.astype(str)))

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from analytics.transit.eta import Predictions, TravelTimeModel, predict
 from analytics.transit.gtfsrt import StopTimePrediction, TripPrediction, VehicleSnapshot
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import Fixes, MatchResult
+from analytics.transit.match_types import Fixes, MatchResult
 
 FloatArray = npt.NDArray[np.float64]
 

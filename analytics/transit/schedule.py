@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import Fixes, MatchResult
+from analytics.transit.match_types import Fixes, MatchResult
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from analytics.transit.eta import TravelTimeModel, fit_travel_times
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import Fixes, MatchResult
+from analytics.transit.match_types import Fixes, MatchResult
 from analytics.transit.schedule import stop_events
 
 FloatArray = npt.NDArray[np.float64]
@@ -89,19 +89,14 @@ def stored_match(
     trip = np.array([index.trip_pos.get(s, -1) for s in names], dtype=np.int64)[inverse.ravel()]
     trip = np.where(np.isfinite(dist_m), trip, -1)
     shift, dates = instance_shifts(index, trip, time, delay_s, dist_m)
-    ids = np.array((*index.trip_ids, ""), dtype=object)
-    routes = np.array((*index.trip_route, ""), dtype=object)
     assigned = trip >= 0
-    return MatchResult(
-        trip=trip,
-        trip_id=ids[trip],
-        route_id=routes[trip],
-        service_date=dates,
-        shift=shift,
-        dist_m=np.where(assigned, dist_m, np.nan),
-        offset_m=np.full(len(trip), np.nan),
-        delay_s=np.where(assigned, delay_s, np.nan),
-        off_route=np.zeros(len(trip), dtype=bool),
+    return MatchResult.of_trips(
+        index,
+        trip,
+        shift,
+        np.where(assigned, dist_m, np.nan),
+        np.where(assigned, delay_s, np.nan),
+        dates,
     )
 
 

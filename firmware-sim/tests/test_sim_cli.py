@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+
+async def _start_publishing(
+    start: Callable[[], subprocess.Popen[bytes]], broker_url: str, prefix: str
+) -> subprocess.Popen[bytes]:
+    """Start the process; return it once six readings have come, a bus position among them."""
+    url = urlsplit(broker_url)
+    async with aiomqtt.Client(url.hostname or "127.0.0.1", url.port or 1883) as client:
+        await client.subscribe(f"{prefix}/v1/#", qos=1)
+        proc = start()
+        try:
+            readings, bus = 0, False
+            async with asyncio.timeout(60):
+                async for message in client.messages:
+                    topic = str(message.topic)
+                    if topic.endswith("/status"):
+                        continue
+                    readings += 1
+                    bus = bus or topic.endswith("/position")
+                    if readings > 5 and bus:
+                        return proc
+            raise AssertionError("the broker closed the subscription")
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
 
 
 def test_run_stops_cleanly_on_sigterm(broker_url: str, prefix: str, tmp_path: Path) -> None:
@@ -33,9 +63,16 @@ def test_run_stops_cleanly_on_sigterm(broker_url: str, prefix: str, tmp_path: Pa
         "--truth",
         str(truth),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    # SIGTERM once it is publishing, sondes and buses: its handlers are in place by then (a fixed
+    # wait can end before a loaded machine has even started it).
+    proc = asyncio.run(
+        _start_publishing(
+            lambda: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ}),
+            broker_url,
+            prefix,
+        )
+    )
     try:
-        time.sleep(3.0)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
     finally:

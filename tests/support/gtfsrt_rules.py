@@ -33,7 +33,8 @@ def check_feed(msg: rt.FeedMessage, now: float, index: TripIndex | None = None) 
             if index is not None and vp.trip.trip_id:
                 trip = index.trip_pos[vp.trip.trip_id]
                 x, y = index.feed.projection.to_xy(vp.position.latitude, vp.position.longitude)
-                line = index.shape_lines[index.trip_shape[trip]]
+                shape = index.feed.shapes[index.shape_keys[index.trip_shape[trip]]]
+                line = shapely.linestrings(np.stack([shape.x, shape.y], axis=1))
                 d = float(shapely.distance(line, shapely.points(float(x), float(y))))
                 assert d <= 200, f"E029: {ent.id} is {d:.0f} m from its trip's shape"
         if ent.HasField("trip_update"):

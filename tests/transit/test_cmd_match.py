@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analytics.transit.grid import build_grid, grid_radii
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import _build_grid, grid_radii
 from citysense import cmd_match
 from citysense.grid_cache import use_grid_cache
 from testkit.data import TRIMET
@@ -72,5 +72,5 @@ def test_a_second_run_on_a_feed_attaches_the_cached_grids(trimet_index: TripInde
     again = dataclasses.replace(trimet_index, grids={})
     assert use_grid_cache(again) == (len(grid_radii()), 0)
     for r in grid_radii():
-        built = _build_grid(trimet_index, r)
+        built = build_grid(trimet_index, r)
         assert all(np.array_equal(a, b) for a, b in zip(again.grids[r], built, strict=True))

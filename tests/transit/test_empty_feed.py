@@ -20,7 +20,8 @@ from analytics.transit.eta import empty_model, predict
 from analytics.transit.gtfs import GTFSError, load_feed
 from analytics.transit.gtfsrt import parse_feed
 from analytics.transit.index import build_trip_index, instances_between
-from analytics.transit.matching import Fixes, match_fixes
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from analytics.transit.realtime import trip_predictions, vehicle_snapshots
 from analytics.transit.schedule import stop_events
 from api.app import create_app

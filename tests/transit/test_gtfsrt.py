@@ -21,7 +21,8 @@ from analytics.transit.gtfsrt import (
 )
 from analytics.transit.headways import route_performance
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import Fixes, match_fixes
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from analytics.transit.realtime import latest_per_vehicle, trip_predictions, vehicle_snapshots
 from analytics.transit.schedule import stop_events
 from testkit.tracegen import Trace

@@ -22,11 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.transit import gtfs, matching
+from analytics.transit import grid, gtfs
 from analytics.transit.gtfs import Feed, GTFSError, load_feed
 from analytics.transit.gtfs_zip import ZipLimits
 from analytics.transit.index import build_trip_index, instances_between
-from analytics.transit.matching import Fixes, match_fixes
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from storage.gtfs_store import prune_feeds
 from tests.support.transit import stray_feed
 
@@ -130,15 +131,13 @@ def test_a_grid_built_strip_by_strip_is_the_grid_built_at_once(
     danang: Feed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     index = build_trip_index(danang)
-    whole = matching._build_grid(index, 100.0)
-    monkeypatch.setattr(matching, "_STRIP", 5000)
-    monkeypatch.setattr(matching, "_CHUNK", 3000)
-    pieces = matching._pieces(
-        index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy, whole.length2, 115.0
-    )
-    assert len(matching._strips(pieces)) > 10
-    strips = matching._build_grid(index, 100.0)
-    for name in matching._Grid._fields:
+    whole = grid.build_grid(index, 100.0)
+    monkeypatch.setattr(grid, "_STRIP", 5000)
+    monkeypatch.setattr(grid, "_CHUNK", 3000)
+    pieces = grid._pieces(index.useg_ax, index.useg_ay, index.useg_dx, index.useg_dy, whole.length2, 115.0)
+    assert len(grid._strips(pieces)) > 10
+    strips = grid.build_grid(index, 100.0)
+    for name in grid.Grid._fields:
         assert np.array_equal(np.asarray(getattr(whole, name)), np.asarray(getattr(strips, name))), name
 
 

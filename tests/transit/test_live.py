@@ -11,7 +11,7 @@ from analytics.transit.evidence import BUNCHING_KIND, DELAY_KIND, DelayEvidence
 from analytics.transit.gtfs import Feed
 from analytics.transit.index import TripIndex, build_trip_index
 from analytics.transit.live import LiveTransit
-from analytics.transit.matching import Fixes, MatchResult
+from analytics.transit.match_types import Fixes, MatchResult
 
 DAY = date(2026, 11, 26)
 
@@ -24,11 +24,9 @@ def batch(
     v = np.array([r[0] for r in rows], dtype=object)
     trip = np.array([r[1] for r in rows], dtype=np.int64)
     fixes = Fixes.of(v, [r[2] for r in rows], np.zeros(n), np.zeros(n))
-    ids = np.array(index.trip_ids, dtype=object)
-    routes = np.array(index.trip_route, dtype=object)
-    match = MatchResult(
-        trip, ids[trip], routes[trip], np.full(n, DAY, dtype=object), np.full(n, ref),
-        np.array([r[3] for r in rows]), np.zeros(n), np.array([r[4] for r in rows]), np.zeros(n, bool),
+    match = MatchResult.of_trips(
+        index, trip, np.full(n, ref), np.array([r[3] for r in rows]), np.array([r[4] for r in rows]),
+        np.full(n, DAY, dtype=object),
     )  # fmt: skip
     return fixes, match
 

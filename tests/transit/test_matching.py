@@ -3,9 +3,12 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
+from analytics.stopwatch import step_times
 from analytics.transit.gtfs import Feed
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import Fixes, _locate, match_fixes, step_times
+from analytics.transit.locate import locate
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from testkit.tracegen import Trace
 
 
@@ -85,10 +88,12 @@ def test_located_offsets_agree_with_shapely(trimet_index: TripIndex, trace: Trac
     x = x + rng.normal(0.0, 50.0, len(x))  # from on the street to well beyond the radius
     y = y + rng.normal(0.0, 50.0, len(y))
     radius = 75.0
-    lf, ls, loff, lalong = _locate(trimet_index, x, y, radius)
+    lf, ls, loff, lalong = locate(trimet_index, x, y, radius)
     points = shapely.points(x, y)
     n_shapes = len(trimet_index.shape_keys)
-    dist = shapely.distance(points[:, None], trimet_index.shape_lines[None, :])
+    shapes = [trimet_index.feed.shapes[k] for k in trimet_index.shape_keys]
+    lines = np.array([shapely.linestrings(np.stack([s.x, s.y], axis=1)) for s in shapes], dtype=object)
+    dist = shapely.distance(points[:, None], lines[None, :])
     near = dist <= radius
     # Every (fix, shape) within the radius is found, and only those.
     found = np.zeros((len(x), n_shapes), dtype=bool)
@@ -98,7 +103,7 @@ def test_located_offsets_agree_with_shapely(trimet_index: TripIndex, trace: Trac
     best = np.full((len(x), n_shapes), np.inf)
     np.minimum.at(best, (lf, ls), loff)
     assert np.allclose(best[near], dist[near], atol=1e-6)
-    on = shapely.line_interpolate_point(trimet_index.shape_lines[ls], lalong)
+    on = shapely.line_interpolate_point(lines[ls], lalong)
     assert np.allclose(shapely.distance(on, points[lf]), loff, atol=1e-6)
     # Passages of one shape are apart along it.
     same = (lf[1:] == lf[:-1]) & (ls[1:] == ls[:-1])

@@ -15,7 +15,8 @@ import pytest
 
 from analytics.transit.gtfs import load_feed
 from analytics.transit.index import TripIndex, build_trip_index
-from analytics.transit.matching import Fixes, VehicleState, match_fixes
+from analytics.transit.match_types import Fixes, VehicleState
+from analytics.transit.matching import match_fixes
 from analytics.transit.states import IN_SERVICE, LAYOVER, OUT_OF_SERVICE
 from citysense.cmd_match import read_bus_csv
 

@@ -17,7 +17,8 @@ from analytics.transit.headways import (
     route_performance,
 )
 from analytics.transit.index import TripIndex
-from analytics.transit.matching import Fixes, match_fixes
+from analytics.transit.match_types import Fixes
+from analytics.transit.matching import match_fixes
 from analytics.transit.schedule import OnTimeWindow, StopEvents, stop_events
 from testkit.data import TRIMET_DAY
 from testkit.tracegen import Trace, generate
