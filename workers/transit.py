@@ -14,7 +14,6 @@ becomes active.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time as clock
@@ -36,7 +35,7 @@ from analytics.transit.stored import stored_match
 from common.retry import Backoff
 from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
 from storage.gtfs_load import active_feed_id, attach_grids, load_feed
-from storage.listen import Follower
+from storage.listen import Follower, close_quietly
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -424,7 +423,7 @@ async def run(
                 try:
                     if wake.connected or conn is None:
                         # What the last connection committed is what counts: every state is rebuilt.
-                        await _close(conn)
+                        await close_quietly(conn)
                         conn = None
                         conn = await psycopg.AsyncConnection.connect(
                             database_url,
@@ -441,13 +440,7 @@ async def run(
                 except psycopg.OperationalError as exc:
                     wakes.failed(exc)
         finally:
-            await _close(conn)
-
-
-async def _close(conn: psycopg.AsyncConnection[Any] | None) -> None:
-    if conn is not None:
-        with contextlib.suppress(psycopg.Error, OSError):
-            await conn.close()
+            await close_quietly(conn)
 
 
 @dataclass(frozen=True, slots=True)

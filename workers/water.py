@@ -13,7 +13,6 @@ restart resumes where the last committed wake-up ended, and opens no alert twice
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -39,7 +38,7 @@ from analytics.water.qc_config import default_qc_config
 from common.retry import Backoff
 from devices.water import PARAMETERS
 from storage.channels import WATER_CHANNEL
-from storage.listen import Follower
+from storage.listen import Follower, close_quietly
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -580,7 +579,7 @@ async def run(
                 try:
                     if wake.connected or worker is None:
                         # A new connection starts afresh: the stations' state is rebuilt from the database.
-                        await _close(conn)
+                        await close_quietly(conn)
                         conn = worker = None
                         conn = await psycopg.AsyncConnection.connect(
                             database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
@@ -597,13 +596,7 @@ async def run(
                 except psycopg.Error as exc:
                     raise WaterWorkerError(f"water worker: {exc}") from exc
         finally:
-            await _close(conn)
-
-
-async def _close(conn: psycopg.AsyncConnection[TupleRow] | None) -> None:
-    if conn is not None:
-        with contextlib.suppress(psycopg.Error, OSError):
-            await conn.close()
+            await close_quietly(conn)
 
 
 @dataclass(frozen=True, slots=True)
