@@ -199,7 +199,7 @@ def prefix() -> str:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: object, error: object) -> None:
     """Under pytest-xdist (make test), add each worker's tally of generated cases to this process's."""
-    from tests.cases import TALLY
+    from tests.support.cases import TALLY
 
     TALLY.update(getattr(node, "workeroutput", {}).get("citysense_tally", {}))
 
@@ -226,7 +226,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     is there, so a skip would hide a test that never ran."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # a pytest-xdist worker: its tally goes to the controller
-        from tests.cases import TALLY
+        from tests.support.cases import TALLY
 
         workeroutput["citysense_tally"] = dict(TALLY)
     if os.environ.get("CITYSENSE_TEST_NO_SKIPS") != "1" or exitstatus != 0:
