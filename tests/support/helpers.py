@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -64,3 +65,17 @@ def http_get(url: str) -> tuple[int, Any]:
     except urllib.error.HTTPError as exc:
         status, body, kind = exc.code, exc.read(), exc.headers.get_content_type()
     return status, json.loads(body) if kind == "application/json" else body.decode()
+
+
+def refresh_hourly(conn: psycopg.Connection, timeout_s: float = 30.0) -> None:
+    """Refresh water_hourly where readings changed, once the background job's own refresh (which may
+    hold the window) is done (TimescaleDB)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("CALL refresh_continuous_aggregate('water_hourly', NULL, NULL)")
+            return
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
