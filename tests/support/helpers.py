@@ -79,3 +79,16 @@ def refresh_hourly(conn: psycopg.Connection, timeout_s: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def pause_timescaledb_jobs(db: str, *procs: str) -> None:
+    """Pause TimescaleDB's policy jobs of these kinds (`policy_retention`, `policy_compression`) in
+    one test database; nothing to do on plain PostgreSQL. For tests whose history is older than the
+    policies' horizons and that are not about the jobs (tests/test_storage.py is)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            conn.execute(
+                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+                " WHERE proc_name = ANY(%s)",
+                (list(procs),),
+            )

@@ -21,6 +21,7 @@ from analytics.transit.index import build_trip_index
 from analytics.transit.realtime import vehicle_snapshots
 from api.transit import feature
 from api.transit_data import LATEST_SELECT, LatestRow, as_match
+from tests.support.helpers import pause_timescaledb_jobs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "transit-nyc-b63-2010"
 TRACES = ("7561@7561-2010-12-09T12-47-55", "7563@7563-2010-12-09T12-47-32")
@@ -30,17 +31,6 @@ OUT_OF_SERVICE = ("DEADHEAD_BEFORE", "DEADHEAD_AFTER", "DEADHEAD_DURING", "AT_BA
 def citysense(*args: str) -> subprocess.CompletedProcess[str]:
     exe = str(Path(sys.executable).with_name("citysense"))
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, check=False)
-
-
-def keep_history(db: str) -> None:
-    """Pause TimescaleDB's retention job: it drops the 2010 chunks a replay writes as soon as it runs
-    (plain PostgreSQL drops old partitions only when the ingester starts)."""
-    with psycopg.connect(db, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
-            conn.execute(
-                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
-                " WHERE proc_name = 'policy_retention'"
-            )
 
 
 def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_path: Path) -> None:
@@ -56,7 +46,7 @@ def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_pa
 
     done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db)
     assert done.returncode == 0, done.stderr
-    keep_history(db)
+    pause_timescaledb_jobs(db, "policy_retention")  # it would drop the 2010 chunks a replay writes
     done = citysense("replay", "bus", str(src), "--database-url", db)
     assert done.returncode == 0, done.stderr
     assert f"{len(fixes)} fixes read, {len(fixes)} stored" in done.stderr
@@ -131,7 +121,7 @@ def test_a_bus_parked_across_a_restart_stays_out_of_service(db: str, tmp_path: P
     )
     done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db)
     assert done.returncode == 0, done.stderr
-    keep_history(db)
+    pause_timescaledb_jobs(db, "policy_retention")  # it would drop the 2010 chunks a replay writes
     for i, half in enumerate(halves):
         src = tmp_path / f"half{i}.csv"
         with src.open("w", newline="", encoding="utf-8") as f:

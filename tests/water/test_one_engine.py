@@ -20,7 +20,7 @@ from citysense_sim.episodes import EpisodePlan
 from citysense.cli import main
 from devices.water import PARAMETERS
 from testkit.water_sim import simulate
-from tests.support.helpers import register
+from tests.support.helpers import pause_timescaledb_jobs, register
 from tests.support.water import insert
 from workers.water import WaterWorker, WaterWorkerConfig
 
@@ -86,6 +86,10 @@ async def _live(
         | {p: None if np.isnan(x[i, j]) else float(x[i, j]) for i, p in enumerate(PARAMETERS)}
         for j in range(t.size)
     ]
+    # The history is months old: TimescaleDB compressing its chunk under the worker's UPDATE is a
+    # deadlock that the worker's loop survives (it reconnects and rebuilds the station from the
+    # database) and this direct drive of `tick` does not.
+    pause_timescaledb_jobs(db, "policy_compression", "policy_retention")
     insert(db, DEVICE, rows)
     async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
         worker = WaterWorker(conn, WaterWorkerConfig(max_rows=wakeup))
