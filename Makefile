@@ -41,17 +41,20 @@ typecheck: $(STAMP)
 # so they run once. A skip fails the run: every service is here (tests/conftest.py).
 #
 # Most tests wait on real processes, brokers, browsers and the database rather than on the CPU, so
-# the two runs go at once (separate servers; every test makes its own databases, topic prefix,
-# client ids, ports and temp dirs), and pytest-xdist spreads each run's test files over
-# PYTEST_WORKERS processes (0: one process). GNU make's -O prints each run's output whole when it
-# ends, and either run failing fails `make pytest`.
+# pytest-xdist spreads each run's test files over PYTEST_WORKERS processes (0: one process). The
+# two runs can also go at once with PYTEST_JOBS=2 (separate servers; every test makes its own
+# databases, topic prefix, client ids, ports and temp dirs), which on 2 cores makes a few
+# timing-bound tests (the serial gateway's spool drain) fail now and then: one after the other is
+# the default. GNU make's -O prints each run's output whole when it ends, and either run failing
+# fails `make pytest`.
 TIMESCALE_URL ?= $(or $(CITYSENSE_TEST_TIMESCALE_URL),postgresql://postgres@127.0.0.1:5433/postgres)
 POSTGRES_URL  ?= $(or $(CITYSENSE_TEST_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/postgres)
 PYTEST_WORKERS ?= 2
+PYTEST_JOBS ?= 1
 PYTEST := CITYSENSE_TEST_NO_SKIPS=1 $(BIN)/pytest -q --durations=15 -n $(PYTEST_WORKERS) --dist loadfile
 
 pytest: $(STAMP)
-	@$(MAKE) --no-print-directory -j2 -Otarget pytest-postgres pytest-timescaledb
+	@$(MAKE) --no-print-directory -j$(PYTEST_JOBS) -Otarget pytest-postgres pytest-timescaledb
 
 pytest-postgres: $(STAMP)
 	$(PYTEST) tests firmware-sim/tests
