@@ -11,13 +11,21 @@ import pytest
 
 from common.retry import Backoff
 from storage.channels import WATER_CHANNEL
-from tests.support.helpers import register
+from tests.support.helpers import pause_timescaledb_jobs, register
 from tests.support.proxy import proxy
 from tests.support.water import T0, alerts, drain, insert, series, worker_on
 from workers import water
 from workers.water import WaterWorker, WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def _history_kept(db: str) -> None:
+    """The readings start at T0, months back: TimescaleDB compressing or dropping their chunk under
+    a wake-up's UPDATE is a deadlock that the worker's loop survives (it reconnects and rebuilds)
+    but these tests, which drive `tick` directly, would report."""
+    pause_timescaledb_jobs(db, "policy_compression", "policy_retention")
 
 
 def flags(db: str, device: str) -> list[tuple[datetime, int, int]]:
