@@ -374,7 +374,11 @@ def _recovery(
         was = np.abs(before - usual)
         size_h = np.abs(before - x)
         with np.errstate(invalid="ignore"):
-            found = (size_h >= size) & (was >= 2 * size) & (off <= 0.5 * was)
+            # Back to within half the distance, or through the usual level to nearer it than it
+            # came from: after a long drift the usual level (a median) lies part of the way along
+            # the drift, and the sensor's return overshoots it.
+            crossed = np.sign(x - usual) * np.sign(before - usual) < 0
+            found = (size_h >= size) & (was >= 2 * size) & ((off <= 0.5 * was) | (crossed & (off < was)))
         larger = found & (size_h > moved)
         start = np.where(larger, before, start)
         moved = np.where(larger, size_h, moved)
