@@ -41,7 +41,7 @@ from analytics.water.profiles import Profiles
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
-from citysense.cmd_demo import SIM_STATION_KINDS, demo_settings
+from citysense.cmd_demo import SIM_STATION_KINDS, demo_profiles, demo_settings
 from testkit.water_sim import Truth, simulate
 
 GRACE_FIELD_S = 1800.0  # the issue's target: detected within 30 minutes
@@ -230,16 +230,18 @@ def demo(
     on the same history; per station-week of the demo's own time (its sondes read a field week
     in 1/scale of a week) and of wall time."""
     scale = 60.0 / args.interval
+    # The settings and the rule profiles of each (the demo writes both).
     configs = {
-        "before (QC scaled alone)": LiveConfig(qc=default_qc_config().time_scaled(scale)),
-        "now (demo_settings: the engine scaled)": demo_settings(args.interval).live_config(
-            default_qc_config()
+        "before (QC scaled alone)": (LiveConfig(qc=default_qc_config().time_scaled(scale)), load_profiles()),
+        "now (demo_settings: the engine scaled)": (
+            demo_settings(args.interval).live_config(default_qc_config()),
+            demo_profiles(args.interval),
         ),
     }
     wall_weeks = args.days / 7.0
     out: dict[str, dict[str, Any]] = {}
-    for name, config in configs.items():
-        act, live_s, readings = run_live(data, config, args.wakeup, station_kinds)
+    for name, (config, profiles) in configs.items():
+        act, live_s, readings = run_live(data, config, args.wakeup, station_kinds, profiles)
         result = score(truth, act, wall_weeks * scale, args.stations, sites, time_scale=scale)
         result["false_alerts_per_station_week_of_wall_time"] = round(
             int(cast(int, result["false_alerts"])) / (wall_weeks * args.stations), 2

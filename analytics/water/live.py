@@ -125,18 +125,19 @@ class LiveConfig:
         """The engine for series whose time runs `factor` times faster than the field's: a
         demonstration whose sondes sample every 5 s what a field sonde samples every minute, and
         whose faults and events last as many readings as in the field (12). Every span in
-        seconds is `factor` times shorter: QC's (`QcConfig.time_scaled`), the instrument checks'
-        windows and hold-over (`FaultConfig.time_scaled`), the context kept, the minimum breach
-        duration of every rule profile (`for_station`) and when alerts escalate and clear. What
-        is counted in readings (the detector's windows, stuck runs, confirmation, gaps in
-        sampling intervals) stays: at that cadence the series is the field's, read faster."""
+        seconds of the engine is `factor` times shorter: QC's (`QcConfig.time_scaled`), the
+        instrument checks' windows and hold-over (`FaultConfig.time_scaled`), the context kept,
+        and when alerts escalate and clear. What is counted in readings (the detector's windows,
+        stuck runs, confirmation, gaps in sampling intervals) stays: at that cadence the series
+        is the field's, read faster. The rule profiles' minimum breach durations are the
+        operator's, read by the station pages too: scale them in the profiles file
+        (`Profiles.time_scaled`; the demo writes its own)."""
         if not factor > 0:
             raise ValueError(f"factor must be positive, got {factor}")
         return replace(
             self,
             qc=self.qc.time_scaled(factor),
             faults=None if self.faults is None else self.faults.time_scaled(factor),
-            compliance=replace(self.compliance, min_duration_s=self.compliance.min_duration_s / factor),
             context_s=self.context_s / factor,
             policies={k: p.time_scaled(factor) for k, p in self.policies.items()},
             time_scale=self.time_scale * factor,
@@ -144,14 +145,12 @@ class LiveConfig:
 
 
 def for_station(config: LiveConfig, profile: Profile) -> LiveConfig:
-    """The engine's settings for one station: its rule profile's limits and breach duration
-    (in the config's time: `LiveConfig.time_scaled`).
+    """The engine's settings for one station: its rule profile's limits and breach duration.
 
     The one place a profile meets the engine: the water worker, `citysense detect water` and
     every evaluation call it, so a station is judged by the same rules offline and live.
     """
-    rules = profile.compliance
-    return replace(config, compliance=replace(rules, min_duration_s=rules.min_duration_s / config.time_scale))
+    return replace(config, compliance=profile.compliance)
 
 
 @dataclass(slots=True)

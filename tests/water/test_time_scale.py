@@ -15,9 +15,11 @@ from analytics.water.faults import FaultConfig
 from analytics.water.live import LiveConfig, for_station
 from analytics.water.pipeline import run_series
 from analytics.water.profiles import load as load_profiles
+from analytics.water.profiles import parse as parse_profiles
+from analytics.water.profiles import to_toml as profiles_to_toml
 from analytics.water.qc_config import default_qc_config
 from analytics.water.settings import SettingsError, WaterSettings, settings_from_toml, settings_to_toml
-from citysense.cmd_demo import demo_settings
+from citysense.cmd_demo import demo_profiles, demo_settings
 from testkit.water_sim import simulate
 
 FACTOR = 12.0
@@ -38,10 +40,13 @@ def test_the_same_readings_faster_give_the_same_flags_events_and_alerts(
     t, x = field
     # The same readings, their time running 12 times faster (aligned as the field's: t / 12).
     fast = t / FACTOR
-    profile = load_profiles().for_station("wq", "treatment_plant_outlet")
+    profiles = load_profiles()
+    profile = profiles.for_station("wq", "treatment_plant_outlet")
+    # The demo's: the engine's spans and the rule profiles' breach durations in its time.
+    fast_profile = demo_profiles(5.0).for_station("wq", "treatment_plant_outlet")
     base = LiveConfig(qc=default_qc_config())
     slow_run = run_series(base, t, x, wakeup=100, profile=profile)
-    fast_run = run_series(base.time_scaled(FACTOR), fast, x, wakeup=100, profile=profile)
+    fast_run = run_series(demo_settings(5.0).live_config(base.qc), fast, x, wakeup=100, profile=fast_profile)
     assert np.array_equal(fast_run.flags, slow_run.flags)
     assert np.array_equal(fast_run.event, slow_run.event)
     assert np.array_equal(fast_run.evidence, slow_run.evidence)
@@ -67,33 +72,45 @@ def test_every_span_in_seconds_is_scaled_and_counts_of_readings_stay() -> None:
     assert fast.detector == base.detector  # its windows are counted in readings
     assert fast.qc == base.qc.time_scaled(FACTOR)
     f, g = base.faults, fast.faults
-    assert f is not None and g is not None
+    assert f is not None
+    assert g is not None
     assert g.holdover_s == f.holdover_s / FACTOR
     assert g.trend_windows_s == tuple(w / FACTOR for w in f.trend_windows_s)
     assert g.trend_change["ph"] == pytest.approx(f.trend_change["ph"] * FACTOR**0.5)
-    assert g.spike_window == f.spike_window and g.trend_min_readings == f.trend_min_readings
+    assert g.spike_window == f.spike_window
+    assert g.trend_min_readings == f.trend_min_readings
     for kind in AlertKind:
         assert fast.policies[kind].clear_after_s == base.policies[kind].clear_after_s / FACTOR
+    # The profiles' breach durations are the operator's (read by the station pages too): the
+    # profiles file scales them, not the engine.
     profile = load_profiles().default
-    assert for_station(fast, profile).compliance.min_duration_s == profile.min_breach_s / FACTOR
-    assert for_station(base, profile).compliance.min_duration_s == profile.min_breach_s
+    assert for_station(fast, profile).compliance == profile.compliance
+    demo = demo_profiles(5.0)
+    assert demo.default.min_breach_s == profile.min_breach_s / FACTOR
+    assert demo.default.limits == profile.limits
+    assert demo.default.min_silence_s == profile.min_silence_s  # a silent station is silent
+    assert parse_profiles(profiles_to_toml(demo)) == demo
     for bad in (0.0, -1.0):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="factor must be positive"):
             base.time_scaled(bad)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="factor must be positive"):
             FaultConfig().time_scaled(bad)
+        with pytest.raises(ValueError, match="factor must be positive"):
+            load_profiles().time_scaled(bad)
 
 
 def test_the_settings_file_carries_the_time_scale_and_the_demo_writes_it() -> None:
     settings = demo_settings(5.0)
     assert settings.time_scale == FACTOR
     text = settings_to_toml(settings)
-    assert "[engine]" in text and "time_scale = 12.0" in text
+    assert "[engine]" in text
+    assert "time_scale = 12.0" in text
     assert settings_from_toml(text) == settings
     qc = default_qc_config()
     # The QC thresholds given are the field's; the settings scale them with the rest.
     field_settings = WaterSettings().live_config(qc)
-    assert field_settings.time_scale == 1.0 and field_settings.qc == qc
+    assert field_settings.time_scale == 1.0
+    assert field_settings.qc == qc
     assert settings.live_config(qc) == field_settings.time_scaled(FACTOR)
     assert "[engine]" not in settings_to_toml(WaterSettings())
     for doc, message in (
