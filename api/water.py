@@ -22,7 +22,7 @@ from analytics.water.status import station_statuses
 from api import checks
 from api.auth import User, View, optional_user, view
 from api.errors import ApiError, documented
-from api.state import pool_of, state_of
+from api.state import pool_of, read_connection_of, state_of
 from devices.topics import DEVICE_ID
 from devices.water import PARAMETERS
 
@@ -286,7 +286,7 @@ async def readings(
         )
     if DEVICE_ID.fullmatch(device_id) is None:  # e.g. a NUL byte, which PostgreSQL cannot compare
         raise ApiError(404, "unknown_station", f"no water station {device_id!r}")
-    async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with read_connection_of(request) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT 1 FROM devices WHERE device_id = %s AND kind = 'water'", (device_id,))
         if await cur.fetchone() is None:
             raise ApiError(404, "unknown_station", f"no water station {device_id!r}")
