@@ -83,7 +83,7 @@ function chart(param, rows, limits, w0, w1) {
   for (const [t, v, qc] of pts) {
     if (qc === 3 || qc === 4) svg.append(CSMap.svg("circle", { cx: x(t), cy: y(v), r: 3, fill: qc === 4 ? "#b3261e" : "#b26a00", class: "qc-" + qc }));
   }
-  const title = CSMap.svg("text", { x: L + 4, y: T + 12, style: "font-weight:600;fill:#1b2a38" }); title.textContent = CS.t(param); svg.append(title);
+  const title = CSMap.svg("text", { x: L + 4, y: T + 12, class: "chart-title" }); title.textContent = CS.t(param); svg.append(title);
   return svg;
 }
 
