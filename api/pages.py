@@ -54,6 +54,7 @@ _ASSETS = {
     "alert.js": _JS,
     "overview.js": _JS,
     "stations.js": _JS,
+    "station.js": _JS,
     "login.js": _JS,
 }
 
@@ -130,7 +131,7 @@ def _served(name: str) -> tuple[str, dict[str, str]]:
 @functools.cache
 def _page_scripts() -> dict[str, str]:
     scripts: dict[str, str] = {}
-    for name in {*_PAGES.values(), "alert.html"}:
+    for name in {*_PAGES.values(), "alert.html", "station.html"}:
         scripts.update(_served(name)[1])
     return scripts
 
@@ -150,6 +151,11 @@ for _path, _name in _PAGES.items():
 @router.get("/transit/alerts/{alert_id}", response_class=HTMLResponse)
 async def alert_page(alert_id: str) -> HTMLResponse:
     return HTMLResponse(_served("alert.html")[0], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/water/stations/{station_id}", response_class=HTMLResponse)
+async def station_page(station_id: str) -> HTMLResponse:
+    return HTMLResponse(_served("station.html")[0], headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/static/page/{name}")
