@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 
@@ -30,6 +30,7 @@ MAX_OPEN_ALERTS = 50
 MAX_NOTES = 20
 MAX_FLAGGED = 5000
 MAX_SPANS = 500
+DeviceId = Annotated[str, Path(max_length=200)]
 # A station's instruments: the parameters it reported in its latest readings, at most this many.
 INSTRUMENT_ROWS = 1440
 
@@ -44,7 +45,7 @@ def _known(device_id: str) -> None:
 
 @router.get("/stations/{device_id}", dependencies=[view(View.STATIONS)], responses=documented(401, 404))
 async def station(
-    request: Request, device_id: str, user: Annotated[User | None, Depends(optional_user)]
+    request: Request, device_id: DeviceId, user: Annotated[User | None, Depends(optional_user)]
 ) -> dict[str, Any]:
     """One station: its row of the stations list (state, latest reading, profile) with its
     `instruments`; for logged-in callers also its open `alerts` (not resolved, newest first), the
@@ -101,7 +102,7 @@ async def _staff_side(cur: AsyncCursor[dict[str, Any]], device_id: str) -> dict[
 )
 async def marks(
     request: Request,
-    device_id: str,
+    device_id: DeviceId,
     user: Annotated[User | None, Depends(optional_user)],
     start: Annotated[datetime | None, Query(description="RFC 3339; default: end minus 24 h")] = None,
     end: Annotated[datetime | None, Query(description="RFC 3339; default: now")] = None,
