@@ -170,3 +170,24 @@ def test_dragging_across_a_chart_zooms_in_to_a_finer_bucket(
     page.click("#reset-zoom")
     expect(chart).to_have_attribute("data-bucket", before or "")
     expect(page.locator("#reset-zoom")).to_be_hidden()
+
+
+def test_the_stations_list_the_overview_and_an_alert_lead_to_the_page(
+    page: Page, station_site: tuple[str, Station]
+) -> None:
+    site, st = station_site
+    login(page, site, "mai", then="/water/stations")
+    link = page.locator(f'#rows a[href="/water/stations/{st.device_id}"]')
+    link.click()
+    expect(page.locator("#station-id")).to_have_text(st.device_id)
+    page.goto(f"{site}/")
+    page.locator(f'#rows a[href="/water/stations/{st.device_id}"]').click()
+    expect(page.locator("#station-id")).to_have_text(st.device_id)
+    # From the alert, the page opens on the hours around it: its span is on the charts.
+    page.goto(f"{site}/water/alerts/{st.cleared_alert}")
+    page.locator("#station-link").click()
+    chart = page.locator('svg.chart[data-param="ph"]')
+    expect(chart.locator(f'g.alert-span[data-alert="{st.cleared_alert}"]')).to_have_count(1)
+    assert _ms(chart, "start") == (st.cleared_span[0] - timedelta(hours=3)).timestamp() * 1000
+    assert _ms(chart, "end") == (st.cleared_span[1] + timedelta(hours=3)).timestamp() * 1000
+    assert chart.get_attribute("data-bucket") == "1m"
