@@ -20,6 +20,7 @@ from api import (
     pages,
     routes,
     sessions,
+    station,
     transit,
     water,
 )
@@ -90,6 +91,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.add_middleware(headers.SecurityHeaders, tile_url=config.tile_url)
     app.include_router(health.router)
     app.include_router(water.router)
+    app.include_router(station.router)
     app.include_router(maintenance.make_router(role_name(Role.WATER_STAFF)))
     app.include_router(transit.router)
     app.include_router(gtfsrt_routes.router)
