@@ -49,6 +49,7 @@ def decode(
     c_along: FloatArray,
     c_delay: FloatArray,
     t: FloatArray,
+    still: FloatArray,
     states: Mapping[str, VehicleState],
     cfg: MatchConfig,
 ) -> tuple[IntArray, Carry]:
@@ -93,6 +94,10 @@ def decode(
     prev_delay = np.zeros((n, k))
     prev_t = np.full(n, -np.inf)
     prev_n = np.zeros(n, dtype=np.int64)
+    # How long the vehicle had stood still at its previous fix (a layover before a departure).
+    cur_still = still[fix]
+    prev_still = np.zeros(n)
+    prev_still[head:] = cur_still[before]
     prev_inst[head:] = cur_inst[before]
     prev_along[head:] = cur_along[before]
     prev_delay[head:] = cur_delay[before]
@@ -113,6 +118,9 @@ def decode(
         seen = np.array([s.seen_time if s is not None else np.nan for s in map(states.get, vnames)])
         known = np.flatnonzero(np.isfinite(seen))
         prev_t[rank[known]] = seen[known]
+        since = np.array([s.standing_since if s is not None else np.nan for s in map(states.get, vnames)])
+        stood = np.flatnonzero(np.isfinite(seen) & np.isfinite(since))
+        prev_still[rank[stood]] = np.maximum(seen[stood] - since[stood], 0.0)
         if len(inst):
             vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
             left = seen[vi] > when
@@ -130,7 +138,7 @@ def decode(
             _resume_hypotheses(index, inst, vnames, states, rank, k, seen, cost, prev, mem)
 
     prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
-    trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), cfg)
+    trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), prev_still, cfg)
     back = np.empty((n, k), dtype=np.intp)
     # Flat index of (vehicle, previous slot 0, slot) in a step's (A, K, K) costs.
     at = np.arange(n_v)[:, None] * (k * k) + np.arange(k)
@@ -316,6 +324,7 @@ def _transitions(
     inst: Instances,
     prev: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
     cur: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
+    prev_still: FloatArray,
     cfg: MatchConfig,
 ) -> FloatArray:
     """Cost of going from each slot of the previous fix to each slot of this one: (N, K, K).
@@ -366,7 +375,19 @@ def _transitions(
     )
     last_b = (index.trip_last_m[itrip] - cfg.terminal_m)[sb]
     idle = (pa >= last_b) & (ca >= last_b)
-    drift = (cur_delay.ravel()[sq] - prev_delay.ravel()[sp]) / (cfg.delay_drift * np.sqrt(dt))[sj]
+    cd, pd = cur_delay.ravel()[sq], prev_delay.ravel()[sp]
+    # A bus that has laid over at the trip's first stop leaves when it leaves: how early or late it
+    # departs is weighed once, by the departure prior, not as a jump of the delay it had while waiting
+    # (0 before the scheduled departure). A bus that turns at the terminal without a layover is as late
+    # as it arrived: its delay drifts on.
+    first_b = (index.trip_first_m[itrip] + cfg.terminal_m)[sb]
+    waited = prev_still[sj] >= cfg.depart_wait_s
+    at_p = pa <= first_b
+    left = at_p & (ca > first_b) & waited
+    sigma_dep = np.where(cd < 0.0, cfg.sigma_depart_early_s, cfg.sigma_depart_late_s)
+    drift = np.where(left, 0.0, cd - pd) / (cfg.delay_drift * np.sqrt(dt))[sj]
+    drift = np.where(at_p & (ca <= first_b) & waited & (cd >= 0.0), 0.0, drift)
+    same_cost += np.where(left, 0.5 * (cd / sigma_dep) ** 2, 0.0)
     same_cost += np.where(idle, cfg.idle_at_end_cost, 0.0)
     same_cost += 0.5 * drift**2
     out.ravel()[flat[same]] = same_cost

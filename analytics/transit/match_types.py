@@ -43,6 +43,12 @@ class MatchConfig:
     sigma_early_s: float = 150.0
     sigma_late_s: float = 600.0
     delay_drift: float = 5.0
+    sigma_depart_early_s: float = 120.0
+    sigma_depart_late_s: float = 120.0
+    depart_wait_s: float = 180.0
+    depart_within_s: float = 180.0
+    layover_stand_m: float = 50.0
+    layover_gap_s: float = 150.0
     # A per-fix prior, free within a band of ordinary delays, keeps implausible ones out: running
     # far ahead of the timetable is rarer than running far behind it.
     weak_free_early_s: float = 0.0

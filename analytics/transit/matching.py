@@ -34,6 +34,7 @@ from analytics.transit.states import (
     layover_fill,
     service_states,
     standing_s,
+    waited_s,
 )
 from analytics.transit.states import (
     next_assigned as _next_assigned,
@@ -185,7 +186,25 @@ def match_fixes(
     # Vehicles as integer codes, once: sorting and grouping by them is cheaper than by strings.
     vehicles = (vnames, vcode, by_time)
     lap("top-k")
-    chosen, carry = decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    chosen, carry = decode(
+        index,
+        inst,
+        vehicles,
+        c_inst,
+        c_cost,
+        c_along,
+        c_delay,
+        t,
+        waited_s(
+            vcode,
+            by_time,
+            t,
+            standing_s(vcode, by_time, t, x, y, cfg.layover_stand_m, cfg.layover_gap_s),
+            cfg.depart_within_s,
+        ),
+        states,
+        cfg,
+    )
     lap("decode")
     rows = np.arange(n)
     ci = c_inst[rows, chosen]

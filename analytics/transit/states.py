@@ -66,6 +66,24 @@ def standing_s(
     return out
 
 
+def waited_s(vcode: IntArray, by_time: IntArray, t: FloatArray, still: FloatArray, within_s: float) -> FloatArray:
+    """Per fix, how long the vehicle stood at its last standing fix up to this one (that fix's
+    `standing_s`), if that fix is at most `within_s` before; else 0. A bus leaving a terminal has
+    waited there just before, though its fixes on the way out no longer stand."""
+    n = len(t)
+    out = np.zeros(n)
+    if n == 0:
+        return out
+    o = by_time
+    v, tt, st = vcode[o], t[o], still[o]
+    pos = np.where(st > 0, np.arange(n), -1)
+    np.maximum.accumulate(pos, out=pos)
+    k = np.maximum(pos, 0)
+    ok = (pos >= 0) & (v[k] == v) & (tt - tt[k] <= within_s)
+    out[o] = np.where(ok, st[k], 0.0)
+    return out
+
+
 def service_states(
     index: TripIndex, trip: IntArray, shift: FloatArray, dist_m: FloatArray, t: FloatArray, terminal_m: float
 ) -> Int8Array:
