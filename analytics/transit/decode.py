@@ -25,6 +25,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _SPAN = 1.0e7  # metres: longer than any shape
+_DEBUG = None
 
 
 class Carry(NamedTuple):
@@ -139,6 +140,11 @@ def decode(
 
     prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
     trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), prev_still, cfg)
+    cur_start = (cur_inst >= 0) & (
+        cur_along <= index.trip_first_m[inst.trip[np.maximum(cur_inst, 0)]] + cfg.terminal_m
+        if len(inst)
+        else np.zeros((n, k), dtype=bool)
+    )
     back = np.empty((n, k), dtype=np.intp)
     # Flat index of (vehicle, previous slot 0, slot) in a step's (A, K, K) costs.
     at = np.arange(n_v)[:, None] * (k * k) + np.arange(k)
@@ -150,12 +156,14 @@ def decode(
         if (mem_inst[:a] >= 0).any():
             step_trans = step_trans.copy()
             mem = (mem_inst[:a], mem_delay[:a], mem_t[:a])
-            cur = (cur_inst[lo:hi, 1:], cur_delay[lo:hi, 1:], cur_t[lo:hi])
+            cur = (cur_inst[lo:hi, 1:], cur_delay[lo:hi, 1:], cur_t[lo:hi], cur_start[lo:hi, 1:])
             step_trans[:, 0, 1:] += _resume(inst, blocks, mem, step_trans[:, 0, 1:], cur, cfg)
         total = np.add(cost[:a, :, None], step_trans, out=buf[:a])
         arg = np.argmin(total, axis=1, out=back[lo:hi])
         step_cost = np.add(total.ravel()[at[:a] + arg * k], cur_cost[lo:hi], out=cost[:a])
         step_cost -= step_cost.min(axis=1, keepdims=True)
+        if _DEBUG is not None:
+            _DEBUG.append((step_cost[0].copy(), mem_inst[0], step_trans[0].copy()))
         # The "no trip" state came from a trip: remember it.
         p0 = arg[:, 0]
         took = np.flatnonzero(p0 > 0)
@@ -257,19 +265,27 @@ def _instances_of(
     return out
 
 
+def _late_departure(delay: FloatArray, brought: FloatArray | float, cfg: MatchConfig) -> FloatArray:
+    """Cost of departing a trip's first stop `delay` late, of which `brought` is the lateness the bus
+    arrived with (it could not leave earlier)."""
+    late = np.maximum(delay - brought, 0.0)
+    out: FloatArray = 0.5 * (late / cfg.sigma_depart_late_s) ** 2
+    return out
+
+
 def _resume(
     inst: Instances,
     blocks: IntArray,
     mem: tuple[IntArray, FloatArray, FloatArray],
     entry: FloatArray,
-    cur: tuple[IntArray, FloatArray, FloatArray],
+    cur: tuple[IntArray, FloatArray, FloatArray, npt.NDArray[np.bool_]],
     cfg: MatchConfig,
 ) -> FloatArray:
     """What to add to the cost of taking up each candidate (A, K-1) from "no trip", given the trip the
     vehicle last ran before it (`mem_*`): back on that same trip, the cost of its delay's drift instead
     of a fresh entry; on a trip of another block, or one of its block that does not follow, more."""
     mem_inst, mem_delay, mem_t = mem
-    cur_inst, cur_delay, cur_t = cur
+    cur_inst, cur_delay, cur_t, cur_start = cur
     ok = cur_inst >= 0
     a = mem_inst[:, None]
     b = np.maximum(cur_inst, 0)
@@ -284,6 +300,13 @@ def _resume(
     follows = inst.start[b] >= inst.end[am] - cfg.switch_slack_s
     backwards = known & ~same & ~other_block & ~follows
     out = np.where(same, resume - entry, 0.0)
+    # Departing the first stop late: the lateness the bus brought from the trip it ran last is its own.
+    brought = np.maximum(mem_t[:, None] - inst.start[b], 0.0)
+    out += np.where(
+        known & ~same & cur_start,
+        _late_departure(cur_delay, brought, cfg) - _late_departure(cur_delay, 0.0, cfg),
+        0.0,
+    )
     out += np.where(other_block, cfg.block_change_cost, 0.0)
     out += np.where(backwards, cfg.bad_switch_cost, 0.0)
     return np.where(ok, out, 0.0)
@@ -343,6 +366,10 @@ def _transitions(
     mid = cur_along > index.trip_first_m[trip] + 2 * cfg.terminal_m
     dd = cur_delay - cfg.delay_mean_s
     prior = 0.5 * (dd / np.where(dd < 0, cfg.sigma_early_s, cfg.sigma_late_s)) ** 2
+    # Taken up at its first stop, a trip departs now or soon: how late is weighed by the departure
+    # prior, less the lateness the bus brings from its previous trip (none for a fresh start).
+    at_c = ok & (cur_along <= index.trip_first_m[trip] + cfg.terminal_m)
+    prior = np.where(at_c, _late_departure(cur_delay, 0.0, cfg), prior)
     mid &= (dt < cfg.mid_entry_gap_s)[:, None]
     entry = cfg.enter_cost + prior + np.where(mid, cfg.mid_entry_cost, 0.0)
     out = np.empty((n, k, k))
@@ -399,5 +426,11 @@ def _transitions(
     same_block = (blocks[b] == ba) & (ba >= 0)
     extra = np.where(same_block, cfg.switch_cost - cfg.block_bonus, cfg.switch_cost)
     extra += np.where((blocks[b] >= 0) & (ba >= 0) & (blocks[b] != ba), cfg.block_change_cost, 0.0)
-    out.ravel()[flat[other]] = entry.ravel()[jq[other]] + np.where(follows, extra, cfg.bad_switch_cost)
+    e = entry.ravel()[jq[other]]
+    cd = cur_delay.ravel()[jq[other]]
+    brought = np.maximum(prev_t[j[other]] - inst.start[b], 0.0)
+    e += np.where(
+        at_c.ravel()[jq[other]], _late_departure(cd, brought, cfg) - _late_departure(cd, 0.0, cfg), 0.0
+    )
+    out.ravel()[flat[other]] = e + np.where(follows, extra, cfg.bad_switch_cost)
     return out
