@@ -25,7 +25,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _SPAN = 1.0e7  # metres: longer than any shape
-_DEBUG = None
 
 
 class Carry(NamedTuple):
@@ -162,8 +161,6 @@ def decode(
         arg = np.argmin(total, axis=1, out=back[lo:hi])
         step_cost = np.add(total.ravel()[at[:a] + arg * k], cur_cost[lo:hi], out=cost[:a])
         step_cost -= step_cost.min(axis=1, keepdims=True)
-        if _DEBUG is not None:
-            _DEBUG.append((step_cost[0].copy(), mem_inst[0], step_trans[0].copy()))
         # The "no trip" state came from a trip: remember it.
         p0 = arg[:, 0]
         took = np.flatnonzero(p0 > 0)
