@@ -118,9 +118,14 @@ def decode(
         seen = np.array([s.seen_time if s is not None else np.nan for s in map(states.get, vnames)])
         known = np.flatnonzero(np.isfinite(seen))
         prev_t[rank[known]] = seen[known]
-        since = np.array([s.standing_since if s is not None else np.nan for s in map(states.get, vnames)])
-        stood = np.flatnonzero(np.isfinite(seen) & np.isfinite(since))
-        prev_still[rank[stood]] = np.maximum(seen[stood] - since[stood], 0.0)
+        # How long it had waited at its last fix: its last rest, if recent (see states.waited_s).
+        rt, rs = (
+            np.array([(s.rest_time, s.rest_s) if s is not None else (np.nan, np.nan) for s in map(states.get, vnames)])
+            .reshape(-1, 2)
+            .T
+        )
+        stood = np.flatnonzero(np.isfinite(seen) & np.isfinite(rt) & (seen - rt <= cfg.depart_within_s))
+        prev_still[rank[stood]] = np.nan_to_num(rs[stood])
         if len(inst):
             vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
             left = seen[vi] > when

@@ -147,6 +147,11 @@ class VehicleState(NamedTuple):
     # delay of each hypothesis. Empty for a state not made by match_fixes.
     hyp_trips: tuple[str, ...] = ()
     hyp_values: bytes = b""
+    # Layovers (MatchConfig.layover_stand_m): since when the vehicle had rested at its last fix, and
+    # when it last rested and for how long then (nan where unknown).
+    rest_since: float = math.nan
+    rest_time: float = math.nan
+    rest_s: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)

@@ -126,8 +126,23 @@ def match_fixes(
         y,
         cfg.standing_m,
         cfg.mid_entry_gap_s,
-        _standing_since(index, vnames, vcode, by_time, t, x, y, states, cfg),
+        _standing_since(index, vnames, vcode, by_time, t, x, y, states, 10, cfg.standing_m, cfg.mid_entry_gap_s),
     )
+    # Resting in a wider sense (GPS wanders at a terminal), seen without a gap: a layover.
+    rest = standing_s(
+        vcode,
+        by_time,
+        t,
+        x,
+        y,
+        cfg.layover_stand_m,
+        cfg.layover_gap_s,
+        _standing_since(
+            index, vnames, vcode, by_time, t, x, y, states, 13, cfg.layover_stand_m, cfg.layover_gap_s
+        ),
+    )
+    rested = _rested_before(vnames, states)
+    waited, rest_t = waited_s(vcode, by_time, t, rest, cfg.depart_within_s, rested)
     away = (palong > index.trip_first_m[ptrip] + cfg.terminal_m) & (
         palong < index.trip_last_m[ptrip] - cfg.terminal_m
     )
@@ -195,13 +210,7 @@ def match_fixes(
         c_along,
         c_delay,
         t,
-        waited_s(
-            vcode,
-            by_time,
-            t,
-            standing_s(vcode, by_time, t, x, y, cfg.layover_stand_m, cfg.layover_gap_s),
-            cfg.depart_within_s,
-        ),
+        waited,
         states,
         cfg,
     )
@@ -232,7 +241,7 @@ def match_fixes(
     lap("result")
     hyps = _hypotheses(index, inst, vehicles, c_inst, c_along, c_delay, carry)
     new_states = _last_states(
-        index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states, hyps
+        index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states, hyps, (rest, rest_t, waited)
     )
     lap("states")
     return MatchResult(
@@ -278,17 +287,19 @@ def _standing_since(
     x: FloatArray,
     y: FloatArray,
     states: Mapping[str, VehicleState],
-    cfg: MatchConfig,
+    field: int,
+    radius_m: float,
+    max_gap_s: float,
 ) -> FloatArray | None:
-    """Per fix, nan but for each vehicle's first fix still where its remembered last fix stood: since
-    when it has stood there."""
+    """Per fix, nan but for each vehicle's first fix still (within `radius_m`) where its remembered
+    last fix stood: since when it has stood there (the state's field number `field`)."""
     if not states:
         return None
     unknown = (math.nan,) * 4
     seen, lat, lon, since = (
         np.array(
             [
-                s[7:11] if s is not None else unknown  # seen_time, seen_lat, seen_lon, standing_since
+                (*s[7:10], s[field]) if s is not None else unknown  # seen_time, seen_lat, seen_lon, since
                 for s in map(states.get, vnames)
             ],
             dtype=np.float64,
@@ -303,11 +314,22 @@ def _standing_since(
     first[1:] = vcode[by_time][1:] != vcode[by_time][:-1]
     f = by_time[first]
     c = vcode[f]
-    close = np.hypot(x[f] - sx[c], y[f] - sy[c]) <= cfg.standing_m
-    close &= (t[f] >= seen[c]) & (t[f] - seen[c] <= cfg.mid_entry_gap_s)
+    close = np.hypot(x[f] - sx[c], y[f] - sy[c]) <= radius_m
+    close &= (t[f] >= seen[c]) & (t[f] - seen[c] <= max_gap_s)
     out = np.full(len(t), np.nan)
     out[f[close]] = since[c][close]
     return out
+
+
+def _rested_before(
+    vnames: list[str], states: Mapping[str, VehicleState]
+) -> tuple[FloatArray, FloatArray] | None:
+    """Per vehicle code, when it last rested before this batch and for how long (nan: unknown)."""
+    if not states:
+        return None
+    got = [(s.rest_time, s.rest_s) if s is not None else (math.nan, math.nan) for s in map(states.get, vnames)]
+    rt, rs = np.array(got, dtype=np.float64).reshape(-1, 2).T
+    return rt, rs
 
 
 def _last_states(
@@ -322,6 +344,7 @@ def _last_states(
     still: FloatArray,
     previous: Mapping[str, VehicleState],
     hyps: tuple[list[tuple[str, ...]], list[bytes]],
+    resting: tuple[FloatArray, FloatArray, FloatArray],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
     vnames, vcode, by_time = vehicles
@@ -349,12 +372,18 @@ def _last_states(
     on_trip = dict(zip(vcode[sel].tolist(), zip(*columns, strict=True), strict=True))
     none = ("", None, math.nan, math.nan, math.nan, math.nan)
     tt = fixes.time[seen]
+    rest, rest_t, waited = resting
+    # The rest that counts for a departure in the next batch: the last one, if recent.
+    rest_t = np.where(waited[seen] > 0, rest_t[seen], np.nan)
     tails = zip(
         tt.tolist(),
         fixes.lat[seen].tolist(),
         fixes.lon[seen].tolist(),
         (tt - still[seen]).tolist(),
         *hyps,  # by vehicle code, as `seen` is
+        (tt - rest[seen]).tolist(),
+        rest_t.tolist(),
+        waited[seen].tolist(),
         strict=True,
     )
     for c, tail in zip(vcode[seen].tolist(), tails, strict=True):

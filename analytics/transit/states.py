@@ -66,22 +66,40 @@ def standing_s(
     return out
 
 
-def waited_s(vcode: IntArray, by_time: IntArray, t: FloatArray, still: FloatArray, within_s: float) -> FloatArray:
+def waited_s(
+    vcode: IntArray,
+    by_time: IntArray,
+    t: FloatArray,
+    still: FloatArray,
+    within_s: float,
+    before: tuple[FloatArray, FloatArray] | None = None,
+) -> tuple[FloatArray, FloatArray]:
     """Per fix, how long the vehicle stood at its last standing fix up to this one (that fix's
     `standing_s`), if that fix is at most `within_s` before; else 0. A bus leaving a terminal has
-    waited there just before, though its fixes on the way out no longer stand."""
+    waited there just before, though its fixes on the way out no longer stand. `before` (per vehicle
+    code: time and standing of its last standing fix before these fixes, nan where unknown) counts for
+    the fixes before the vehicle's first standing one. Also, per fix, the time of that standing fix."""
     n = len(t)
     out = np.zeros(n)
+    when = np.full(n, np.nan)
     if n == 0:
-        return out
+        return out, when
     o = by_time
     v, tt, st = vcode[o], t[o], still[o]
     pos = np.where(st > 0, np.arange(n), -1)
     np.maximum.accumulate(pos, out=pos)
     k = np.maximum(pos, 0)
-    ok = (pos >= 0) & (v[k] == v) & (tt - tt[k] <= within_s)
-    out[o] = np.where(ok, st[k], 0.0)
-    return out
+    mine = (pos >= 0) & (v[k] == v)
+    rt = np.where(mine, tt[k], np.nan)
+    rs = np.where(mine, st[k], 0.0)
+    if before is not None:
+        bt, bs = before
+        rt = np.where(mine, rt, bt[v])
+        rs = np.where(mine, rs, np.nan_to_num(bs[v]))
+    ok = np.isfinite(rt) & (tt - rt <= within_s)
+    out[o] = np.where(ok, rs, 0.0)
+    when[o] = rt
+    return out, when
 
 
 def service_states(
