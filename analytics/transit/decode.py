@@ -49,7 +49,8 @@ def decode(
     c_along: FloatArray,
     c_delay: FloatArray,
     t: FloatArray,
-    still: FloatArray,
+    waited: FloatArray,
+    rested: FloatArray | None,
     states: Mapping[str, VehicleState],
     cfg: MatchConfig,
 ) -> tuple[IntArray, Carry]:
@@ -95,7 +96,7 @@ def decode(
     prev_t = np.full(n, -np.inf)
     prev_n = np.zeros(n, dtype=np.int64)
     # How long the vehicle had stood still at its previous fix (a layover before a departure).
-    cur_still = still[fix]
+    cur_still = waited[fix]
     prev_still = np.zeros(n)
     prev_still[head:] = cur_still[before]
     prev_inst[head:] = cur_inst[before]
@@ -118,14 +119,8 @@ def decode(
         seen = np.array([s.seen_time if s is not None else np.nan for s in map(states.get, vnames)])
         known = np.flatnonzero(np.isfinite(seen))
         prev_t[rank[known]] = seen[known]
-        # How long it had waited at its last fix: its last rest, if recent (see states.waited_s).
-        rt, rs = (
-            np.array([(s.rest_time, s.rest_s) if s is not None else (np.nan, np.nan) for s in map(states.get, vnames)])
-            .reshape(-1, 2)
-            .T
-        )
-        stood = np.flatnonzero(np.isfinite(seen) & np.isfinite(rt) & (seen - rt <= cfg.depart_within_s))
-        prev_still[rank[stood]] = np.nan_to_num(rs[stood])
+        if rested is not None:  # how long it had waited at its last fix (states.waited_s)
+            prev_still[rank[known]] = rested[known]
         if len(inst):
             vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
             left = seen[vi] > when

@@ -118,6 +118,7 @@ def match_fixes(
     cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (early**2 + late**2)
     vnames, vcode = _factorize(fixes.vehicle)
     by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
+    remembered = _state_columns(vnames, states)
     still = standing_s(
         vcode,
         by_time,
@@ -126,7 +127,7 @@ def match_fixes(
         y,
         cfg.standing_m,
         cfg.mid_entry_gap_s,
-        _standing_since(index, vnames, vcode, by_time, t, x, y, states, 10, cfg.standing_m, cfg.mid_entry_gap_s),
+        _standing_since(index, vcode, by_time, t, x, y, remembered, 3, cfg.standing_m, cfg.mid_entry_gap_s),
     )
     # Resting in a wider sense (GPS wanders at a terminal), seen without a gap: a layover.
     rest = standing_s(
@@ -137,11 +138,9 @@ def match_fixes(
         y,
         cfg.layover_stand_m,
         cfg.layover_gap_s,
-        _standing_since(
-            index, vnames, vcode, by_time, t, x, y, states, 13, cfg.layover_stand_m, cfg.layover_gap_s
-        ),
+        _standing_since(index, vcode, by_time, t, x, y, remembered, 4, cfg.layover_stand_m, cfg.layover_gap_s),
     )
-    rested = _rested_before(vnames, states)
+    rested = (remembered[:, 5], remembered[:, 6]) if remembered is not None else None
     waited, rest_t = waited_s(vcode, by_time, t, rest, cfg.depart_within_s, rested)
     away = (palong > index.trip_first_m[ptrip] + cfg.terminal_m) & (
         palong < index.trip_last_m[ptrip] - cfg.terminal_m
@@ -211,6 +210,7 @@ def match_fixes(
         c_delay,
         t,
         waited,
+        np.nan_to_num(remembered[:, 6]) if remembered is not None else None,
         states,
         cfg,
     )
@@ -278,37 +278,36 @@ def _monotone_runs(vehicle: IntArray, by_time: IntArray, inst: IntArray, dist: F
     return out
 
 
+def _state_columns(vnames: list[str], states: Mapping[str, VehicleState]) -> FloatArray | None:
+    """Per vehicle code, what its state remembers of its last fix (nan where unknown): seen_time,
+    seen_lat, seen_lon, standing_since, rest_since, rest_time, rest_s; None without any."""
+    if not states:
+        return None
+    unknown = (math.nan,) * 7
+    out = np.array(
+        [(*s[7:11], *s[13:16]) if s is not None else unknown for s in map(states.get, vnames)],
+        dtype=np.float64,
+    ).reshape(-1, 7)
+    return out if np.isfinite(out[:, 0]).any() else None
+
+
 def _standing_since(
     index: TripIndex,
-    vnames: list[str],
     vcode: IntArray,
     by_time: IntArray,
     t: FloatArray,
     x: FloatArray,
     y: FloatArray,
-    states: Mapping[str, VehicleState],
-    field: int,
+    remembered: FloatArray | None,
+    column: int,
     radius_m: float,
     max_gap_s: float,
 ) -> FloatArray | None:
     """Per fix, nan but for each vehicle's first fix still (within `radius_m`) where its remembered
-    last fix stood: since when it has stood there (the state's field number `field`)."""
-    if not states:
+    last fix stood: since when it has stood there (`column` of `_state_columns`)."""
+    if remembered is None:
         return None
-    unknown = (math.nan,) * 4
-    seen, lat, lon, since = (
-        np.array(
-            [
-                (*s[7:10], s[field]) if s is not None else unknown  # seen_time, seen_lat, seen_lon, since
-                for s in map(states.get, vnames)
-            ],
-            dtype=np.float64,
-        )
-        .reshape(-1, 4)
-        .T
-    )
-    if not np.isfinite(seen).any():
-        return None
+    seen, lat, lon, since = remembered[:, 0], remembered[:, 1], remembered[:, 2], remembered[:, column]
     sx, sy = index.feed.projection.to_xy(lat, lon)
     first = np.ones(len(by_time), dtype=bool)
     first[1:] = vcode[by_time][1:] != vcode[by_time][:-1]
@@ -319,17 +318,6 @@ def _standing_since(
     out = np.full(len(t), np.nan)
     out[f[close]] = since[c][close]
     return out
-
-
-def _rested_before(
-    vnames: list[str], states: Mapping[str, VehicleState]
-) -> tuple[FloatArray, FloatArray] | None:
-    """Per vehicle code, when it last rested before this batch and for how long (nan: unknown)."""
-    if not states:
-        return None
-    got = [(s.rest_time, s.rest_s) if s is not None else (math.nan, math.nan) for s in map(states.get, vnames)]
-    rt, rs = np.array(got, dtype=np.float64).reshape(-1, 2).T
-    return rt, rs
 
 
 def _last_states(
