@@ -131,7 +131,10 @@ def before_matcher() -> ModuleType:
 
     def load(name: str, path: str) -> ModuleType:
         src = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{BEFORE_REV}:{path}"], check=True, capture_output=True, text=True
+            ["git", "-C", str(ROOT), "show", f"{BEFORE_REV}:{path}"],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         spec = importlib.util.spec_from_loader(name, loader=None)
         assert spec is not None

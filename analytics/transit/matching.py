@@ -138,7 +138,9 @@ def match_fixes(
         y,
         cfg.layover_stand_m,
         cfg.layover_gap_s,
-        _standing_since(index, vcode, by_time, t, x, y, remembered, 4, cfg.layover_stand_m, cfg.layover_gap_s),
+        _standing_since(
+            index, vcode, by_time, t, x, y, remembered, 4, cfg.layover_stand_m, cfg.layover_gap_s
+        ),
     )
     rested = (remembered[:, 5], remembered[:, 6]) if remembered is not None else None
     waited, rest_t = waited_s(vcode, by_time, t, rest, cfg.depart_within_s, rested)
@@ -241,7 +243,18 @@ def match_fixes(
     lap("result")
     hyps = _hypotheses(index, inst, vehicles, c_inst, c_along, c_delay, carry)
     new_states = _last_states(
-        index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states, hyps, (rest, rest_t, waited)
+        index,
+        fixes,
+        vehicles,
+        trip,
+        sdate,
+        shift,
+        dist,
+        delay_out,
+        still,
+        states,
+        hyps,
+        (rest, rest_t, waited),
     )
     lap("states")
     return MatchResult(
