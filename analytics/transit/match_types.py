@@ -43,6 +43,11 @@ class MatchConfig:
     sigma_early_s: float = 150.0
     sigma_late_s: float = 600.0
     delay_drift: float = 5.0
+    # Departures from a trip's first stop. A bus that rested there (within layover_stand_m, fixes at
+    # most layover_gap_s apart) for depart_wait_s, ending at most depart_within_s before it leaves, leaves
+    # when it chooses: how early or late it leaves is weighed once by this prior, not as a jump of the
+    # delay it had while waiting. A trip taken up at its first stop pays the late side for the lateness
+    # the bus did not bring from its previous trip (all of it for a bus's first trip).
     sigma_depart_early_s: float = 120.0
     sigma_depart_late_s: float = 120.0
     depart_wait_s: float = 180.0
