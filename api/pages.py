@@ -38,6 +38,7 @@ _PAGES = {
     "/transit": "transit.html",
     "/transit/performance": "performance.html",
     "/transit/alerts": "transit_alerts.html",
+    "/transit/buses": "bus.html",
 }
 _JS = "text/javascript; charset=utf-8"
 # Every page's script is a file here: no inline script, so a CSP can forbid it.
@@ -50,6 +51,8 @@ _ASSETS = {
     "overview.js": _JS,
     "stations.js": _JS,
     "login.js": _JS,
+    "maps.js": _JS,
+    "bus.js": _JS,
 }
 
 
@@ -123,6 +126,11 @@ async def alert_page(alert_id: str) -> HTMLResponse:
     return HTMLResponse(_served("alert.html")[0], headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/transit/buses/{vehicle_id}", response_class=HTMLResponse)
+async def bus_page(vehicle_id: str) -> HTMLResponse:
+    return HTMLResponse(_served("bus.html")[0], headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/static/page/{name}")
 async def page_script(name: str) -> Response:
     code = _page_scripts().get(name)
@@ -180,6 +188,9 @@ async def site_config(request: Request) -> dict[str, Any]:
     return {
         "public_views": sorted(config.public_views),
         "tile_url": config.tile_url,
+        "basemap": None
+        if config.tile_url is None
+        else {"url": config.tile_url, "attribution": config.tile_attribution or ""},
         "timezone": config.timezone,
         # The limits of the default station kind; each station's own come with /water/stations.
         "water_limits": profile_json(config.profiles.default)["limits"],
