@@ -94,6 +94,31 @@ Object.assign(CSMap, (() => {
     });
   }
 
+  // Clusters with where each member is drawn ([x, y] in `at`), such that no two markers of radius
+  // r touch: clusters whose rings would overlap are merged, until none do.
+  function layout(items, r = 8) {
+    let groups = clusters(items);
+    for (;;) {
+      const placed = groups.map((members) => {
+        const cx = members.reduce((t, m) => t + m.x, 0) / members.length, cy = members.reduce((t, m) => t + m.y, 0) / members.length;
+        return { members, cx, cy, at: spread(members.length, cx, cy, r) };
+      });
+      let merged = null;
+      search: for (let i = 0; i < placed.length; i++) {
+        for (let j = i + 1; j < placed.length; j++) {
+          for (const [x1, y1] of placed[i].at) {
+            for (const [x2, y2] of placed[j].at) {
+              if (Math.hypot(x1 - x2, y1 - y2) < 2 * r + 2) { merged = [i, j]; break search; }
+            }
+          }
+        }
+      }
+      if (!merged) return placed;
+      const [i, j] = merged;
+      groups = groups.filter((_, k) => k !== i && k !== j).concat([[...groups[i], ...groups[j]]]);
+    }
+  }
+
   const intersects = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
   // Labels that do not pile up: each label (an SVG <text> already in the page, anchored at
   // (x, y) beside a marker of radius r) tries eight places around its anchor, right first, and takes
@@ -160,6 +185,6 @@ Object.assign(CSMap, (() => {
     g.insertBefore(CSMap.svg("rect", { x: bb.x - 4, y: bb.y - 1, width: bb.width + 8, height: bb.height + 2, fill: "#fff", opacity: 0.8 }), label);
   }
 
-  return { routeStyle, routeStyles, badge, badgeHtml, contrast, clusters, spread, declutter, ageOf, ago, STALE_AFTER_S,
+  return { routeStyle, routeStyles, badge, badgeHtml, contrast, clusters, spread, layout, declutter, ageOf, ago, STALE_AFTER_S,
     basemap, attribution };
 })());

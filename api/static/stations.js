@@ -56,11 +56,8 @@ function render() {
   // markers are spread on a ring, each with a line to where it stands.
   const items = placed.map((s) => { const [x, y] = project([s.location.lon, s.location.lat]); return { s, x, y, group: s.site || "" }; });
   const rank = (s) => Object.keys(COLOURS).indexOf(s.state);
-  const groups = CSMap.clusters(items).map((members) => members.sort((a, b) => a.s.device_id.localeCompare(b.s.device_id)));
   const obstacles = [], texts = [];
-  for (const members of groups) {
-    const cx = members.reduce((t, m) => t + m.x, 0) / members.length, cy = members.reduce((t, m) => t + m.y, 0) / members.length;
-    const spots = CSMap.spread(members.length, cx, cy);
+  for (const { members, cx, cy, at: spots } of CSMap.layout(items.sort((a, b) => a.s.device_id.localeCompare(b.s.device_id)))) {
     const g = CSMap.svg("g", { class: "site", "data-count": members.length });
     members.forEach((m, k) => {
       const [x, y] = spots[k], s = m.s;
@@ -74,8 +71,9 @@ function render() {
     });
     layer.append(g);
     const first = members[0].s;
-    const shared = members.every((m) => m.s.site && m.s.site === first.site);
-    const name = members.length === 1 ? (first.name || first.device_id) : (shared ? first.site : first.name || first.device_id);
+    // One site: its name; sites merged because their markers would touch: the first two, then "…".
+    const sites = [...new Set(members.map((m) => m.s.site || m.s.name || m.s.device_id))];
+    const name = members.length === 1 ? (first.name || first.device_id) : sites.slice(0, 2).join(" · ") + (sites.length > 2 ? " …" : "");
     const label = CSMap.svg("text", { class: "map-label", "data-count": members.length });
     label.textContent = members.length > 1 ? `${name} (${members.length})` : name;
     labels.append(label);
