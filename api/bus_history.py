@@ -32,65 +32,63 @@ TRIP_BREAK_S = 3600.0
 # On time: from 1 min early to 5 min late, as the live map and the route performance count it.
 EARLY_S, LATE_S = -60.0, 300.0
 
+# GROUPING(slice, trip_run, state_run) of each grouping set: a bit set for each column left out.
+_SLICES, _TRIP_RUNS, _STATE_RUNS = 0b011, 0b101, 0b110
+
 _RANGE = "vehicle_id = %(v)s AND time >= %(start)s AND time < %(end)s"
 
-# Every fix when they fit (`w` 0: one slice per fix); else the first fix of each of `points` equal
-# slices of the period, with the smallest and largest delay of its slice and how many fixes it stands
-# for. Read as an aggregate over the (vehicle_id, time) index, then one lookup per slice.
-_TRACK = f"""
-    WITH s AS (
-        SELECT CASE WHEN %(w)s > 0 THEN floor(extract(epoch FROM time - %(start)s) / %(w)s)
-                    ELSE extract(epoch FROM time) END AS slice,
-               min(time) AS first, count(*) AS n, min(delay_s) AS dmin, max(delay_s) AS dmax
-        FROM bus_positions WHERE {_RANGE} GROUP BY 1)
-    SELECT extract(epoch FROM b.time)::float8, b.lon, b.lat, b.delay_s, s.dmin, s.dmax, b.trip_id,
-           b.route_id, b.service_state, s.n, b.matched_at IS NOT NULL
-    FROM s JOIN bus_positions b ON b.vehicle_id = %(v)s AND b.time = s.first
-    ORDER BY b.time"""
-
-# Runs of one trip id among the matched fixes (gaps and islands): a new run where the trip id
-# changes or comes back after TRIP_BREAK_S.
-_TRIPS = f"""
+# One pass over the period's fixes in time order: each fix's slice of the track (every fix its own
+# when they all fit, `w` 0; else `points` equal slices of the period), its trip run (a new run where
+# the trip id changes, or comes back after TRIP_BREAK_S: the next service day's) and its service-state
+# run (a new one where the state changes, or after a silence of GAP_S); then the three groupings at
+# once: per slice its first fix, smallest and largest delay and count; per trip run and per state run
+# their first and last fix and counts. At most `limit` runs of each kind are returned.
+_PASS = f"""
     WITH f AS (
-        SELECT time, trip_id, route_id, delay_s, service_state,
-               lag(trip_id) OVER (ORDER BY time) AS prev_trip, lag(time) OVER (ORDER BY time) AS prev_time
-        FROM bus_positions WHERE {_RANGE} AND matched_at IS NOT NULL),
-    r AS (
-        SELECT *, sum(CASE WHEN trip_id IS DISTINCT FROM prev_trip
-                             OR time - prev_time > make_interval(secs => %(brk)s) THEN 1 ELSE 0 END)
-                  OVER (ORDER BY time ROWS UNBOUNDED PRECEDING) AS run
-        FROM f)
-    SELECT trip_id, min(route_id), extract(epoch FROM min(time))::float8,
-           extract(epoch FROM max(time))::float8, count(*),
-           count(*) FILTER (WHERE service_state = 'layover'),
-           count(delay_s) FILTER (WHERE coalesce(service_state, 'in_service') = 'in_service'),
-           count(*) FILTER (WHERE coalesce(service_state, 'in_service') = 'in_service'
-                            AND delay_s < %(early)s),
-           count(*) FILTER (WHERE coalesce(service_state, 'in_service') = 'in_service'
-                            AND delay_s > %(late)s),
-           avg(delay_s) FILTER (WHERE coalesce(service_state, 'in_service') = 'in_service'),
-           max(delay_s) FILTER (WHERE coalesce(service_state, 'in_service') = 'in_service'),
-           (array_agg(delay_s ORDER BY time DESC) FILTER (WHERE delay_s IS NOT NULL))[1]
-    FROM r WHERE trip_id IS NOT NULL
-    GROUP BY run, trip_id ORDER BY run LIMIT %(limit)s"""
-
-# Spans of one service state, as stored with each fix ('unmatched' before the transit worker saw
-# it, 'unknown' for a fix it matched before it stored states); a silence longer than GAP_S ends one.
-_STATES = f"""
-    WITH f AS (
-        SELECT time, CASE WHEN matched_at IS NULL THEN 'unmatched'
-                          ELSE coalesce(service_state, 'unknown') END AS state
+        SELECT time, trip_id, route_id, delay_s, matched_at IS NOT NULL AS matched,
+               CASE WHEN matched_at IS NULL THEN 'unmatched'
+                    ELSE coalesce(service_state, 'unknown') END AS state,
+               CASE WHEN %(w)s > 0 THEN floor(extract(epoch FROM time - %(start)s) / %(w)s)
+                    ELSE extract(epoch FROM time) END AS slice
         FROM bus_positions WHERE {_RANGE}),
     g AS (
-        SELECT *, lag(state) OVER (ORDER BY time) AS prev_state, lag(time) OVER (ORDER BY time) AS prev_time
-        FROM f),
+        SELECT *, lag(time) OVER w AS prev_time, lag(trip_id) OVER w AS prev_trip,
+               lag(state) OVER w AS prev_state
+        FROM f WINDOW w AS (ORDER BY time)),
     r AS (
-        SELECT *, sum(CASE WHEN state IS DISTINCT FROM prev_state
-                             OR time - prev_time > make_interval(secs => %(gap)s) THEN 1 ELSE 0 END)
-                  OVER (ORDER BY time ROWS UNBOUNDED PRECEDING) AS run
-        FROM g)
-    SELECT state, extract(epoch FROM min(time))::float8, extract(epoch FROM max(time))::float8, count(*)
-    FROM r GROUP BY run, state ORDER BY run LIMIT %(limit)s"""
+        SELECT *, matched AND state IN ('in_service', 'unknown') AS timed,
+               sum(CASE WHEN trip_id IS DISTINCT FROM prev_trip
+                          OR time - prev_time > make_interval(secs => %(brk)s) THEN 1 ELSE 0 END)
+                   OVER w AS trip_run,
+               sum(CASE WHEN state IS DISTINCT FROM prev_state
+                          OR time - prev_time > make_interval(secs => %(gap)s) THEN 1 ELSE 0 END)
+                   OVER w AS state_run
+        FROM g WINDOW w AS (ORDER BY time ROWS UNBOUNDED PRECEDING)),
+    agg AS (
+        SELECT GROUPING(slice, trip_run, state_run) AS kind,
+               min(trip_id) AS trip_id, min(route_id) AS route_id, min(state) AS state,
+               min(time) AS first, max(time) AS last, count(*) AS n,
+               min(delay_s) AS dmin, max(delay_s) AS dmax,
+               count(*) FILTER (WHERE matched) AS matched,
+               count(*) FILTER (WHERE state = 'layover') AS layover,
+               count(delay_s) FILTER (WHERE timed) AS timed,
+               count(*) FILTER (WHERE timed AND delay_s < %(early)s) AS early,
+               count(*) FILTER (WHERE timed AND delay_s > %(late)s) AS late,
+               avg(delay_s) FILTER (WHERE timed) AS dmean,
+               max(delay_s) FILTER (WHERE timed) AS dworst,
+               max(time) FILTER (WHERE delay_s IS NOT NULL AND matched) AS last_delayed
+        FROM r GROUP BY GROUPING SETS ((slice), (trip_run), (state_run))),
+    ranked AS (
+        SELECT *, row_number() OVER (PARTITION BY kind ORDER BY first) AS k
+        FROM agg WHERE kind <> {_TRIP_RUNS} OR (trip_id IS NOT NULL AND matched > 0))
+    SELECT kind, first, last, trip_id, route_id, state, n, dmin, dmax, layover, timed, early, late,
+           dmean, dworst, last_delayed
+    FROM ranked WHERE kind = {_SLICES} OR k <= %(limit)s ORDER BY kind, first"""
+
+# The fixes at the given times (the first of each slice, the last delayed one of each trip).
+_AT = """
+    SELECT time, lon, lat, delay_s, trip_id, route_id, service_state, matched_at IS NOT NULL
+    FROM bus_positions WHERE vehicle_id = %s AND time = ANY(%s::timestamptz[])"""
 
 _KNOWN = """
     SELECT EXISTS (SELECT 1 FROM bus_latest WHERE vehicle_id = %(v)s)
@@ -103,8 +101,8 @@ _ROUTES = """
     WHERE f.active AND r.route_id = ANY(%s::text[])"""
 
 
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat()
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat()
 
 
 def _round(x: float | None, digits: int = 0) -> float | None:
@@ -158,23 +156,28 @@ async def bus_history(
                 413, "too_many_rows", f"more than {MAX_FIXES:,} fixes in this period: choose a shorter one"
             )
         slice_s = 0.0 if fixes <= points else (end - start).total_seconds() / points
-        cur = await conn.execute(_TRACK, {**params, "w": slice_s})
-        track_rows = await cur.fetchall()
-        cur = await conn.execute(_TRIPS, params)
-        trip_rows = await cur.fetchall()
-        cur = await conn.execute(_STATES, params)
-        state_rows = await cur.fetchall()
-        route_ids = sorted({r[7] for r in track_rows if r[7]} | {r[1] for r in trip_rows if r[1]})
+        cur = await conn.execute(_PASS, {**params, "w": slice_s})
+        grouped = await cur.fetchall()
+        slices = [g for g in grouped if g[0] == _SLICES]
+        trip_rows = [g for g in grouped if g[0] == _TRIP_RUNS]
+        state_rows = [g for g in grouped if g[0] == _STATE_RUNS]
+        wanted = [g[1] for g in slices] + [g[15] for g in trip_rows if g[15] is not None]
+        cur = await conn.execute(_AT, (vehicle_id, wanted))
+        at = {row[0]: row[1:] for row in await cur.fetchall()}
+        route_ids = sorted({at[g[1]][4] for g in slices if at[g[1]][4]} | {g[4] for g in trip_rows if g[4]})
         cur = await conn.execute(_ROUTES, (route_ids,))
         route_rows = await cur.fetchall()
 
     gap = max(GAP_S, 2.5 * slice_s)
     track = []
     previous: float | None = None
-    for t, lon, lat, delay, dmin, dmax, trip, route, state, n, matched in track_rows:
+    for g in slices:
+        first, n, dmin, dmax = g[1], g[6], g[7], g[8]
+        lon, lat, delay, trip, route, state, matched = at[first]
+        t = first.timestamp()
         track.append(
             {
-                "time": _iso(t),
+                "time": _iso(first),
                 "lon": round(lon, 6),
                 "lat": round(lat, 6),
                 "delay_s": _round(delay),
@@ -182,14 +185,17 @@ async def bus_history(
                 "delay_max_s": _round(dmax),
                 "trip_id": trip,
                 "route_id": route,
-                "service_state": state if matched else "unmatched",
+                "service_state": (state or "unknown") if matched else "unmatched",
                 "fixes": int(n),
                 "gap_before": previous is not None and t - previous > gap,
             }
         )
         previous = t
     trips = []
-    for trip, route, t0, t1, n, layover, timed, early, late, mean, worst, last in trip_rows[:MAX_SPANS]:
+    for g in trip_rows[:MAX_SPANS]:
+        t0, t1, trip, route, n, layover, timed, early, late, mean, worst, last = (
+            g[1], g[2], g[3], g[4], g[6], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
+        )  # fmt: skip
         on_time = timed - early - late
         trips.append(
             {
@@ -205,12 +211,12 @@ async def bus_history(
                 "late_share": round(late / timed, 3) if timed else None,
                 "delay_mean_s": _round(mean),
                 "delay_max_s": _round(worst),
-                "delay_end_s": _round(last),
+                "delay_end_s": None if last is None else _round(at[last][2]),
             }
         )
     states = [
-        {"state": s, "start": _iso(t0), "end": _iso(t1), "fixes": int(n)}
-        for s, t0, t1, n in state_rows[:MAX_SPANS]
+        {"state": g[5], "start": _iso(g[1]), "end": _iso(g[2]), "fixes": int(g[6])}
+        for g in state_rows[:MAX_SPANS]
     ]
     return {
         "vehicle_id": vehicle_id,
