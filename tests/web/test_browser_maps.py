@@ -47,7 +47,8 @@ def demo(db: str, danang_zip: Path, danang: Feed) -> tuple[str, str, set[str]]: 
     now = time.time()
     full = generate(danang, danang.service_date_of(now), seed=5)
     recent = (full.time > now - 3 * 3600) & (full.time <= now)
-    vehicle = sorted({str(v) for v in full.vehicle[recent]})[0]
+    # A bus still reporting (one whose block ended an hour ago is no longer on the live map).
+    vehicle = sorted({str(v) for v in full.vehicle[recent & (full.time > now - 60)]})[0]
     keep = recent & (full.vehicle == vehicle)
     store(db, full.vehicle[keep], full.time[keep], full.lat[keep], full.lon[keep], np.full(keep.sum(), ""))
     # In a thread of its own: Playwright's event loop runs in this one.
