@@ -40,7 +40,7 @@ def _rgb(hex6: str) -> str:
 @pytest.fixture
 def demo(db: str, danang_zip: Path, danang: Feed) -> tuple[str, str, set[str]]:  # noqa: F811
     """The demo's sondes and feed, one bus's last three hours through the transit worker, and a bus
-    that last reported 200 s ago; (db, the bus, its trips)."""
+    that last reported 150 s ago ("3 min ago" for a minute); (db, the bus, its trips)."""
     add_users(db)
     register_fleet(db, 50, 0)
     import_danang(db, danang_zip)
@@ -59,7 +59,7 @@ def demo(db: str, danang_zip: Path, danang: Feed) -> tuple[str, str, set[str]]: 
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(
             """INSERT INTO bus_latest (vehicle_id, time, lat, lon, route_id, service_state)
-               VALUES (%s, now() - interval '200 seconds', 16.06, 108.21, %s, 'out_of_service')""",
+               VALUES (%s, now() - interval '150 seconds', 16.06, 108.21, %s, 'out_of_service')""",
             (STALE, route),
         )
     return db, vehicle, {str(t) for t in full.true_trip[keep] if t}
