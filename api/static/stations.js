@@ -54,6 +54,8 @@ function render() {
     members.forEach((m, k) => {
       const [x, y] = spots[k], s = m.s;
       const one = CSMap.svg("g", { class: "station", "data-station": s.device_id });
+      one.style.cursor = "pointer";
+      one.addEventListener("click", () => { location.href = "/water/stations/" + encodeURIComponent(s.device_id); });
       if (members.length > 1) one.append(CSMap.svg("line", { x1: m.x, y1: m.y, x2: x, y2: y, stroke: "#5b6b7a", "stroke-width": 1 }),
         CSMap.svg("circle", { cx: m.x, cy: m.y, r: 2, fill: "#5b6b7a" }));
       const dot = CSMap.svg("circle", { cx: x, cy: y, r: 8, fill: COLOURS[s.state], stroke: "#fff", "stroke-width": 2 });

@@ -204,6 +204,9 @@ def test_sondes_of_one_site_share_a_label_and_no_labels_overlap(site: str, page:
         expect(page.locator("h1")).to_have_text(
             "Trạm quan trắc nước" if language == "en" else "Water stations"
         )
+    # A marker of a group opens its station's page.
+    page.locator('#map g.station[data-station="dn-wq-018"] circle[r="8"]').click()
+    page.wait_for_url(f"{site}/water/stations/dn-wq-018")
 
 
 def _png(r: int, g: int, b: int, size: int = 256) -> bytes:
