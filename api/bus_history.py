@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from api import checks
 from api.auth import View, view
 from api.errors import ApiError, documented
-from api.state import pool_of
+from api.state import read_connection_of
 from devices.topics import DEVICE_ID
 
 router = APIRouter(prefix="/api/v1/buses", tags=["transit"])
@@ -139,7 +139,7 @@ async def bus_history(
         "v": vehicle_id, "start": start, "end": end, "brk": TRIP_BREAK_S, "gap": GAP_S,
         "early": EARLY_S, "late": LATE_S, "limit": MAX_SPANS + 1,
     }  # fmt: skip
-    async with pool_of(request).connection(timeout=5.0) as conn:
+    async with read_connection_of(request) as conn:
         cur = await conn.execute(_KNOWN, params)
         known = await cur.fetchone()
         if not known or not known[0]:
