@@ -12,12 +12,14 @@ from starlette.types import Receive, Scope, Send
 from api import (
     alerts,
     errors,
+    exports,
     gtfsrt_routes,
     headers,
     health,
     maintenance,
     metrics,
     pages,
+    route_days,
     routes,
     sessions,
     transit,
@@ -88,6 +90,8 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(alerts.router)
     app.include_router(routes.router)
+    app.include_router(route_days.router)
+    app.include_router(exports.router)
     app.include_router(pages.config_router)
     app.include_router(pages.router)
     return app

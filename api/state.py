@@ -8,6 +8,7 @@ from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
 
 from analytics.water.profiles import Profiles, load
+from api.gate import Gate
 from api.ratelimit import LoginLimit, LoginLimiter
 from api.stream import BusStream
 from api.transit_data import TransitData
@@ -51,6 +52,8 @@ class AppState:
     pool: AsyncConnectionPool
     stream: BusStream
     transit: TransitData = field(default_factory=TransitData)
+    # Exports and route performance over days: a few at once, the rest told to come back (api.gate).
+    heavy: Gate = field(default_factory=Gate)
     logins: LoginLimiter = field(init=False)
 
     def __post_init__(self) -> None:
