@@ -5,9 +5,10 @@ route-performance` do (storage/route_days.py), and the ranking of every route ov
 Run: python -m bench.bench_route_days [--days 30] [--period 30] [--route DN01]
 The fixes are those of firmware-sim's Da Nang feed simulated day by day (testkit/tracegen.py: every
 block's bus, a fix every `period` s, the matcher's answer taken as the truth: trip, distance, delay),
-stored in `bus_positions` of a scratch database with `matched_at` set, as the transit worker leaves
-them. Baseline in the same run: one service day of the route through the one-day route performance
-(the code of `GET /api/v1/routes/{id}/performance`), times the number of days.
+stored in `bus_positions` of a scratch database (plain PostgreSQL, its daily partitions created as
+the ingester creates them) with `matched_at` set, as the transit worker leaves them. Baseline in the
+same run: one service day of the route through the one-day route performance (the code of
+`GET /api/v1/routes/{id}/performance`), times the number of days.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from analytics.transit.stored import stored_match
 from bench.machine import machine
 from bench.scratch import scratch_database
 from storage.gtfs_store import import_feed
-from storage.route_days import day_window, route_samples
+from storage.partitions import maintain
+from storage.route_days import _FIXES_SQL, day_window, route_samples
+from storage.schema import Engine
 from testkit import services
 from testkit.tracegen import generate
 
@@ -48,6 +51,9 @@ def store_fixes(url: str, feed_path: Path, days: int, period: float) -> int:
     index = build_trip_index(feed)
     total = 0
     with psycopg.connect(url, autocommit=True) as conn:
+        # The daily partitions the ingester keeps ahead of time, here for the days of the history.
+        start = datetime.combine(FIRST - timedelta(days=1), datetime.min.time(), UTC)
+        maintain(conn, Engine.POSTGRES, start, days_ahead=days + 2)
         import_feed(conn, feed, hashlib.sha256(feed_path.read_bytes()).hexdigest(), "danang.zip")
         for k in range(days):
             day = FIRST + timedelta(days=k)
@@ -101,6 +107,18 @@ def one_day(url: str, feed_path: Path, route: str, day: date) -> float:
     return time.perf_counter() - t0
 
 
+def reads_only(url: str, feed_path: Path, routes: list[str], days: int) -> tuple[float, int]:
+    """The reading part alone: each day's query of the routes' fixes, fetched and thrown away."""
+    index = build_trip_index(load_feed(feed_path))
+    t0, n = time.perf_counter(), 0
+    with psycopg.connect(url) as conn:
+        for k in range(days):
+            span = day_window(index, routes, FIRST + timedelta(days=k))
+            assert span is not None
+            n += len(conn.execute(_FIXES_SQL, (routes, span.start, span.end)).fetchall())
+    return time.perf_counter() - t0, n
+
+
 async def over_days(url: str, feed_path: Path, routes: list[str], days: int) -> tuple[float, float, int]:
     """Wall and CPU time of the samples and figures of `routes` over `days` days; departures seen."""
     index = build_trip_index(load_feed(feed_path))
@@ -142,6 +160,8 @@ def main() -> None:
             print(f"baseline, one-day route performance of {args.route}: {b:.2f} s a day (median of 3), "
                   f"x {args.days} days = {b * args.days:.1f} s")  # fmt: skip
             for label, which in ((f"route {args.route}", [args.route]), ("all routes (ranking)", routes)):
+                took, fetched = min(reads_only(url, zip_path, which, args.days) for _ in range(2))
+                print(f"{args.days} days, {label}: reading the fixes alone {took:.2f} s ({fetched:,} rows)")
                 runs = [asyncio.run(over_days(url, zip_path, which, args.days)) for _ in range(2)]
                 wall, cpu, seen = min(runs)
                 print(f"{args.days} days, {label}: wall {wall:.2f} s, CPU {cpu:.2f} s "
