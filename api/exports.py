@@ -48,11 +48,13 @@ def _disposition(name: str) -> dict[str, str]:
 
 
 async def _stream(
-    state: AppState, name: str, produce: Callable[[psycopg.AsyncConnection[Any]], AsyncIterator[bytes]]
+    request: Request, name: str, produce: Callable[[psycopg.AsyncConnection[Any]], AsyncIterator[bytes]]
 ) -> BoundedStream:
     """`produce(conn)` streamed as a CSV file, holding a place at the gate and a pooled connection
     for as long as it runs. Both are taken before the answer starts, so a busy server or an
-    unreachable database is a 503 and not a cut file."""
+    unreachable database is a 503 and not a cut file. A client that hangs up ends it at the next
+    chunk (the server would otherwise take and drop the rest)."""
+    state = state_of(request)
     state.heavy.enter()
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -61,6 +63,8 @@ async def _stream(
                 yield b""  # started: whatever ends the answer now runs the `finally`
                 async for chunk in produce(conn):
                     yield chunk
+                    if await request.is_disconnected():
+                        return
         finally:
             state.heavy.leave()
 
@@ -103,7 +107,7 @@ async def readings(
         if await cur.fetchone() is None:
             raise ApiError(404, "unknown_station", f"no water station {station!r}")
     name = exports.export_filename("readings", station, _stamp(start), _stamp(end))
-    return await _stream(state, name, lambda conn: exports.readings_csv(conn, station, start, end))
+    return await _stream(request, name, lambda conn: exports.readings_csv(conn, station, start, end))
 
 
 def _stamp(t: datetime) -> str:
@@ -152,7 +156,7 @@ async def alerts(
     )
     parts = [p for p in (domain, subject_kind, subject, kind, state) if p]
     name = exports.export_filename("alerts", *parts, _stamp(start), _stamp(end))
-    return await _stream(state_of(request), name, lambda conn: exports.alerts_csv(conn, where, params))
+    return await _stream(request, name, lambda conn: exports.alerts_csv(conn, where, params))
 
 
 def day_range(start: date | None, end: date | None, index: TripIndex) -> tuple[date, date]:

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from api.app import create_app
 from api.state import ApiConfig
 from storage.exports import CHUNK_BYTES, READING_COLUMNS
+from testkit.polling import wait_until
 from tests.support.browser import serve
 from tests.support.headway_rows import ZONE, add_bunched_buses
 from tests.support.web_rows import PASSWORD, add_alert, add_route, add_station_with_readings, add_users
@@ -362,3 +363,36 @@ def test_the_command_line_refuses_what_the_api_refuses(site_db: str) -> None:
     code, err = status("route-performance", "--start", "2026-01-01", "--end", "2026-06-01")
     assert code == 2
     assert "at most 92 days" in err
+
+
+def test_a_client_that_hangs_up_midway_frees_its_place_and_connection(site_db: str) -> None:
+    with psycopg.connect(site_db, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO water_readings (device_id, time, ph)
+               SELECT 'wq-2', %s + make_interval(mins => i), 7 FROM generate_series(0, 199999) AS i""",
+            (T0,),
+        )
+    app = create_app(ApiConfig(site_db, public_views=frozenset({"readings"})))
+    query = urlencode(
+        {"station": "wq-2", "start": T0.isoformat(), "end": (T0 + timedelta(days=200)).isoformat()}
+    )
+    with serve(app) as url:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:
+            s.sendall(f"GET /api/v1/exports/readings?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert s.recv(1 << 16).startswith(b"HTTP/1.1 200")
+            wait_until(lambda: app.state.citysense.heavy.inside == 1, 10, "the export running")
+        # Gone after a few kilobytes of 20 MB: the place at the gate and the database's COPY end too.
+        wait_until(lambda: app.state.citysense.heavy.inside == 0, 30, "the place given back")
+
+        def copying() -> int:
+            with psycopg.connect(site_db, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT device_id%%'"
+                    " AND state = 'active' AND datname = current_database()"
+                ).fetchone()
+            return int(row[0]) if row else -1
+
+        wait_until(lambda: copying() == 0, 30, "no COPY left running")
+        chunks, _ = _raw_chunks(url, f"/api/v1/exports/readings?{query}")
+        assert b"".join(chunks).count(b"\r\n") == 200_001
