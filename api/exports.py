@@ -20,7 +20,7 @@ from analytics.transit.schedule import OnTimeWindow
 from api import checks
 from api.auth import View, require_user, view
 from api.errors import ApiError, documented
-from api.state import AppState, state_of
+from api.state import AppState, read_connection_of, state_of
 from api.streaming import BoundedStream
 from devices.topics import DEVICE_ID
 from storage import exports
@@ -59,7 +59,7 @@ async def _stream(
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
-            async with state.pool.connection(timeout=5.0) as conn:
+            async with read_connection_of(request) as conn:
                 yield b""  # started: whatever ends the answer now runs the `finally`
                 async for chunk in produce(conn):
                     yield chunk
@@ -189,13 +189,17 @@ def known_route(index: TripIndex, route_id: str) -> str:
 
 
 async def samples(
-    state: AppState, index: TripIndex, routes: list[str], first: date, last: date, window: OnTimeWindow
+    request: Request, index: TripIndex, routes: list[str], first: date, last: date, window: OnTimeWindow
 ) -> dict[str, list[DaySample]]:
-    """The routes' day samples, computed with a place at the gate."""
+    """The routes' day samples, computed with a place at the gate, from the read replica when there
+    is a healthy one (api.replica)."""
+    state = state_of(request)
     state.heavy.enter()
     try:
-        async with state.pool.connection(timeout=5.0) as conn:
+        async with read_connection_of(request) as conn:
             return await route_samples(conn, index, routes, first, last, window)
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise ApiError(503, "database_unavailable", "the database cannot be reached now") from exc
     finally:
         state.heavy.leave()
 
@@ -225,7 +229,7 @@ async def route_performance(
     first, last = day_range(start, end, index)
     routes = [known_route(index, checks.plain_text(route, "route"))] if route else sorted(index.feed.routes)
     window = on_time_window(early_s, late_s)
-    got = await samples(state, index, routes, first, last, window)
+    got = await samples(request, index, routes, first, last, window)
     body = exports.route_performance_csv(
         by, got, exports.route_names(index.feed.routes), window, exports.stop_names(index.feed.stops)
     )

@@ -32,7 +32,7 @@ async def ranking(
     index = await active_index(state)
     first, last = day_range(start, end, index)
     window = on_time_window(early_s, late_s)
-    got = await samples(state, index, sorted(index.feed.routes), first, last, window)
+    got = await samples(request, index, sorted(index.feed.routes), first, last, window)
     names = route_names(index.feed.routes)
     rows = ranked({r: figures(s, window) for r, s in got.items()})
     return {
@@ -63,7 +63,7 @@ async def route_days(
     route = known_route(index, checks.plain_text(route_id, "route_id"))
     first, last = day_range(start, end, index)
     window = on_time_window(early_s, late_s)
-    mine = (await samples(state, index, [route], first, last, window))[route]
+    mine = (await samples(request, index, [route], first, last, window))[route]
     stops = stop_names(index.feed.stops)
     r = index.feed.routes[route]
     return {
