@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
+.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-exports bench-route-days soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,7 +69,7 @@ fuzz-ingest: $(STAMP)
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/test_ingest_fuzz.py
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history
+bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-exports bench-route-days
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
@@ -162,6 +162,16 @@ bench-water-replay: $(STAMP)
 # 50 stations with their states, beside its previous fetch and judgement (docs/benchmarks.md).
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.bench_api
+
+# A year of one station's one-minute readings exported as CSV through the API and the command line:
+# time and the API's peak memory, beside the bare COPY and the JSON endpoint (docs/benchmarks.md).
+bench-exports: $(STAMP)
+	$(BIN)/python -m bench.bench_exports
+
+# Route performance over 30 service days of the demo fleet from stored fixes: one route, and every
+# route ranked, beside the one-day computation times 30 (docs/benchmarks.md).
+bench-route-days: $(STAMP)
+	$(BIN)/python -m bench.bench_route_days
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

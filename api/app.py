@@ -13,12 +13,14 @@ from api import (
     alerts,
     bus_history,
     errors,
+    exports,
     gtfsrt_routes,
     headers,
     health,
     maintenance,
     metrics,
     pages,
+    route_days,
     routes,
     sessions,
     station,
@@ -101,6 +103,8 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(alerts.router)
     app.include_router(routes.router)
+    app.include_router(route_days.router)
+    app.include_router(exports.router)
     app.include_router(pages.config_router)
     app.include_router(pages.router)
     return app

@@ -11,6 +11,7 @@ from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
 
 from analytics.water.profiles import Profiles, load
+from api.gate import Gate
 from api.ratelimit import LoginLimit, LoginLimiter
 from api.replica import ReadReplica, read_connection
 from api.stream import BusStream
@@ -61,6 +62,8 @@ class AppState:
     pool: AsyncConnectionPool
     stream: BusStream
     transit: TransitData = field(default_factory=TransitData)
+    # Exports and route performance over days: a few at once, the rest told to come back (api.gate).
+    heavy: Gate = field(default_factory=Gate)
     replica: ReadReplica | None = None
     logins: LoginLimiter = field(init=False)
 
