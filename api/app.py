@@ -17,6 +17,7 @@ from api import (
     health,
     maintenance,
     metrics,
+    notifications,
     pages,
     routes,
     sessions,
@@ -87,6 +88,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(sessions.router)
     app.include_router(alerts.router)
+    app.include_router(notifications.router)
     app.include_router(routes.router)
     app.include_router(pages.config_router)
     app.include_router(pages.router)

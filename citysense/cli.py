@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_maintenance",
     "citysense.cmd_replay",
     "citysense.cmd_users",
+    "citysense.cmd_notify",
 )
 
 
