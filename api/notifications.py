@@ -102,6 +102,7 @@ class OutboxMessage(BaseModel):
     event: str
     kind: str
     severity: str
+    subject_kind: Literal["station", "vehicle", "route"]
     subject_id: str
     username: str
     channel: Channel
@@ -257,7 +258,8 @@ async def delete_subscription(
 
 _OUTBOX_FROM = "notification_outbox o JOIN notification_events e USING (event_id)"
 _OUTBOX_COLUMNS = f"""o.message_id, o.alert_id, e.event, e.alert ->> 'kind' AS kind,
-    e.alert ->> 'severity' AS severity, e.alert ->> 'subject_id' AS subject_id, o.username, o.channel,
+    e.alert ->> 'severity' AS severity, e.alert ->> 'subject_kind' AS subject_kind,
+    e.alert ->> 'subject_id' AS subject_id, o.username, o.channel,
     {_TARGET} AS target, o.language, o.status, o.attempts, o.created_at, o.next_attempt_at, o.sent_at,
     o.last_error"""
 
