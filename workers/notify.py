@@ -167,6 +167,14 @@ class NotifyService:
         return ["webhook"] + (["email"] if self.smtp else [])
 
     async def run(self, database_url: str, stop: asyncio.Event, health: WorkerHealth) -> None:
+        c = self.config
+        log.info(
+            "notifier: e-mail %s, webhooks to %s, escalation %s, links to %s",
+            c.smtp.redacted() if c.smtp else "off (no SMTP URL)",
+            ",".join(sorted(c.webhook.allowed_hosts)) or "no host (none allowed)",
+            ", ".join(f"{d}:{s}={a:g}s" for (d, s), a in sorted(c.escalate_after.items())) or "off",
+            c.public_url,
+        )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._listen(database_url, stop), name="notify-listen")
             tasks.create_task(self._scan_loop(database_url, stop, health), name="notify-escalate")
