@@ -153,7 +153,8 @@ bench-water: $(STAMP)
 bench-water-replay: $(STAMP)
 	$(BIN)/python -m bench.bench_water_replay
 
-# 30 days of 1-minute readings of one station, bucketed hourly, through the API; the stations list of
+# 30 days of 1-minute readings of one station, bucketed hourly, through the API; a station page's
+# requests (charts bucketed to their width, QC marks with and without their index); the stations list of
 # 50 stations with their states, beside its previous fetch and judgement (docs/benchmarks.md).
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.bench_api

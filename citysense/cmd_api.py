@@ -65,6 +65,18 @@ def register(subparsers: Any) -> None:
         help="drop a live-stream client that leaves a write unread this long "
         "(default: $CITYSENSE_STREAM_WRITE_TIMEOUT or 30)",
     )
+    parser.add_argument(
+        "--read-database-url",
+        help="libpq URL of a streaming replica for the heavy reads: time series, route performance, "
+        "exports (default: $CITYSENSE_READ_DATABASE_URL; none: every read on the primary)",
+    )
+    parser.add_argument(
+        "--max-replica-lag",
+        metavar="SECONDS",
+        type=float,
+        help="send the heavy reads to the primary while the replica is further behind than this "
+        "(default: $CITYSENSE_MAX_REPLICA_LAG or 30)",
+    )
     add_logging_options(parser)
     parser.set_defaults(func=run)
 
@@ -171,6 +183,12 @@ def api_config(
         config = replace(
             config, stream_write_timeout_s=_positive(write_timeout, "--stream-write-timeout", 1, 3600)
         )
+    read_url = getattr(args, "read_database_url", None) or env.get("CITYSENSE_READ_DATABASE_URL")
+    if read_url:
+        config = replace(config, read_database_url=read_url)
+    max_lag = getattr(args, "max_replica_lag", None) or env.get("CITYSENSE_MAX_REPLICA_LAG")
+    if max_lag:
+        config = replace(config, max_replica_lag_s=_positive(max_lag, "--max-replica-lag", 0.1, 86400))
     token = env.get("CITYSENSE_METRICS_TOKEN") or None
     if token is not None and len(token) < 16:
         raise ConfigError("CITYSENSE_METRICS_TOKEN must be at least 16 characters")

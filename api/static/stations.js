@@ -4,25 +4,17 @@
 const WORDS = {
   en: { title: "Water stations", refresh: "Refreshed every 10 seconds.", station: "Station", site: "Site", last: "Last reading",
     turbidity: "Turbidity NTU", chlorine: "Free Cl mg/L", cond: "Cond. µS/cm", temp: "Temp °C", status: "Status",
-    alerts: "alerts", n: "stations", no_location: "no location", why: "Why", kind: "Kind", silent_for: "silent for",
+    alerts: "alerts", n: "stations", no_location: "no location", why: "Why", kind: "Kind",
     kind_distribution_point: "distribution point", kind_reservoir: "reservoir", kind_treatment_plant_outlet: "plant outlet" },
   vi: { title: "Trạm quan trắc nước", refresh: "Cập nhật mỗi 10 giây.", station: "Trạm", site: "Địa điểm", last: "Lần đo cuối",
     turbidity: "Độ đục NTU", chlorine: "Clo dư mg/L", cond: "Độ dẫn µS/cm", temp: "Nhiệt độ °C", status: "Trạng thái",
-    alerts: "cảnh báo", n: "trạm", no_location: "chưa có toạ độ", why: "Lý do", kind: "Loại trạm", silent_for: "im lặng",
+    alerts: "cảnh báo", n: "trạm", no_location: "chưa có toạ độ", why: "Lý do", kind: "Loại trạm",
     kind_distribution_point: "điểm cấp nước", kind_reservoir: "bể chứa", kind_treatment_plant_outlet: "đầu ra nhà máy" },
 };
 // One colour per station state (analytics/water/status.py), in the order of the legend.
 const COLOURS = { event: "#7a1010", breach: "#b3261e", sensor_fault: "#b26a00", maintenance: "#0b5cad",
   no_data: "#5b6b7a", unknown: "#b8c1ca", compliant: "#1e6b34" };
-const stateName = (s) => CS.t(s === "maintenance" ? "maintenance_state" : s);
-// What a state rests on: the parameters in breach, the open alerts, how long it has been silent.
-function why(s) {
-  const parts = [];
-  if (s.state === "no_data" && s.silent_s !== null) parts.push(`${CS.t("silent_for")} ${CS.duration(s.silent_s)}`);
-  if (s.breach_parameters.length) parts.push(`${CS.t("breach")}: ${s.breach_parameters.map((p) => CSAlerts.param(p)).join(", ")}`);
-  for (const [k, n] of Object.entries(s.open_alerts || {})) parts.push(`${CSAlerts.kind(k)}${n > 1 ? " ×" + n : ""}`);
-  return parts.join("; ");
-}
+const stateName = CSAlerts.stateName, why = CSAlerts.why;
 function legend() {
   document.getElementById("legend").replaceChildren(...Object.entries(COLOURS).map(([state, colour]) => {
     const swatch = CS.el("span", { class: "swatch" });
@@ -37,8 +29,8 @@ function render() {
   document.getElementById("summary").textContent = `${body.count} ${CS.t("n")}.`;
   document.getElementById("rows").replaceChildren(...body.stations.map(s => {
     const l = s.latest || {};
-    return CS.el("tr", { "data-station": s.device_id }, CS.el("td", {}, s.device_id), CS.el("td", {}, s.site || s.name || ""),
-      CS.el("td", {}, CS.time(l.time)), CS.el("td", { class: "num" }, CS.num(l.ph, 2)), CS.el("td", { class: "num" }, CS.num(l.turbidity_ntu, 2)),
+    return CS.el("tr", { "data-station": s.device_id }, CS.el("td", {}, CS.el("a", { href: "/water/stations/" + encodeURIComponent(s.device_id) }, s.device_id)),
+      CS.el("td", {}, s.site || s.name || ""), CS.el("td", {}, CS.time(l.time)), CS.el("td", { class: "num" }, CS.num(l.ph, 2)), CS.el("td", { class: "num" }, CS.num(l.turbidity_ntu, 2)),
       CS.el("td", { class: "num" }, CS.num(l.free_chlorine_mgl, 2)), CS.el("td", { class: "num" }, CS.num(l.conductivity_uscm, 0)),
       CS.el("td", { class: "num" }, CS.num(l.temperature_c, 1)), CS.el("td", {}, CS.t("kind_" + s.profile.kind)),
       CS.el("td", { class: "st-" + s.state, "data-state": s.state }, stateName(s.state)), CS.el("td", { class: "muted" }, why(s)),
