@@ -90,10 +90,12 @@ FROM notification_outbox o
 JOIN notification_events e USING (event_id)
 LEFT JOIN notification_profiles p ON p.username = o.username
 WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND o.channel = ANY(%(channels)s)
-  AND NOT EXISTS (
-      SELECT 1 FROM notification_outbox b
+  -- A correlated subquery, looked up in notification_outbox_order per candidate in message_id order
+  -- (an anti-join would hash every pending message at each claim).
+  AND o.message_id = (
+      SELECT min(b.message_id) FROM notification_outbox b
       WHERE b.status = 'pending' AND b.alert_id = o.alert_id AND b.username = o.username
-        AND b.channel = o.channel AND b.message_id < o.message_id)
+        AND b.channel = o.channel)
 ORDER BY o.message_id
 LIMIT 1
 FOR UPDATE OF o SKIP LOCKED
