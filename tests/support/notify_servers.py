@@ -251,11 +251,13 @@ def notifier(
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            status = proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            status = None
         log.close()
+    assert status == 0, f"citysense notify did not stop cleanly on SIGTERM: {status}"
 
 
 def wait_for(condition: Any, limit: float = 30.0, what: str = "condition") -> None:
