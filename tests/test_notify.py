@@ -4,6 +4,7 @@ down for a while; escalation of unacknowledged alerts; subscriptions; both langu
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,15 @@ from tests.support.notify_servers import (
     self_signed,
     wait_for,
 )
-from workers.notify_channels import NotifyConfigError, SmtpSettings, display_url, sign, verify
+from workers.notify_channels import (
+    DeliveryError,
+    NotifyConfigError,
+    SmtpChannel,
+    SmtpSettings,
+    display_url,
+    sign,
+    verify,
+)
 from workers.notify_text import alert_link, render, webhook_body
 
 PUBLIC = "https://citysense.example.vn"
@@ -426,3 +435,21 @@ def test_signature_and_settings() -> None:
     assert rules[("transit", "critical")] == 1800
     with pytest.raises(ConfigError):
         escalation_rules("sewage:critical=1m")
+
+
+def test_no_mail_in_clear_when_starttls_is_required() -> None:
+    """`smtp://` to a server that offers no STARTTLS: not sent, and retried, never sent in clear."""
+    smtp = SmtpSink()
+    smtp.start()
+    try:
+        channel = SmtpChannel(
+            SmtpSettings.parse(f"smtp://127.0.0.1:{smtp.port}", "cs@example.vn", timeout_s=2)
+        )
+        snapshot = {"alert_id": 1, "kind": "k", "severity": "info"}
+        message = render("opened", snapshot, "en", PUBLIC, datetime.now(UTC), ZoneInfo("UTC"))
+        with pytest.raises(DeliveryError) as caught:
+            asyncio.run(channel.send("mai@example.org", message, 1, 1))
+        assert not caught.value.permanent
+        assert smtp.messages() == []
+    finally:
+        smtp.stop()
