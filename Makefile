@@ -166,6 +166,8 @@ bench-api: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
-# Water, live path on firmware-sim ground truth: detection delay per event, fault classification.
+# Water, live path on firmware-sim ground truth: detection delay per event, fault classification;
+# then the demo's fleet, cadence and settings beside its previous ones (docs/water-detection.md).
 eval-water-sim: $(STAMP)
 	$(BIN)/python -m bench.eval_water_sim
+	$(BIN)/python -m bench.eval_water_sim --demo
