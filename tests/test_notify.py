@@ -293,8 +293,8 @@ def test_escalation_after_the_set_time_to_the_second_list_only(db: str, tmp_path
                 "water:critical=3s,water:warning=off",
             ]
             with notifier(db, *args, log_path=tmp_path / "notify.log"):
+                opened_at = datetime.now(UTC)  # before: the alert's own time is no earlier
                 left = alert(conn, "water_quality_event", "critical", "station", "wq-1")
-                opened_at = datetime.now(UTC)
                 taken = alert(conn, "water_quality_event", "critical", "station", "wq-2")
                 change(conn, taken, "acknowledge", "mai", "on it")
                 alert(conn, "sensor_fault", "warning", "station", "wq-3")  # warnings: no escalation here
