@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-notify soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
+.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-notify soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,7 +69,7 @@ fuzz-ingest: $(STAMP)
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/test_ingest_fuzz.py
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-notify
+bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-notify
 
 # What the notification outbox costs an alert change, and how fast it drains (docs/benchmarks.md).
 bench-notify: $(STAMP)
@@ -148,6 +148,10 @@ bench-gtfs: $(STAMP)
 # The hourly headway profile of the route performance page beside the route summary (docs/benchmarks.md).
 bench-headways: $(STAMP)
 	$(BIN)/python -m bench.bench_headway_profile
+
+# A week of one bus at 1 Hz through GET /api/v1/buses/{id}/history, beside reading every fix.
+bench-bus-history: $(STAMP)
+	$(BIN)/python -m bench.bench_bus_history
 
 bench-water: $(STAMP)
 	$(BIN)/python -m bench.bench_water

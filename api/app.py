@@ -11,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from api import (
     alerts,
+    bus_history,
     errors,
     gtfsrt_routes,
     headers,
@@ -95,6 +96,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(station.router)
     app.include_router(maintenance.make_router(role_name(Role.WATER_STAFF)))
     app.include_router(transit.router)
+    app.include_router(bus_history.router)
     app.include_router(gtfsrt_routes.router)
     app.include_router(metrics.router)
     app.include_router(sessions.router)

@@ -4,7 +4,7 @@ The Content-Security-Policy lets a page run scripts from this origin only: no in
 `eval`, nothing from a CDN; it connects to this origin only, and may be framed by no one. Styles
 come from style sheets of this origin only: no `<style>` element and no style attribute (ReDoc's
 page alone may have both). Scripts may still set styles through the DOM (`element.style`).
-Images may come from the tile server when one is configured (`--tile-url`).
+Images may come from the tile server when one is configured (`--basemap-url`).
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ _PAGES = {
     "/transit": "transit.html",
     "/transit/performance": "performance.html",
     "/transit/alerts": "transit_alerts.html",
+    "/transit/buses": "bus.html",
     "/notifications": "notifications.html",
     "/notifications/outbox": "outbox.html",
 }
@@ -58,6 +59,8 @@ _ASSETS = {
     "stations.js": _JS,
     "station.js": _JS,
     "login.js": _JS,
+    "maps.js": _JS,
+    "bus.js": _JS,
 }
 
 
@@ -155,6 +158,11 @@ async def alert_page(alert_id: str) -> HTMLResponse:
     return HTMLResponse(_served("alert.html")[0], headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/transit/buses/{vehicle_id}", response_class=HTMLResponse)
+async def bus_page(vehicle_id: str) -> HTMLResponse:
+    return HTMLResponse(_served("bus.html")[0], headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/water/stations/{station_id}", response_class=HTMLResponse)
 async def station_page(station_id: str) -> HTMLResponse:
     return HTMLResponse(_served("station.html")[0], headers={"Cache-Control": "no-cache"})
@@ -217,6 +225,9 @@ async def site_config(request: Request) -> dict[str, Any]:
     return {
         "public_views": sorted(config.public_views),
         "tile_url": config.tile_url,
+        "basemap": None
+        if config.tile_url is None
+        else {"url": config.tile_url, "attribution": config.tile_attribution or ""},
         "timezone": config.timezone,
         # The limits of the default station kind; each station's own come with /water/stations.
         "water_limits": profile_json(config.profiles.default)["limits"],

@@ -27,6 +27,8 @@ class ApiConfig:
     public_views: frozenset[str] = frozenset({"stations", "buses", "routes"})
     # Optional background map tiles, e.g. https://tile.example/{z}/{x}/{y}.png; none: vector only.
     tile_url: str | None = None
+    # Shown on every map drawn over those tiles (the tile server's terms usually ask for it).
+    tile_attribution: str | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
     # Send the session cookie with the Secure attribute (behind HTTPS).
     secure_cookies: bool = False

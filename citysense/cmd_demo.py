@@ -223,7 +223,8 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         await children.start(
             "analytics", [*me, "analyze", "--log-level", "WARNING", "--settings", str(settings_file), *rules]
         )
-        views = "stations,readings,buses,routes,service_alerts"  # every read-only view but metrics
+        # Every read-only view but metrics.
+        views = "stations,readings,buses,bus_history,routes,service_alerts"
         await children.start(
             "api",
             [*me, "api", "--port", str(port), "--log-level", "WARNING", "--public-views", views, *rules],

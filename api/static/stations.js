@@ -41,16 +41,43 @@ function render() {
   const placed = body.stations.filter(s => s.location);
   const project = CSMap.projection(placed.map(s => [s.location.lon, s.location.lat]), W, H, 40, Boolean(CS.config().tile_url));
   const layer = CSMap.svg("g");
-  CSMap.tiles(layer, project, W, H, CS.config().tile_url);
-  for (const s of placed) {
-    const [x, y] = project([s.location.lon, s.location.lat]);
-    const g = CSMap.svg("g", { class: "station", "data-station": s.device_id });
-    const dot = CSMap.svg("circle", { cx: x, cy: y, r: 8, fill: COLOURS[s.state], stroke: "#fff", "stroke-width": 2 });
-    const title = CSMap.svg("title"); title.textContent = `${s.device_id} ${s.name || ""}: ${stateName(s.state)}`; dot.append(title);
-    const label = CSMap.svg("text", { x: x + 11, y: y + 4 }); label.textContent = s.name || s.device_id;
-    g.append(dot, label); layer.append(g);
+  CSMap.basemap(layer, project, W, H);
+  const labels = CSMap.svg("g", { class: "labels" });
+  map.replaceChildren(layer, labels);
+  // Stations of one site, or nearly on top of each other, share one label with their count; their
+  // markers are spread on a ring, each with a line to where it stands.
+  const items = placed.map((s) => { const [x, y] = project([s.location.lon, s.location.lat]); return { s, x, y, group: s.site || "" }; });
+  const rank = (s) => Object.keys(COLOURS).indexOf(s.state);
+  const obstacles = [], texts = [];
+  for (const { members, cx, cy, at: spots } of CSMap.layout(items.sort((a, b) => a.s.device_id.localeCompare(b.s.device_id)))) {
+    const g = CSMap.svg("g", { class: "site", "data-count": members.length });
+    members.forEach((m, k) => {
+      const [x, y] = spots[k], s = m.s;
+      const one = CSMap.svg("g", { class: "station", "data-station": s.device_id });
+      one.style.cursor = "pointer";
+      one.addEventListener("click", () => { location.href = "/water/stations/" + encodeURIComponent(s.device_id); });
+      if (members.length > 1) one.append(CSMap.svg("line", { x1: m.x, y1: m.y, x2: x, y2: y, stroke: "#5b6b7a", "stroke-width": 1 }),
+        CSMap.svg("circle", { cx: m.x, cy: m.y, r: 2, fill: "#5b6b7a" }));
+      const dot = CSMap.svg("circle", { cx: x, cy: y, r: 8, fill: COLOURS[s.state], stroke: "#fff", "stroke-width": 2 });
+      const title = CSMap.svg("title"); title.textContent = `${s.device_id} ${s.name || ""}: ${stateName(s.state)}`; dot.append(title);
+      one.append(dot); g.append(one);
+      obstacles.push({ x: x - 8, y: y - 8, w: 16, h: 16 });
+    });
+    layer.append(g);
+    const first = members[0].s;
+    // One site: its name; sites merged because their markers would touch: the first two, then "…".
+    const sites = [...new Set(members.map((m) => m.s.site || m.s.name || m.s.device_id))];
+    const name = members.length === 1 ? (first.name || first.device_id) : sites.slice(0, 2).join(" · ") + (sites.length > 2 ? " …" : "");
+    const label = CSMap.svg("text", { class: "map-label", "data-count": members.length });
+    label.textContent = members.length > 1 ? `${name} (${members.length})` : name;
+    labels.append(label);
+    const ringR = members.length > 1 ? Math.max(...spots.map(([x, y]) => Math.hypot(x - cx, y - cy))) + 8 : 8;
+    texts.push({ node: label, x: cx, y: cy, r: ringR, rank: Math.min(...members.map((m) => rank(m.s))) });
   }
-  map.replaceChildren(layer);
+  // The labels of stations in a worse state are placed first, so they are the last to be hidden.
+  texts.sort((a, b) => a.rank - b.rank);
+  CSMap.declutter(texts, obstacles, W, H);
+  CSMap.attribution(map, W, H);
 }
 async function refresh() {
   body = await CS.api("/api/v1/water/stations");
