@@ -19,6 +19,7 @@ from api import (
     health,
     maintenance,
     metrics,
+    notifications,
     pages,
     route_days,
     routes,
@@ -102,6 +103,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(sessions.router)
     app.include_router(alerts.router)
+    app.include_router(notifications.router)
     app.include_router(routes.router)
     app.include_router(route_days.router)
     app.include_router(exports.router)

@@ -44,6 +44,8 @@ _PAGES = {
     "/transit/performance": "performance.html",
     "/transit/alerts": "transit_alerts.html",
     "/transit/buses": "bus.html",
+    "/notifications": "notifications.html",
+    "/notifications/outbox": "outbox.html",
 }
 _JS = "text/javascript; charset=utf-8"
 # Every page's script is a file here: no inline script, so a CSP can forbid it.

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_replay",
     "citysense.cmd_users",
     "citysense.cmd_export",
+    "citysense.cmd_notify",
 )
 
 

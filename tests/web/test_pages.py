@@ -19,6 +19,8 @@ PAGES = [
     "/water/stations/wq-1",
     "/transit",
     "/transit/performance",
+    "/notifications",
+    "/notifications/outbox",
 ]
 
 
