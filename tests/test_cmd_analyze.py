@@ -4,7 +4,6 @@ from files, errors refused."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,11 @@ import pytest
 from analytics.water.qc_config import default_qc_config, qc_config_to_toml
 from analytics.water.settings import settings_from_toml, settings_to_toml
 from citysense.water_files import qc_config
+from tests.support.processes import citysense
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "analyze", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return citysense("analyze", *args, timeout=60)
 
 
 def test_the_file_given_is_the_configuration_used(tmp_path: Path) -> None:
@@ -69,11 +63,10 @@ def test_a_bad_station_profiles_file_is_refused_by_analyze_and_api(tmp_path: Pat
     refused = analyze("--station-profiles", str(bad))
     assert refused.returncode == 2
     assert "kinds.tap.limits.ph: min 9.0 is above max 6.0" in refused.stderr
-    api = subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "api", "--database-url", "postgresql://nobody@127.0.0.1:1/x",
-         "--station-profiles", str(tmp_path / "none.toml")],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    nowhere = "postgresql://nobody@127.0.0.1:1/x"
+    api = citysense(
+        "api", "--database-url", nowhere, "--station-profiles", str(tmp_path / "none.toml"), timeout=60
+    )
     assert api.returncode != 0
     assert "station profiles" in api.stderr
     assert "Traceback" not in api.stderr

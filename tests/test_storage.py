@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from testkit import services
 from testkit.polling import wait_until
 from tests.support.headway_rows import add_bunched_buses
 from tests.support.helpers import refresh_hourly, register
+from tests.support.processes import citysense
 from tests.support.web_rows import add_route
 
 DAY = timedelta(days=1)
@@ -302,12 +302,7 @@ def test_db_migrate_upgrades_an_existing_database(old_database: tuple[str, Engin
         assert current(conn)[0] == 2
         conn.execute("INSERT INTO devices (device_id, kind) VALUES ('wq-1', 'water')")
         conn.execute("INSERT INTO water_readings (device_id, time, ph) VALUES ('wq-1', now(), 7.2)")
-    done = subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "db", "migrate", "--database-url", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = citysense("db", "migrate", "--database-url", url)
     assert done.returncode == 0, done.stderr
     with psycopg.connect(url) as conn:
         assert current(conn) == (LATEST, engine)
@@ -349,12 +344,7 @@ def unpreloaded_db(pg_admin: str) -> Iterator[str]:
 
 def test_db_migrate_without_timescaledb_preloaded_says_so_and_goes_plain(unpreloaded_db: str) -> None:
     """A common first step on a real server: the extension installed, the restart not yet done."""
-    done = subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "db", "migrate", "--database-url", unpreloaded_db],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = citysense("db", "migrate", "--database-url", unpreloaded_db)
     assert done.returncode == 0, done.stderr
     assert "timescaledb is installed but not in shared_preload_libraries" in done.stderr
     assert "shared_preload_libraries = 'timescaledb'" in done.stderr  # the fix
