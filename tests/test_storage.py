@@ -207,15 +207,21 @@ def timescale_schema(timescale_db: str) -> str:
     return timescale_db
 
 
+def _run_policy(conn: psycopg.Connection, proc_name: str, hypertable: str | None = None) -> None:
+    """Run TimescaleDB's policy job of this kind (on this hypertable) now, as its scheduler would."""
+    job = conn.execute(
+        "SELECT job_id FROM timescaledb_information.jobs"
+        " WHERE proc_name = %s AND (%s::text IS NULL OR hypertable_name = %s)",
+        (proc_name, hypertable, hypertable),
+    ).fetchone()
+    assert job is not None
+    conn.execute("CALL run_job(%s)", (job[0],))
+
+
 def _refresh_policy(url: str) -> None:
     """Run the aggregate's refresh policy now, as TimescaleDB's scheduler does every 10 minutes."""
     with psycopg.connect(url, autocommit=True) as conn:
-        job = conn.execute(
-            "SELECT job_id FROM timescaledb_information.jobs"
-            " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
-        ).fetchone()
-        assert job is not None
-        conn.execute("CALL run_job(%s)", (job[0],))
+        _run_policy(conn, "policy_refresh_continuous_aggregate")
 
 
 def test_hourly_buckets_agree_between_engines(plain_db: str, timescale_schema: str) -> None:
@@ -265,12 +271,7 @@ def test_retention_drops_old_days_and_nothing_newer(empty_db: str, engine: Engin
     cutoff = TODAY - 30 * DAY
     with psycopg.connect(empty_db, autocommit=True) as conn:
         if engine is Engine.TIMESCALEDB:
-            job = conn.execute(
-                "SELECT job_id FROM timescaledb_information.jobs"
-                " WHERE proc_name = 'policy_retention' AND hypertable_name = 'water_readings'"
-            ).fetchone()
-            assert job is not None
-            conn.execute("CALL run_job(%s)", (job[0],))
+            _run_policy(conn, "policy_retention", "water_readings")
         else:
             maintain(conn, engine, datetime.now(UTC), keep)
         left = conn.execute("SELECT min(time), count(*) FROM water_readings").fetchone()
