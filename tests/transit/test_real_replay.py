@@ -44,6 +44,10 @@ def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_pa
     done = citysense("replay", "bus", str(src), "--database-url", db, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{len(fixes)} fixes read, {len(fixes)} stored" in done.stderr
+    assert (
+        f"warning: {len(fixes)} of {len(fixes)} fixes are older than the database keeps them (400 days"
+        in (done.stderr)
+    )
 
     with psycopg.connect(db) as conn:
         stored = conn.execute(
