@@ -169,7 +169,10 @@ def test_late_readings_into_a_compressed_day_are_stored_once(db: str, engine: En
         assert other == (100,)
         if engine is Engine.TIMESCALEDB:
             # TimescaleDB's scheduler may already have materialised that day (its refresh policy
-            # runs when the database is made): late rows show there after the next refresh.
+            # runs when the database is made): late rows show there after the next refresh. This
+            # transaction ends first: its lock on the table would queue the compression policy's,
+            # and the refresh behind both.
+            conn.commit()
             with psycopg.connect(db, autocommit=True) as refresher:
                 refresh_hourly(refresher)
         hourly = conn.execute(
