@@ -117,18 +117,7 @@ def before_matcher() -> ModuleType:
     imports are unchanged since), as modules of their own."""
 
     def load(name: str, path: str) -> ModuleType:
-        src = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{BEFORE_REV}:{path}"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        spec = importlib.util.spec_from_loader(name, loader=None)
-        assert spec is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        exec(compile(src, f"{BEFORE_REV}:{path}", "exec"), mod.__dict__)
-        return mod
+        return module_at(BEFORE_REV, path, name)
 
     decode = load("bench._before_decode", "analytics/transit/decode.py")
     states = load("bench._before_states", "analytics/transit/states.py")

@@ -155,7 +155,9 @@ def test_route_colours_are_read_and_invalid_ones_left_out_with_a_warning() -> No
     stop_times = MINI["stop_times.txt"] + "".join(
         f"{t},08:00:00,08:00:00,A,1\n{t},08:05:00,08:05:00,B,2\n" for t in ("T3", "T4")
     )
-    feed = load_feed(_zip({**MINI, "routes.txt": routes, "trips.txt": trips, "stop_times.txt": stop_times}))
+    feed = load_feed(
+        gtfs_zip({**MINI, "routes.txt": routes, "trips.txt": trips, "stop_times.txt": stop_times})
+    )
     assert (feed.routes["R1"].color, feed.routes["R1"].text_color) == ("F9A825", "FFFFFF")
     assert (feed.routes["R2"].color, feed.routes["R2"].text_color) == ("", "")
     assert (feed.routes["R3"].color, feed.routes["R3"].text_color) == ("", "")
