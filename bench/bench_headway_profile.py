@@ -10,7 +10,6 @@ per call, best of `repeat`, for `route_performance` (summary, bunching) and `hea
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from analytics.transit.headways import HeadwayConfig, headway_profile, route_performance
 from analytics.transit.schedule import StopEvents
 from bench.machine import machine
+from bench.timing import runs
 
 
 def day_of_events(stops: int, trips: int, seed: int = 1) -> StopEvents:
@@ -59,12 +59,7 @@ def day_of_events(stops: int, trips: int, seed: int = 1) -> StopEvents:
 
 
 def best(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    walls, cpus = [], []
-    for _ in range(repeat):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
+    walls, cpus = runs(fn, repeat)
     return min(walls), min(cpus)
 
 

@@ -24,9 +24,7 @@ import os
 import statistics
 import sys
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,18 +32,17 @@ from pathlib import Path
 import numpy as np
 import psycopg
 from fastapi.testclient import TestClient
-from psycopg import sql
 
 from api.app import create_app
 from api.auth import View
 from api.state import ApiConfig
 from bench.machine import machine
+from bench.scratch import scratch_database
 from devices.water import WaterReading
 from ingest.fates import Fates
 from ingest.writer import Writer
 from storage.partitions import maintain
-from storage.schema import Engine, detect_engine, migrate
-from testkit import services
+from storage.schema import Engine
 
 BATCH = 2000  # ingest.service.IngestConfig.max_batch
 PLAIN = os.environ.get("CITYSENSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -62,25 +59,6 @@ class Figures:
     compress_s: float | None = None
     hourly_100_ms: dict[str, float] = field(default_factory=dict)
     raw_year_ms: dict[str, float] = field(default_factory=dict)
-
-
-@contextmanager
-def scratch(admin: str, engine: Engine) -> Iterator[str]:
-    name = f"cs_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = services.database_url(admin, name)
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            if engine is Engine.TIMESCALEDB and detect_engine(conn) is not Engine.TIMESCALEDB:
-                raise SystemExit(
-                    f"{admin} does not run TimescaleDB with its community licence (.ci/services)"
-                )
-            migrate(conn, engine=engine)
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def series(device: str, start: datetime, count: int, step: timedelta, seed: int) -> list[WaterReading]:
@@ -162,7 +140,7 @@ def measure(admin: str, engine: Engine, args: argparse.Namespace, now: datetime)
     start = now - timedelta(days=args.days)
     year_start = now - timedelta(days=365)
     figures = Figures(str(engine))
-    with scratch(admin, engine) as url:
+    with scratch_database(admin, engine) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.cursor().executemany(
                 "INSERT INTO devices (device_id, kind) VALUES (%s, 'water')",

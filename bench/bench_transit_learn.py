@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -30,6 +29,7 @@ from analytics.transit.match_types import Fixes
 from analytics.transit.schedule import stop_events
 from analytics.transit.stored import stored_match, travel_times_from_stored
 from bench.machine import machine
+from bench.timing import runs
 from testkit.tracegen import generate
 
 DAY = date(2026, 9, 1)  # a Tuesday of the demo feed's weekday service
@@ -39,12 +39,7 @@ UTC_OFFSET_S = 7 * 3600.0
 
 def _time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     """Median wall and CPU time, s."""
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+    wall, cpu = runs(fn, repeat)
     return float(np.median(wall)), float(np.median(cpu))
 
 

@@ -20,9 +20,19 @@ from analytics.water.params import CONTEXT_PARAMETERS, QUALITY_PARAMETERS
 from analytics.water.qc import qc_tests, usable
 from analytics.water.qc_config import default_qc_config
 from bench.machine import cpu_model
+from bench.previous import module_at
 from devices.water import PARAMETERS
 from testkit.canary import CanaryConfig, canary_detect
-from testkit.live_reference import ReferenceDetectorState, detect_reference
+
+# The previous detector (station-major rings, chunks of lag + 1 steps), the baseline: as it was kept at
+# this revision, loaded from git at run time.
+PREVIOUS_REV = "4ec3f62"
+PREVIOUS_PATH = "testkit/live_reference.py"
+
+
+def previous_detector() -> Any:
+    return module_at(PREVIOUS_REV, PREVIOUS_PATH, "bench._previous_detector")
+
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
 NOISE = np.array([0.02, 0.02, 0.02, 1.0, 0.1, 5.0, 0.05, 5.0])
@@ -35,8 +45,9 @@ def step_10k(
     rng = np.random.default_rng(1)
     cfg = DetectorConfig(quality=QUALITY_PARAMETERS, context=CONTEXT_PARAMETERS)
     order = [PARAMETERS.index(p) for p in cfg.rows]
-    state: Any = (ReferenceDetectorState if previous else DetectorState).empty(cfg, stations)
-    run: Any = detect_reference if previous else detect
+    old = previous_detector() if previous else None
+    state: Any = (old.ReferenceDetectorState if old else DetectorState).empty(cfg, stations)
+    run: Any = old.detect_reference if old else detect
     base, noise = BASE[order][None, :, None], NOISE[order][None, :, None]
     ok = np.ones((stations, len(order), 1), dtype=bool)
     wall, cpu = [], []
@@ -83,7 +94,8 @@ def replay_year(lag: int) -> tuple[float, float, float, int, float]:
     # Baseline: the previous detector (chunks of lag + 1 steps) on the first 30 days, scaled up.
     k = 30 * 1440
     c0 = time.process_time()
-    detect_reference(cfg, ReferenceDetectorState.empty(cfg, 1), x[None, rows, :k], ok[..., :k])
+    old = previous_detector()
+    old.detect_reference(cfg, old.ReferenceDetectorState.empty(cfg, 1), x[None, rows, :k], ok[..., :k])
     c_old = (time.process_time() - c0) * n / k
     return t_qc, t_det, c_det, int(det.event.sum()), c_old
 

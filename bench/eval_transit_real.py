@@ -30,9 +30,7 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
-import importlib.util
 import itertools
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -53,6 +51,7 @@ from analytics.transit.index import TripIndex, build_trip_index, instances_betwe
 from analytics.transit.match_types import Fixes
 from analytics.transit.matching import match_fixes
 from bench.machine import machine
+from bench.previous import module_at
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "transit-nyc-b63-2010"
@@ -110,19 +109,7 @@ def load(data: Path) -> Labelled:
 
 def previous_matcher() -> ModuleType:
     """matching.py at PREVIOUS_REV, as a module of its own."""
-    src = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{PREVIOUS_REV}:analytics/transit/matching.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    name = "bench._previous_matching"
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    assert spec is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up while the class is made
-    exec(compile(src, f"{PREVIOUS_REV}:analytics/transit/matching.py", "exec"), mod.__dict__)
-    return mod
+    return module_at(PREVIOUS_REV, "analytics/transit/matching.py", "bench._previous_matching")
 
 
 def before_matcher() -> ModuleType:
@@ -130,18 +117,7 @@ def before_matcher() -> ModuleType:
     imports are unchanged since), as modules of their own."""
 
     def load(name: str, path: str) -> ModuleType:
-        src = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{BEFORE_REV}:{path}"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        spec = importlib.util.spec_from_loader(name, loader=None)
-        assert spec is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        exec(compile(src, f"{BEFORE_REV}:{path}", "exec"), mod.__dict__)
-        return mod
+        return module_at(BEFORE_REV, path, name)
 
     decode = load("bench._before_decode", "analytics/transit/decode.py")
     states = load("bench._before_states", "analytics/transit/states.py")

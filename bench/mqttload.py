@@ -1,41 +1,20 @@
 """A lean MQTT 3.1.1 QoS 1 publisher for load: pipelined PUBLISH frames, PUBACKs counted.
 
 Python's MQTT clients spend more time per message than the ingester does; a benchmark must
-offer load faster than the thing it measures, so this writes the frames itself.
+offer load faster than the thing it measures, so this writes the frames itself, with the
+simulator's frame encoders (citysense_sim.rawmqtt).
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-
-def _remaining(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _string(s: bytes) -> bytes:
-    return struct.pack("!H", len(s)) + s
-
-
-def connect_packet(client_id: str, keepalive: int = 60) -> bytes:
-    body = _string(b"MQTT") + bytes([4, 0x02]) + struct.pack("!H", keepalive) + _string(client_id.encode())
-    return b"\x10" + _remaining(len(body)) + body
-
-
-def publish_packet(topic: bytes, payload: bytes, mid: int) -> bytes:
-    body = _string(topic) + struct.pack("!H", mid) + payload
-    return b"\x32" + _remaining(len(body)) + body
+from citysense_sim.rawmqtt import connect_packet, publish_packet
 
 
 def water_payload(seq: int, when: float) -> bytes:
@@ -52,7 +31,7 @@ class Publisher:
     def __init__(self, host: str, port: int, prefix: str, devices: list[str]) -> None:
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.sendall(connect_packet(f"bench-pub-{time.monotonic_ns()}"))
+        self.sock.sendall(connect_packet(f"bench-pub-{time.monotonic_ns()}", 60, True, None, None))
         if self.sock.recv(4)[:1] != b"\x20":
             raise RuntimeError("no CONNACK")
         self.topics = [f"{prefix}/v1/water/{d}/telemetry".encode() for d in devices]
@@ -98,7 +77,9 @@ class Publisher:
                 # Strictly increasing stamps: (device, time) must be unique for every reading.
                 last = max(time.time(), last + 1e-6)
                 mid = seq % 65535 + 1
-                frames.append(publish_packet(self.topics[seq % len(self.topics)], payload(seq, last), mid))
+                frames.append(
+                    publish_packet(self.topics[seq % len(self.topics)], payload(seq, last), mid, False)
+                )
             self.sock.sendall(b"".join(frames))
             sent += len(frames)
         while self.acked < total:

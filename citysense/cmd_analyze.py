@@ -7,7 +7,6 @@ import asyncio
 import functools
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from analytics.water.live import LiveConfig
@@ -15,7 +14,13 @@ from analytics.water.qc_config import QcConfigError
 from analytics.water.settings import SettingsError
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
-from citysense.water_files import add_station_profiles_option, qc_config, station_profiles_of, water_settings
+from citysense.water_files import (
+    add_station_profiles_option,
+    add_water_file_options,
+    qc_config,
+    station_profiles_of,
+    water_settings,
+)
 from workers import Worker
 from workers.supervise import WorkerHealth, final_status, heartbeat, supervise
 from workers.transit import TransitService
@@ -30,17 +35,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--only", action="append", choices=[WaterService.name, TransitService.name], help="run only these"
     )
-    parser.add_argument(
-        "--qc-config",
-        type=Path,
-        help="the water QC thresholds (TOML, layout of analytics/water/qc.toml; default: that file)",
-    )
+    add_water_file_options(parser)
     add_station_profiles_option(parser)
-    parser.add_argument(
-        "--settings",
-        type=Path,
-        help="water engine settings (TOML; `detect water --save-settings` writes them)",
-    )
     add_logging_options(parser)
     parser.set_defaults(func=run)
 

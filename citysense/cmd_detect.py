@@ -39,7 +39,13 @@ from analytics.water.tune import tune
 from citysense.progress import Progress
 from citysense.settings import ConfigError
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv, write_detection_csv
-from citysense.water_files import qc_config, station_profiles_of, water_settings
+from citysense.water_files import (
+    add_station_profiles_option,
+    add_water_file_options,
+    qc_config,
+    station_profiles_of,
+    water_settings,
+)
 from devices.water import PARAMETERS
 
 # Readings per call of the engine: the progress bar moves between calls; results do not depend on it.
@@ -63,12 +69,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timezone", help="IANA time zone of times without an offset (default: UTC)")
     p.add_argument("--train", type=Path, help="labelled history to tune the detector on")
     p.add_argument("--label-col", help="label column of the --train file (1/TRUE = event, 0/FALSE = normal)")
-    p.add_argument("--qc-config", type=Path, help="QC thresholds (TOML, layout of analytics/water/qc.toml)")
-    p.add_argument(
-        "--settings",
-        type=Path,
-        help="engine settings (TOML: [detector], [stations]; see docs/water-detection.md)",
-    )
+    add_water_file_options(p)
     p.add_argument(
         "--save-settings",
         type=Path,
@@ -80,12 +81,7 @@ def register(subparsers: Any) -> None:
         help="the station's kind, whose rule profile (limits, breach duration) judges it as the live "
         "worker would (default: the profiles' default kind, a distribution point)",
     )
-    p.add_argument(
-        "--station-profiles",
-        type=Path,
-        help="rule profiles (TOML, layout of analytics/water/profiles.toml; "
-        "default: $CITYSENSE_STATION_PROFILES or that file)",
-    )
+    add_station_profiles_option(p)
     p.add_argument("--alerts", type=Path, help="also write the alert transitions to this CSV")
     p.set_defaults(func=run)
 

@@ -26,7 +26,7 @@ from citysense.settings import (
     add_connection_options,
 )
 from citysense.water_csv import WaterCsvError, WaterTable, parse_mapping, read_water_csv
-from citysense.water_files import live_config
+from citysense.water_files import add_water_file_options, live_config
 from devices.topics import DEVICE_ID
 from devices.water import WaterReading
 from ingest.fates import Fates
@@ -46,12 +46,7 @@ def register(kinds: Any) -> None:
     p.add_argument("--map", action="append", default=[], metavar="SOURCE=parameter", help="as `detect water`")
     p.add_argument("--timezone", help="IANA time zone of times without an offset (default: UTC)")
     p.add_argument("--batch", type=int, default=5000, help="readings per transaction (default 5000)")
-    p.add_argument("--qc-config", type=Path, help="QC thresholds (TOML, layout of analytics/water/qc.toml)")
-    p.add_argument(
-        "--settings",
-        type=Path,
-        help="engine settings (TOML: [detector], [stations]), as `detect water --save-settings` writes them",
-    )
+    add_water_file_options(p)
     p.add_argument(
         "--no-analyze",
         dest="analyze",

@@ -47,6 +47,21 @@ def live_config(qc_path: Path | None, settings_path: Path | None) -> LiveConfig:
     return LiveConfig(qc=qc) if settings_path is None else water_settings(settings_path).live_config(qc)
 
 
+def add_water_file_options(parser: argparse.ArgumentParser) -> None:
+    """--qc-config and --settings, read by `qc_config`, `water_settings` and `live_config`."""
+    parser.add_argument(
+        "--qc-config",
+        type=Path,
+        help="the water QC thresholds (TOML, layout of analytics/water/qc.toml; default: that file)",
+    )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        help="water engine settings (TOML: [detector], [stations]; `detect water --save-settings` writes "
+        "them; see docs/water-detection.md)",
+    )
+
+
 def add_station_profiles_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--station-profiles",

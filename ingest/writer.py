@@ -9,8 +9,9 @@ are dropped by `ON CONFLICT DO NOTHING`; the hourly totals count only rows reall
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -191,42 +192,42 @@ class Writer:
         """COPY the readings and positions to the staging tables, each with its message index."""
         if fates.water:
             water_msg = fates.water_msg or [0] * len(fates.water)
-            async with (
-                conn.cursor() as cur,
-                cur.copy(
-                    f"COPY water_staging ({', '.join(_WATER_COLS)}, msg) FROM STDIN (FORMAT BINARY)"
-                ) as copy,
-            ):
-                copy.set_types([*_WATER_TYPES, "int4"])
-                for (r, received_at), msg in zip(fates.water, water_msg, strict=True):
-                    await copy.write_row((r.device_id, r.time, r.seq, *r.values(), received_at, msg))
+            await _copy_staging(
+                conn,
+                "water_staging",
+                _WATER_COLS,
+                _WATER_TYPES,
+                (
+                    (r.device_id, r.time, r.seq, *r.values(), received_at, msg)
+                    for (r, received_at), msg in zip(fates.water, water_msg, strict=True)
+                ),
+            )
         if fates.bus:
             bus_msg = fates.bus_msg or [0] * len(fates.bus)
-            async with (
-                conn.cursor() as cur,
-                cur.copy(
-                    f"COPY bus_staging ({', '.join(_BUS_COLS)}, msg) FROM STDIN (FORMAT BINARY)"
-                ) as copy,
-            ):
-                copy.set_types([*_BUS_TYPES, "int4"])
-                for (p, received_at), msg in zip(fates.bus, bus_msg, strict=True):
-                    await copy.write_row(
-                        (
-                            p.vehicle_id,
-                            p.time,
-                            p.lat,
-                            p.lon,
-                            p.speed_mps,
-                            p.heading_deg,
-                            p.trip_id,
-                            p.route_id,
-                            p.odometer_m,
-                            p.hdop,
-                            p.seq,
-                            received_at,
-                            msg,
-                        )
+            await _copy_staging(
+                conn,
+                "bus_staging",
+                _BUS_COLS,
+                _BUS_TYPES,
+                (
+                    (
+                        p.vehicle_id,
+                        p.time,
+                        p.lat,
+                        p.lon,
+                        p.speed_mps,
+                        p.heading_deg,
+                        p.trip_id,
+                        p.route_id,
+                        p.odometer_m,
+                        p.hdop,
+                        p.seq,
+                        received_at,
+                        msg,
                     )
+                    for (p, received_at), msg in zip(fates.bus, bus_msg, strict=True)
+                ),
+            )
 
     async def insert(self, conn: psycopg.AsyncConnection, fates: Fates, lo: int, hi: int) -> tuple[int, int]:
         """Move the staged rows of messages lo..hi-1 into the tables: (water, bus) rows inserted."""
@@ -300,3 +301,20 @@ class Writer:
             bus_inserted,
             len(fates.bus) - bus_inserted,
         )
+
+
+async def _copy_staging(
+    conn: psycopg.AsyncConnection,
+    table: str,
+    cols: Sequence[str],
+    types: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+) -> None:
+    """Binary COPY of rows (the columns, then the message index) into a staging table."""
+    async with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY {table} ({', '.join(cols)}, msg) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types([*types, "int4"])
+        for row in rows:
+            await copy.write_row(row)

@@ -16,10 +16,6 @@ import psycopg
 
 from analytics.transit.grid import attach_grid, grid_bytes, grid_fingerprint, grid_radii
 from analytics.transit.gtfs import (
-    MAX_DEPARTURES,
-    MAX_FEED_DEPARTURES,
-    MAX_FREQUENCY_END_S,
-    MIN_HEADWAY_S,
     Feed,
     Frequency,
     Route,
@@ -27,6 +23,7 @@ from analytics.transit.gtfs import (
     Shape,
     Stop,
     Trip,
+    frequency_problem,
     network_projection,
 )
 from analytics.transit.index import TripIndex
@@ -133,13 +130,14 @@ async def load_feed(conn: psycopg.AsyncConnection[Any], feed_id: int) -> Feed:
         f = Frequency(r[0], int(r[1]), int(r[2]), int(r[3]), bool(r[4]))
         # A feed stored before import validated frequencies: the same bounds, so that no row costs more
         # trip instances than a bus service has.
-        if (
-            f.headway_s < MIN_HEADWAY_S
-            or not f.start_s < f.end_s <= MAX_FREQUENCY_END_S
-            or (f.end_s - f.start_s) // f.headway_s > MAX_DEPARTURES
-            or departures + (f.end_s - f.start_s) // f.headway_s > MAX_FEED_DEPARTURES
-        ):
-            log.warning("GTFS feed %d: frequency of trip %s out of bounds: trip left out", feed_id, f.trip_id)
+        problem = frequency_problem(f.start_s, f.end_s, f.headway_s, departures, f"{f.end_s} s")
+        if problem is not None:
+            log.warning(
+                "GTFS feed %d: frequency of trip %s out of bounds (%s): trip left out",
+                feed_id,
+                f.trip_id,
+                problem,
+            )
             trips.pop(f.trip_id, None)
             continue
         departures += (f.end_s - f.start_s) // f.headway_s

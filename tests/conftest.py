@@ -114,55 +114,53 @@ def _copy(admin: str, name: str, template: str) -> str:
     raise AssertionError("unreachable")
 
 
+def _template(admin: str, engine: Engine) -> Iterator[str]:
+    """A database migrated once on `engine`, frozen as a template while the session lasts."""
+    name = f"cs_tmpl_{uuid.uuid4().hex[:10]}"
+    url = _create(admin, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn, engine=engine)
+    _freeze(admin, name)
+    yield name
+    _unfreeze_and_drop(admin, name)
+
+
+def _test_database(admin: str, template: str | None = None) -> Iterator[str]:
+    """A new database (a copy of `template`, or empty) for one test, dropped after it."""
+    name = f"cs_test_{uuid.uuid4().hex[:12]}"
+    url = _create(admin, name) if template is None else _copy(admin, name, template)
+    yield url
+    _drop(admin, name)
+
+
 @pytest.fixture(scope="session")
 def migrated_template(pg_admin: str, engine: Engine) -> Iterator[str]:
     """A database migrated once on the engine under test, copied for each test (fast)."""
-    name = f"cs_tmpl_{uuid.uuid4().hex[:10]}"
-    url = _create(pg_admin, name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        migrate(conn, engine=engine)
-    _freeze(pg_admin, name)
-    yield name
-    _unfreeze_and_drop(pg_admin, name)
+    yield from _template(pg_admin, engine)
 
 
 @pytest.fixture
 def empty_db(pg_admin: str) -> Iterator[str]:
     """A new empty database, dropped after the test."""
-    name = f"cs_test_{uuid.uuid4().hex[:12]}"
-    url = _create(pg_admin, name)
-    yield url
-    _drop(pg_admin, name)
+    yield from _test_database(pg_admin)
 
 
 @pytest.fixture
 def db(pg_admin: str, migrated_template: str) -> Iterator[str]:
     """A new database with the current schema on the engine under test, dropped after the test."""
-    name = f"cs_test_{uuid.uuid4().hex[:12]}"
-    url = _copy(pg_admin, name, migrated_template)
-    yield url
-    _drop(pg_admin, name)
+    yield from _test_database(pg_admin, migrated_template)
 
 
 @pytest.fixture(scope="session")
 def plain_template(pg_admin: str) -> Iterator[str]:
-    name = f"cs_tmpl_{uuid.uuid4().hex[:10]}"
-    url = _create(pg_admin, name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        migrate(conn, engine=Engine.POSTGRES)
-    _freeze(pg_admin, name)
-    yield name
-    _unfreeze_and_drop(pg_admin, name)
+    yield from _template(pg_admin, Engine.POSTGRES)
 
 
 @pytest.fixture
 def plain_db(pg_admin: str, plain_template: str) -> Iterator[str]:
     """A new database with the current schema on plain PostgreSQL whatever the engine under test:
     for what only that engine does (native partitions, the kept hourly totals)."""
-    name = f"cs_test_{uuid.uuid4().hex[:12]}"
-    url = _copy(pg_admin, name, plain_template)
-    yield url
-    _drop(pg_admin, name)
+    yield from _test_database(pg_admin, plain_template)
 
 
 @pytest.fixture(scope="session")
@@ -184,10 +182,7 @@ def timescale_admin(pg_admin: str, engine: Engine) -> str:
 @pytest.fixture
 def timescale_db(timescale_admin: str) -> Iterator[str]:
     """A new empty database where TimescaleDB runs with its community licence, or a skip saying why not."""
-    name = f"cs_test_{uuid.uuid4().hex[:12]}"
-    url = _create(timescale_admin, name)
-    yield url
-    _drop(timescale_admin, name)
+    yield from _test_database(timescale_admin)
 
 
 @pytest.fixture

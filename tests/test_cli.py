@@ -6,19 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 
 from storage.schema import LATEST
 from testkit.polling import wait_until
 from tests.support.helpers import count, publish, register
-
-CITYSENSE = [sys.executable, "-m", "citysense.cli"]
+from tests.support.processes import CITYSENSE, citysense
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CITYSENSE, *args], capture_output=True, text=True, timeout=60, env=env)
+    return citysense(*args, timeout=60, env=env)
 
 
 def test_db_migrate_twice(empty_db: str) -> None:

@@ -4,22 +4,18 @@ from files, errors refused."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 from analytics.water.qc_config import default_qc_config, qc_config_to_toml
 from analytics.water.settings import settings_from_toml, settings_to_toml
 from citysense.water_files import qc_config
+from tests.support.processes import citysense
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "analyze", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return citysense("analyze", *args, timeout=60)
 
 
 def test_the_file_given_is_the_configuration_used(tmp_path: Path) -> None:
@@ -30,16 +26,35 @@ def test_the_file_given_is_the_configuration_used(tmp_path: Path) -> None:
     assert qc_config(None) == default_qc_config()
 
 
-def test_a_missing_or_bad_file_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    missing = analyze("--qc-config", str(tmp_path / "none.toml"))
+@pytest.mark.parametrize(
+    ("option", "named", "bad_text", "why"),
+    [
+        (
+            "--qc-config",
+            "QC configuration",
+            "[ph]\nsensor_span = [14.0, 0.0]\n",
+            "ph.sensor_span: low is above high",
+        ),
+        (
+            "--settings",
+            "settings",
+            '[stations."wq-1"]\ninstruments = ["ph", "lead_ugl"]\n',
+            "stations.wq-1.instruments: unknown parameters ['lead_ugl']",
+        ),
+    ],
+)
+def test_a_missing_or_bad_file_is_refused_before_anything_starts(
+    tmp_path: Path, option: str, named: str, bad_text: str, why: str
+) -> None:
+    missing = analyze(option, str(tmp_path / "none.toml"))
     assert missing.returncode == 2
-    assert "QC configuration" in missing.stderr
+    assert named in missing.stderr
     assert "none.toml" in missing.stderr
     bad = tmp_path / "bad.toml"
-    bad.write_text("[ph]\nsensor_span = [14.0, 0.0]\n")
-    refused = analyze("--qc-config", str(bad))
+    bad.write_text(bad_text)
+    refused = analyze(option, str(bad))
     assert refused.returncode == 2
-    assert "ph.sensor_span: low is above high" in refused.stderr
+    assert why in refused.stderr
 
 
 def test_a_bad_station_profiles_file_is_refused_by_analyze_and_api(tmp_path: Path) -> None:
@@ -48,26 +63,13 @@ def test_a_bad_station_profiles_file_is_refused_by_analyze_and_api(tmp_path: Pat
     refused = analyze("--station-profiles", str(bad))
     assert refused.returncode == 2
     assert "kinds.tap.limits.ph: min 9.0 is above max 6.0" in refused.stderr
-    api = subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "api", "--database-url", "postgresql://nobody@127.0.0.1:1/x",
-         "--station-profiles", str(tmp_path / "none.toml")],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    nowhere = "postgresql://nobody@127.0.0.1:1/x"
+    api = citysense(
+        "api", "--database-url", nowhere, "--station-profiles", str(tmp_path / "none.toml"), timeout=60
+    )
     assert api.returncode != 0
     assert "station profiles" in api.stderr
     assert "Traceback" not in api.stderr
-
-
-def test_a_missing_or_bad_settings_file_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    missing = analyze("--settings", str(tmp_path / "none.toml"))
-    assert missing.returncode == 2
-    assert "settings" in missing.stderr
-    assert "none.toml" in missing.stderr
-    bad = tmp_path / "bad.toml"
-    bad.write_text('[stations."wq-1"]\ninstruments = ["ph", "lead_ugl"]\n')
-    refused = analyze("--settings", str(bad))
-    assert refused.returncode == 2
-    assert "stations.wq-1.instruments: unknown parameters ['lead_ugl']" in refused.stderr
 
 
 def test_settings_round_trip_into_the_live_configuration(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from testkit import services
 from testkit.polling import wait_until
 from tests.support.headway_rows import add_bunched_buses
 from tests.support.helpers import refresh_hourly, register
+from tests.support.processes import citysense
 from tests.support.web_rows import add_route
 
 DAY = timedelta(days=1)
@@ -169,7 +169,10 @@ def test_late_readings_into_a_compressed_day_are_stored_once(db: str, engine: En
         assert other == (100,)
         if engine is Engine.TIMESCALEDB:
             # TimescaleDB's scheduler may already have materialised that day (its refresh policy
-            # runs when the database is made): late rows show there after the next refresh.
+            # runs when the database is made): late rows show there after the next refresh. This
+            # transaction ends first: its lock on the table would queue the compression policy's,
+            # and the refresh behind both.
+            conn.commit()
             with psycopg.connect(db, autocommit=True) as refresher:
                 refresh_hourly(refresher)
         hourly = conn.execute(
@@ -207,15 +210,21 @@ def timescale_schema(timescale_db: str) -> str:
     return timescale_db
 
 
+def _run_policy(conn: psycopg.Connection, proc_name: str, hypertable: str | None = None) -> None:
+    """Run TimescaleDB's policy job of this kind (on this hypertable) now, as its scheduler would."""
+    job = conn.execute(
+        "SELECT job_id FROM timescaledb_information.jobs"
+        " WHERE proc_name = %s AND (%s::text IS NULL OR hypertable_name = %s)",
+        (proc_name, hypertable, hypertable),
+    ).fetchone()
+    assert job is not None
+    conn.execute("CALL run_job(%s)", (job[0],))
+
+
 def _refresh_policy(url: str) -> None:
     """Run the aggregate's refresh policy now, as TimescaleDB's scheduler does every 10 minutes."""
     with psycopg.connect(url, autocommit=True) as conn:
-        job = conn.execute(
-            "SELECT job_id FROM timescaledb_information.jobs"
-            " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
-        ).fetchone()
-        assert job is not None
-        conn.execute("CALL run_job(%s)", (job[0],))
+        _run_policy(conn, "policy_refresh_continuous_aggregate")
 
 
 def test_hourly_buckets_agree_between_engines(plain_db: str, timescale_schema: str) -> None:
@@ -265,12 +274,7 @@ def test_retention_drops_old_days_and_nothing_newer(empty_db: str, engine: Engin
     cutoff = TODAY - 30 * DAY
     with psycopg.connect(empty_db, autocommit=True) as conn:
         if engine is Engine.TIMESCALEDB:
-            job = conn.execute(
-                "SELECT job_id FROM timescaledb_information.jobs"
-                " WHERE proc_name = 'policy_retention' AND hypertable_name = 'water_readings'"
-            ).fetchone()
-            assert job is not None
-            conn.execute("CALL run_job(%s)", (job[0],))
+            _run_policy(conn, "policy_retention", "water_readings")
         else:
             maintain(conn, engine, datetime.now(UTC), keep)
         left = conn.execute("SELECT min(time), count(*) FROM water_readings").fetchone()
@@ -302,12 +306,7 @@ def test_db_migrate_upgrades_an_existing_database(old_database: tuple[str, Engin
         assert current(conn)[0] == 2
         conn.execute("INSERT INTO devices (device_id, kind) VALUES ('wq-1', 'water')")
         conn.execute("INSERT INTO water_readings (device_id, time, ph) VALUES ('wq-1', now(), 7.2)")
-    done = subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "db", "migrate", "--database-url", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = citysense("db", "migrate", "--database-url", url)
     assert done.returncode == 0, done.stderr
     with psycopg.connect(url) as conn:
         assert current(conn) == (LATEST, engine)
@@ -349,12 +348,7 @@ def unpreloaded_db(pg_admin: str) -> Iterator[str]:
 
 def test_db_migrate_without_timescaledb_preloaded_says_so_and_goes_plain(unpreloaded_db: str) -> None:
     """A common first step on a real server: the extension installed, the restart not yet done."""
-    done = subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "db", "migrate", "--database-url", unpreloaded_db],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = citysense("db", "migrate", "--database-url", unpreloaded_db)
     assert done.returncode == 0, done.stderr
     assert "timescaledb is installed but not in shared_preload_libraries" in done.stderr
     assert "shared_preload_libraries = 'timescaledb'" in done.stderr  # the fix

@@ -1021,6 +1021,23 @@ def _interpolate_times(arr: FloatArray, dep: FloatArray, dist: FloatArray) -> tu
     return arr, dep
 
 
+def frequency_problem(start_s: int, end_s: int, headway_s: int, departures: int, end_time: str) -> str | None:
+    """Why a frequency row is no bus service (headway under a minute, running past 48:00:00, more than
+    MAX_DEPARTURES departures, ending before it starts, or past MAX_FEED_DEPARTURES with the
+    `departures` of the rows kept before it); None when it is one. Also applied to stored feeds."""
+    if headway_s < MIN_HEADWAY_S:
+        return f"headway_secs={headway_s} is under {MIN_HEADWAY_S}"
+    if end_s <= start_s:
+        return "end_time is not after start_time"
+    if end_s > MAX_FREQUENCY_END_S:
+        return f"end_time {end_time} is past 48:00:00"
+    if (end_s - start_s) // headway_s > MAX_DEPARTURES:
+        return f"{(end_s - start_s) // headway_s} departures (at most {MAX_DEPARTURES} a row)"
+    if departures + (end_s - start_s) // headway_s > MAX_FEED_DEPARTURES:
+        return f"more than {MAX_FEED_DEPARTURES} frequency-based departures in the feed"
+    return None
+
+
 def _frequencies(r: _Reader, trips: dict[str, Trip], known_trips: set[str]) -> tuple[Frequency, ...]:
     """Frequency-based service. A row that is not a bus service (headway under a minute, running past
     48:00:00, more than MAX_DEPARTURES departures, ending before it starts, or past MAX_FEED_DEPARTURES
@@ -1047,17 +1064,7 @@ def _frequencies(r: _Reader, trips: dict[str, Trip], known_trips: set[str]) -> t
             notes.error("duplicate_key", name, line, f"trip {tid[:60]}: start_time {row['start_time']} twice")
             continue
         seen.add((tid, start))
-        problem = None
-        if headway < MIN_HEADWAY_S:
-            problem = f"headway_secs={headway} is under {MIN_HEADWAY_S}"
-        elif end <= start:
-            problem = "end_time is not after start_time"
-        elif end > MAX_FREQUENCY_END_S:
-            problem = f"end_time {row['end_time']} is past 48:00:00"
-        elif (end - start) // headway > MAX_DEPARTURES:
-            problem = f"{(end - start) // headway} departures (at most {MAX_DEPARTURES} a row)"
-        elif departures + (end - start) // headway > MAX_FEED_DEPARTURES:
-            problem = f"more than {MAX_FEED_DEPARTURES} frequency-based departures in the feed"
+        problem = frequency_problem(start, end, headway, departures, row["end_time"])
         if problem is not None:
             notes.warn("frequency_out_of_bounds", name, line, f"trip {tid[:60]}: {problem}: trip left out")
             bad.add(tid)

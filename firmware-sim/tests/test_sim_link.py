@@ -10,6 +10,7 @@ import aiomqtt
 from citysense_sim.broker import BrokerConfig
 from citysense_sim.link import Backoff, DeviceLink
 from simcontract import check_status, check_water
+from simsub import subscribed
 
 
 def test_outage_publishes_will_then_flushes_buffer_as_array(broker_url: str, prefix: str) -> None:
@@ -20,19 +21,7 @@ def test_outage_publishes_will_then_flushes_buffer_as_array(broker_url: str, pre
         return {"ts": "2026-11-27T07:00:00.000Z", "seq": seq, "ph": 7.1}
 
     async def scenario() -> list[aiomqtt.Message]:
-        received: list[aiomqtt.Message] = []
-        ready = asyncio.Event()
-
-        async def collect() -> None:
-            async with aiomqtt.Client(broker.host, broker.port) as client:
-                await client.subscribe(f"{prefix}/v1/#", qos=1)
-                ready.set()
-                async for message in client.messages:
-                    received.append(message)
-
-        async with asyncio.TaskGroup() as tg:
-            collector = tg.create_task(collect())
-            await asyncio.wait_for(ready.wait(), 5)
+        async with subscribed(broker, prefix) as got, asyncio.TaskGroup() as tg:
             runner = tg.create_task(link.run())
             link.submit(reading(0))
             await asyncio.sleep(0.5)
@@ -44,8 +33,7 @@ def test_outage_publishes_will_then_flushes_buffer_as_array(broker_url: str, pre
             link.close()
             await asyncio.wait_for(runner, 5)
             await asyncio.sleep(0.3)
-            collector.cancel()
-        return received
+        return got.messages
 
     received = asyncio.run(scenario())
     status = [

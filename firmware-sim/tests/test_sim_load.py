@@ -11,6 +11,7 @@ from citysense_sim.fleet import BusHome, bus_fleet, water_fleet
 from citysense_sim.gtfs import load_feed
 from citysense_sim.load import LoadConfig, run_load
 from simcontract import check_bus, check_status, check_topic, check_water
+from simsub import subscribed
 
 
 def test_load_mode_delivers_what_it_reports(broker_url: str, prefix: str) -> None:
@@ -32,31 +33,16 @@ def test_load_mode_delivers_what_it_reports(broker_url: str, prefix: str) -> Non
     )
 
     async def scenario() -> tuple[list[aiomqtt.Message], int, int]:
-        received: list[aiomqtt.Message] = []
-        ready = asyncio.Event()
-        arrived = asyncio.Event()
-
-        async def collect() -> None:
-            async with aiomqtt.Client(broker.host, broker.port) as client:
-                await client.subscribe(f"{prefix}/v1/#", qos=1)
-                ready.set()
-                async for message in client.messages:
-                    received.append(message)
-                    arrived.set()
-
-        async with asyncio.TaskGroup() as tg:
-            collector = tg.create_task(collect())
-            await asyncio.wait_for(ready.wait(), 5)
+        async with subscribed(broker, prefix) as got:
             report = await run_load(cfg, asyncio.Event())
             # Every acknowledged message on its way to the subscriber (a loaded machine delivers
             # late), then a moment more for any it should not get.
             async with asyncio.timeout(30):
-                while sum(not str(m.topic).endswith("/status") for m in received) < report.acked:
-                    arrived.clear()
-                    await arrived.wait()
+                while sum(not str(m.topic).endswith("/status") for m in got.messages) < report.acked:
+                    got.arrived.clear()
+                    await got.arrived.wait()
             await asyncio.sleep(0.5)
-            collector.cancel()
-        return received, report.acked, report.offered
+        return got.messages, report.acked, report.offered
 
     received, acked, offered = asyncio.run(scenario())
     assert offered >= 60 * 4

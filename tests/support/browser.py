@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from api.app import create_app
 from api.state import ApiConfig
 from tests.support.web_rows import PASSWORD
 
+# The open_page fixture (tests/web/conftest.py): (timezone=..., lang=...) -> a page of its own.
+OpenPage = Callable[..., Page]
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 10_000
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -80,9 +82,15 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def login(page: Page, site: str, user: str, then: str = "/water") -> None:
-    page.goto(f"{site}/login?next={then}")
+def submit_login(page: Page, site: str, user: str, next_value: str | None = None) -> None:
+    """Fill in the login page (with ?next=next_value when given) as `user` and submit it."""
+    page.goto(f"{site}/login" if next_value is None else f"{site}/login?next={next_value}")
     page.fill("#username", user)
     page.fill("#password", PASSWORD)
     page.click("#submit")
+
+
+def login(page: Page, site: str, user: str, then: str = "/water") -> None:
+    """Log in as `user` and wait for the page `then`."""
+    submit_login(page, site, user, then)
     page.wait_for_url(f"{site}{then}*")

@@ -1,4 +1,4 @@
-"""`citysense api` as a real process of its own, on a free local port."""
+"""The `citysense` command run as a real process: once to its end, or `citysense api` on a free local port."""
 
 from __future__ import annotations
 
@@ -14,6 +14,20 @@ from contextlib import contextmanager
 
 from tests.support.browser import _free_port
 
+CITYSENSE = [sys.executable, "-m", "citysense.cli"]
+
+
+def citysense(
+    *args: str,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`citysense ARGS` run to its end, its output captured as text; never raises for its exit code."""
+    return subprocess.run(
+        [*CITYSENSE, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False
+    )
+
 
 @contextmanager
 def api_process(
@@ -21,7 +35,7 @@ def api_process(
 ) -> Iterator[tuple[str, int]]:
     """Runs `citysense api ARGS` until the block ends; yields (base URL, process id)."""
     port = _free_port()
-    argv = [sys.executable, "-m", "citysense.cli", "api", "--database-url", database_url, "--port", str(port)]
+    argv = [*CITYSENSE, "api", "--database-url", database_url, "--port", str(port)]
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CITYSENSE_")}
     # A file, not a pipe: a full pipe would stall the server's logging.
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed after the process, below)

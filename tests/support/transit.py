@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,6 +71,26 @@ def late_bus_trace(trace: Trace, now: float) -> tuple[np.ndarray, np.ndarray, st
     t = trace.time + np.where(trace.vehicle == late, LATE, 0.0)
     keep = (t <= now) & (t > now - 90 * 60)
     return keep, t, late
+
+
+def store_late_bus(db: str, feed: Feed, now: float) -> tuple[Trace, np.ndarray, np.ndarray, str]:
+    """The last hour and a half of the feed's buses stored, one of them running LATE seconds behind and
+    saying which trip it runs (running that late, a bus of a frequent route looks like the next one on
+    time; like many trackers, the others send none). Returns (trace, kept fixes, their times, late bus)."""
+    trace = live_trace(feed, now)
+    keep, t, late = late_bus_trace(trace, now)
+    sent = np.where(trace.vehicle == late, trace.true_trip, "")
+    store(db, trace.vehicle[keep], t[keep], trace.lat[keep], trace.lon[keep], sent[keep])
+    return trace, keep, t, late
+
+
+def gtfs_zip(files: dict[str, str]) -> bytes:
+    """A GTFS zip of the given files (name: text)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return buf.getvalue()
 
 
 async def drain(worker: TransitWorker, db: str) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import time
-import zipfile
 from datetime import UTC, datetime
 
 import numpy as np
@@ -28,7 +26,7 @@ from api.app import create_app
 from api.state import ApiConfig
 from storage.gtfs_store import import_feed
 from tests.support.gtfsrt_rules import check_feed
-from tests.support.transit import drain
+from tests.support.transit import drain, gtfs_zip
 from workers.transit import TransitWorker
 
 BASE = {
@@ -43,14 +41,6 @@ BASE = {
 TRIPLESS = {**BASE, "trips.txt": "route_id,service_id,trip_id\n"}
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize(
     "files",
     [
@@ -61,7 +51,7 @@ def _zip(files: dict[str, str]) -> bytes:
     ids=["no-stop-times-file", "empty-stop-times", "empty-shapes"],
 )
 def test_a_tripless_feed_indexes_and_matches_nothing(files: dict[str, str]) -> None:
-    feed = load_feed(_zip(files))
+    feed = load_feed(gtfs_zip(files))
     assert feed.trips == {}
     assert feed.shapes == {}
     index = build_trip_index(feed)
@@ -123,13 +113,13 @@ def test_malformed_feeds_are_errors_with_file_and_line(
     files: dict[str, str], where: tuple[str, int | None], says: str
 ) -> None:
     with pytest.raises(GTFSError) as err:
-        load_feed(_zip(files))
+        load_feed(gtfs_zip(files))
     assert (err.value.file, err.value.line) == where
     assert says in str(err.value)
 
 
 def test_worker_and_feeds_with_an_active_tripless_feed(db: str) -> None:
-    data = _zip(TRIPLESS)
+    data = gtfs_zip(TRIPLESS)
     with psycopg.connect(db) as conn:
         import_feed(conn, load_feed(data), hashlib.sha256(data).hexdigest(), "tripless.zip")
         now = time.time()

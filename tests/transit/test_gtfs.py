@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import io
-import zipfile
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -10,15 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics.transit.gtfs import Feed, GTFSError, detect_unit, load_feed, parse_gtfs_time
-
-
-def _zip(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-    return buf.getvalue()
-
+from tests.support.transit import gtfs_zip
 
 MINI = {
     "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nDN,Da Nang Bus,http://x,Asia/Ho_Chi_Minh\n",
@@ -73,7 +63,7 @@ def test_projected_stops_agree_with_declared_distances(trimet: Feed) -> None:
 
 
 def test_mini_feed_after_midnight_interpolation_and_calendar() -> None:
-    feed = load_feed(_zip(MINI))
+    feed = load_feed(gtfs_zip(MINI))
     assert feed.ignored_files == ("notes_from_the_agency.txt",)
     t1 = feed.trips["T1"]
     assert t1.arrival_s[0] == 23 * 3600 + 50 * 60
@@ -92,7 +82,7 @@ def test_mini_feed_after_midnight_interpolation_and_calendar() -> None:
 
 
 def test_declared_distances_in_any_unit_give_the_same_metres() -> None:
-    base = load_feed(_zip(MINI))
+    base = load_feed(gtfs_zip(MINI))
     for factor in (1.0, 1 / 0.3048, 0.001):
         files = dict(MINI)
         d = base.shapes["S1"].dist_m * factor
@@ -106,7 +96,7 @@ def test_declared_distances_in_any_unit_give_the_same_metres() -> None:
         files["stop_times.txt"] = "\n".join(
             [st_rows[0]] + [f"{r},{x}" for r, x in zip(st_rows[1:], stop_d, strict=True)]
         )
-        feed = load_feed(_zip(files))
+        feed = load_feed(gtfs_zip(files))
         assert np.allclose(feed.trips["T1"].dist_m, base.trips["T1"].dist_m, atol=0.5)
     assert detect_unit(19_060, 62_598) == "ft"
     assert detect_unit(1000, 1) == "km"
@@ -137,7 +127,7 @@ def test_errors_name_file_and_line(file: str, text: str, line: int, fragment: st
     files = dict(MINI)
     files[file] = text
     with pytest.raises(GTFSError) as err:
-        load_feed(_zip(files))
+        load_feed(gtfs_zip(files))
     assert err.value.file == file
     assert err.value.line == line
     assert fragment in err.value.detail
@@ -146,7 +136,7 @@ def test_errors_name_file_and_line(file: str, text: str, line: int, fragment: st
 def test_missing_required_file() -> None:
     files = {k: v for k, v in MINI.items() if k != "trips.txt"}
     with pytest.raises(GTFSError) as err:
-        load_feed(_zip(files))
+        load_feed(gtfs_zip(files))
     assert err.value.file == "trips.txt"
 
 
@@ -165,7 +155,9 @@ def test_route_colours_are_read_and_invalid_ones_left_out_with_a_warning() -> No
     stop_times = MINI["stop_times.txt"] + "".join(
         f"{t},08:00:00,08:00:00,A,1\n{t},08:05:00,08:05:00,B,2\n" for t in ("T3", "T4")
     )
-    feed = load_feed(_zip({**MINI, "routes.txt": routes, "trips.txt": trips, "stop_times.txt": stop_times}))
+    feed = load_feed(
+        gtfs_zip({**MINI, "routes.txt": routes, "trips.txt": trips, "stop_times.txt": stop_times})
+    )
     assert (feed.routes["R1"].color, feed.routes["R1"].text_color) == ("F9A825", "FFFFFF")
     assert (feed.routes["R2"].color, feed.routes["R2"].text_color) == ("", "")
     assert (feed.routes["R3"].color, feed.routes["R3"].text_color) == ("", "")

@@ -8,7 +8,6 @@ import contextlib
 import io
 import struct
 import subprocess
-import sys
 import time
 import tracemalloc
 import zipfile
@@ -29,6 +28,7 @@ from analytics.transit.index import build_trip_index, instances_between
 from analytics.transit.match_types import Fixes
 from analytics.transit.matching import match_fixes
 from storage.gtfs_store import prune_feeds
+from tests.support.processes import citysense
 from tests.support.transit import stray_feed
 
 MINI = {
@@ -312,11 +312,7 @@ def test_any_damage_to_a_zip_is_a_gtfs_error_never_a_traceback(data: st.DataObje
 
 def cli(*args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin"} | ({"CITYSENSE_DATABASE_URL": db} if db else {})
-    return subprocess.run(
-        [sys.executable, "-m", "citysense.cli", "gtfs", *args],
-        capture_output=True, text=True, timeout=120, check=False, env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+    return citysense("gtfs", *args, env=env, cwd=Path(__file__).resolve().parents[2])
 
 
 def test_import_refuses_an_overflowing_stop_sequence_before_the_database(tmp_path: Path, db: str) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -22,15 +20,11 @@ from analytics.transit.realtime import vehicle_snapshots
 from api.transit import feature
 from api.transit_data import LATEST_SELECT, LatestRow, as_match
 from tests.support.helpers import pause_timescaledb_jobs
+from tests.support.processes import citysense
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "transit-nyc-b63-2010"
 TRACES = ("7561@7561-2010-12-09T12-47-55", "7563@7563-2010-12-09T12-47-32")
 OUT_OF_SERVICE = ("DEADHEAD_BEFORE", "DEADHEAD_AFTER", "DEADHEAD_DURING", "AT_BASE")
-
-
-def citysense(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = str(Path(sys.executable).with_name("citysense"))
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_path: Path) -> None:
@@ -44,10 +38,10 @@ def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_pa
         w.writeheader()
         w.writerows(fixes)
 
-    done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db)
+    done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db, timeout=300)
     assert done.returncode == 0, done.stderr
     pause_timescaledb_jobs(db, "policy_retention")  # it would drop the 2010 chunks a replay writes
-    done = citysense("replay", "bus", str(src), "--database-url", db)
+    done = citysense("replay", "bus", str(src), "--database-url", db, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{len(fixes)} fixes read, {len(fixes)} stored" in done.stderr
     assert (
@@ -125,7 +119,7 @@ def test_a_bus_parked_across_a_restart_stays_out_of_service(db: str, tmp_path: P
         [r for r in fixes if datetime.fromisoformat(r["time"]).timestamp() < cut],
         [r for r in fixes if datetime.fromisoformat(r["time"]).timestamp() >= cut],
     )
-    done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db)
+    done = citysense("gtfs", "import", str(DATA / "b63-winter10-gtfs.zip"), "--database-url", db, timeout=300)
     assert done.returncode == 0, done.stderr
     pause_timescaledb_jobs(db, "policy_retention")  # it would drop the 2010 chunks a replay writes
     for i, half in enumerate(halves):
@@ -134,7 +128,7 @@ def test_a_bus_parked_across_a_restart_stays_out_of_service(db: str, tmp_path: P
             w = csv.DictWriter(f, fieldnames=["vehicle_id", "time", "lat", "lon"])
             w.writeheader()
             w.writerows(half)
-        done = citysense("replay", "bus", str(src), "--database-url", db)
+        done = citysense("replay", "bus", str(src), "--database-url", db, timeout=300)
         assert done.returncode == 0, done.stderr
 
     with psycopg.connect(db) as conn:

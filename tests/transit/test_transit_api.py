@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +18,7 @@ from analytics.transit.index import build_trip_index
 from api.app import create_app
 from api.state import ApiConfig
 from tests.support.gtfsrt_rules import check_feed
-from tests.support.transit import drain, import_danang, late_bus_trace, live_trace, store
+from tests.support.transit import drain, import_danang, store_late_bus
 from workers.transit import TransitWorker
 
 # The default public views and the GTFS-Realtime Alerts feed, which is not public by default.
@@ -30,11 +29,7 @@ PUBLIC = frozenset({"stations", "buses", "routes", "service_alerts"})
 def live(db: str, danang_zip: Path, danang: Feed) -> tuple[str, str, str]:
     """A database whose buses of the last hour and a half went through the worker; (db, late bus, route)."""
     import_danang(db, danang_zip)
-    now = time.time()
-    trace = live_trace(danang, now)
-    keep, t, late = late_bus_trace(trace, now)
-    sent = np.where(trace.vehicle == late, trace.true_trip, "")
-    store(db, trace.vehicle[keep], t[keep], trace.lat[keep], trace.lon[keep], sent[keep])
+    trace, _, _, late = store_late_bus(db, danang, time.time())
     asyncio.run(drain(TransitWorker(), db))
     route = danang.trips[str(trace.true_trip[trace.vehicle == late][-1])].route_id
     return db, late, route

@@ -11,7 +11,12 @@ import psycopg
 import pytest
 
 from analytics.transit.gtfs import Feed
-from tests.support.transit import LATE, drain, import_danang, late_bus_trace, live_trace, store
+from tests.support.transit import (
+    LATE,
+    drain,
+    import_danang,
+    store_late_bus,
+)
 from workers.transit import TransitWorker
 
 pytestmark = pytest.mark.anyio
@@ -21,13 +26,7 @@ async def test_worker_matches_stored_fixes_and_opens_delay_alerts(
     db: str, danang_zip: Path, danang: Feed
 ) -> None:
     import_danang(db, danang_zip)
-    now = time.time()
-    trace = live_trace(danang, now)
-    keep, t, late = late_bus_trace(trace, now)
-    # Running that late, a bus of a frequent route looks like the next one on time: this one, like many
-    # trackers, says which trip it runs. The others send none.
-    sent = np.where(trace.vehicle == late, trace.true_trip, "")
-    store(db, trace.vehicle[keep], t[keep], trace.lat[keep], trace.lon[keep], sent[keep])
+    trace, keep, t, late = store_late_bus(db, danang, time.time())
 
     worker = TransitWorker()
     await drain(worker, db)

@@ -37,12 +37,19 @@ def _write(path: Path, n: int, event: slice) -> None:
             )
 
 
+def _input_and_training(tmp_path: Path) -> tuple[Path, Path]:
+    """An input with an event at readings 200-259 and a labelled history with one at 150-209."""
+    src, train = tmp_path / "in.csv", tmp_path / "train.csv"
+    _write(src, 300, slice(200, 260))
+    _write(train, 300, slice(150, 210))
+    return src, train
+
+
 def test_detect_water_writes_one_row_per_input_row(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src, train, out = tmp_path / "in.csv", tmp_path / "train.csv", tmp_path / "out.csv"
-    _write(src, 300, slice(200, 260))
-    _write(train, 300, slice(150, 210))
+    src, train = _input_and_training(tmp_path)
+    out = tmp_path / "out.csv"
     status = _run(
         [
             "detect",
@@ -85,9 +92,8 @@ def test_missing_time_column_is_an_error(tmp_path: Path) -> None:
 def test_tuned_settings_are_saved_and_give_the_same_run_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src, train, settings = tmp_path / "in.csv", tmp_path / "train.csv", tmp_path / "water.toml"
-    _write(src, 300, slice(200, 260))
-    _write(train, 300, slice(150, 210))
+    src, train = _input_and_training(tmp_path)
+    settings = tmp_path / "water.toml"
     common = ["detect", "water", "--in", str(src), "--time-col", "when"]
     common += ["--map", "CL2=free_chlorine_mgl", "--map", "PH=ph"]
     first, again = tmp_path / "first.csv", tmp_path / "again.csv"

@@ -8,18 +8,10 @@ from hypothesis import strategies as st
 from analytics.water.detect import DetectorConfig, DetectorState, detect, forget
 from analytics.water.metrics import episodes, score
 from testkit.canary import CanaryConfig, canary_detect
-from testkit.live_reference import ReferenceDetectorState, detect_reference
 from testkit.synthetic import inject
-
-Q = ("ph", "turbidity_ntu", "free_chlorine_mgl", "conductivity_uscm")
-CFG = DetectorConfig(quality=Q, context=("temperature_c",), window=24, lag=6, bed_window=6, min_baseline=6)
-
-
-def background(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    base = np.array([7.2, 0.2, 0.6, 250.0, 25.0])[:, None]
-    noise = np.array([0.02, 0.01, 0.02, 1.0, 0.1])[:, None]
-    return base + noise * rng.standard_normal((5, n))
+from tests.support.detect_recording import CASES, background, key, load, run
+from tests.support.detect_recording import CONFIG as CFG
+from tests.support.detect_recording import QUALITY as Q
 
 
 @settings(max_examples=40, deadline=None)
@@ -45,23 +37,16 @@ def test_batches_equal_one_run_and_probability_in_range(n: int, cuts: list[int],
         np.testing.assert_array_equal(got, getattr(whole, name), err_msg=name)
 
 
-@pytest.mark.parametrize(("lag", "stations", "n"), [(0, 3, 6000), (6, 3, 6000), (30, 3, 6000), (6, 70, 600)])
-def test_long_runs_equal_chunks_of_lag_plus_one(lag: int, stations: int, n: int) -> None:
-    """A long run (guessed admissions, checked; plain chunks for many stations) decides as the
-    reference's lag + 1 chunks."""
-    cfg = CFG.tuned(lag=lag, window=48, timeout=30)
-    rng = np.random.default_rng(lag)
-    x = background(n, lag)[None].repeat(stations, axis=0)
-    for s in range(stations):
-        for start in rng.integers(0, n - 200, n // 240):
-            x[s, rng.integers(0, 4), start : start + rng.integers(3, 120)] += rng.choice([-1.0, 1.0]) * 0.5
-    ok = rng.random(x.shape) > 0.02
-    got = detect(cfg, DetectorState.empty(cfg, stations), x, ok)
-    want = detect_reference(cfg, ReferenceDetectorState.empty(cfg, stations), x, ok)
-    assert 0 < want.event.sum() < want.event.size / 4
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "lag{}-stations{}-steps{}".format(*c))
+def test_long_runs_equal_the_recording(case: tuple[int, int, int]) -> None:
+    """A long run (guessed admissions, checked; plain chunks for many stations) decides as recorded
+    (the previous detector's lag + 1 chunks, tests/support/detect_recording.py)."""
+    got = run(*case)
+    want = load()
+    assert 0 < want[key(case, "event")].sum() < want[key(case, "event")].size / 4
     for name in ("probability", "event", "outlier"):
-        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
-    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(getattr(got, name), want[key(case, name)], err_msg=name)
+    np.testing.assert_allclose(got.score, want[key(case, "score")], rtol=1e-6, atol=1e-6)
 
 
 def test_injected_events_are_detected_without_false_alarms() -> None:

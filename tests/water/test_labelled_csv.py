@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from citysense.water_csv import WaterCsvError, read_water_csv
+from devices.water import PARAMETERS
 from testkit.station_b import station_b
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,15 +46,7 @@ def test_reads_index_column_na_cells_and_true_false_labels(tmp_path: Path) -> No
         + _row(4, "2021-05-04 10:03:00", ph="", event="false")
     )
     table = read_water_csv(path, "Time", GECCO_MAP, "EVENT")
-    assert table.parameters == (
-        "ph",
-        "turbidity_ntu",
-        "free_chlorine_mgl",
-        "conductivity_uscm",
-        "temperature_c",
-        "orp_mv",
-        "flow_m3h",
-    )
+    assert table.parameters == tuple(p for p in PARAMETERS if p != "pressure_bar")  # GECCO has no pressure
     assert table.labels is not None
     assert table.labels.tolist() == [0, 0, 1, 0]
     ph = table.values[table.parameters.index("ph")]

@@ -8,32 +8,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 from psycopg.types.json import Jsonb
 
-from tests.support.browser import TIMEOUT_MS, shot
-from tests.support.web_rows import EVIDENCE, PASSWORD, add_alert
+from tests.support.browser import OpenPage, shot, submit_login
+from tests.support.web_rows import EVIDENCE, add_alert
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def page_in(browser: Browser, lang: str) -> Page:
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Asia/Ho_Chi_Minh"
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    # The reader's first language; a switch on a page then holds for the pages after it.
-    context.add_init_script(
-        f"if (!localStorage.getItem('citysense.lang')) localStorage.setItem('citysense.lang', '{lang}')"
-    )
-    return context.new_page()
-
-
-def log_in(page: Page, site: str, user: str) -> None:
-    page.goto(f"{site}/login")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("#submit")
 
 
 def add_alerts(db: str) -> dict[str, int]:
@@ -76,10 +57,10 @@ def add_alerts(db: str) -> dict[str, int]:
     }
 
 
-def test_water_staff_land_on_their_inbox_of_explained_alerts(site: str, browser: Browser, db: str) -> None:
+def test_water_staff_land_on_their_inbox_of_explained_alerts(site: str, open_page: OpenPage, db: str) -> None:
     ids = add_alerts(db)
-    page = page_in(browser, "en")
-    log_in(page, site, "mai")
+    page = open_page(lang="en")
+    submit_login(page, site, "mai")
     page.wait_for_url(f"{site}/water*")
     expect(page.locator("#rows tr")).to_have_count(3)  # the bus delay is not a water alert
     expect(page.locator('#rows tr[data-kind="bus_delay"]')).to_have_count(0)
@@ -121,10 +102,12 @@ def test_water_staff_land_on_their_inbox_of_explained_alerts(site: str, browser:
     page.context.close()
 
 
-def test_planners_have_their_own_inbox_with_the_same_lifecycle(site: str, browser: Browser, db: str) -> None:
+def test_planners_have_their_own_inbox_with_the_same_lifecycle(
+    site: str, open_page: OpenPage, db: str
+) -> None:
     ids = add_alerts(db)
-    page = page_in(browser, "en")
-    log_in(page, site, "tuan")
+    page = open_page(lang="en")
+    submit_login(page, site, "tuan")
     page.wait_for_url(f"{site}/transit/alerts*")
     expect(page.locator("#nav a").nth(1)).to_have_attribute(
         "href", "/transit/alerts"
@@ -157,11 +140,11 @@ def test_planners_have_their_own_inbox_with_the_same_lifecycle(site: str, browse
     page.context.close()
 
 
-def test_admins_land_on_the_overview_of_both_domains(site: str, browser: Browser, db: str) -> None:
+def test_admins_land_on_the_overview_of_both_domains(site: str, open_page: OpenPage, db: str) -> None:
     add_alerts(db)
     for lang, event_word in (("en", "water-quality event"), ("vi", "sự cố chất lượng nước")):
-        page = page_in(browser, lang)
-        log_in(page, site, "root")
+        page = open_page(lang=lang)
+        submit_login(page, site, "root")
         page.wait_for_url(f"{site}/")
         water = page.locator("#domain-water")
         expect(water.locator(".open-count")).to_contain_text("3")
@@ -179,8 +162,8 @@ def test_admins_land_on_the_overview_of_both_domains(site: str, browser: Browser
         page.context.close()
 
 
-def test_the_public_overview_shows_no_inbox(site: str, browser: Browser) -> None:
-    page = page_in(browser, "vi")
+def test_the_public_overview_shows_no_inbox(site: str, open_page: OpenPage) -> None:
+    page = open_page(lang="vi")
     page.goto(f"{site}/")
     expect(page.locator('#rows tr[data-station="wq-1"] td[data-state="breach"]')).to_have_text("vượt ngưỡng")
     expect(page.locator("#domain-water .inbox")).to_be_hidden()

@@ -4,30 +4,24 @@ test-artifacts/."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.support.browser import TIMEOUT_MS, login, shot
+from tests.support.browser import OpenPage, login, shot
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @pytest.fixture
-def paris(browser: Browser) -> Iterator[Page]:
+def paris(open_page: OpenPage) -> Page:
     """A browser in another time zone: the page must still read and show Asia/Ho_Chi_Minh times."""
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Europe/Paris"
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
+    page: Page = open_page(timezone="Europe/Paris")
     page.on("dialog", lambda dialog: dialog.accept())
-    yield page
-    context.close()
+    return page
 
 
 def add_ongoing(db: str, note: str, by: str) -> None:

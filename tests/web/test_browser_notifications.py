@@ -6,28 +6,17 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 
-from tests.support.browser import TIMEOUT_MS, login, shot
+from tests.support.browser import OpenPage, login, shot
 from tests.support.web_rows import add_alert
 
 SECRET = "zalo-gateway-secret-42-abcdef"
 
 
-def page_in(browser: Browser, lang: str) -> Page:
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Asia/Ho_Chi_Minh"
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(
-        f"if (!localStorage.getItem('citysense.lang')) localStorage.setItem('citysense.lang', '{lang}')"
-    )
-    return context.new_page()
-
-
 @pytest.mark.parametrize("lang", ["en", "vi"])
-def test_subscribe_on_the_page(site: str, browser: Browser, db: str, lang: str) -> None:
-    page = page_in(browser, lang)
+def test_subscribe_on_the_page(site: str, open_page: OpenPage, db: str, lang: str) -> None:
+    page = open_page(lang=lang)
     login(page, site, "mai")
     page.click('nav a[href="/notifications"]')
     words = {
@@ -73,7 +62,7 @@ def test_subscribe_on_the_page(site: str, browser: Browser, db: str, lang: str) 
 
 
 @pytest.mark.parametrize("lang", ["en", "vi"])
-def test_admin_outbox(site: str, browser: Browser, db: str, lang: str) -> None:
+def test_admin_outbox(site: str, open_page: OpenPage, db: str, lang: str) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO notification_profiles (username, language, email)"
@@ -93,7 +82,7 @@ def test_admin_outbox(site: str, browser: Browser, db: str, lang: str) -> None:
             " FROM notification_outbox, generate_series(1, 2) AS n"
         )
 
-    page = page_in(browser, lang)
+    page = open_page(lang=lang)
     login(page, site, "root", then="/")
     page.click('nav a[href="/notifications"]')
     page.click("#outbox-link a")
@@ -117,8 +106,8 @@ def test_admin_outbox(site: str, browser: Browser, db: str, lang: str) -> None:
     page.context.close()
 
 
-def test_outbox_is_for_admins_only(site: str, browser: Browser) -> None:
-    page = page_in(browser, "en")
+def test_outbox_is_for_admins_only(site: str, open_page: OpenPage) -> None:
+    page = open_page(lang="en")
     login(page, site, "mai")
     page.goto(f"{site}/notifications/outbox")
     expect(page.locator("#admins-only")).to_be_visible()

@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
 from api.state import ApiConfig
-from tests.support.browser import serve, shot
-from tests.support.web_rows import PASSWORD, add_route, add_station_with_readings, add_users
+from tests.support.browser import serve, shot, submit_login
+from tests.support.web_rows import add_route, add_station_with_readings, add_users
 
 # `next` values that a prefix test lets through but a browser follows to another host.
 HOSTILE = [
@@ -57,20 +57,13 @@ def watched(page: Page, site: str) -> tuple[Page, list[str], list[str]]:
     return page, outside, violations
 
 
-def _log_in(tab: Page, site: str, next_value: str) -> None:
-    tab.goto(f"{site}/login?next={next_value}")
-    tab.fill("#username", "mai")
-    tab.fill("#password", PASSWORD)
-    tab.click("#submit")
-
-
 def test_login_never_sends_the_browser_elsewhere(
     site: str, watched: tuple[Page, list[str], list[str]]
 ) -> None:
     tab, outside, _ = watched
     for next_value in HOSTILE:
         tab.context.clear_cookies()
-        _log_in(tab, site, next_value)
+        submit_login(tab, site, "mai", next_value)
         tab.wait_for_url(f"{site}/water")
     assert outside == []
 
@@ -95,14 +88,14 @@ def test_login_goes_back_to_a_path_of_this_site(
     site: str, watched: tuple[Page, list[str], list[str]]
 ) -> None:
     tab, outside, _ = watched
-    _log_in(tab, site, "/water/stations%3Fview%3Dmap")
+    submit_login(tab, site, "mai", "/water/stations%3Fview%3Dmap")
     tab.wait_for_url(f"{site}/water/stations?view=map")
     assert outside == []
 
 
 def test_every_page_runs_under_the_policy(site: str, watched: tuple[Page, list[str], list[str]]) -> None:
     tab, outside, violations = watched
-    _log_in(tab, site, "/water")
+    submit_login(tab, site, "mai", "/water")
     tab.wait_for_url(f"{site}/water")
     pages = ("/", "/water", "/water/stations", "/water/stations/wq-1", "/water/maintenance", "/transit")
     for path in (*pages, "/transit/performance"):
