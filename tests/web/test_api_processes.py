@@ -50,23 +50,24 @@ def test_sessions_and_login_limits_are_shared_by_the_processes(db: str) -> None:
         api_process(db, "--login-limit", "3,100/900") as (b, _),
         round_robin([a, b]) as proxy,
     ):
-        status, _, session = login(proxy.url, PASSWORD)
+        one = f"http://127.0.0.1:{proxy.port}"  # the address both processes are behind
+        status, _, session = login(one, PASSWORD)
         assert status == 200
         bearer = {"Authorization": f"Bearer {session['token']}"}
         for _ in range(4):
-            status, _, me = call("GET", f"{proxy.url}/api/v1/auth/me", headers=bearer)
+            status, _, me = call("GET", f"{one}/api/v1/auth/me", headers=bearer)
             assert status == 200
             assert me["username"] == "mai"
         assert min(proxy.served.values()) >= 2, proxy.served  # both processes answered
 
         # Ended on one process: ended on both.
-        assert call("POST", f"{proxy.url}/api/v1/auth/logout", headers=bearer)[0] == 204
+        assert call("POST", f"{one}/api/v1/auth/logout", headers=bearer)[0] == 204
         for base in (a, b):
             assert call("GET", f"{base}/api/v1/auth/me", headers=bearer)[0] == 401
 
         # Three failures spread over both processes: the fourth attempt is refused by either.
         for _ in range(3):
-            assert login(proxy.url, "wrong")[0] == 401
+            assert login(one, "wrong")[0] == 401
         for base in (a, b):
             status, headers, body = login(base, PASSWORD)
             assert status == 429, body
