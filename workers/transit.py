@@ -36,6 +36,7 @@ from common.retry import Backoff
 from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
 from storage.gtfs_load import active_feed_id, attach_grids, load_feed
 from storage.listen import Follower, close_quietly
+from workers.follow import follow
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -418,27 +419,26 @@ async def run(
         connect_timeout_s=cfg.connect_timeout_s,
         on_failure=health.failed,
     ) as wakes:
+
+        async def open() -> None:
+            # What the last connection committed is what counts: every state is rebuilt.
+            nonlocal conn
+            await close_quietly(conn)
+            conn = None
+            conn = await psycopg.AsyncConnection.connect(
+                database_url,
+                connect_timeout=int(cfg.connect_timeout_s),
+                application_name="citysense-transit",
+            )
+            await worker.start(conn)
+            health.ok()
+
+        async def step() -> bool:
+            assert conn is not None
+            return await worker.step(conn) >= cfg.batch_max
+
         try:
-            async for wake in wakes:
-                try:
-                    if wake.connected or conn is None:
-                        # What the last connection committed is what counts: every state is rebuilt.
-                        await close_quietly(conn)
-                        conn = None
-                        conn = await psycopg.AsyncConnection.connect(
-                            database_url,
-                            connect_timeout=int(cfg.connect_timeout_s),
-                            application_name="citysense-transit",
-                        )
-                        await worker.start(conn)
-                        health.ok()
-                    while not stop.is_set():
-                        handled = await worker.step(conn)
-                        health.ok()
-                        if handled < cfg.batch_max:
-                            break  # else a backlog: carry on without waiting
-                except psycopg.OperationalError as exc:
-                    wakes.failed(exc)
+            await follow(wakes, stop, health, open, step, lambda: conn is not None)
         finally:
             await close_quietly(conn)
 

@@ -39,6 +39,7 @@ from common.retry import Backoff
 from devices.water import PARAMETERS
 from storage.channels import WATER_CHANNEL
 from storage.listen import Follower, close_quietly
+from workers.follow import follow
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -574,27 +575,30 @@ async def run(
         connect_timeout_s=cfg.connect_timeout_s,
         on_failure=health.failed,
     ) as wakes:
+
+        async def open() -> None:
+            # A new connection starts afresh: the stations' state is rebuilt from the database.
+            nonlocal conn, worker
+            await close_quietly(conn)
+            conn = worker = None
+            conn = await psycopg.AsyncConnection.connect(
+                database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
+            )
+            worker = WaterWorker(conn, cfg)
+            log.info("water worker following %s", WATER_CHANNEL)
+
+        async def step() -> bool:
+            assert worker is not None
+            try:
+                handled = await worker.tick()
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                raise WaterWorkerError(f"water worker: {exc}") from exc
+            return handled >= cfg.max_rows // 2
+
         try:
-            async for wake in wakes:
-                try:
-                    if wake.connected or worker is None:
-                        # A new connection starts afresh: the stations' state is rebuilt from the database.
-                        await close_quietly(conn)
-                        conn = worker = None
-                        conn = await psycopg.AsyncConnection.connect(
-                            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
-                        )
-                        worker = WaterWorker(conn, cfg)
-                        log.info("water worker following %s", WATER_CHANNEL)
-                    while not stop.is_set():
-                        handled = await worker.tick()
-                        health.ok()
-                        if handled < cfg.max_rows // 2:
-                            break  # else a backlog: carry on without waiting
-                except psycopg.OperationalError as exc:
-                    wakes.failed(exc)
-                except psycopg.Error as exc:
-                    raise WaterWorkerError(f"water worker: {exc}") from exc
+            await follow(wakes, stop, health, open, step, lambda: worker is not None)
         finally:
             await close_quietly(conn)
 
