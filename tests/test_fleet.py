@@ -42,7 +42,11 @@ from devices.water import PARAMETERS
 from testkit.water_sim import simulate
 from tests.support.helpers import await_until, publish, register
 from tests.support.ingester import config, running
+from tests.support.transit import store
+from tests.support.water import T0, insert, series
 from workers.lease import FleetConfig, LeaseError, Leases, bucket_sql
+from workers.transit import TransitConfig, TransitWorker
+from workers.water import WaterWorker, WaterWorkerConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -83,6 +87,77 @@ async def test_leases_share_expire_fence_and_hand_over(db: str) -> None:
     other = Leases("water", 4, FleetConfig(partitions=4, lease_s=2.0, member_id="d"))
     with pytest.raises(LeaseError, match="--partitions"):
         await _balance(db, other, rounds=1)
+
+
+async def _expire(db: str, member: str) -> None:
+    """As if `member` had stopped renewing (paused) past its lease."""
+    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE analytics_leases SET expires_at = now() - interval '1 s' WHERE owner = %s", (member,)
+        )
+        await conn.execute(
+            "UPDATE analytics_members SET expires_at = now() - interval '1 s' WHERE member_id = %s", (member,)
+        )
+
+
+async def test_a_paused_water_owner_writes_nothing_after_a_takeover(db: str) -> None:
+    register(db, ("wq-1", "water", True))
+    insert(db, "wq-1", series(30))
+    fleet_a = FleetConfig(partitions=4, lease_s=60.0, member_id="a")
+    fleet_b = FleetConfig(partitions=4, lease_s=60.0, member_id="b")
+    async with (
+        await psycopg.AsyncConnection.connect(db, autocommit=True) as conn_a,
+        await psycopg.AsyncConnection.connect(db, autocommit=True) as conn_b,
+    ):
+        a = WaterWorker(conn_a, WaterWorkerConfig(fleet=fleet_a), Leases("water", 4, fleet_a))
+        assert await a.tick() == 30  # a holds every partition
+        insert(db, "wq-1", series(30, start=T0 + timedelta(minutes=30), seed=2))
+        # a stalls past its lease; b takes the partitions over. a's next wake-up, which does not
+        # balance yet (a balanced a moment ago, as far as it knows), is fenced: nothing written.
+        await _expire(db, "a")
+        b_leases = Leases("water", 4, fleet_b)
+        b = WaterWorker(conn_b, WaterWorkerConfig(fleet=fleet_b), b_leases)
+        await b_leases.balance(conn_b)
+        assert await a.tick() == 0
+        with psycopg.connect(db) as conn:
+            new = T0 + timedelta(minutes=30)
+            assert conn.execute(
+                "SELECT count(*) FROM water_readings WHERE qc_flag = 2 AND time >= %s", (new,)
+            ).fetchone() == (30,)
+            progress = conn.execute("SELECT evaluated_until FROM water_analytics_progress").fetchall()
+            assert progress == [(T0 + timedelta(minutes=29),)]
+        assert await b.tick() == 30  # b rebuilt the station and carries on
+        assert await a.tick() == 0  # a, balancing now, finds it holds nothing
+
+
+async def test_a_paused_transit_owner_writes_nothing_after_a_takeover(db: str) -> None:
+    register(db, *((f"bus-{v}", "bus", True) for v in range(3)))
+    now = time.time()
+
+    def fixes(since: float) -> None:
+        t = np.arange(since, since + 300, 10.0)
+        for v in range(3):
+            n = t.size
+            store(db, np.full(n, f"bus-{v}"), t, np.full(n, 16.05), np.full(n, 108.2), np.full(n, ""))
+
+    fixes(now - 900)
+    fleet_a = FleetConfig(partitions=4, lease_s=60.0, member_id="a")
+    fleet_b = FleetConfig(partitions=4, lease_s=60.0, member_id="b")
+    a = TransitWorker(TransitConfig(fleet=fleet_a), Leases("transit", 1, fleet_a))
+    b_leases = Leases("transit", 1, fleet_b)
+    async with (
+        await psycopg.AsyncConnection.connect(db) as conn_a,
+        await psycopg.AsyncConnection.connect(db, autocommit=True) as conn_b,
+    ):
+        await a.start(conn_a)
+        assert await a.step(conn_a) == 90
+        fixes(now - 600)
+        await _expire(db, "a")
+        await b_leases.balance(conn_b)
+        assert b_leases.owned
+        assert await a.step(conn_a) == 0  # read and matched, but fenced at the write
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM bus_positions WHERE matched_at IS NULL").fetchone() == (90,)
 
 
 # ---------------------------------------------------------------- real processes

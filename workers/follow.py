@@ -10,12 +10,48 @@ supervisor (workers/supervise.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import psycopg
 
+from common.retry import Backoff
 from storage.listen import Follower
+from workers.lease import Leases, membership
 from workers.supervise import WorkerHealth
+
+
+@asynccontextmanager
+async def wakes_of(
+    database_url: str,
+    channel: str,
+    *,
+    poll_s: float,
+    retry: Backoff,
+    connect_timeout_s: float,
+    stop: asyncio.Event,
+    health: WorkerHealth,
+    label: str,
+    application_name: str,
+    leases: Leases | None = None,
+) -> AsyncIterator[Follower]:
+    """A worker's wake-ups on `channel`; in a fleet, while a member of it (workers/lease.py), with a
+    wake-up at least every renewal period, so the worker balances its partitions that often."""
+    async with (
+        membership(database_url, leases, stop),
+        Follower(
+            database_url,
+            [channel],
+            poll_s=poll_s if leases is None else min(poll_s, leases.config.renew_s),
+            retry=retry,
+            stop=stop,
+            label=label,
+            application_name=application_name,
+            connect_timeout_s=connect_timeout_s,
+            on_failure=health.failed,
+        ) as wakes,
+    ):
+        yield wakes
 
 
 async def follow(

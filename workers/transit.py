@@ -36,9 +36,9 @@ from analytics.transit.stored import stored_match
 from common.retry import Backoff
 from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
 from storage.gtfs_load import active_feed_id, attach_grids, load_feed
-from storage.listen import Follower, close_quietly
-from workers.follow import follow
-from workers.lease import FleetConfig, Leases, membership
+from storage.listen import close_quietly
+from workers.follow import follow, wakes_of
+from workers.lease import FleetConfig, Leases
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -448,21 +448,18 @@ async def run(
     leases = None if cfg.fleet is None else Leases("transit", 1, cfg.fleet)
     worker = TransitWorker(cfg, leases)
     conn: psycopg.AsyncConnection[Any] | None = None
-    async with (
-        membership(database_url, leases, stop),
-        Follower(
-            database_url,
-            [BUS_CHANNEL],
-            # In a fleet, a wake-up at least every renewal period renews and balances the lease.
-            poll_s=cfg.poll_s if cfg.fleet is None else min(cfg.poll_s, cfg.fleet.renew_s),
-            retry=cfg.reconnect,
-            stop=stop,
-            label="transit",
-            application_name="citysense-transit-listen",
-            connect_timeout_s=cfg.connect_timeout_s,
-            on_failure=health.failed,
-        ) as wakes,
-    ):
+    async with wakes_of(
+        database_url,
+        BUS_CHANNEL,
+        poll_s=cfg.poll_s,
+        retry=cfg.reconnect,
+        connect_timeout_s=cfg.connect_timeout_s,
+        stop=stop,
+        health=health,
+        label="transit",
+        application_name="citysense-transit-listen",
+        leases=leases,
+    ) as wakes:
 
         async def open() -> None:
             # What the last connection committed is what counts: every state is rebuilt.

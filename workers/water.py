@@ -38,9 +38,9 @@ from analytics.water.qc_config import default_qc_config
 from common.retry import Backoff
 from devices.water import PARAMETERS
 from storage.channels import WATER_CHANNEL
-from storage.listen import Follower, close_quietly
-from workers.follow import follow
-from workers.lease import FleetConfig, Leases, bucket_sql, membership
+from storage.listen import close_quietly
+from workers.follow import follow, wakes_of
+from workers.lease import FleetConfig, Leases, bucket_sql
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -609,21 +609,18 @@ async def run(
     conn: psycopg.AsyncConnection[TupleRow] | None = None
     worker: WaterWorker | None = None
     leases = None if cfg.fleet is None else Leases("water", cfg.fleet.partitions, cfg.fleet)
-    async with (
-        membership(database_url, leases, stop),
-        Follower(
-            database_url,
-            [WATER_CHANNEL],
-            # In a fleet, a wake-up at least every renewal period balances the partitions.
-            poll_s=cfg.poll_s if cfg.fleet is None else min(cfg.poll_s, cfg.fleet.renew_s),
-            retry=cfg.reconnect,
-            stop=stop,
-            label="water worker",
-            application_name="citysense-water-listen",
-            connect_timeout_s=cfg.connect_timeout_s,
-            on_failure=health.failed,
-        ) as wakes,
-    ):
+    async with wakes_of(
+        database_url,
+        WATER_CHANNEL,
+        poll_s=cfg.poll_s,
+        retry=cfg.reconnect,
+        connect_timeout_s=cfg.connect_timeout_s,
+        stop=stop,
+        health=health,
+        label="water worker",
+        application_name="citysense-water-listen",
+        leases=leases,
+    ) as wakes:
 
         async def open() -> None:
             # A new connection starts afresh: the stations' state is rebuilt from the database.
