@@ -104,6 +104,16 @@ def holders(url: str) -> dict[int, str | None]:
     return dict(rows)
 
 
+def cpu_s(procs: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds (user + system) the processes have used so far."""
+    total = 0
+    for p in procs:
+        with open(f"/proc/{p.pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def pid_of(member: str | None) -> int | None:
     return None if member is None else int(member.rsplit("-", 2)[1])
 
@@ -162,21 +172,21 @@ def settle(url: str, procs: list[subprocess.Popen[bytes]], fleet: bool) -> None:
 
 def throughput(
     admin: str, stations: int, minutes: int, count: int, fleet: bool, logs: Path
-) -> tuple[float, float]:
-    """(readings per second, seconds) of `count` processes catching up `minutes` readings per station."""
+) -> tuple[float, float, float]:
+    """(readings per second, seconds, CPU seconds of the analyze processes) of `count` processes
+    catching up `minutes` readings per station."""
     with scratch_database(admin) as url:
         register(url, stations)
         with analyzers(url, count, fleet, logs) as procs:
             settle(url, procs, fleet)
             last = store(url, stations, 0, WARM_MINUTES, 1)
             wait(lambda: evaluated(url, last) == stations, 600, "the warm-up")
-            started = time.perf_counter()
+            cpu = cpu_s(procs)
             last = store(url, stations, WARM_MINUTES, minutes, 2)
-            stored_s = time.perf_counter() - started
-            seconds = stored_s + wait(lambda: evaluated(url, last) == stations, 1200, "the backlog")
             # The clock starts at the commit: the storing itself is not the workers' time.
-            seconds -= stored_s
-    return stations * minutes / seconds, seconds
+            seconds = wait(lambda: evaluated(url, last) == stations, 1200, "the backlog")
+            cpu = cpu_s(procs) - cpu
+    return stations * minutes / seconds, seconds, cpu
 
 
 def takeover(admin: str, stations: int, logs: Path) -> tuple[float, float]:
@@ -213,15 +223,22 @@ def main() -> None:
             ("1 process, --fleet", 1, True),
             ("2 processes, --fleet", 2, True),
         ):
-            rate, seconds = throughput(admin, args.stations, args.minutes, count, fleet, logs)
-            rows.append((label, rate, seconds))
+            rate, seconds, cpu = throughput(admin, args.stations, args.minutes, count, fleet, logs)
+            rows.append((label, rate, seconds, cpu))
+            print(f"  {label}: {rate:,.0f} readings/s ({seconds:.1f} s, {cpu:.1f} s CPU),"
+                  f" load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        readings = args.stations * args.minutes
+        print(
+            "| processes | readings/s | catch-up | CPU of analyze | CPU ms per 1,000 readings"
+            " | stations kept up with (1-minute sampling) at the rate measured | on one whole core |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for label, rate, seconds, cpu in rows:
+            per = cpu / readings
             print(
-                f"  {label}: {rate:,.0f} readings/s ({seconds:.1f} s), load average {os.getloadavg()[0]:.1f}"
+                f"| {label} | {rate:,.0f} | {seconds:.1f} s | {cpu:.1f} s | {per * 1e6:,.0f} |"
+                f" {rate * 60:,.0f} | {60 / per:,.0f} |"
             )
-        print("| processes | readings/s | catch-up | stations kept up with at 1-minute sampling |")
-        print("|---|---|---|---|")
-        for label, rate, seconds in rows:
-            print(f"| {label} | {rate:,.0f} | {seconds:.1f} s | {rate * 60:,.0f} |")
         print(f"takeover after SIGKILL (2 processes, lease 15 s), {args.takeovers} times:")
         for _ in range(args.takeovers):
             held, done = takeover(admin, args.stations, logs)
