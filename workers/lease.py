@@ -17,8 +17,8 @@ member of its worker's group (`analytics_members`), with a heartbeat that expire
   writes those alone. A takeover locks a row FOR UPDATE SKIP LOCKED, so it never takes a partition
   while its old owner's transaction holds it, and raises the epoch, so an old owner that was paused
   finds it lost and writes nothing for it. The worker connections also set
-  `idle_in_transaction_session_timeout` to the lease time, so a process stopped inside a transaction
-  loses its locks.
+  `idle_in_transaction_session_timeout` and TCP keepalives (`Leases.prepare`), so the locks of a
+  process frozen inside a transaction, or of a machine gone, are released by the database.
 - `leave`, on a graceful stop, releases the partitions at once and removes the member.
 """
 
@@ -72,9 +72,15 @@ class FleetConfig:
     @property
     def idle_timeout_s(self) -> float:
         """A worker's transaction left idle this long (its process frozen) is ended by the database,
-        with the lease rows it held: four lease times, and at least a minute, since a wake-up's
-        analytics run inside its transaction."""
-        return max(4 * self.lease_s, 60.0)
+        with the lease rows it held: forty lease times and at least ten minutes, since a wake-up's
+        analytics run inside its transaction and a large catch-up on a busy machine takes minutes."""
+        return max(40 * self.lease_s, 600.0)
+
+    @property
+    def keepalive_s(self) -> int:
+        """TCP keepalive idle time and interval of a worker's database session: a peer whose machine is
+        gone is noticed by the database after about one lease time (three probes unanswered)."""
+        return max(1, round(self.lease_s / 3))
 
 
 class LeaseError(Exception):
@@ -223,9 +229,14 @@ class Leases:
         return sorted(b for b, e in rows if self.owned.get(b) == e)
 
     async def prepare(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """A worker connection's settings in a fleet (see `FleetConfig.idle_timeout_s`)."""
-        ms = int(self.config.idle_timeout_s * 1000)
-        await conn.execute(f"SET idle_in_transaction_session_timeout = {ms}")
+        """A worker connection's settings in a fleet: a session whose process is frozen inside a
+        transaction, or whose machine is gone, is ended by the database, which releases the lease rows
+        it held locked (`FleetConfig.idle_timeout_s`, `FleetConfig.keepalive_s`)."""
+        cfg = self.config
+        await conn.execute(f"SET idle_in_transaction_session_timeout = {int(cfg.idle_timeout_s * 1000)}")
+        await conn.execute(f"SET tcp_keepalives_idle = {cfg.keepalive_s}")
+        await conn.execute(f"SET tcp_keepalives_interval = {cfg.keepalive_s}")
+        await conn.execute("SET tcp_keepalives_count = 3")
         if not conn.autocommit:
             await conn.commit()
 

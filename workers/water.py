@@ -263,10 +263,12 @@ class WaterWorker:
             silent = any(self._silence(self.live_config(d), self.tracks[d], batch[d]) for d in devices)
             up = await self._uptime() if silent else np.empty((0, 2))
             started, cpu = time.perf_counter(), time.process_time()
-            outcomes: dict[str, Outcome] = {}
-            for device in devices:
-                f = batch[device]
-                outcomes[device] = self._advance(device, f, windows.get(device, np.empty((0, 2))), up)
+
+            def analyse() -> dict[str, Outcome]:
+                return {d: self._advance(d, batch[d], windows.get(d, np.empty((0, 2))), up) for d in devices}
+
+            # Off the event loop, so that the heartbeat of a fleet (workers/lease.py) goes on meanwhile.
+            outcomes = await asyncio.to_thread(analyse)
             self._spent("analytics", started, cpu)
             started, cpu = time.perf_counter(), time.process_time()
             await self._write(outcomes)
