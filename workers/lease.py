@@ -6,7 +6,8 @@ its owner, until when (`expires_at`), and an epoch that every takeover raises. E
 member of its worker's group (`analytics_members`), with a heartbeat that expires like a lease.
 
 - `keep_alive`, a task of its own on its own connection, renews every `renew_s` the member's
-  heartbeat and the leases it holds, so a long wake-up never costs them.
+  heartbeat and the leases it holds, and takes free or expired partitions up to its share, so a long
+  wake-up neither costs them nor delays a takeover.
 - `Leases.balance`, called by the worker between two wake-ups (a clean point), computes the fair
   share of every live member (partitions / members, the first ones by id one more), releases what is
   over its share, and takes free or expired partitions up to it; it returns what was gained and lost.
@@ -106,6 +107,7 @@ class Leases:
         self.partitions = partitions
         self.config = config
         self.owned: dict[int, int] = {}  # bucket -> epoch at which it was taken
+        self._moved: set[int] = set()  # gained or lost since the worker last looked (`take_moved`)
 
     @property
     def member(self) -> str:
@@ -114,8 +116,16 @@ class Leases:
     def _lease(self) -> timedelta:
         return timedelta(seconds=self.config.lease_s)
 
-    async def balance(self, conn: psycopg.AsyncConnection[Any]) -> Change:
-        """Heartbeat, renew, release what is over the fair share and take what is free, in one transaction."""
+    def take_moved(self) -> frozenset[int]:
+        """The partitions gained or lost since the last call: the worker forgets their stations' state
+        (a gained one is rebuilt from the database when its stations are next seen)."""
+        moved, self._moved = frozenset(self._moved), set()
+        return moved
+
+    async def balance(self, conn: psycopg.AsyncConnection[Any], release: bool = True) -> Change:
+        """Heartbeat, renew, release what is over the fair share (unless `release` is false: only the
+        worker itself releases, between two wake-ups) and take what is free or expired, in one
+        transaction. What a process takes, it starts on at its next wake-up."""
         g, me, lease, n = self.group, self.member, self._lease(), self.partitions
         async with conn.transaction():
             # One balance at a time per group (short: it never waits on a worker's locks).
@@ -176,7 +186,7 @@ class Leases:
                         )
                     ).fetchall()
                 )
-            if len(mine) > share:
+            if len(mine) > share and release:
                 over = sorted(mine)[share:]
                 await conn.execute(
                     "UPDATE analytics_leases SET owner = NULL, expires_at = '-infinity'"
@@ -209,6 +219,7 @@ class Leases:
             gained=frozenset(b for b, e in mine.items() if before.get(b) != e),
             lost=frozenset(b for b, e in before.items() if mine.get(b) != e),
         )
+        self._moved |= change.gained | change.lost
         if change.gained or change.lost:
             log.info(
                 "%s: member %s of %d, %d partition(s) of %d (gained %d, lost %d)",
@@ -240,19 +251,6 @@ class Leases:
         if not conn.autocommit:
             await conn.commit()
 
-    async def renew(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """The heartbeat and the leases held (autocommit connection)."""
-        lease = self._lease()
-        await conn.execute(
-            "INSERT INTO analytics_members (grp, member_id, expires_at) VALUES (%s, %s, now() + %s)"
-            " ON CONFLICT (grp, member_id) DO UPDATE SET expires_at = excluded.expires_at",
-            (self.group, self.member, lease),
-        )
-        await conn.execute(
-            "UPDATE analytics_leases SET expires_at = now() + %s WHERE grp = %s AND owner = %s",
-            (lease, self.group, self.member),
-        )
-
     async def leave(self, database_url: str) -> None:
         """Release every partition at once and leave the group (a graceful stop)."""
         try:
@@ -277,7 +275,9 @@ class Leases:
 
 
 async def keep_alive(database_url: str, leases: Leases, stop: asyncio.Event) -> None:
-    """Renew the member's heartbeat and leases every `renew_s` until `stop` (or cancellation)."""
+    """Every `renew_s` until `stop` (or cancellation): renew the member's heartbeat and leases, and take
+    free or expired partitions up to its share, however long the worker's current wake-up lasts (so a
+    dead member's partitions are taken within one renewal period of expiring)."""
     conn: psycopg.AsyncConnection[Any] | None = None
     try:
         while not stop.is_set():
@@ -286,7 +286,9 @@ async def keep_alive(database_url: str, leases: Leases, stop: asyncio.Event) -> 
                     conn = await psycopg.AsyncConnection.connect(
                         database_url, autocommit=True, connect_timeout=5, application_name="citysense-fleet"
                     )
-                await leases.renew(conn)
+                await leases.balance(conn, release=False)
+            except LeaseError as exc:
+                log.error("%s", exc)  # the worker's own balance reports it too
             except (psycopg.Error, OSError) as exc:
                 log.warning("%s: leases not renewed (%s)", leases.group, exc)
                 if conn is not None:

@@ -266,10 +266,10 @@ class TransitWorker:
         """Match what is unmatched (up to batch_max fixes); returns how many fixes were handled."""
         if self.leases is not None:
             if clock.monotonic() - self._balanced_at >= self.leases.config.renew_s:
-                change = await self.leases.balance(conn)
+                await self.leases.balance(conn)
                 self._balanced_at = clock.monotonic()
-                if change.gained or change.lost:
-                    self._stale = True
+            if self.leases.take_moved():  # here or by the leases' own task (workers/lease.py)
+                self._stale = True
             if not self.leases.owned:
                 return 0
             if self._stale:

@@ -141,7 +141,7 @@ class WaterWorker:
     async def tick(self) -> int:
         """Evaluate what is new; returns the number of readings past the stations' progress."""
         try:
-            if self.leases is not None and time.monotonic() - self._balanced_at >= self.leases.config.renew_s:
+            if self.leases is not None:
                 await self._balance(self.leases)
             return await self._tick()
         except BaseException:
@@ -150,11 +150,13 @@ class WaterWorker:
             raise
 
     async def _balance(self, leases: Leases) -> None:
-        """Between two wake-ups: the fleet's partitions balanced; the tracks of the stations of a
-        partition lost or gained are dropped (a gained one is rebuilt from the database when seen)."""
-        change = await leases.balance(self.conn)
-        self._balanced_at = time.monotonic()
-        moved = sorted(change.gained | change.lost)
+        """Between two wake-ups: the fleet's partitions balanced when due; the tracks of the stations of
+        a partition lost or gained since the last wake-up (here or by the leases' own task) are dropped
+        (a gained one is rebuilt from the database when its stations are next seen)."""
+        if time.monotonic() - self._balanced_at >= leases.config.renew_s:
+            await leases.balance(self.conn)
+            self._balanced_at = time.monotonic()
+        moved = sorted(leases.take_moved())
         if moved and self.tracks:
             rows = await (
                 await self.conn.execute(
