@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-fleet soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
+.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-exports bench-route-days bench-notify bench-fleet soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,7 +69,11 @@ fuzz-ingest: $(STAMP)
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/test_ingest_fuzz.py
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-fleet
+bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-exports bench-route-days bench-notify bench-fleet
+
+# What the notification outbox costs an alert change, and how fast it drains (docs/benchmarks.md).
+bench-notify: $(STAMP)
+	$(BIN)/python -m bench.bench_notify
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
@@ -145,6 +149,10 @@ bench-gtfs: $(STAMP)
 bench-headways: $(STAMP)
 	$(BIN)/python -m bench.bench_headway_profile
 
+# A week of one bus at 1 Hz through GET /api/v1/buses/{id}/history, beside reading every fix.
+bench-bus-history: $(STAMP)
+	$(BIN)/python -m bench.bench_bus_history
+
 bench-water: $(STAMP)
 	$(BIN)/python -m bench.bench_water
 
@@ -158,13 +166,28 @@ bench-fleet: $(STAMP)
 	$(BIN)/python -m bench.bench_fleet
 
 # 30 days of 1-minute readings of one station, bucketed hourly, through the API; the stations list of
+
+# 30 days of 1-minute readings of one station, bucketed hourly, through the API; a station page's
+# requests (charts bucketed to their width, QC marks with and without their index); the stations list of
 # 50 stations with their states, beside its previous fetch and judgement (docs/benchmarks.md).
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.bench_api
 
+# A year of one station's one-minute readings exported as CSV through the API and the command line:
+# time and the API's peak memory, beside the bare COPY and the JSON endpoint (docs/benchmarks.md).
+bench-exports: $(STAMP)
+	$(BIN)/python -m bench.bench_exports
+
+# Route performance over 30 service days of the demo fleet from stored fixes: one route, and every
+# route ranked, beside the one-day computation times 30 (docs/benchmarks.md).
+bench-route-days: $(STAMP)
+	$(BIN)/python -m bench.bench_route_days
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
-# Water, live path on firmware-sim ground truth: detection delay per event, fault classification.
+# Water, live path on firmware-sim ground truth: detection delay per event, fault classification;
+# then the demo's fleet, cadence and settings beside its previous ones (docs/water-detection.md).
 eval-water-sim: $(STAMP)
 	$(BIN)/python -m bench.eval_water_sim
+	$(BIN)/python -m bench.eval_water_sim --demo

@@ -11,20 +11,26 @@ from starlette.types import Receive, Scope, Send
 
 from api import (
     alerts,
+    bus_history,
     errors,
+    exports,
     gtfsrt_routes,
     headers,
     health,
     maintenance,
     metrics,
+    notifications,
     pages,
+    route_days,
     routes,
     sessions,
+    station,
     transit,
     water,
 )
 from api.auth import Role, role_name
 from api.intake import Intake
+from api.replica import ReadReplica
 from api.state import ApiConfig, AppState
 from api.stream import BusStream
 from api.streaming import ABORT_KEY, transport_abort
@@ -59,11 +65,19 @@ def create_app(config: ApiConfig) -> FastAPI:
             config.stream_queue_max,
             backlog_bytes=config.stream_backlog_bytes,
         )
-        app.state.citysense = AppState(config=config, pool=pool, stream=stream)
+        replica = None
+        if config.read_database_url:
+            replica = ReadReplica(
+                config.read_database_url, pool, max_lag_s=config.max_replica_lag_s, pool_max=config.pool_max
+            )
+            await replica.open()
+        app.state.citysense = AppState(config=config, pool=pool, stream=stream, replica=replica)
         try:
             yield
         finally:
             await stream.close()
+            if replica is not None:
+                await replica.close()
             await pool.close()
 
     app = App(
@@ -81,13 +95,18 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.add_middleware(headers.SecurityHeaders, tile_url=config.tile_url)
     app.include_router(health.router)
     app.include_router(water.router)
+    app.include_router(station.router)
     app.include_router(maintenance.make_router(role_name(Role.WATER_STAFF)))
     app.include_router(transit.router)
+    app.include_router(bus_history.router)
     app.include_router(gtfsrt_routes.router)
     app.include_router(metrics.router)
     app.include_router(sessions.router)
     app.include_router(alerts.router)
+    app.include_router(notifications.router)
     app.include_router(routes.router)
+    app.include_router(route_days.router)
+    app.include_router(exports.router)
     app.include_router(pages.config_router)
     app.include_router(pages.router)
     return app

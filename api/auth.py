@@ -44,6 +44,7 @@ class View(StrEnum):
     STATIONS = "stations"  # station list, latest values and compliance status
     READINGS = "readings"  # a station's time series
     BUSES = "buses"  # live buses and their stream
+    BUS_HISTORY = "bus_history"  # one bus's stored track, delays, trips and service states
     ROUTES = "routes"  # route shapes and route performance
     SERVICE_ALERTS = "service_alerts"  # the GTFS-Realtime Alerts feed (bus delays and bunching)
     METRICS = "metrics"  # GET /metrics (Prometheus); else a logged-in admin or the metrics token

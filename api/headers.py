@@ -1,10 +1,10 @@
 """Security headers on every answer (pages, JSON, errors, streams), as plain ASGI middleware.
 
 The Content-Security-Policy lets a page run scripts from this origin only: no inline script, no
-`eval`, nothing from a CDN; it connects to this origin only, and may be framed by no one. Style
-attributes stay allowed (the pages colour their legends with them); style sheets come from here
-(ReDoc's page alone may add <style> elements).
-Images may come from the tile server when one is configured (`--tile-url`).
+`eval`, nothing from a CDN; it connects to this origin only, and may be framed by no one. Styles
+come from style sheets of this origin only: no `<style>` element and no style attribute (ReDoc's
+page alone may have both). Scripts may still set styles through the DOM (`element.style`).
+Images may come from the tile server when one is configured (`--basemap-url`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ def content_security_policy(tile_url: str | None = None, inline_styles: bool = F
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self' 'unsafe-inline'" if inline_styles else "style-src 'self'",
-            "style-src-attr 'unsafe-inline'",
             f"img-src {' '.join(images)}",
             "font-src 'self'",
             "connect-src 'self'",

@@ -187,6 +187,9 @@ async def health(request: Request) -> JSONResponse:
         "broker": broker,
         **verdict.public,
     }
+    if state.replica is not None:
+        # Not a reason for 503: without the replica, the heavy reads go to the primary.
+        body["read_replica"] = state.replica.describe()
     if database["ok"] and await _is_user(request):
         body["details"] = verdict.private
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})

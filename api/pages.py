@@ -3,6 +3,11 @@
 The pages are the same for everyone; the data they fetch is what needs a login (or a
 public view), and a page without access sends the user to /login.
 
+Each page file (`api/static/NAME.html`) holds only what is its own: its `<title>`, an optional
+`<style>` block, its `<main>` and the `<script>`s after it. `layout.html` wraps it in what every
+page shares: the head, the header that site.js fills in, the footer naming the display time zone
+(left out of the login page) and site.js itself.
+
 A page's own script is written inline in its HTML file, next to the markup it drives, but never
 served inline: each `<script>` block is replaced by `<script src="/static/page/HASH.js">` (and each
 `<style>` block by a link to HASH.css), served from here, so that the Content-Security-Policy
@@ -38,6 +43,9 @@ _PAGES = {
     "/transit": "transit.html",
     "/transit/performance": "performance.html",
     "/transit/alerts": "transit_alerts.html",
+    "/transit/buses": "bus.html",
+    "/notifications": "notifications.html",
+    "/notifications/outbox": "outbox.html",
 }
 _JS = "text/javascript; charset=utf-8"
 # Every page's script is a file here: no inline script, so a CSP can forbid it.
@@ -49,7 +57,10 @@ _ASSETS = {
     "alert.js": _JS,
     "overview.js": _JS,
     "stations.js": _JS,
+    "station.js": _JS,
     "login.js": _JS,
+    "maps.js": _JS,
+    "bus.js": _JS,
 }
 
 
@@ -64,6 +75,9 @@ _DOCS_VENDOR = {
     "redoc.standalone.js": "text/javascript; charset=utf-8",
     "favicon.png": "image/png",
 }
+# Pages whose footer would say nothing: no times on them.
+_NO_FOOTER = frozenset({"login.html"})
+_FOOTER = '<footer><span data-i18n="times_in">Times in</span> <span id="tz"></span></footer>'
 _INLINE = re.compile(r"<script>(.*?)</script>|<style>(.*?)</style>", re.DOTALL)
 
 
@@ -93,15 +107,36 @@ def without_inline_scripts(html: str) -> tuple[str, dict[str, str]]:
     return _INLINE.sub(extract, html), files_
 
 
+def assembled(name: str, page: str, layout: str) -> str:
+    """The whole document of page file `name` (text `page`) in `layout`."""
+    start, end = page.find("<main"), page.rfind("</main>")
+    if start < 0 or end < start:
+        raise ValueError(f"{name}: a page file holds one <main> element")
+    head, main, scripts = page[:start], page[start : end + len("</main>")], page[end + len("</main>") :]
+    style_at = head.find("<style>")
+    title, style = (head, "") if style_at < 0 else (head[:style_at], head[style_at:])
+    slots = {
+        "{head}": title.strip(),
+        "{style}": style.strip(),
+        "{main}": main,
+        "{footer}": "" if name in _NO_FOOTER else _FOOTER,
+        "{scripts}": scripts.strip(),
+    }
+    # Each slot is a line of the layout, filled once: a page's own text is never searched for
+    # slots, and an empty slot leaves no blank line.
+    lines = (slots.get(line, line) for line in layout.splitlines())
+    return "\n".join(line for line in lines if line) + "\n"
+
+
 @functools.cache
 def _served(name: str) -> tuple[str, dict[str, str]]:
-    return without_inline_scripts(_read(name))
+    return without_inline_scripts(assembled(name, _read(name), _read("layout.html")))
 
 
 @functools.cache
 def _page_scripts() -> dict[str, str]:
     scripts: dict[str, str] = {}
-    for name in {*_PAGES.values(), "alert.html"}:
+    for name in {*_PAGES.values(), "alert.html", "station.html"}:
         scripts.update(_served(name)[1])
     return scripts
 
@@ -121,6 +156,16 @@ for _path, _name in _PAGES.items():
 @router.get("/transit/alerts/{alert_id}", response_class=HTMLResponse)
 async def alert_page(alert_id: str) -> HTMLResponse:
     return HTMLResponse(_served("alert.html")[0], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/transit/buses/{vehicle_id}", response_class=HTMLResponse)
+async def bus_page(vehicle_id: str) -> HTMLResponse:
+    return HTMLResponse(_served("bus.html")[0], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/water/stations/{station_id}", response_class=HTMLResponse)
+async def station_page(station_id: str) -> HTMLResponse:
+    return HTMLResponse(_served("station.html")[0], headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/static/page/{name}")
@@ -180,6 +225,9 @@ async def site_config(request: Request) -> dict[str, Any]:
     return {
         "public_views": sorted(config.public_views),
         "tile_url": config.tile_url,
+        "basemap": None
+        if config.tile_url is None
+        else {"url": config.tile_url, "attribution": config.tile_attribution or ""},
         "timezone": config.timezone,
         # The limits of the default station kind; each station's own come with /water/stations.
         "water_limits": profile_json(config.profiles.default)["limits"],

@@ -22,7 +22,7 @@ async def routes(request: Request) -> dict[str, Any]:
             """WITH feed AS (SELECT feed_id FROM gtfs_feeds WHERE active),
                     route_shapes AS (
                         SELECT DISTINCT t.route_id, t.shape_id FROM gtfs_trips t JOIN feed USING (feed_id))
-               SELECT r.route_id, r.short_name, r.long_name, r.route_type,
+               SELECT r.route_id, r.short_name, r.long_name, r.route_type, r.color, r.text_color,
                       COALESCE(json_agg(s.coords ORDER BY s.shape_id)
                                FILTER (WHERE s.coords IS NOT NULL), '[]') AS lines
                FROM gtfs_routes r JOIN feed USING (feed_id)
@@ -31,7 +31,7 @@ async def routes(request: Request) -> dict[str, Any]:
                    SELECT p.shape_id, json_agg(json_build_array(p.lon, p.lat) ORDER BY p.seq) AS coords
                    FROM gtfs_shapes p JOIN feed USING (feed_id)
                    WHERE p.shape_id = rs.shape_id GROUP BY p.shape_id) s ON true
-               GROUP BY r.route_id, r.short_name, r.long_name, r.route_type
+               GROUP BY r.route_id, r.short_name, r.long_name, r.route_type, r.color, r.text_color
                ORDER BY r.route_id"""
         )
         rows = await cur.fetchall()
@@ -45,6 +45,9 @@ async def routes(request: Request) -> dict[str, Any]:
                 "short_name": row["short_name"],
                 "long_name": row["long_name"],
                 "route_type": row["route_type"],
+                # GTFS route_color / route_text_color as CSS colours; null where the feed gives none.
+                "color": f"#{row['color']}" if row["color"] else None,
+                "text_color": f"#{row['text_color']}" if row["text_color"] else None,
             },
         }
         for row in rows

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
+import psycopg
 from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
 
 from analytics.water.profiles import Profiles, load
+from api.gate import Gate
 from api.ratelimit import LoginLimit, LoginLimiter
+from api.replica import ReadReplica, read_connection
 from api.stream import BusStream
 from api.transit_data import TransitData
 
@@ -23,6 +28,8 @@ class ApiConfig:
     public_views: frozenset[str] = frozenset({"stations", "buses", "routes"})
     # Optional background map tiles, e.g. https://tile.example/{z}/{x}/{y}.png; none: vector only.
     tile_url: str | None = None
+    # Shown on every map drawn over those tiles (the tile server's terms usually ask for it).
+    tile_attribution: str | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
     # Send the session cookie with the Secure attribute (behind HTTPS).
     secure_cookies: bool = False
@@ -43,6 +50,10 @@ class ApiConfig:
     # GET /metrics: None: open when the `metrics` view is public, else to a logged-in admin;
     # a token: also to `Authorization: Bearer TOKEN` (for a Prometheus scraper).
     metrics_token: str | None = None
+    # A streaming replica for the heavy reads (api.replica); None: every read on the primary.
+    read_database_url: str | None = None
+    # Seconds a replica may be behind the primary before reads go to the primary instead.
+    max_replica_lag_s: float = 30.0
 
 
 @dataclass(slots=True)
@@ -51,6 +62,9 @@ class AppState:
     pool: AsyncConnectionPool
     stream: BusStream
     transit: TransitData = field(default_factory=TransitData)
+    # Exports and route performance over days: a few at once, the rest told to come back (api.gate).
+    heavy: Gate = field(default_factory=Gate)
+    replica: ReadReplica | None = None
     logins: LoginLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,3 +78,9 @@ def state_of(request: Request) -> AppState:
 
 def pool_of(request: Request) -> AsyncConnectionPool:
     return state_of(request).pool
+
+
+def read_connection_of(request: Request) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+    """A connection for a heavy read: the read replica's while it is healthy, else the primary's."""
+    state = state_of(request)
+    return read_connection(state.pool, state.replica)

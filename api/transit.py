@@ -26,7 +26,7 @@ from analytics.transit.stored import stored_match
 from api import checks
 from api.auth import View, view
 from api.errors import ApiError, documented
-from api.state import state_of
+from api.state import read_connection_of, state_of
 from api.streaming import BoundedStream
 from api.transit_data import LatestRow, latest_rows
 
@@ -240,7 +240,7 @@ async def performance(
     # The trips of a service day may run past midnight, and late buses past their last arrival.
     start = datetime.fromtimestamp(ref + first - 3600.0, tz=UTC)
     end = datetime.fromtimestamp(ref + last + 3 * 3600.0, tz=UTC)
-    async with state.pool.connection(timeout=5.0) as conn:
+    async with read_connection_of(request) as conn:
         cur = await conn.execute(
             """SELECT vehicle_id, extract(epoch FROM time)::float8, trip_id, shape_dist_m, delay_s
                FROM bus_positions WHERE route_id = %s AND time >= %s AND time < %s AND matched_at IS NOT NULL

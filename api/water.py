@@ -22,7 +22,7 @@ from analytics.water.status import station_statuses
 from api import checks
 from api.auth import User, View, optional_user, view
 from api.errors import ApiError, documented
-from api.state import pool_of, state_of
+from api.state import pool_of, read_connection_of, state_of
 from devices.topics import DEVICE_ID
 from devices.water import PARAMETERS
 
@@ -74,11 +74,13 @@ STATIONS_SQL = f"""SELECT d.device_id, d.name, d.site, d.lat, d.lon, d.enabled, 
             FROM maintenance_windows mw
             WHERE mw.device_id = d.device_id
               AND mw.ends_at >= least(r.time - %(lookback)s, now())) m ON true
-        WHERE d.kind = 'water' ORDER BY d.device_id"""
+        WHERE d.kind = 'water' AND (%(device)s::text IS NULL OR d.device_id = %(device)s)
+        ORDER BY d.device_id"""
 
 
-def stations_params(profiles: Profiles) -> dict[str, Any]:
-    return {"lookback": timedelta(seconds=_lookback_s(profiles)), "rows": _STATUS_ROWS}
+def stations_params(profiles: Profiles, device_id: str | None = None) -> dict[str, Any]:
+    """The parameters of STATIONS_SQL: every station, or the one `device_id`."""
+    return {"lookback": timedelta(seconds=_lookback_s(profiles)), "rows": _STATUS_ROWS, "device": device_id}
 
 
 class _Packed(Loader):
@@ -124,26 +126,35 @@ async def stations(request: Request, user: Annotated[User | None, Depends(option
     readings outside maintenance, the sustained-breach rule of the station's profile, its open
     alerts by kind (for logged-in callers) and whether it has gone silent ("no_data").
     """
+    result = await judged_stations(request, user is not None)
+    return {"stations": result, "count": len(result)}
+
+
+async def judged_stations(
+    request: Request, logged_in: bool, device_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The rows of the stations list (every station, or the one `device_id`), states judged."""
     profiles = state_of(request).config.profiles
     async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         packed_arrays(cur)
-        await cur.execute(STATIONS_SQL, stations_params(profiles), binary=True)
+        await cur.execute(STATIONS_SQL, stations_params(profiles, device_id), binary=True)
         rows = await cur.fetchall()
         open_alerts: dict[str, dict[str, int]] = {}
-        if user is not None:
+        if logged_in and rows:
             # Conditions still on (not cleared) that nobody has closed.
             await cur.execute(
                 """SELECT subject_id, kind, count(*) AS n FROM alerts
                    WHERE subject_kind = 'station' AND cleared_at IS NULL AND state <> 'resolved'
-                   GROUP BY subject_id, kind"""
+                     AND (%(device)s::text IS NULL OR subject_id = %(device)s)
+                   GROUP BY subject_id, kind""",
+                {"device": device_id},
             )
             for a in await cur.fetchall():
                 open_alerts.setdefault(a["subject_id"], {})[a["kind"]] = a["n"]
     # Judging the stations is numpy work over all of them at once: off the event loop all the same.
-    result = await asyncio.to_thread(
-        _judged, rows, profiles, open_alerts if user is not None else None, datetime.now(UTC).timestamp()
+    return await asyncio.to_thread(
+        _judged, rows, profiles, open_alerts if logged_in else None, datetime.now(UTC).timestamp()
     )
-    return {"stations": result, "count": len(result)}
 
 
 def _judged(
@@ -236,6 +247,39 @@ def _wider_bucket(span: timedelta) -> str:
     return f"{-(-span.days // MAX_POINTS)}d"
 
 
+# The buckets a chart is given, narrowest first: a width the readers know, a label per bucket.
+_LADDER = tuple(
+    (f"{n}{u}", timedelta(**{_UNIT[u]: n}))
+    for n, u in (
+        (1, "m"), (2, "m"), (5, "m"), (10, "m"), (15, "m"), (30, "m"),
+        (1, "h"), (2, "h"), (3, "h"), (6, "h"), (12, "h"), (1, "d"), (2, "d"), (7, "d"),
+    )
+)  # fmt: skip
+MIN_POINTS = 10
+
+
+def buckets_over(start: datetime, end: datetime, width: timedelta) -> int:
+    """How many buckets of `width` (aligned on 2000-01-01 UTC, as date_bin is) [start, end) touches."""
+    origin = datetime(2000, 1, 1, tzinfo=UTC)
+    first = (start - origin) // width
+    last = (end - origin - timedelta(microseconds=1)) // width
+    return int(last - first + 1)
+
+
+def bucket_for(start: datetime, end: datetime, points: int, whole_hours: bool = False) -> str:
+    """The narrowest bucket of the ladder (whole hours or more with `whole_hours`) that gives at
+    most `points` buckets over [start, end); past the ladder, whole days."""
+    for name, width in _LADDER:
+        if whole_hours and width < timedelta(hours=1):
+            continue
+        if buckets_over(start, end, width) <= points:
+            return name
+    days = 8
+    while buckets_over(start, end, timedelta(days=days)) > points:
+        days = max(days + 1, -(-(end - start).days // (points - 1)))
+    return f"{days}d"
+
+
 def _bucket(value: str | None) -> timedelta | None:
     if value is None:
         return None
@@ -271,11 +315,24 @@ async def readings(
             json_schema_extra={"pattern": _BUCKET.pattern},
         ),
     ] = None,
+    points: Annotated[
+        int | None,
+        Query(
+            ge=MIN_POINTS,
+            le=MAX_POINTS,
+            description="instead of bucket: at most this many buckets (a chart's width in pixels); "
+            "the server picks the narrowest bucket that fits and names it in `bucket`",
+        ),
+    ] = None,
 ) -> Response:
     """A station's time series between `start` and `end`, raw or averaged per bucket."""
     end = checks.timestamp(end, "end") if end is not None else datetime.now(UTC)
     start = checks.timestamp(start, "start") if start is not None else end - timedelta(hours=24)
     checks.time_range(start, end, MAX_RANGE)
+    if points is not None:
+        if bucket is not None:
+            raise ApiError(400, "bad_bucket", "pass bucket or points, not both")
+        bucket = bucket_for(start, end, points)
     width = _bucket(bucket)
     if width is not None and (end - start) / width > MAX_POINTS:
         wider = _wider_bucket(end - start)
@@ -286,10 +343,32 @@ async def readings(
         )
     if DEVICE_ID.fullmatch(device_id) is None:  # e.g. a NUL byte, which PostgreSQL cannot compare
         raise ApiError(404, "unknown_station", f"no water station {device_id!r}")
-    async with pool_of(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with read_connection_of(request) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT 1 FROM devices WHERE device_id = %s AND kind = 'water'", (device_id,))
         if await cur.fetchone() is None:
             raise ApiError(404, "unknown_station", f"no water station {device_id!r}")
+        if width is not None and width % timedelta(hours=1) != timedelta(0):
+            # Less than (or not a whole number of) hours: from the raw rows, of which at most
+            # MAX_SCANNED_ROWS are read, whatever the range.
+            await cur.execute(
+                """SELECT count(*) AS n FROM (SELECT 1 FROM water_readings
+                   WHERE device_id = %s AND time >= %s AND time < %s LIMIT %s) r""",
+                (device_id, start, end, MAX_SCANNED_ROWS + 1),
+            )
+            scanned = await cur.fetchone()
+            assert scanned is not None
+            if scanned["n"] > MAX_SCANNED_ROWS:
+                if points is None:
+                    raise ApiError(
+                        413,
+                        "too_many_rows",
+                        f"more than {MAX_SCANNED_ROWS} readings to average: narrow the range or pass a "
+                        "bucket of whole hours (1h, 6h, 1d), read from the hourly statistics",
+                    )
+                # A bucket chosen for a chart: whole hours instead, from the hourly statistics.
+                assert points is not None
+                bucket = bucket_for(start, end, points, whole_hours=True)
+                width = _bucket(bucket)
         if width is None:
             flags = (f"{p}_qc" for p in PARAMETERS)
             columns = ", ".join(("time", "seq", *PARAMETERS, *flags, "qc_flag"))
@@ -317,25 +396,9 @@ async def readings(
                     AND bucket < %s GROUP BY 1 ORDER BY 1"""
             params = (width, device_id, start, end)
         else:
-            # Less than (or not a whole number of) hours: from the raw rows, of which at most
-            # MAX_SCANNED_ROWS are read, whatever the range.
             stats = ", ".join(
                 f"avg({p}) AS {p}, min({p}) AS {p}_min, max({p}) AS {p}_max" for p in PARAMETERS
             )
-            await cur.execute(
-                """SELECT count(*) AS n FROM (SELECT 1 FROM water_readings
-                   WHERE device_id = %s AND time >= %s AND time < %s LIMIT %s) r""",
-                (device_id, start, end, MAX_SCANNED_ROWS + 1),
-            )
-            scanned = await cur.fetchone()
-            assert scanned is not None
-            if scanned["n"] > MAX_SCANNED_ROWS:
-                raise ApiError(
-                    413,
-                    "too_many_rows",
-                    f"more than {MAX_SCANNED_ROWS} readings to average: narrow the range or pass a "
-                    "bucket of whole hours (1h, 6h, 1d), read from the hourly statistics",
-                )
             query = f"""SELECT date_bin(%s, time, TIMESTAMPTZ '2000-01-01') AS time, count(*) AS readings,
                     {stats} FROM water_readings
                     WHERE device_id = %s AND time >= %s AND time < %s GROUP BY 1 ORDER BY 1"""

@@ -1,6 +1,8 @@
 """Timing of the water API on plain PostgreSQL, through the whole application (HTTP request to JSON):
 
 - the readings endpoint: 30 days of 1-minute readings of one station, bucketed hourly;
+- the station page's requests: readings bucketed to a 1,000-pixel chart, and a month's QC marks
+  through the partial index of flagged readings (baseline in the same run: without the index);
 - the stations list (`GET /api/v1/water/stations`): 50 stations sampling every 5 s, each judged
   on its recent readings. Baselines in the same run: `GET /api/v1/config` (HTTP and FastAPI
   alone), and the judgement of the same fetched rows one station at a time, as the endpoint did
@@ -34,6 +36,7 @@ from bench.machine import cpu_model
 from bench.scratch import scratch_database
 from devices.water import PARAMETERS
 from testkit import services
+from testkit.hourly import add_hourly_totals
 
 DAYS = 30
 TARGET_MS = 100.0
@@ -61,13 +64,7 @@ def _load(url: str, end: datetime) -> int:
                         1,
                     )
                 )
-        totals = ", ".join(f"count({p}), sum({p}), min({p}), max({p})" for p in PARAMETERS)
-        names = ", ".join(f"{p}_n, {p}_sum, {p}_min, {p}_max" for p in PARAMETERS)
-        conn.execute(
-            f"""INSERT INTO water_hourly_totals (device_id, bucket, readings, {names})
-                SELECT device_id, date_trunc('hour', time), count(*), {totals}
-                FROM water_readings GROUP BY 1, 2"""
-        )
+        add_hourly_totals(conn)
         conn.execute("ANALYZE")
     return n
 
@@ -80,6 +77,47 @@ def _time(client: TestClient, params: dict[str, str], rounds: int) -> list[float
         times.append((time.perf_counter() - t0) * 1000)
         assert response.status_code == 200, response.text
     return times
+
+
+FLAGGED = 120
+
+
+def _station_page(url: str, client: TestClient, end: datetime) -> dict[str, list[float]]:
+    """What the station page asks for: each period's readings bucketed to 1,000 points, and the
+    marks of a month, found through the partial index of flagged readings and, as the baseline in
+    the same run, by reading the month's rows (the index dropped)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """UPDATE water_readings SET ph_qc = 3, qc_flag = 3 WHERE device_id = 'wq-bench'
+               AND time IN (SELECT time FROM water_readings WHERE device_id = 'wq-bench'
+                            ORDER BY time LIMIT %s OFFSET 7)""",
+            (FLAGGED,),
+        )
+        conn.execute("ANALYZE water_readings")
+    out: dict[str, list[float]] = {}
+    for days, label in ((1, "day"), (7, "week"), (30, "month")):
+        params = {"start": (end - timedelta(days=days)).isoformat(), "end": end.isoformat(), "points": "1000"}
+        _time(client, params, 3)
+        out[f"readings, a {label} at 1,000 points"] = _time(client, params, 30)
+    month = {"start": (end - timedelta(days=DAYS)).isoformat(), "end": end.isoformat()}
+    marks = "/api/v1/water/stations/wq-bench/marks"
+
+    def timed(rounds: int) -> list[float]:
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            body = client.get(marks, params=month).json()
+            times.append((time.perf_counter() - t0) * 1000)
+            assert len(body["flagged"]) == FLAGGED, "every flagged reading found"
+        return times
+
+    timed(3)
+    out["marks of a month (partial index)"] = timed(30)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP INDEX water_readings_flagged")
+    timed(3)
+    out["marks of a month (no index: baseline)"] = timed(30)
+    return out
 
 
 STATIONS = 50
@@ -211,6 +249,7 @@ def main() -> int:
                 "1h (hourly totals)": _time(client, hourly, 200),
                 "30m (date_bin over raw rows)": _time(client, {**window, "bucket": "30m"}, 30),
             }
+            page = _station_page(url, client, end)
         _load_stations(url, end)
         with TestClient(create_app(config)) as client:
             stations = _stations(url, client)
@@ -222,6 +261,11 @@ def main() -> int:
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
         print(f"{label:<30} {statistics.median(times):8.1f} {p99:8.1f} {times[-1]:8.1f}")
         ok = ok and (not label.startswith("1h") or p99 < TARGET_MS)
+    print("\nstation page: 1,000 px wide charts, and the QC marks of 30 days (120 flagged readings)")
+    print(f"{'what':<44} {'p50 ms':>8} {'p90 ms':>8}")
+    for label, times in page.items():
+        times.sort()
+        print(f"{label:<44} {statistics.median(times):8.1f} {times[int(len(times) * 0.9)]:8.1f}")
     print(f"\nstations list: {STATIONS} stations, {STATION_ROWS} readings each (5 s), 30 rounds")
     print(f"{'what':<32} {'p50 ms':>8} {'p90 ms':>8}")
     for label, times in stations.items():

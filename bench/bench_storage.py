@@ -240,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="query rounds; the median is reported")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.days < 9:
+        # Bytes per reading are measured over the whole days older than the compression
+        # policy's 7 days: fewer than 9 days leaves none.
+        parser.error("--days must be at least 9: bytes per reading need whole days older than 7 days")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     now -= timedelta(minutes=now.minute % args.step_min)
     results = [measure(PLAIN, Engine.POSTGRES, args, now), measure(TIMESCALE, Engine.TIMESCALEDB, args, now)]

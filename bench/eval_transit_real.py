@@ -57,6 +57,7 @@ from bench.machine import machine
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "transit-nyc-b63-2010"
 PREVIOUS_REV = "3315dc0"  # the matcher before block continuity and out-of-service states
+BEFORE_REV = "4ec3f62"  # the matcher before departures from a layover were weighed as such
 HORIZONS = ((0, 3), (3, 6), (6, 10), (10, 15), (15, 30))
 OUT_OF_SERVICE = ("DEADHEAD_BEFORE", "DEADHEAD_AFTER", "DEADHEAD_DURING", "AT_BASE")
 LAYOVER = ("LAYOVER_BEFORE", "LAYOVER_DURING", "LAYOVER_AFTER")
@@ -122,6 +123,35 @@ def previous_matcher() -> ModuleType:
     sys.modules[name] = mod  # dataclasses look their module up while the class is made
     exec(compile(src, f"{PREVIOUS_REV}:analytics/transit/matching.py", "exec"), mod.__dict__)
     return mod
+
+
+def before_matcher() -> ModuleType:
+    """matching.py at BEFORE_REV with the decode.py and states.py of that revision (the other modules it
+    imports are unchanged since), as modules of their own."""
+
+    def load(name: str, path: str) -> ModuleType:
+        src = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{BEFORE_REV}:{path}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        spec = importlib.util.spec_from_loader(name, loader=None)
+        assert spec is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        exec(compile(src, f"{BEFORE_REV}:{path}", "exec"), mod.__dict__)
+        return mod
+
+    decode = load("bench._before_decode", "analytics/transit/decode.py")
+    states = load("bench._before_states", "analytics/transit/states.py")
+    # matching.py imports them by their names in the tree: let it find that revision's for a moment.
+    saved = {k: sys.modules[k] for k in ("analytics.transit.decode", "analytics.transit.states")}
+    sys.modules["analytics.transit.decode"], sys.modules["analytics.transit.states"] = decode, states
+    try:
+        return load("bench._before_matching", "analytics/transit/matching.py")
+    finally:
+        sys.modules.update(saved)
 
 
 def run_matcher(index: TripIndex, fixes: Fixes, fn: Callable[..., Any]) -> Assigned:
@@ -373,12 +403,15 @@ def evaluate(data: Path = DATA) -> str:
     index = build_trip_index(feed)
     lab = load(data)
     prev = previous_matcher()
+    before = before_matcher()
     runs = {
         "today": run_matcher(index, lab.fixes, match_fixes),
+        f"before ({BEFORE_REV})": run_matcher(index, lab.fixes, before.match_fixes),
         f"previous ({PREVIOUS_REV})": run_matcher(index, lab.fixes, prev.match_fixes),
         "timetable only": timetable_only(index, lab.fixes),
         "today, with CAD/AVL blocks": run_matcher(index, with_blocks(index, lab), match_fixes),
         "today, live batches": run_live(index, lab.fixes, match_fixes),
+        "before, live batches": run_live(index, lab.fixes, before.match_fixes),
         "previous, live batches": run_live(index, lab.fixes, prev.match_fixes),
     }
     noon = datetime.fromtimestamp(float(np.median(lab.fixes.time)), tz=ZoneInfo(feed.agency_timezone))

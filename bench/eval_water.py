@@ -21,16 +21,18 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from analytics.water.alerts import AlertKind
 from analytics.water.detect import DEFAULT_PRECISION, DetectorConfig, detector_for, rows_for
-from analytics.water.metrics import Scores, score
-from analytics.water.pipeline import run_series
+from analytics.water.metrics import Scores, episodes, score
+from analytics.water.pipeline import SeriesResult, run_series
 from analytics.water.profiles import load as load_profiles
 from analytics.water.qc import seconds, usable
 from analytics.water.qc_config import QcConfig, QcConfigError, default_qc_config, qc_config_from_toml
@@ -94,6 +96,7 @@ def evaluate(
     fault: np.ndarray,
     pooled: dict[str, Scored],
     chosen: list[str],
+    alerts: list[dict[str, Any]],
     precision: Mapping[str, float] = STATION_B_PRECISION,
     qc_config: QcConfig | None = None,
 ) -> None:
@@ -127,6 +130,7 @@ def evaluate(
         pooled[name].seconds += seconds_spent
 
     keep(OURS, ours.active[AlertKind.WATER_QUALITY_EVENT], elapsed)
+    alerts.append(alert_view(ours, labels, half))
     keep(OURS_DETECTOR, ours.event, 0.0)
     chosen.append(
         f"ours: window={cfg.window} lag={cfg.lag} timeout={cfg.timeout} threshold={cfg.threshold} "
@@ -159,11 +163,39 @@ def evaluate(
     chosen.append(f"baseline outlier threshold chosen: {best[1]}")
 
 
+def alert_view(result: SeriesResult, labels: np.ndarray, half: int) -> dict[str, Any]:
+    """What staff would see in the inbox on the scored half (the alerts as `replay water` opens
+    and clears them): labelled events with a water_quality_event alert open while they last,
+    event alerts opened outside every labelled event, and the share of the time a sensor_fault
+    alert is open."""
+    t = result.times[half:]
+    lab = labels[half:].astype(bool)
+    open_wqe = result.alert_active(AlertKind.WATER_QUALITY_EVENT)[half:]
+    truth = episodes(lab)
+    seen = sum(bool(open_wqe[s:e].any()) for s, e in truth)
+    false = 0
+    for c in result.changes:
+        if c.kind is AlertKind.WATER_QUALITY_EVENT and c.change == "open" and c.time >= t[0]:
+            i = int(np.searchsorted(t, c.time))
+            false += not bool(lab[min(i, lab.size - 1)])
+    weeks = (t[-1] - t[0]) / (7 * 86400.0)
+    fault_open = result.alert_active(AlertKind.SENSOR_FAULT)[half:]
+    opens = Counter(c.kind for c in result.changes if c.change == "open" and c.time >= t[0])
+    return {
+        "labelled_events": len(truth),
+        "events_with_event_alert": seen,
+        "false_event_alerts": false,
+        "false_event_alerts_per_week": round(false / weeks, 2) if weeks > 0 else math.nan,
+        "sensor_fault_open_share": round(float(fault_open.mean()), 4) if fault_open.size else math.nan,
+        "alerts_opened": {str(k): n for k, n in sorted(opens.items())},
+    }
+
+
 def settings_with(settings: WaterSettings, config: DetectorConfig) -> WaterSettings:
     return replace(settings, detector=detector_settings(config))
 
 
-def parse_precision(items: list[str]) -> dict[str, float]:
+def parse_precision(items: list[str]) -> dict[str, Any]:
     """`parameter=VALUE` options -> {parameter: precision}."""
     out = {}
     for item in items:
@@ -211,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pooled: dict[str, Scored] = {}
     chosen: list[str] = []
+    alerts: list[dict[str, Any]] = []
     if args.csv:
         try:
             if not args.csv.is_file():
@@ -238,13 +271,14 @@ def main(argv: list[str] | None = None) -> int:
             np.zeros_like(labels),
             pooled,
             chosen,
+            alerts,
             precision,
             qc_config,
         )
         print(f"Data: {args.csv} (its own labels), tuned on the first half, scored on the second")
     else:
         for seed in args.seeds:
-            evaluate(*station_b(seed, args.events, args.faults), pooled, chosen)
+            evaluate(*station_b(seed, args.events, args.faults), pooled, chosen, alerts)
         print(
             "Data: CANARY Station B (real, 20-minute step, 100 days) with "
             f"{args.events} synthetic events and {args.faults} sensor faults injected, seeds {args.seeds}; "
@@ -264,6 +298,16 @@ def main(argv: list[str] | None = None) -> int:
         s = sc.scores()
         print(f"{_row(name, s)} {sc.on_faults()} |")
         out[name] = {**asdict(s), "alarm_steps_on_sensor_faults": sc.on_faults(), "seconds": sc.seconds}
+    print()
+    print("The engine's alerts on the scored half, as staff would see them:")
+    for a in alerts:
+        print(
+            f"  {a['events_with_event_alert']}/{a['labelled_events']} labelled events with a"
+            f" water_quality_event alert open; {a['false_event_alerts']} event alerts opened outside them"
+            f" ({a['false_event_alerts_per_week']} per week); a sensor_fault alert open"
+            f" {100 * a['sensor_fault_open_share']:.1f} % of the time; alerts opened {a['alerts_opened']}"
+        )
+    out["alerts_scored_half"] = alerts
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str))
     return 0

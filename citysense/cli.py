@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "citysense.cmd_maintenance",
     "citysense.cmd_replay",
     "citysense.cmd_users",
+    "citysense.cmd_export",
+    "citysense.cmd_notify",
 )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from citysense.runtime import add_logging_options, setup_logging
 from citysense.settings import ConfigError, Settings, add_connection_options
@@ -41,7 +43,19 @@ def register(subparsers: Any) -> None:
         "(default: $CITYSENSE_LOGIN_LIMIT or 5,30/900; 0 for no limit of that kind)",
     )
     parser.add_argument(
-        "--tile-url", help="optional map tile URL template {z}/{x}/{y} (default: $CITYSENSE_TILE_URL)"
+        "--basemap-url",
+        "--tile-url",
+        dest="tile_url",
+        metavar="TEMPLATE",
+        help="map tiles under the pages' maps, an http(s) URL with {z}, {x} and {y}, e.g. "
+        "https://tiles.example.org/{z}/{x}/{y}.png (default: $CITYSENSE_BASEMAP_URL, else "
+        "$CITYSENSE_TILE_URL, else none: nothing is fetched from elsewhere)",
+    )
+    parser.add_argument(
+        "--basemap-attribution",
+        metavar="TEXT",
+        help="the tiles' attribution, shown on every map over them (default: $CITYSENSE_BASEMAP_ATTRIBUTION,"
+        " else the tile server's host name)",
     )
     add_station_profiles_option(parser)
     parser.add_argument(
@@ -64,6 +78,18 @@ def register(subparsers: Any) -> None:
         type=float,
         help="drop a live-stream client that leaves a write unread this long "
         "(default: $CITYSENSE_STREAM_WRITE_TIMEOUT or 30)",
+    )
+    parser.add_argument(
+        "--read-database-url",
+        help="libpq URL of a streaming replica for the heavy reads: time series, route performance, "
+        "exports (default: $CITYSENSE_READ_DATABASE_URL; none: every read on the primary)",
+    )
+    parser.add_argument(
+        "--max-replica-lag",
+        metavar="SECONDS",
+        type=float,
+        help="send the heavy reads to the primary while the replica is further behind than this "
+        "(default: $CITYSENSE_MAX_REPLICA_LAG or 30)",
     )
     add_logging_options(parser)
     parser.set_defaults(func=run)
@@ -115,6 +141,37 @@ def parse_trusted_proxies(text: str) -> tuple[str, ...]:
     return names
 
 
+_PLACEHOLDER = re.compile(r"\{[^}]*\}")
+
+
+def parse_basemap_url(text: str) -> str:
+    """A tile URL template: http(s), a host without placeholders, and {z}, {x} and {y} in its path."""
+    text = text.strip()
+    parts = urlsplit(text)
+    placeholders = set(_PLACEHOLDER.findall(text))
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "{" in parts.netloc
+        or placeholders != {"{z}", "{x}", "{y}"}
+        or any(c.isspace() or ord(c) < 32 or c in "\"'<>`" for c in text)
+        or len(text) > 2000
+    ):
+        raise ConfigError(
+            "basemap URL must be an http(s) URL template with {z}, {x} and {y} and no other placeholder, "
+            f"e.g. https://tiles.example.org/{{z}}/{{x}}/{{y}}.png; got {text[:200]!r}"
+        )
+    return text
+
+
+def parse_attribution(text: str) -> str:
+    """Plain text of at most 300 characters, without control characters (shown as text, never HTML)."""
+    text = text.strip()
+    if len(text) > 300 or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ConfigError("basemap attribution must be plain text of at most 300 characters on one line")
+    return text
+
+
 def uvicorn_options(config: ApiConfig) -> dict[str, Any]:
     """Forwarded headers are read only from the configured proxies (none by default): uvicorn would
     otherwise believe X-Forwarded-For from 127.0.0.1, and anyone connecting from there could pass
@@ -143,12 +200,16 @@ def api_config(
     env = os.environ if env is None else env
     mqtt = settings.mqtt_url
     views = getattr(args, "public_views", None) or env.get("CITYSENSE_PUBLIC_VIEWS")
-    tile_url = getattr(args, "tile_url", None) or env.get("CITYSENSE_TILE_URL") or None
+    tile_url = getattr(args, "tile_url", None) or env.get("CITYSENSE_BASEMAP_URL")
+    tile_url = tile_url or env.get("CITYSENSE_TILE_URL") or None
+    attribution = getattr(args, "basemap_attribution", None) or env.get("CITYSENSE_BASEMAP_ATTRIBUTION")
+    attribution = attribution or None
     config = ApiConfig(
         database_url=settings.require_database(),
         broker_host=mqtt.host if mqtt else None,
         broker_port=mqtt.port if mqtt else None,
-        tile_url=tile_url,
+        tile_url=None if tile_url is None else parse_basemap_url(tile_url),
+        tile_attribution=None if attribution is None else parse_attribution(attribution),
         secure_cookies=bool(getattr(args, "secure_cookies", False))
         or env.get("CITYSENSE_SECURE_COOKIES") == "1",
     )
@@ -171,6 +232,12 @@ def api_config(
         config = replace(
             config, stream_write_timeout_s=_positive(write_timeout, "--stream-write-timeout", 1, 3600)
         )
+    read_url = getattr(args, "read_database_url", None) or env.get("CITYSENSE_READ_DATABASE_URL")
+    if read_url:
+        config = replace(config, read_database_url=read_url)
+    max_lag = getattr(args, "max_replica_lag", None) or env.get("CITYSENSE_MAX_REPLICA_LAG")
+    if max_lag:
+        config = replace(config, max_replica_lag_s=_positive(max_lag, "--max-replica-lag", 0.1, 86400))
     token = env.get("CITYSENSE_METRICS_TOKEN") or None
     if token is not None and len(token) < 16:
         raise ConfigError("CITYSENSE_METRICS_TOKEN must be at least 16 characters")

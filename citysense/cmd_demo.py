@@ -25,7 +25,10 @@ from typing import Any
 import psycopg
 
 from analytics.transit.gtfs import load_feed
-from analytics.water.qc_config import default_qc_config, qc_config_to_toml
+from analytics.water.profiles import Profiles
+from analytics.water.profiles import load as load_profiles
+from analytics.water.profiles import to_toml as profiles_to_toml
+from analytics.water.settings import WaterSettings, settings_to_toml
 from citysense.embedded import embedded_broker, embedded_postgres, free_port, wait_port
 from citysense.runtime import add_logging_options, run_until_signal, setup_logging
 from citysense.settings import MqttUrl, Settings, add_connection_options, redact_database_url
@@ -39,6 +42,21 @@ log = logging.getLogger("citysense.demo")
 # booster stations are distribution points, the default. The evaluation on the simulator's
 # ground truth (bench/eval_water_sim.py) judges its stations by the same kinds.
 SIM_STATION_KINDS = {"plant": "treatment_plant_outlet", "reservoir": "reservoir"}
+
+
+def demo_settings(interval_s: float) -> WaterSettings:
+    """The water engine's settings of the demo: its sondes sample every `interval_s` seconds what
+    a field sonde samples every minute (the simulator counts its faults and events in readings),
+    so the engine's spans in seconds, QC's included, run 60 / `interval_s` times faster
+    (`LiveConfig.time_scaled`). The evaluation of the demo's cadence (bench/eval_water_sim.py
+    --demo) runs the same settings."""
+    return WaterSettings(time_scale=60.0 / interval_s)
+
+
+def demo_profiles(interval_s: float) -> Profiles:
+    """The rule profiles of the demo: the packaged ones, their minimum breach durations in the
+    demo's time (`Profiles.time_scaled`), for the worker and the station pages alike."""
+    return load_profiles().time_scaled(60.0 / interval_s)
 
 
 def register(subparsers: Any) -> None:
@@ -195,15 +213,21 @@ async def demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         )
         # The analytics workers: water QC and alerts; trip matching, delays and bus alerts. The
         # sondes sample every `interval` seconds what a field sonde samples every minute, so the
-        # QC thresholds in seconds (rates of change, flat-line spans) are scaled to match.
-        qc_file = data_dir / "qc.toml"
-        qc_file.write_text(qc_config_to_toml(default_qc_config().time_scaled(60.0 / args.interval)))
+        # water engine's spans in seconds are scaled to match (demo_settings).
+        settings_file = data_dir / "water.toml"
+        settings_file.write_text(settings_to_toml(demo_settings(args.interval)))
+        # The rule profiles' breach durations likewise, for the worker and the station pages alike.
+        profiles_file = data_dir / "profiles.toml"
+        profiles_file.write_text(profiles_to_toml(demo_profiles(args.interval)), encoding="utf-8")
+        rules = ["--station-profiles", str(profiles_file)]
         await children.start(
-            "analytics", [*me, "analyze", "--log-level", "WARNING", "--qc-config", str(qc_file)]
+            "analytics", [*me, "analyze", "--log-level", "WARNING", "--settings", str(settings_file), *rules]
         )
-        views = "stations,readings,buses,routes,service_alerts"  # every read-only view but metrics
+        # Every read-only view but metrics.
+        views = "stations,readings,buses,bus_history,routes,service_alerts"
         await children.start(
-            "api", [*me, "api", "--port", str(port), "--log-level", "WARNING", "--public-views", views]
+            "api",
+            [*me, "api", "--port", str(port), "--log-level", "WARNING", "--public-views", views, *rules],
         )
         await wait_port(port, 30.0)
         await children.start(

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -40,3 +41,18 @@ def cannot_connect(name: str, url: str, exc: psycopg.OperationalError) -> int:
     """Report a database that cannot be reached; the exit status."""
     print(f"{name}: cannot connect to {redact_database_url(url)}: {redact_error(exc, url)}", file=sys.stderr)
     return 1
+
+
+def past_retention(name: str, what: str, times: Sequence[datetime], days: float | None) -> None:
+    """Warn that some of the `times` about to be stored are older than the database keeps `what`:
+    retention deletes them when it next runs (a replay of an old file is evaluated, then gone)."""
+    if days is None or not times:
+        return
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    old = sum(1 for t in times if t < cutoff)
+    if old:
+        print(
+            f"{name}: warning: {old} of {len(times)} {what} are older than the database keeps them "
+            f"({days:g} days, so before {cutoff:%Y-%m-%d}): retention deletes them when it next runs",
+            file=sys.stderr,
+        )

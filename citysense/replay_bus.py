@@ -18,12 +18,14 @@ import numpy as np
 import psycopg
 
 from citysense.cmd_match import InputError, read_bus_csv
+from citysense.database import past_retention
 from citysense.progress import Progress
 from citysense.settings import ConfigError, Settings, add_connection_options
 from devices.bus import BusPosition, check_position
 from devices.errors import DecodeError
 from ingest.fates import Fates
 from ingest.writer import Writer
+from storage.partitions import retention_days
 from storage.schema import Engine
 from workers.transit import TransitWorker
 
@@ -77,7 +79,15 @@ async def replay(
         row = await cur.fetchone()
         if row is None:
             raise ConfigError("the database has no schema: run 'citysense db migrate'")
-        writer = Writer(Engine(row[0]))
+        engine = Engine(row[0])
+        past_retention(
+            "citysense replay bus",
+            "fixes",
+            [f.time for f in fixes],
+            await retention_days(w, engine, "bus_positions"),
+        )
+        await w.commit()
+        writer = Writer(engine)
         await writer.prepare(w)
         if match:
             await worker.start(m)

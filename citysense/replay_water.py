@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from citysense.database import cannot_connect
+from citysense.database import cannot_connect, past_retention
 from citysense.progress import Progress
 from citysense.settings import (
     ConfigError,
@@ -31,6 +31,7 @@ from devices.topics import DEVICE_ID
 from devices.water import WaterReading
 from ingest.fates import Fates
 from ingest.writer import Writer
+from storage.partitions import retention_days
 from storage.schema import LATEST, Engine
 from workers.water import WaterWorker, WaterWorkerConfig
 
@@ -111,6 +112,12 @@ async def _replay(
             raise ConfigError(f"{args.device!r} is not registered (use --register)")
         elif row[0] != "water":
             raise ConfigError(f"{args.device!r} is a {row[0]} device, not a water station")
+        past_retention(
+            "citysense replay water",
+            "readings",
+            [r.time for r in readings],
+            await retention_days(conn, engine, "water_readings"),
+        )
         await conn.commit()
         writer = Writer(engine)
         await writer.prepare(conn)

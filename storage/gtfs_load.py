@@ -55,9 +55,9 @@ async def load_feed(conn: psycopg.AsyncConnection[Any], feed_id: int) -> Feed:
         raise LookupError(f"no GTFS feed {feed_id}")
     timezone, dist_unit = head[0]
     routes = {
-        r[0]: Route(r[0], r[1], r[2], r[3], int(r[4]))
+        r[0]: Route(r[0], r[1], r[2], r[3], int(r[4]), r[5] or "", r[6] or "")
         for r in await rows(
-            "SELECT route_id, agency_id, short_name, long_name, route_type"
+            "SELECT route_id, agency_id, short_name, long_name, route_type, color, text_color"
             " FROM gtfs_routes WHERE feed_id = %s"
         )
     }

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from analytics.transit.gtfs import Feed
+from analytics.transit.gtfs import Feed, Route
 
 Row = tuple[Any, ...]
 Progress = Callable[[str, int], None]
@@ -33,14 +33,18 @@ def notices_json(feed: Feed) -> str:
     )
 
 
+def _colours(r: Route) -> tuple[str | None, str | None]:
+    return r.color or None, r.text_color or None
+
+
 def feed_rows(feed: Feed, feed_id: int) -> Iterator[tuple[str, tuple[str, ...], Iterable[Row]]]:
     """(table, columns, rows) for every GTFS table, in an order that respects the references; the rows
     are generated as they are written (a feed's stop times are never all in memory twice)."""
     yield (
         "gtfs_routes",
-        ("feed_id", "route_id", "agency_id", "short_name", "long_name", "route_type"),
+        ("feed_id", "route_id", "agency_id", "short_name", "long_name", "route_type", "color", "text_color"),
         (
-            (feed_id, r.route_id, r.agency_id, r.short_name, r.long_name, r.route_type)
+            (feed_id, r.route_id, r.agency_id, r.short_name, r.long_name, r.route_type, *_colours(r))
             for r in feed.routes.values()
         ),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import psycopg
 
@@ -114,3 +115,22 @@ def maintain(
     if created or dropped:
         log.info("partitions created %s, dropped %s", created, dropped)
     return Maintenance(tuple(created), tuple(dropped), deleted)
+
+
+async def retention_days(conn: psycopg.AsyncConnection[Any], engine: Engine, table: str) -> float | None:
+    """How many days `table` keeps its rows before retention deletes them (None: for ever).
+
+    On TimescaleDB, its retention policy's `drop_after`; on plain PostgreSQL, what `maintain`
+    keeps (the ingester runs it).
+    """
+    if engine is Engine.POSTGRES:
+        kept = {"water_readings": Retention().water_days, "bus_positions": Retention().bus_days}
+        days = kept[table]
+        return None if days is None else float(days)
+    cur = await conn.execute(
+        "SELECT extract(epoch FROM (config->>'drop_after')::interval) / 86400"
+        " FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' AND hypertable_name = %s",
+        (table,),
+    )
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])

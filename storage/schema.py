@@ -103,8 +103,24 @@ MIGRATIONS: tuple[Migration, ...] = read_migrations(_DIR)
 LATEST = max(m.version for m in MIGRATIONS)
 
 
+def require_utf8(conn: psycopg.Connection) -> None:
+    """Refuse a database whose text is not UTF-8 (a cluster made under the C locale is SQL_ASCII:
+    PostgreSQL would store station names unchecked and hand text back as bytes)."""
+    row = conn.execute("SHOW server_encoding").fetchone()
+    encoding = row[0] if row else "?"
+    if isinstance(encoding, bytes):
+        encoding = encoding.decode("ascii", "replace")
+    if encoding != "UTF8":
+        raise MigrationError(
+            f"the database's encoding is {encoding}, and citysense stores text as UTF-8: create it with "
+            "CREATE DATABASE <name> ENCODING 'UTF8' LOCALE 'C.UTF-8' TEMPLATE template0, or on a cluster "
+            "made with initdb --encoding=UTF8 (pg_createcluster --encoding UTF8 --locale C.UTF-8)"
+        )
+
+
 def detect_engine(conn: psycopg.Connection) -> Engine:
     """TimescaleDB when its extension is installable and runs under the community licence."""
+    require_utf8(conn)
     row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     if row is None:
         return Engine.POSTGRES
@@ -153,6 +169,7 @@ def migrate(
     Runs under an advisory lock, so several processes starting at once migrate only once.
     """
     retention = retention or Retention()
+    require_utf8(conn)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('citysense.schema'))")
         conn.execute(

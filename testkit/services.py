@@ -90,17 +90,21 @@ def production_conf(port: int, data_dir: Path, anonymous: bool = True) -> str:
 
 @contextlib.contextmanager
 def mosquitto_process(
-    port: int, data_dir: Path | None = None, conf_text: str | None = None
+    port: int, data_dir: Path | None = None, conf_text: str | None = None, *, as_root: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A private Mosquitto on 127.0.0.1:port, with the production settings by default."""
+    """A private Mosquitto on 127.0.0.1:port, with the production settings by default; `as_root`
+    starts it as root (through passwordless sudo for another user), as a system service is."""
     binary = embedded.mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto is not installed: `apt-get install mosquitto`")
+    command = [binary] if not as_root or os.geteuid() == 0 else ["sudo", "-n", binary]
     with tempfile.TemporaryDirectory(prefix="citysense-mqtt-") as tmp:
         base = data_dir or Path(tmp)
         conf = Path(tmp) / "mosquitto.conf"
         conf.write_text(conf_text or production_conf(port, base))
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*command, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 10, "mosquitto")
             if proc.poll() is not None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from devices.water import PARAMETERS
 from storage.partitions import maintain
@@ -167,3 +169,30 @@ def test_every_migration_file_is_a_migration() -> None:
     directory = Path(__file__).parent.parent / "storage" / "migrations"
     used = {file for m in MIGRATIONS for file in m.files.values()}
     assert used == {p.name for p in directory.glob("*.sql")}
+
+
+def test_a_database_that_is_not_utf8_is_refused_with_the_fix(
+    pg_admin: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cluster made under the C locale is SQL_ASCII: PostgreSQL would hand text back as bytes.
+    `db migrate` says so and how to make one that works, instead of failing later."""
+    from citysense.cli import main
+    from testkit.services import database_url
+
+    name = f"cs_ascii_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} ENCODING 'SQL_ASCII' LOCALE 'C' TEMPLATE template0").format(
+                sql.Identifier(name)
+            )
+        )
+    try:
+        assert main(["db", "migrate", "--database-url", database_url(pg_admin, name)]) == 1
+        err = capsys.readouterr().err
+        assert "encoding is SQL_ASCII" in err
+        assert "ENCODING 'UTF8'" in err
+        with psycopg.connect(database_url(pg_admin, name)) as conn:
+            assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+    finally:
+        with psycopg.connect(pg_admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

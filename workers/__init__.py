@@ -10,6 +10,9 @@ A worker is a `Worker`: its name, and `run`, which follows the database until `s
 reports each step into `health`. It holds its own settings, given when it is made
 (`WaterService(WaterWorkerConfig(...))`, `TransitService(TransitConfig(...))`), so whoever runs it
 needs to know nothing else about it.
+
+The notifier (`NotifyService`, workers/notify.py) is a `Worker` too, but `citysense notify` runs it,
+in a process of its own: it alone holds the mail server's password and talks to the outside world.
 """
 
 from __future__ import annotations

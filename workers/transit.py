@@ -89,9 +89,9 @@ _UPDATE = """
     UPDATE bus_positions AS b
     SET trip_id = coalesce(nullif(b.trip_id, ''), u.trip_id),
         route_id = coalesce(nullif(b.route_id, ''), u.route_id),
-        shape_dist_m = u.dist_m, delay_s = u.delay_s, matched_at = now()
-    FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::float8[], %s::float8[])
-         AS u(vehicle_id, time, trip_id, route_id, dist_m, delay_s)
+        shape_dist_m = u.dist_m, delay_s = u.delay_s, service_state = u.service_state, matched_at = now()
+    FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[])
+         AS u(vehicle_id, time, trip_id, route_id, dist_m, delay_s, service_state)
     WHERE b.vehicle_id = u.vehicle_id AND b.time = u.time AND b.matched_at IS NULL"""
 
 _LATEST_COLS = (
@@ -345,6 +345,7 @@ class TransitWorker:
             [str(r) if r else None for r in m.route_id.tolist()],
             _floats(np.where(on, m.dist_m, np.nan)),
             _floats(np.where(on, m.delay_s, np.nan)),
+            [STATE_NAMES[int(x)] for x in m.service_state],
         )
 
     def _latest_params(self, batch: Batch, m: MatchResult) -> tuple[list[Any], ...]:

@@ -49,6 +49,8 @@ def decode(
     c_along: FloatArray,
     c_delay: FloatArray,
     t: FloatArray,
+    waited: FloatArray,
+    rested: FloatArray | None,
     states: Mapping[str, VehicleState],
     cfg: MatchConfig,
 ) -> tuple[IntArray, Carry]:
@@ -93,6 +95,10 @@ def decode(
     prev_delay = np.zeros((n, k))
     prev_t = np.full(n, -np.inf)
     prev_n = np.zeros(n, dtype=np.int64)
+    # How long the vehicle had stood still at its previous fix (a layover before a departure).
+    cur_still = waited[fix]
+    prev_still = np.zeros(n)
+    prev_still[head:] = cur_still[before]
     prev_inst[head:] = cur_inst[before]
     prev_along[head:] = cur_along[before]
     prev_delay[head:] = cur_delay[before]
@@ -113,6 +119,8 @@ def decode(
         seen = np.array([s.seen_time if s is not None else np.nan for s in map(states.get, vnames)])
         known = np.flatnonzero(np.isfinite(seen))
         prev_t[rank[known]] = seen[known]
+        if rested is not None:  # how long it had waited at its last fix (states.waited_s)
+            prev_still[rank[known]] = rested[known]
         if len(inst):
             vi, ii, along, delay, when = _remembered(index, inst, vnames, states)
             left = seen[vi] > when
@@ -130,7 +138,12 @@ def decode(
             _resume_hypotheses(index, inst, vnames, states, rank, k, seen, cost, prev, mem)
 
     prev = (prev_inst, prev_along, prev_delay, prev_t, prev_n)
-    trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), cfg)
+    trans = _transitions(index, inst, prev, (cur_inst, cur_along, cur_delay, cur_t, cur_n), prev_still, cfg)
+    cur_start = (cur_inst >= 0) & (
+        cur_along <= index.trip_first_m[inst.trip[np.maximum(cur_inst, 0)]] + cfg.terminal_m
+        if len(inst)
+        else np.zeros((n, k), dtype=bool)
+    )
     back = np.empty((n, k), dtype=np.intp)
     # Flat index of (vehicle, previous slot 0, slot) in a step's (A, K, K) costs.
     at = np.arange(n_v)[:, None] * (k * k) + np.arange(k)
@@ -142,7 +155,7 @@ def decode(
         if (mem_inst[:a] >= 0).any():
             step_trans = step_trans.copy()
             mem = (mem_inst[:a], mem_delay[:a], mem_t[:a])
-            cur = (cur_inst[lo:hi, 1:], cur_delay[lo:hi, 1:], cur_t[lo:hi])
+            cur = (cur_inst[lo:hi, 1:], cur_delay[lo:hi, 1:], cur_t[lo:hi], cur_start[lo:hi, 1:])
             step_trans[:, 0, 1:] += _resume(inst, blocks, mem, step_trans[:, 0, 1:], cur, cfg)
         total = np.add(cost[:a, :, None], step_trans, out=buf[:a])
         arg = np.argmin(total, axis=1, out=back[lo:hi])
@@ -249,19 +262,27 @@ def _instances_of(
     return out
 
 
+def _late_departure(delay: FloatArray, brought: FloatArray | float, cfg: MatchConfig) -> FloatArray:
+    """Cost of departing a trip's first stop `delay` late, of which `brought` is the lateness the bus
+    arrived with (it could not leave earlier)."""
+    late = np.maximum(delay - brought, 0.0)
+    out: FloatArray = 0.5 * (late / cfg.sigma_depart_late_s) ** 2
+    return out
+
+
 def _resume(
     inst: Instances,
     blocks: IntArray,
     mem: tuple[IntArray, FloatArray, FloatArray],
     entry: FloatArray,
-    cur: tuple[IntArray, FloatArray, FloatArray],
+    cur: tuple[IntArray, FloatArray, FloatArray, npt.NDArray[np.bool_]],
     cfg: MatchConfig,
 ) -> FloatArray:
     """What to add to the cost of taking up each candidate (A, K-1) from "no trip", given the trip the
     vehicle last ran before it (`mem_*`): back on that same trip, the cost of its delay's drift instead
     of a fresh entry; on a trip of another block, or one of its block that does not follow, more."""
     mem_inst, mem_delay, mem_t = mem
-    cur_inst, cur_delay, cur_t = cur
+    cur_inst, cur_delay, cur_t, cur_start = cur
     ok = cur_inst >= 0
     a = mem_inst[:, None]
     b = np.maximum(cur_inst, 0)
@@ -276,6 +297,13 @@ def _resume(
     follows = inst.start[b] >= inst.end[am] - cfg.switch_slack_s
     backwards = known & ~same & ~other_block & ~follows
     out = np.where(same, resume - entry, 0.0)
+    # Departing the first stop late: the lateness the bus brought from the trip it ran last is its own.
+    brought = np.maximum(mem_t[:, None] - inst.start[b], 0.0)
+    out += np.where(
+        known & ~same & cur_start,
+        _late_departure(cur_delay, brought, cfg) - _late_departure(cur_delay, 0.0, cfg),
+        0.0,
+    )
     out += np.where(other_block, cfg.block_change_cost, 0.0)
     out += np.where(backwards, cfg.bad_switch_cost, 0.0)
     return np.where(ok, out, 0.0)
@@ -316,6 +344,7 @@ def _transitions(
     inst: Instances,
     prev: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
     cur: tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray],
+    prev_still: FloatArray,
     cfg: MatchConfig,
 ) -> FloatArray:
     """Cost of going from each slot of the previous fix to each slot of this one: (N, K, K).
@@ -334,6 +363,10 @@ def _transitions(
     mid = cur_along > index.trip_first_m[trip] + 2 * cfg.terminal_m
     dd = cur_delay - cfg.delay_mean_s
     prior = 0.5 * (dd / np.where(dd < 0, cfg.sigma_early_s, cfg.sigma_late_s)) ** 2
+    # Taken up at its first stop, a trip departs now or soon: how late is weighed by the departure
+    # prior, less the lateness the bus brings from its previous trip (none for a fresh start).
+    at_c = ok & (cur_along <= index.trip_first_m[trip] + cfg.terminal_m)
+    prior = np.where(at_c, _late_departure(cur_delay, 0.0, cfg), prior)
     mid &= (dt < cfg.mid_entry_gap_s)[:, None]
     entry = cfg.enter_cost + prior + np.where(mid, cfg.mid_entry_cost, 0.0)
     out = np.empty((n, k, k))
@@ -366,7 +399,19 @@ def _transitions(
     )
     last_b = (index.trip_last_m[itrip] - cfg.terminal_m)[sb]
     idle = (pa >= last_b) & (ca >= last_b)
-    drift = (cur_delay.ravel()[sq] - prev_delay.ravel()[sp]) / (cfg.delay_drift * np.sqrt(dt))[sj]
+    cd, pd = cur_delay.ravel()[sq], prev_delay.ravel()[sp]
+    # A bus that has laid over at the trip's first stop leaves when it leaves: how early or late it
+    # departs is weighed once, by the departure prior, not as a jump of the delay it had while waiting
+    # (0 before the scheduled departure). A bus that turns at the terminal without a layover is as late
+    # as it arrived: its delay drifts on.
+    first_b = (index.trip_first_m[itrip] + cfg.terminal_m)[sb]
+    waited = prev_still[sj] >= cfg.depart_wait_s
+    at_p = pa <= first_b
+    left = at_p & (ca > first_b) & waited
+    sigma_dep = np.where(cd < 0.0, cfg.sigma_depart_early_s, cfg.sigma_depart_late_s)
+    drift = np.where(left, 0.0, cd - pd) / (cfg.delay_drift * np.sqrt(dt))[sj]
+    drift = np.where(at_p & (ca <= first_b) & waited & (cd >= 0.0), 0.0, drift)
+    same_cost += np.where(left, 0.5 * (cd / sigma_dep) ** 2, 0.0)
     same_cost += np.where(idle, cfg.idle_at_end_cost, 0.0)
     same_cost += 0.5 * drift**2
     out.ravel()[flat[same]] = same_cost
@@ -378,5 +423,11 @@ def _transitions(
     same_block = (blocks[b] == ba) & (ba >= 0)
     extra = np.where(same_block, cfg.switch_cost - cfg.block_bonus, cfg.switch_cost)
     extra += np.where((blocks[b] >= 0) & (ba >= 0) & (blocks[b] != ba), cfg.block_change_cost, 0.0)
-    out.ravel()[flat[other]] = entry.ravel()[jq[other]] + np.where(follows, extra, cfg.bad_switch_cost)
+    e = entry.ravel()[jq[other]]
+    cd = cur_delay.ravel()[jq[other]]
+    brought = np.maximum(prev_t[j[other]] - inst.start[b], 0.0)
+    e += np.where(
+        at_c.ravel()[jq[other]], _late_departure(cd, brought, cfg) - _late_departure(cd, 0.0, cfg), 0.0
+    )
+    out.ravel()[flat[other]] = e + np.where(follows, extra, cfg.bad_switch_cost)
     return out

@@ -12,6 +12,7 @@ import csv
 import io
 import itertools
 import math
+import re
 from array import array
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -73,6 +74,9 @@ class Route:
     short_name: str
     long_name: str
     route_type: int
+    # GTFS route_color / route_text_color: six hex digits (no '#'), '' where the feed gives none.
+    color: str = ""
+    text_color: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -575,8 +579,24 @@ def _routes(r: _Reader) -> dict[str, Route]:
             row.get("route_short_name", ""),
             row.get("route_long_name", ""),
             _int(name, line, "route_type", row["route_type"], r.notes, lo=0),
+            _color(name, line, "route_color", row.get("route_color", ""), r.notes),
+            _color(name, line, "route_text_color", row.get("route_text_color", ""), r.notes),
         )
     return out
+
+
+_COLOR = re.compile(r"[0-9A-Fa-f]{6}")
+
+
+def _color(name: str, line: int, col: str, value: str, notes: _Notes) -> str:
+    """A GTFS Color (six hex digits, upper case); '' when absent, and when invalid (with a warning)."""
+    value = value.strip()
+    if not value:
+        return ""
+    if not _COLOR.fullmatch(value):
+        notes.warn("invalid_color", name, line, f"{col}={value[:20]!r} is not six hex digits: left out")
+        return ""
+    return value.upper()
 
 
 def _calendars(r: _Reader) -> tuple[dict[str, ServiceCalendar], dict[tuple[str, date], int]]:

@@ -43,6 +43,17 @@ class MatchConfig:
     sigma_early_s: float = 150.0
     sigma_late_s: float = 600.0
     delay_drift: float = 5.0
+    # Departures from a trip's first stop. A bus that rested there (within layover_stand_m, fixes at
+    # most layover_gap_s apart) for depart_wait_s, ending at most depart_within_s before it leaves, leaves
+    # when it chooses: how early or late it leaves is weighed once by this prior, not as a jump of the
+    # delay it had while waiting. A trip taken up at its first stop pays the late side for the lateness
+    # the bus did not bring from its previous trip (all of it for a bus's first trip).
+    sigma_depart_early_s: float = 120.0
+    sigma_depart_late_s: float = 120.0
+    depart_wait_s: float = 180.0
+    depart_within_s: float = 180.0
+    layover_stand_m: float = 50.0
+    layover_gap_s: float = 150.0
     # A per-fix prior, free within a band of ordinary delays, keeps implausible ones out: running
     # far ahead of the timetable is rarer than running far behind it.
     weak_free_early_s: float = 0.0
@@ -141,6 +152,11 @@ class VehicleState(NamedTuple):
     # delay of each hypothesis. Empty for a state not made by match_fixes.
     hyp_trips: tuple[str, ...] = ()
     hyp_values: bytes = b""
+    # Layovers (MatchConfig.layover_stand_m): since when the vehicle had rested at its last fix, and
+    # when it last rested and for how long then (nan where unknown).
+    rest_since: float = math.nan
+    rest_time: float = math.nan
+    rest_s: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)

@@ -34,6 +34,7 @@ from analytics.transit.states import (
     layover_fill,
     service_states,
     standing_s,
+    waited_s,
 )
 from analytics.transit.states import (
     next_assigned as _next_assigned,
@@ -117,6 +118,7 @@ def match_fixes(
     cost = 0.5 * (poff / cfg.sigma_offset_m) ** 2 + 0.5 * (early**2 + late**2)
     vnames, vcode = _factorize(fixes.vehicle)
     by_time = np.lexsort((t, vcode))  # each vehicle's fixes in time order
+    remembered = _state_columns(vnames, states)
     still = standing_s(
         vcode,
         by_time,
@@ -125,8 +127,23 @@ def match_fixes(
         y,
         cfg.standing_m,
         cfg.mid_entry_gap_s,
-        _standing_since(index, vnames, vcode, by_time, t, x, y, states, cfg),
+        _standing_since(index, vcode, by_time, t, x, y, remembered, 3, cfg.standing_m, cfg.mid_entry_gap_s),
     )
+    # Resting in a wider sense (GPS wanders at a terminal), seen without a gap: a layover.
+    rest = standing_s(
+        vcode,
+        by_time,
+        t,
+        x,
+        y,
+        cfg.layover_stand_m,
+        cfg.layover_gap_s,
+        _standing_since(
+            index, vcode, by_time, t, x, y, remembered, 4, cfg.layover_stand_m, cfg.layover_gap_s
+        ),
+    )
+    rested = (remembered[:, 5], remembered[:, 6]) if remembered is not None else None
+    waited, rest_t = waited_s(vcode, by_time, t, rest, cfg.depart_within_s, rested)
     away = (palong > index.trip_first_m[ptrip] + cfg.terminal_m) & (
         palong < index.trip_last_m[ptrip] - cfg.terminal_m
     )
@@ -185,7 +202,20 @@ def match_fixes(
     # Vehicles as integer codes, once: sorting and grouping by them is cheaper than by strings.
     vehicles = (vnames, vcode, by_time)
     lap("top-k")
-    chosen, carry = decode(index, inst, vehicles, c_inst, c_cost, c_along, c_delay, t, states, cfg)
+    chosen, carry = decode(
+        index,
+        inst,
+        vehicles,
+        c_inst,
+        c_cost,
+        c_along,
+        c_delay,
+        t,
+        waited,
+        np.nan_to_num(remembered[:, 6]) if remembered is not None else None,
+        states,
+        cfg,
+    )
     lap("decode")
     rows = np.arange(n)
     ci = c_inst[rows, chosen]
@@ -213,7 +243,18 @@ def match_fixes(
     lap("result")
     hyps = _hypotheses(index, inst, vehicles, c_inst, c_along, c_delay, carry)
     new_states = _last_states(
-        index, fixes, vehicles, trip, sdate, shift, dist, delay_out, still, states, hyps
+        index,
+        fixes,
+        vehicles,
+        trip,
+        sdate,
+        shift,
+        dist,
+        delay_out,
+        still,
+        states,
+        hyps,
+        (rest, rest_t, waited),
     )
     lap("states")
     return MatchResult(
@@ -250,42 +291,43 @@ def _monotone_runs(vehicle: IntArray, by_time: IntArray, inst: IntArray, dist: F
     return out
 
 
+def _state_columns(vnames: list[str], states: Mapping[str, VehicleState]) -> FloatArray | None:
+    """Per vehicle code, what its state remembers of its last fix (nan where unknown): seen_time,
+    seen_lat, seen_lon, standing_since, rest_since, rest_time, rest_s; None without any."""
+    if not states:
+        return None
+    unknown = (math.nan,) * 7
+    out = np.array(
+        [(*s[7:11], *s[13:16]) if s is not None else unknown for s in map(states.get, vnames)],
+        dtype=np.float64,
+    ).reshape(-1, 7)
+    return out if np.isfinite(out[:, 0]).any() else None
+
+
 def _standing_since(
     index: TripIndex,
-    vnames: list[str],
     vcode: IntArray,
     by_time: IntArray,
     t: FloatArray,
     x: FloatArray,
     y: FloatArray,
-    states: Mapping[str, VehicleState],
-    cfg: MatchConfig,
+    remembered: FloatArray | None,
+    column: int,
+    radius_m: float,
+    max_gap_s: float,
 ) -> FloatArray | None:
-    """Per fix, nan but for each vehicle's first fix still where its remembered last fix stood: since
-    when it has stood there."""
-    if not states:
+    """Per fix, nan but for each vehicle's first fix still (within `radius_m`) where its remembered
+    last fix stood: since when it has stood there (`column` of `_state_columns`)."""
+    if remembered is None:
         return None
-    unknown = (math.nan,) * 4
-    seen, lat, lon, since = (
-        np.array(
-            [
-                s[7:11] if s is not None else unknown  # seen_time, seen_lat, seen_lon, standing_since
-                for s in map(states.get, vnames)
-            ],
-            dtype=np.float64,
-        )
-        .reshape(-1, 4)
-        .T
-    )
-    if not np.isfinite(seen).any():
-        return None
+    seen, lat, lon, since = remembered[:, 0], remembered[:, 1], remembered[:, 2], remembered[:, column]
     sx, sy = index.feed.projection.to_xy(lat, lon)
     first = np.ones(len(by_time), dtype=bool)
     first[1:] = vcode[by_time][1:] != vcode[by_time][:-1]
     f = by_time[first]
     c = vcode[f]
-    close = np.hypot(x[f] - sx[c], y[f] - sy[c]) <= cfg.standing_m
-    close &= (t[f] >= seen[c]) & (t[f] - seen[c] <= cfg.mid_entry_gap_s)
+    close = np.hypot(x[f] - sx[c], y[f] - sy[c]) <= radius_m
+    close &= (t[f] >= seen[c]) & (t[f] - seen[c] <= max_gap_s)
     out = np.full(len(t), np.nan)
     out[f[close]] = since[c][close]
     return out
@@ -303,6 +345,7 @@ def _last_states(
     still: FloatArray,
     previous: Mapping[str, VehicleState],
     hyps: tuple[list[tuple[str, ...]], list[bytes]],
+    resting: tuple[FloatArray, FloatArray, FloatArray],
 ) -> dict[str, VehicleState]:
     out = dict(previous)
     vnames, vcode, by_time = vehicles
@@ -330,12 +373,18 @@ def _last_states(
     on_trip = dict(zip(vcode[sel].tolist(), zip(*columns, strict=True), strict=True))
     none = ("", None, math.nan, math.nan, math.nan, math.nan)
     tt = fixes.time[seen]
+    rest, rest_t, waited = resting
+    # The rest that counts for a departure in the next batch: the last one, if recent.
+    rest_t = np.where(waited[seen] > 0, rest_t[seen], np.nan)
     tails = zip(
         tt.tolist(),
         fixes.lat[seen].tolist(),
         fixes.lon[seen].tolist(),
         (tt - still[seen]).tolist(),
         *hyps,  # by vehicle code, as `seen` is
+        (tt - rest[seen]).tolist(),
+        rest_t.tolist(),
+        waited[seen].tolist(),
         strict=True,
     )
     for c, tail in zip(vcode[seen].tolist(), tails, strict=True):

@@ -66,6 +66,58 @@ def standing_s(
     return out
 
 
+def waited_s(
+    vcode: IntArray,
+    by_time: IntArray,
+    t: FloatArray,
+    still: FloatArray,
+    within_s: float,
+    before: tuple[FloatArray, FloatArray] | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Per fix, the longest the vehicle stood still (`still`, as `standing_s` gives) at a fix at most
+    `within_s` before it, itself included; 0 if none. A bus leaving a terminal has waited there just
+    before, though its fixes on the way out, or a short stop at the first stop after a layover around
+    the corner, stand less. `before` (per vehicle code: the time and length of such a stand before
+    these fixes, nan where unknown) counts as one more. Also, per fix, the time of that stand (nan)."""
+    n = len(t)
+    out = np.zeros(n)
+    when = np.full(n, np.nan)
+    if n == 0:
+        return out, when
+    o = by_time
+    v, tt, st = vcode[o], t[o], still[o]
+    # Where each run of standing fixes ends (standing only grows along a run): those are the candidates.
+    nxt = np.zeros(n, dtype=bool)
+    nxt[:-1] = (v[1:] == v[:-1]) & (st[1:] > 0)
+    end = (st > 0) & ~nxt
+    ev, et, es = v[end], tt[end], st[end]
+    if before is not None:
+        bt, bs = before
+        has = np.flatnonzero(np.isfinite(bt) & np.isfinite(bs))
+        ev, et, es = np.concatenate([has, ev]), np.concatenate([bt[has], et]), np.concatenate([bs[has], es])
+    base = float(min(tt.min(), et.min())) if len(et) else float(tt.min())
+    span = float(max(tt.max(), et.max() if len(et) else tt.max()) - base) + 1.0
+    key = ev * span + (et - base)
+    by = np.argsort(key, kind="stable")
+    key, ev, et, es = key[by], ev[by], et[by], es[by]
+    # The fix's own run so far, then the ends of runs before it within the window (a few at most).
+    best = np.where(st > 0, st, 0.0)
+    best_t = np.where(st > 0, tt, np.nan)
+    hi = np.searchsorted(key, v * span + (tt - base), side="right") - 1
+    for back in range(8):
+        j = hi - back
+        jj = np.maximum(j, 0)
+        ok = (j >= 0) & (ev[jj] == v) & (et[jj] >= tt - within_s) if len(key) else np.zeros(n, dtype=bool)
+        if not ok.any():
+            break
+        better = ok & (es[jj] > best)
+        best = np.where(better, es[jj], best)
+        best_t = np.where(better, et[jj], best_t)
+    out[o] = best
+    when[o] = best_t
+    return out, when
+
+
 def service_states(
     index: TripIndex, trip: IntArray, shift: FloatArray, dist_m: FloatArray, t: FloatArray, terminal_m: float
 ) -> Int8Array:

@@ -43,6 +43,10 @@ class AlertPolicy:
     def max_severity(self) -> int:
         return 1 + len(self.escalate_after_s)
 
+    def time_scaled(self, factor: float) -> AlertPolicy:
+        """The policy for series whose time runs `factor` times faster (LiveConfig.time_scaled)."""
+        return AlertPolicy(tuple(s / factor for s in self.escalate_after_s), self.clear_after_s / factor)
+
 
 POLICIES: dict[AlertKind, AlertPolicy] = {
     AlertKind.WATER_QUALITY_EVENT: AlertPolicy((1800.0, 7200.0), 3600.0),

@@ -38,8 +38,9 @@ agree).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -132,6 +133,25 @@ class FaultConfig:
             "orp_mv": 20.0,
         }
     )
+
+    def time_scaled(self, factor: float) -> FaultConfig:
+        """The checks for series whose time runs `factor` times faster than the field's (see
+        `LiveConfig.time_scaled`): every span in seconds `factor` times shorter, and the trend
+        sizes per hour `factor`**0.5 times larger, so a window sees the same change in the same
+        readings (a size grows with the square root of the window). Counts of readings stay."""
+        if not factor > 0:
+            raise ValueError(f"factor must be positive, got {factor}")
+        root = math.sqrt(factor)
+        return replace(
+            self,
+            step_horizons_s=tuple(h / factor for h in self.step_horizons_s),
+            level_span_s=self.level_span_s / factor,
+            level_block_s=self.level_block_s / factor,
+            trend_windows_s=tuple(w / factor for w in self.trend_windows_s),
+            trend_change={p: v * root for p, v in self.trend_change.items()},
+            holdover_s=self.holdover_s / factor,
+            fouling_window_s=self.fouling_window_s / factor,
+        )
 
     def __post_init__(self) -> None:
         if len(self.step_horizons_s) != len(self.step_mismatch_mv):
@@ -354,7 +374,11 @@ def _recovery(
         was = np.abs(before - usual)
         size_h = np.abs(before - x)
         with np.errstate(invalid="ignore"):
-            found = (size_h >= size) & (was >= 2 * size) & (off <= 0.5 * was)
+            # Back to within half the distance, or through the usual level to nearer it than it
+            # came from: after a long drift the usual level (a median) lies part of the way along
+            # the drift, and the sensor's return overshoots it.
+            crossed = np.sign(x - usual) * np.sign(before - usual) < 0
+            found = (size_h >= size) & (was >= 2 * size) & ((off <= 0.5 * was) | (crossed & (off < was)))
         larger = found & (size_h > moved)
         start = np.where(larger, before, start)
         moved = np.where(larger, size_h, moved)

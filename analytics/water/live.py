@@ -27,7 +27,15 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from analytics.water.alerts import POLICIES, AlertKind, AlertState, Step, alert_steps, sensor_fault_signal
+from analytics.water.alerts import (
+    POLICIES,
+    AlertKind,
+    AlertPolicy,
+    AlertState,
+    Step,
+    alert_steps,
+    sensor_fault_signal,
+)
 from analytics.water.compliance import ComplianceConfig, sustained, verdicts
 from analytics.water.detect import (
     Detection,
@@ -108,6 +116,32 @@ class LiveConfig:
     max_context: int = 2000  # readings of context per station, at most
     reflag: int = 3  # trailing context readings whose flags are written again (spike needed the next one)
     stations: Stations = field(default_factory=Stations)  # what each station has instruments for
+    # When an alert of each kind escalates and clears (alerts.POLICIES).
+    policies: Mapping[AlertKind, AlertPolicy] = field(default_factory=lambda: dict(POLICIES))
+    # How many times faster than the field's this series' time runs (`time_scaled`); 1: the field.
+    time_scale: float = 1.0
+
+    def time_scaled(self, factor: float) -> LiveConfig:
+        """The engine for series whose time runs `factor` times faster than the field's: a
+        demonstration whose sondes sample every 5 s what a field sonde samples every minute, and
+        whose faults and events last as many readings as in the field (12). Every span in
+        seconds of the engine is `factor` times shorter: QC's (`QcConfig.time_scaled`), the
+        instrument checks' windows and hold-over (`FaultConfig.time_scaled`), the context kept,
+        and when alerts escalate and clear. What is counted in readings (the detector's windows,
+        stuck runs, confirmation, gaps in sampling intervals) stays: at that cadence the series
+        is the field's, read faster. The rule profiles' minimum breach durations are the
+        operator's, read by the station pages too: scale them in the profiles file
+        (`Profiles.time_scaled`; the demo writes its own)."""
+        if not factor > 0:
+            raise ValueError(f"factor must be positive, got {factor}")
+        return replace(
+            self,
+            qc=self.qc.time_scaled(factor),
+            faults=None if self.faults is None else self.faults.time_scaled(factor),
+            context_s=self.context_s / factor,
+            policies={k: p.time_scaled(factor) for k, p in self.policies.items()},
+            time_scale=self.time_scale * factor,
+        )
 
 
 def for_station(config: LiveConfig, profile: Profile) -> LiveConfig:
@@ -583,7 +617,7 @@ def advance(
         found: list[tuple[int, int, int, AlertChange]] = []
         for rank, (kind, is_active) in enumerate(active.items()):
             active_times[kind] = t_fresh[is_active]
-            step = alert_steps(POLICIES[kind], track.alerts[kind], t_fresh, is_active[None])
+            step = alert_steps(config.policies[kind], track.alerts[kind], t_fresh, is_active[None])
             for k, change, last in _transitions(step, is_active):
                 t = float(t_fresh[last])
                 if change == "clear":

@@ -8,10 +8,11 @@ own limits on top. Pure: parsing and lookups, no I/O beyond reading the file it 
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -69,6 +70,37 @@ class Profiles:
     @property
     def default(self) -> Profile:
         return self.kinds[self.default_kind]
+
+    def time_scaled(self, factor: float) -> Profiles:
+        """The profiles for stations whose time runs `factor` times faster than the field's (a
+        demonstration: `LiveConfig.time_scaled`): each minimum breach duration `factor` times
+        shorter. "No data" stays a matter of wall time: a silent station is silent."""
+        if not factor > 0:
+            raise ValueError(f"factor must be positive, got {factor}")
+        kinds = {k: replace(p, min_breach_s=p.min_breach_s / factor) for k, p in self.kinds.items()}
+        return replace(self, kinds=kinds)
+
+
+def to_toml(profiles: Profiles) -> str:
+    """The text of a profiles file that `parse` reads back as `profiles`."""
+
+    def limits(table: Mapping[str, Limit]) -> list[str]:
+        out = []
+        for parameter, (low, high) in table.items():
+            bounds = [f"min = {low!r}"] if low is not None else []
+            bounds += [f"max = {high!r}"] if high is not None else []
+            out.append(f"limits.{parameter} = {{ {', '.join(bounds)} }}")
+        return out
+
+    lines = [f"default_kind = {json.dumps(profiles.default_kind)}"]
+    for kind, p in profiles.kinds.items():
+        standard = json.dumps(p.standard, ensure_ascii=False)
+        lines += ["", f"[kinds.{json.dumps(kind)}]", f"standard = {standard}"]
+        lines += [f"min_breach_s = {p.min_breach_s!r}", f"stale_intervals = {p.stale_intervals!r}"]
+        lines += [f"min_silence_s = {p.min_silence_s!r}", *limits(p.limits)]
+    for device, own in profiles.stations.items():
+        lines += ["", f"[stations.{json.dumps(device)}]", *limits(own)]
+    return "\n".join(lines) + "\n"
 
 
 def _number(where: str, value: Any) -> float:

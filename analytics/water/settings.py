@@ -13,6 +13,8 @@ live. TOML:
     instruments = ["ph", "turbidity_ntu", "free_chlorine_mgl", "conductivity_uscm", "temperature_c"]
     [stations."wq-007"]
     instruments = ["ph", "turbidity_ntu", "free_chlorine_mgl"]
+    [engine]                   # optional
+    time_scale = 12.0          # LiveConfig.time_scaled: sondes read 12 times faster than the field
 
 Parsing is pure (text in, frozen dataclasses out); reading the file is left to the caller.
 """
@@ -55,6 +57,10 @@ class WaterSettings:
     detector: Mapping[str, float | int] = field(default_factory=dict)  # TUNABLE values
     precision: Mapping[str, float] = field(default_factory=dict)  # per parameter
     stations: Stations = field(default_factory=Stations)
+    # The series' time runs this many times faster than the field's (LiveConfig.time_scaled): a
+    # demonstration sampling every 5 s what a field sonde samples every minute, 12. The QC
+    # thresholds given to `live_config` are scaled with the rest: give the field's.
+    time_scale: float = 1.0
 
     def detector_config(self) -> DetectorConfig:
         """The detector over every parameter (absent ones are never evidence), with these settings."""
@@ -69,7 +75,8 @@ class WaterSettings:
     def live_config(self, qc: QcConfig, base: LiveConfig | None = None) -> LiveConfig:
         """The live engine's configuration with these settings (the rest from `base`)."""
         cfg = base if base is not None else LiveConfig(qc=qc)
-        return replace(cfg, qc=qc, detector=self.detector_config(), stations=self.stations)
+        cfg = replace(cfg, qc=qc, detector=self.detector_config(), stations=self.stations)
+        return cfg if self.time_scale == 1.0 else cfg.time_scaled(self.time_scale)
 
 
 def detector_settings(config: DetectorConfig) -> dict[str, float | int]:
@@ -82,9 +89,10 @@ def settings_from_toml(text: str) -> WaterSettings:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"not valid TOML: {exc}") from exc
-    unknown = set(doc) - {"detector", "stations"}
+    unknown = set(doc) - {"detector", "stations", "engine"}
     if unknown:
-        raise SettingsError(f"unknown tables {sorted(unknown)}; expected [detector] and [stations]")
+        raise SettingsError(f"unknown tables {sorted(unknown)}; expected [detector], [stations] and [engine]")
+    time_scale = _time_scale(doc.get("engine", {}))
     raw: Mapping[str, Any] = doc.get("detector", {})
     detector: dict[str, float | int] = {}
     precision: dict[str, float] = {}
@@ -111,7 +119,7 @@ def settings_from_toml(text: str) -> WaterSettings:
         detector[key] = kind(value)
     try:
         stations = stations_from_mapping(doc.get("stations", {}))
-        settings = WaterSettings(detector, precision, stations)
+        settings = WaterSettings(detector, precision, stations, time_scale)
         settings.detector_config()  # DetectorConfig checks the ranges
     except StationConfigError as exc:
         raise SettingsError(str(exc)) from exc
@@ -120,11 +128,25 @@ def settings_from_toml(text: str) -> WaterSettings:
     return settings
 
 
+def _time_scale(engine: object) -> float:
+    if not isinstance(engine, Mapping):
+        raise SettingsError("engine: expected a table")
+    unknown = set(engine) - {"time_scale"}
+    if unknown:
+        raise SettingsError(f"engine.{sorted(unknown)[0]}: unknown setting; known: ['time_scale']")
+    value = engine.get("time_scale", 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < math.inf):
+        raise SettingsError("engine.time_scale: expected a number > 0")
+    return float(value)
+
+
 def settings_to_toml(settings: WaterSettings) -> str:
     lines = ["[detector]"]
     lines += [f"{k} = {v!r}" for k, v in settings.detector.items()]
     if settings.precision:
         lines += ["", "[detector.precision]"]
         lines += [f"{p} = {v!r}" for p, v in settings.precision.items()]
+    if settings.time_scale != 1.0:
+        lines += ["", "[engine]", f"time_scale = {settings.time_scale!r}"]
     lines += ["", stations_to_toml(settings.stations)]
     return "\n".join(lines).rstrip() + "\n"

@@ -36,7 +36,7 @@ function summary() {
   $("back").href = a.subject_kind === "station" ? "/water" : "/transit/alerts";
   const line = (key, value, cls) => CS.el("div", {}, CS.el("strong", {}, CS.t(key) + ": "), CS.el("span", { class: cls || "" }, value));
   const rows = [line("state", CS.t("state_" + a.state), "state-" + a.state), line("severity", CSAlerts.severity(a.severity), a.severity),
-    line("subject", `${CS.t("subject_" + a.subject_kind)} ${a.subject_id}`), line("opened", CS.time(a.opened_at)), line("cleared", CS.time(a.cleared_at))];
+    line("subject", a.subject_kind === "station" ? stationLink(a) : `${CS.t("subject_" + a.subject_kind)} ${a.subject_id}`), line("opened", CS.time(a.opened_at)), line("cleared", CS.time(a.cleared_at))];
   if (a.acknowledged_by) rows.push(line("ack_by", `${a.acknowledged_by}, ${CS.time(a.acknowledged_at)}`));
   if (a.resolved_by) rows.push(line("res_by", `${a.resolved_by}, ${CS.time(a.resolved_at)}`));
   rows.push(CSAlerts.details(a));
@@ -47,6 +47,15 @@ function summary() {
   $("acknowledge").disabled = !allowed || a.state !== "open";
   $("resolve").disabled = !allowed || a.state === "resolved";
   if (me && !allowed) $("action-message").textContent = CS.t("no_role");
+}
+
+// The station's page over the hours around the alert.
+function stationLink(a) {
+  const opened = Date.parse(a.opened_at);
+  const end = Math.min(Date.now(), (a.cleared_at ? Date.parse(a.cleared_at) : Date.now()) + 3 * 3600e3);
+  const q = new URLSearchParams({ start: new Date(opened - 3 * 3600e3).toISOString(), end: new Date(Math.max(end, opened + 3600e3)).toISOString() });
+  return CS.el("span", {}, `${CS.t("subject_station")} `,
+    CS.el("a", { id: "station-link", href: `/water/stations/${encodeURIComponent(a.subject_id)}?${q}` }, a.subject_id));
 }
 
 function chart(param, rows, limits, w0, w1) {
@@ -83,7 +92,7 @@ function chart(param, rows, limits, w0, w1) {
   for (const [t, v, qc] of pts) {
     if (qc === 3 || qc === 4) svg.append(CSMap.svg("circle", { cx: x(t), cy: y(v), r: 3, fill: qc === 4 ? "#b3261e" : "#b26a00", class: "qc-" + qc }));
   }
-  const title = CSMap.svg("text", { x: L + 4, y: T + 12, style: "font-weight:600;fill:#1b2a38" }); title.textContent = CS.t(param); svg.append(title);
+  const title = CSMap.svg("text", { x: L + 4, y: T + 12, class: "chart-title" }); title.textContent = CS.t(param); svg.append(title);
   return svg;
 }
 

@@ -15,7 +15,7 @@ const CSAlerts = (() => {
       below: "below the limit", above: "above the limit",
       late: "late on route", trip: "trip", threshold: "threshold", bus: "Bus",
       bunched: "Buses bunched on route", at_stop: "at stop", behind: "behind",
-      details: "Details (raw evidence)",
+      details: "Details (raw evidence)", silent_for: "silent for",
     },
     vi: {
       kind_water_quality_event: "Sự cố chất lượng nước", kind_compliance_breach: "Vượt ngưỡng QCVN", kind_sensor_fault: "Lỗi cảm biến",
@@ -29,7 +29,7 @@ const CSAlerts = (() => {
       below: "dưới giới hạn", above: "vượt giới hạn",
       late: "trên tuyến", trip: "chuyến", threshold: "ngưỡng", bus: "Xe buýt",
       bunched: "Xe dồn chuyến trên tuyến", at_stop: "tại điểm dừng", behind: "sau xe",
-      details: "Chi tiết (bằng chứng gốc)",
+      details: "Chi tiết (bằng chứng gốc)", silent_for: "im lặng",
     },
   };
   const UNITS = { turbidity_ntu: "NTU", free_chlorine_mgl: "mg/L", conductivity_uscm: "µS/cm", temperature_c: "°C",
@@ -126,5 +126,16 @@ const CSAlerts = (() => {
     return box;
   }
 
-  return { summary, details, kind, severity: (s) => CS.t(s), param, words: w };
+  // A station's state (analytics/water/status.py) by name, and what it rests on: the parameters
+  // in breach, the open alerts, how long it has been silent.
+  const stateName = (s) => CS.t(s === "maintenance" ? "maintenance_state" : s);
+  function why(s) {
+    const parts = [];
+    if (s.state === "no_data" && s.silent_s !== null) parts.push(`${w("silent_for")} ${CS.duration(s.silent_s)}`);
+    if (s.breach_parameters.length) parts.push(`${CS.t("breach")}: ${s.breach_parameters.map((p) => param(p)).join(", ")}`);
+    for (const [k, n] of Object.entries(s.open_alerts || {})) parts.push(`${kind(k)}${n > 1 ? " ×" + n : ""}`);
+    return parts.join("; ");
+  }
+
+  return { summary, details, kind, severity: (s) => CS.t(s), param, words: w, stateName, why };
 })();

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const DOMAIN = document.body.dataset.domain || "water";
+  const DOMAIN = document.querySelector("main").dataset.domain || "water";
   const DETAIL = DOMAIN === "transit" ? "/transit/alerts/" : "/water/alerts/";
   const KINDS = {
     water: ["water_quality_event", "compliance_breach", "sensor_fault"],

@@ -42,7 +42,8 @@ function render() {
       [i ? ", " : "", CS.el("span", { class: "st-" + s, "data-state": s }, `${by[s]} ${stateName(s)}`)]));
     document.getElementById("rows").replaceChildren(...stations.stations.map((s) => {
       const l = s.latest || {};
-      return CS.el("tr", { "data-station": s.device_id }, CS.el("td", {}, s.device_id), CS.el("td", {}, s.site || s.name || ""),
+      return CS.el("tr", { "data-station": s.device_id },
+        CS.el("td", {}, CS.el("a", { href: "/water/stations/" + encodeURIComponent(s.device_id) }, s.device_id)), CS.el("td", {}, s.site || s.name || ""),
         CS.el("td", {}, CS.time(l.time)), CS.el("td", { class: "num" }, CS.num(l.ph, 2)),
         CS.el("td", { class: "num" }, CS.num(l.turbidity_ntu, 2)), CS.el("td", { class: "num" }, CS.num(l.free_chlorine_mgl, 2)),
         CS.el("td", { class: "st-" + s.state, "data-state": s.state }, stateName(s.state)));

@@ -12,7 +12,7 @@ const CS = (() => {
       event: "water-quality event", sensor_fault: "sensor fault",
       critical: "critical", warning: "warning", info: "info",
       role_water_staff: "water staff", role_transport_planner: "transport planner", role_admin: "administrator",
-      times_in: "Times in",
+      times_in: "Times in", notifications: "Notifications",
     },
     vi: {
       overview: "Tổng quan", water: "Cảnh báo nước", stations: "Trạm quan trắc", maintenance: "Bảo trì", transit: "Xe buýt trực tuyến",
@@ -23,7 +23,7 @@ const CS = (() => {
       event: "sự cố chất lượng nước", sensor_fault: "lỗi cảm biến",
       critical: "nghiêm trọng", warning: "cảnh báo", info: "thông tin",
       role_water_staff: "nhân viên cấp nước", role_transport_planner: "cán bộ quy hoạch giao thông", role_admin: "quản trị viên",
-      times_in: "Giờ theo",
+      times_in: "Giờ theo", notifications: "Thông báo",
     },
   };
   let dict = { en: { ...COMMON.en }, vi: { ...COMMON.vi } };
@@ -162,6 +162,7 @@ const CS = (() => {
     const transit = [["/transit/alerts", "transit_alerts"], ["/transit", "transit"], ["/transit/performance", "performance"]];
     // A planner's own pages come first; everyone else's order is water, then transit.
     const links = [["/", "overview"], ...(me && me.role === "transport_planner" ? [...transit, ...water] : [...water, ...transit])];
+    if (me) links.push(["/notifications", "notifications"]);
     const items = links.map(([href, key]) => el("a", { href, class: key === active ? "active" : "", "data-i18n": key }, t(key)));
     const user = el("span", { class: "user", id: "user" });
     const swLang = el("button", { id: "lang-switch", type: "button", class: "link", onclick: () => setLang(lang() === "vi" ? "en" : "vi") });

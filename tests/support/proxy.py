@@ -1,86 +1,78 @@
-"""A TCP proxy the tests can cut, to break a live connection the way a network does."""
+"""A TCP proxy that hands each new connection to the next of several backends in turn: several
+API processes behind one address, as a load balancer puts them."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+from tests.support.browser import _free_port
 
 
-class Proxy:
-    """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new ones."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._open = threading.Event()
-        self._open.set()
+class RoundRobin:
+    def __init__(self, backends: Sequence[tuple[str, int]]) -> None:
+        self.backends = list(backends)
+        self.port = _free_port()
+        self.served: Counter[int] = Counter()  # connections per backend port
+        self._next = 0
         self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._closed = False
-        self._thread = threading.Thread(target=self._accept, name="proxy-accept", daemon=True)
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def _accept(self) -> None:
-        while not self._closed:
+        while True:
             try:
-                client, _ = self._listener.accept()
+                client, _ = self._server.accept()
             except OSError:
-                return
-            if not self._open.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
+                return  # closed
             with self._lock:
-                self._sockets |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            with self._lock:
-                self._sockets -= {src, dst}
-
-    def cut(self) -> None:
-        """Drop all connections (RST to both sides) and refuse new ones until `restore()`."""
-        self._open.clear()
-        with self._lock:
-            sockets = list(self._sockets)
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                # SO_LINGER 0: close with a reset, as when a network path dies.
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                s.shutdown(socket.SHUT_RDWR)
-
-    def restore(self) -> None:
-        self._open.set()
+                backend = self.backends[self._next % len(self.backends)]
+                self._next += 1
+                self.served[backend[1]] += 1
+            threading.Thread(target=_serve, args=(client, backend), daemon=True).start()
 
     def close(self) -> None:
-        self._closed = True
-        self.cut()
-        self._listener.close()
+        self._server.close()
+
+
+def _serve(client: socket.socket, backend: tuple[str, int]) -> None:
+    with client:
+        try:
+            upstream = socket.create_connection(backend, timeout=5)
+        except OSError:
+            return
+        with upstream:
+            upstream.settimeout(None)
+            back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+            back.start()
+            _pipe(client, upstream)
+            back.join()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
 
 
 @contextlib.contextmanager
-def proxy(host: str, port: int) -> Iterator[Proxy]:
-    p = Proxy(host, port)
+def round_robin(urls: Sequence[str]) -> Iterator[RoundRobin]:
+    backends = []
+    for url in urls:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        backends.append((host, int(port)))
+    proxy = RoundRobin(backends)
     try:
-        yield p
+        yield proxy
     finally:
-        p.close()
+        proxy.close()

@@ -154,3 +154,20 @@ def test_missing_required_file() -> None:
 def test_gtfs_time_round_trip(h: int, m: int, s: int) -> None:
     assert parse_gtfs_time(f"{h}:{m:02d}:{s:02d}") == h * 3600 + m * 60 + s
     assert parse_gtfs_time(f"{h:02d}:{m:02d}:{s:02d}") == h * 3600 + m * 60 + s
+
+
+def test_route_colours_are_read_and_invalid_ones_left_out_with_a_warning() -> None:
+    routes = (
+        "route_id,agency_id,route_short_name,route_long_name,route_type,route_color,route_text_color\n"
+        "R1,DN,1,One,3,f9a825,FFFFFF\nR2,DN,2,Two,3,red,#000000\nR3,DN,3,Three,3,,\n"
+    )
+    trips = MINI["trips.txt"] + "R2,WK,T3,S1,B2\nR3,WK,T4,S1,B3\n"
+    stop_times = MINI["stop_times.txt"] + "".join(
+        f"{t},08:00:00,08:00:00,A,1\n{t},08:05:00,08:05:00,B,2\n" for t in ("T3", "T4")
+    )
+    feed = load_feed(_zip({**MINI, "routes.txt": routes, "trips.txt": trips, "stop_times.txt": stop_times}))
+    assert (feed.routes["R1"].color, feed.routes["R1"].text_color) == ("F9A825", "FFFFFF")
+    assert (feed.routes["R2"].color, feed.routes["R2"].text_color) == ("", "")
+    assert (feed.routes["R3"].color, feed.routes["R3"].text_color) == ("", "")
+    warned = [(n.rule, n.line) for n in feed.notices if n.rule == "invalid_color"]
+    assert warned == [("invalid_color", 3), ("invalid_color", 3)]

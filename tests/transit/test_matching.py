@@ -9,6 +9,7 @@ from analytics.transit.index import TripIndex
 from analytics.transit.locate import locate
 from analytics.transit.match_types import Fixes
 from analytics.transit.matching import match_fixes
+from analytics.transit.states import standing_s, waited_s
 from testkit.tracegen import Trace
 
 
@@ -134,3 +135,30 @@ def test_step_times_are_reported_only_when_asked(trimet_index: TripIndex, trace:
     before = {k: list(v) for k, v in steps.items()}
     match_fixes(trimet_index, fixes)
     assert steps == before
+
+
+def test_a_departure_counts_the_layover_before_it() -> None:
+    """A bus rests 6 minutes around the corner, drives to the first stop, stops there a minute, leaves:
+    the fixes on the way out count the 6 minutes for 3 minutes after the rest, then nothing; a later
+    batch counts a rest remembered from the batch before."""
+    t = np.arange(0.0, 16 * 60.0, 60.0)  # one fix a minute
+    x = np.array([0, 5, 10, 5, 0, 5, 0, 300, 305, 900, 1500, 2100, 2700, 3300, 3900, 4500], dtype=float)
+    y = np.zeros(len(t))
+    v = np.zeros(len(t), dtype=np.int64)
+    order = np.arange(len(t))
+    rest = standing_s(v, order, t, x, y, 50.0, 150.0)
+    assert rest[6] == 360.0
+    assert rest[8] == 60.0
+    assert rest[9] == 0.0
+    waited, when = waited_s(v, order, t, rest, 180.0)
+    assert waited[9] == 360.0
+    assert when[9] == 360.0
+    assert waited[10] == 60.0  # 4 minutes after the rest: only the stop at the first stop counts
+    assert waited[12] == 0.0
+    # The same departure when the rest was in the batch before.
+    later = slice(8, None)
+    w2, _ = waited_s(
+        v[later], order[: len(t) - 8], t[later], rest[later], 180.0, (np.array([360.0]), np.array([360.0]))
+    )
+    assert w2[1] == 360.0
+    assert w2[2] == 60.0

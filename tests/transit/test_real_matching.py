@@ -9,6 +9,7 @@ import gzip
 import io
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -132,3 +133,44 @@ def test_live_batches_follow_a_bus_as_the_whole_file_does(
     assert np.mean(got[ins] != "") >= 0.9
     assert np.mean(got[ins] == trip[ins]) >= np.mean(whole.trip_id[ins] == trip[ins]) - 0.03
     assert np.mean(got[oos] == "") >= 0.95
+
+
+def _load_trace(name: str) -> tuple[Fixes, np.ndarray, np.ndarray]:
+    with gzip.open(DATA / "fixes.csv.gz", "rt", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["vehicle_id"] == name]
+    with gzip.open(DATA / "truth.csv.gz", "rt", encoding="utf-8") as f:
+        truth = [r for r in csv.DictReader(f) if r["vehicle_id"] == name]
+    fixes = Fixes.of(
+        [r["vehicle_id"] for r in rows],
+        [datetime.fromisoformat(r["time"]).timestamp() for r in rows],
+        [float(r["lat"]) for r in rows],
+        [float(r["lon"]) for r in rows],
+    )
+    return (
+        fixes,
+        np.array([r["true_phase"] for r in truth], dtype=object),
+        np.array([r["true_trip_id"] for r in truth], dtype=object),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "start", "end", "trip_id"),
+    [
+        # Laid over at the terminal from 19:00, left at 19:05: the 19:10 trip five minutes early, not the
+        # 18:55 trip (of another block) ten minutes late.
+        ("7563@7563-2010-12-09T12-47-32", "19:05", "20:18", "20101024EE_115000_B63_0002_B63_22"),
+        # Deadheaded to the terminal and left at 05:05 sharp, the first trip of its day: the 05:05 trip
+        # on time, not the 04:45 trip twenty minutes late.
+        ("7560@7560-2010-11-29T23-30-21", "05:07", "05:47", "20101024EE_030500_B63_0089_B63_8"),
+    ],
+)
+def test_a_trip_is_told_by_when_the_bus_leaves_its_first_stop(
+    b63: TripIndex, name: str, start: str, end: str, trip_id: str
+) -> None:
+    fixes, phase, trip = _load_trace(name)
+    m = match_fixes(b63, fixes)
+    tz = ZoneInfo(b63.feed.agency_timezone)
+    local = np.array([datetime.fromtimestamp(t, tz).strftime("%H:%M") for t in fixes.time], dtype=object)
+    sel = (local >= start) & (local <= end) & (phase == "IN_PROGRESS") & (trip == trip_id)
+    assert sel.sum() >= 30
+    assert np.mean(m.trip_id[sel] == trip_id) >= 0.9

@@ -50,6 +50,10 @@ def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_pa
     done = citysense("replay", "bus", str(src), "--database-url", db)
     assert done.returncode == 0, done.stderr
     assert f"{len(fixes)} fixes read, {len(fixes)} stored" in done.stderr
+    assert (
+        f"warning: {len(fixes)} of {len(fixes)} fixes are older than the database keeps them (400 days"
+        in (done.stderr)
+    )
 
     with psycopg.connect(db) as conn:
         stored = conn.execute(
@@ -76,8 +80,10 @@ def test_out_of_service_buses_publish_no_trip_and_raise_no_alert(db: str, tmp_pa
     # batch (see docs/transit.md, `make eval-transit-real`; 82% for these two traces).
     assert right >= 0.75, f"{right:.1%} of in-service fixes on the true trip"
 
-    # A delay alert opens only on a fix put on a trip: never while the bus is out of service.
-    assert alerts
+    # A delay alert opens only on a fix put on a trip: never while the bus is out of service. (These two
+    # buses are never more than 10 minutes late on the trip they run but in a few mislabelled fixes, so
+    # there may be none: a bus early on its own trip read as the trip before running late raised one.)
+    assert sum(by_time[k][1] is not None for k in ins) > 0.8 * len(ins)
     for vehicle, opened in alerts:
         assert by_time[(vehicle, opened.timestamp())][0] is not None, (vehicle, opened)
 

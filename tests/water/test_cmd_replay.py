@@ -63,6 +63,7 @@ def test_replay_stores_readings_and_the_worker_opens_one_breach(
     assert main([*args, "--register", "--batch", "50", "--database-url", db]) == 0
     err = capsys.readouterr().err
     assert "240 readings stored" in err
+    assert "warning" not in err
     assert "1 compliance_breach" in err
     with psycopg.connect(db) as conn:
         n, evaluated = conn.execute(
@@ -182,3 +183,18 @@ def test_replay_takes_the_stations_instruments_from_a_settings_file(
     settings.write_text("[stations.wq-x]\ninstruments = ['lead']\n")
     assert main([*args, "--device", "wq-x", "--settings", str(settings)]) == 2
     assert "unknown parameters" in capsys.readouterr().err
+
+
+def test_replay_warns_that_readings_older_than_retention_will_be_deleted(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file of 2006 (CANARY's Station B is one) is older than the 10 years the database keeps
+    water readings: the replay says that retention will delete what it stores."""
+    rows = series(30, start=T0.replace(year=2006))
+    path = tmp_path / "old.csv"
+    write_csv(path, rows)
+    args = ["replay", "water", str(path), "--device", "wq-old", "--register", "--time-col", "Timestamp"]
+    assert main([*args, *MAP, "--no-analyze", "--database-url", db]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 30 of 30 readings are older than the database keeps them (3650 days" in err
+    assert "30 readings stored" in err

@@ -82,6 +82,18 @@ def test_a_step_back_to_the_usual_level_is_a_recovery_found_once() -> None:
     assert np.isnan(f.recovery_bound[P["ph"], :424]).all()
 
 
+def test_the_return_from_a_long_drift_past_its_biased_usual_level_is_a_recovery() -> None:
+    """A pH sensor drifting down for six hours and then reading true again: the usual level (a
+    median over the trailing hours) lies part of the way along the drift, so the return goes
+    through it and ends farther from it than half the way; it is still the end of the fault."""
+    x = clean()
+    x[P["ph"], 60:420] += np.linspace(0.0, -0.5, 360)
+    f = run(x)
+    assert f.recovered[P["ph"], 420]
+    assert not f.recovered[P["ph"], :420].any()
+    assert f.recovery_side[P["ph"], 420] == 1.0  # the drifted readings below the bound leave
+
+
 def test_ph_excursion_with_orp_following_is_water() -> None:
     x = clean()
     x[P["ph"], 200:220] += 1.2

@@ -46,3 +46,53 @@ def test_a_day_without_headways_says_so(site: str, page: Page) -> None:
     page.goto(f"{site}/transit/performance?route=R1&date=2020-01-06")
     expect(page.locator("#headways #no-headways")).to_have_text("No headways observed on this day.")
     expect(page.locator("#bunching-rows")).to_contain_text("No bunching.")
+
+
+def test_routes_ranked_over_days_with_run_times_and_csv_links(site: str, page: Page, db: str) -> None:
+    add_bunched_buses(db)
+    login(page, site, "tuan", then="/transit/performance")
+    page.select_option("#route", "R1")
+    page.fill("#late", "10")  # a 10-minute window: the 9-minute-late bus is on time
+    page.click("#rank")
+    rows = page.locator("#ranking-rows tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("01 Kim Lien - Cho Han")
+    expect(rows.first.locator("td").nth(2)).to_have_text("100.0 %")
+    # The route's runs: three scheduled from 08:00, one from 09:00, each a band, a median and the timetable.
+    chart = page.locator("#runtimes")
+    expect(chart.locator("rect.run-band")).to_have_count(2)
+    expect(chart.locator("line.run-scheduled")).to_have_count(2)
+    first_band = chart.locator("rect.run-band").first.locator("title")
+    expect(first_band).to_contain_text("08:00: 3 Runs, 29.8 min … 29.8 min, Scheduled 30.0 min")
+    expect(page.locator("#hour-rows tr")).to_have_count(2)
+    expect(page.locator("#day-rows tr")).to_have_count(7)
+    expect(page.locator("#day-rows tr").last).to_contain_text("100.0 %")
+    href = page.locator("#csv-day").get_attribute("href")
+    assert href is not None
+    assert "by=day" in href
+    assert "route=R1" in href
+    assert "late_s=600" in href
+    assert "early_s=-60" in href
+    # The link gives the file, as the browser downloads it.
+    with page.expect_download() as got:
+        page.click("#csv-stop")
+    download = got.value
+    assert download.suggested_filename.startswith("route-performance-stop-R1-")
+    path = download.path()
+    assert path is not None
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("route_id,direction_id,stop_sequence,stop_id,stop_name,")
+    assert ",A,Kim Lien," in text
+    shot(page, "performance-over-days")
+    page.click("#lang-switch")
+    expect(page.locator("#over-days h2").first).to_have_text("Nhiều ngày: xếp hạng các tuyến")
+    expect(page.locator("#hour-rows tr").first.locator("td").nth(1)).to_have_text("3")
+    shot(page, "performance-over-days-vi")
+    page.click("#lang-switch")
+
+
+def test_a_bad_window_is_said(site: str, page: Page) -> None:
+    page.goto(f"{site}/transit/performance?route=R1")
+    page.fill("#early", "90")
+    page.click("#rank")
+    expect(page.locator("#days-message")).to_have_text("The window is 0 to 60 minutes each way.")

@@ -104,7 +104,8 @@ def test_every_page_runs_under_the_policy(site: str, watched: tuple[Page, list[s
     tab, outside, violations = watched
     _log_in(tab, site, "/water")
     tab.wait_for_url(f"{site}/water")
-    for path in ("/", "/water", "/water/stations", "/water/maintenance", "/transit", "/transit/performance"):
+    pages = ("/", "/water", "/water/stations", "/water/stations/wq-1", "/water/maintenance", "/transit")
+    for path in (*pages, "/transit/performance"):
         tab.goto(f"{site}{path}")
         expect(tab.locator("#nav a").first).to_be_visible()  # the page's own script ran
     # The API documentation, from the API itself.

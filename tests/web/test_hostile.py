@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.state import ApiConfig
 from storage.schema import Engine
+from testkit.hourly import add_hourly_totals
 from tests.support.browser import serve
 from tests.support.web_rows import NOW, PASSWORD, add_route, add_station_with_readings, add_users
 
@@ -68,19 +69,10 @@ def test_bad_times_and_ranges_are_400(client: TestClient, query: str, code: str)
 def _hourly_totals(db: str, engine: Engine) -> None:
     """What the ingester keeps as it stores readings on plain PostgreSQL (the fixture writes the rows
     directly); TimescaleDB's continuous aggregate derives them itself."""
-    from devices.water import PARAMETERS
-
     if engine is Engine.TIMESCALEDB:
         return
-
-    totals = ", ".join(f"count({p}), sum({p}), min({p}), max({p})" for p in PARAMETERS)
-    columns = ", ".join(f"{p}_n, {p}_sum, {p}_min, {p}_max" for p in PARAMETERS)
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute(
-            f"""INSERT INTO water_hourly_totals (device_id, bucket, readings, {columns})
-                SELECT device_id, date_trunc('hour', time), count(*), {totals}
-                FROM water_readings GROUP BY 1, 2"""
-        )
+        add_hourly_totals(conn)
 
 
 def test_bucketed_readings_are_bounded_by_points(client: TestClient, db: str, engine: Engine) -> None:
@@ -193,6 +185,8 @@ def test_security_headers_on_every_answer(client: TestClient) -> None:
         assert "frame-ancestors 'none'" in csp
         assert "script-src 'self'" in csp
         assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+        if path != "/docs":  # ReDoc's page alone may style inline; Swagger UI's need not
+            assert "unsafe-inline" not in csp, path
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "no-referrer"
         assert r.headers["x-frame-options"] == "DENY"
@@ -212,6 +206,7 @@ def test_pages_have_no_inline_script_and_docs_load_nothing_from_elsewhere(client
         "/water/maintenance",
         "/transit",
         "/water/alerts/1",
+        "/water/stations/wq-1",
     ):
         html = client.get(path).text
         assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None, path

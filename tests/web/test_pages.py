@@ -10,7 +10,18 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.state import ApiConfig
 
-PAGES = ["/", "/login", "/water", "/water/alerts/1", "/water/stations", "/transit", "/transit/performance"]
+PAGES = [
+    "/",
+    "/login",
+    "/water",
+    "/water/alerts/1",
+    "/water/stations",
+    "/water/stations/wq-1",
+    "/transit",
+    "/transit/performance",
+    "/notifications",
+    "/notifications/outbox",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
