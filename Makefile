@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-exports bench-route-days bench-notify soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
+.PHONY: demo test services lint typecheck pytest pytest-postgres pytest-timescaledb fuzz-ingest bench-storage bench bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-exports bench-route-days bench-notify bench-fleet soak eval eval-water eval-water-real eval-water-sim eval-transit eval-transit-real clean
 
 $(STAMP): pyproject.toml firmware-sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,7 +69,7 @@ fuzz-ingest: $(STAMP)
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/test_ingest_fuzz.py
 
 # Every benchmark, each printing its figures next to its baselines (docs/benchmarks.md).
-bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-exports bench-route-days bench-notify
+bench: bench-storage bench-ingest bench-mqtt-clients bench-water bench-water-replay bench-transit bench-transit-live bench-transit-learn bench-gtfs bench-headways bench-api bench-bus-history bench-exports bench-route-days bench-notify bench-fleet
 
 # What the notification outbox costs an alert change, and how fast it drains (docs/benchmarks.md).
 bench-notify: $(STAMP)
@@ -160,6 +160,12 @@ bench-water: $(STAMP)
 # previous live path on a slice as the baseline (docs/benchmarks.md).
 bench-water-replay: $(STAMP)
 	$(BIN)/python -m bench.bench_water_replay
+
+# Several analyze processes: water throughput of one and of two (--fleet), and the takeover after kill -9.
+bench-fleet: $(STAMP)
+	$(BIN)/python -m bench.bench_fleet
+
+# 30 days of 1-minute readings of one station, bucketed hourly, through the API; the stations list of
 
 # 30 days of 1-minute readings of one station, bucketed hourly, through the API; a station page's
 # requests (charts bucketed to their width, QC marks with and without their index); the stations list of

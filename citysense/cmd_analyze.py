@@ -22,8 +22,9 @@ from citysense.water_files import (
     water_settings,
 )
 from workers import Worker
+from workers.lease import DEFAULT_LEASE_S, DEFAULT_PARTITIONS, FleetConfig
 from workers.supervise import WorkerHealth, final_status, heartbeat, supervise
-from workers.transit import TransitService
+from workers.transit import TransitConfig, TransitService
 from workers.water import WaterService, WaterWorkerConfig
 
 
@@ -37,6 +38,27 @@ def register(subparsers: Any) -> None:
     )
     add_water_file_options(parser)
     add_station_profiles_option(parser)
+    fleet = parser.add_argument_group(
+        "fleet", "several analyze processes sharing the work through leases in the database (docs/fleet.md)"
+    )
+    fleet.add_argument(
+        "--fleet",
+        action="store_true",
+        help="share the stations (and take over the transit worker) with the other --fleet processes",
+    )
+    fleet.add_argument(
+        "--partitions",
+        type=int,
+        default=DEFAULT_PARTITIONS,
+        help=f"partitions of the water stations, the same on every process (default {DEFAULT_PARTITIONS})",
+    )
+    fleet.add_argument(
+        "--lease-s",
+        type=float,
+        default=DEFAULT_LEASE_S,
+        help="seconds after which a dead process's partitions are taken over; renewed every third of it"
+        f" (default {DEFAULT_LEASE_S:g})",
+    )
     add_logging_options(parser)
     parser.set_defaults(func=run)
 
@@ -61,8 +83,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if profiles is not None:
         water = replace(water, profiles=profiles)
+    transit = TransitConfig()
+    if args.fleet:
+        try:
+            fleet = FleetConfig(partitions=args.partitions, lease_s=args.lease_s)
+        except ValueError as exc:
+            print(f"citysense analyze: {exc}", file=sys.stderr)
+            return 2
+        water, transit = replace(water, fleet=fleet), replace(transit, fleet=fleet)
     # Each worker is made with its own settings; from here on all are run alike.
-    workers: tuple[Worker, ...] = (WaterService(water), TransitService())
+    workers: tuple[Worker, ...] = (WaterService(water), TransitService(transit))
     chosen = [w for w in workers if not args.only or w.name in args.only]
 
     async def main(stop: asyncio.Event) -> None:

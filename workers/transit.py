@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time as clock
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ from analytics.transit.stored import stored_match
 from common.retry import Backoff
 from storage.channels import BUS_CHANNEL, TRANSIT_CHANNEL
 from storage.gtfs_load import active_feed_id, attach_grids, load_feed
-from storage.listen import Follower, close_quietly
+from storage.listen import close_quietly
+from workers.follow import follow, wakes_of
+from workers.lease import FleetConfig, Leases
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,13 @@ class TransitConfig:
     reconnect: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=30.0))
     match: MatchConfig = field(default_factory=MatchConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    # Several `analyze --fleet` processes (workers/lease.py): the transit worker is one partition, held
+    # by one of them at a time and taken over when it dies; None: no lease.
+    fleet: FleetConfig | None = None
+
+
+class _Fenced(Exception):
+    """The lease was lost before a batch's results were written: nothing is written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +113,12 @@ _UPSERT_LATEST = f"""
 class TransitWorker:
     """Owns the matcher's state; handed a connection for each step."""
 
-    def __init__(self, config: TransitConfig | None = None) -> None:
+    def __init__(self, config: TransitConfig | None = None, leases: Leases | None = None) -> None:
         self.config = config or TransitConfig()
+        # In a fleet, the lease of the transit partition; the state is rebuilt when it is (re)gained.
+        self.leases = leases
+        self._stale = leases is not None
+        self._balanced_at = -math.inf
         self.feed_id: int | None = None
         self.index: TripIndex | None = None
         self.states: dict[str, VehicleState] = {}
@@ -113,7 +127,11 @@ class TransitWorker:
 
     async def start(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Load the active feed and rebuild all state from the database (also after a reconnection: what
-        the last connection committed is what counts)."""
+        the last connection committed is what counts). In a fleet, only while holding the lease."""
+        if self.leases is not None and not self.leases.owned:
+            self._stale = True
+            return
+        self._stale = False
         if not await self.refresh_feed(conn):
             if self.index is not None:
                 self.states = await self._rebuild_states(conn)
@@ -246,6 +264,26 @@ class TransitWorker:
 
     async def step(self, conn: psycopg.AsyncConnection[Any]) -> int:
         """Match what is unmatched (up to batch_max fixes); returns how many fixes were handled."""
+        if self.leases is not None:
+            if clock.monotonic() - self._balanced_at >= self.leases.config.renew_s:
+                await self.leases.balance(conn)
+                self._balanced_at = clock.monotonic()
+            if self.leases.take_moved():  # here or by the leases' own task (workers/lease.py)
+                self._stale = True
+            if not self.leases.owned:
+                return 0
+            if self._stale:
+                await self.start(conn)
+        try:
+            return await self._step(conn)
+        except _Fenced:
+            # Another process holds the lease now: what was matched in memory is dropped, and the
+            # state is rebuilt from the database if the lease comes back.
+            log.warning("transit: lease lost before writing a batch; nothing written")
+            self._stale = True
+            return 0
+
+    async def _step(self, conn: psycopg.AsyncConnection[Any]) -> int:
         await self.refresh_feed(conn)
         batch = await self._read(conn)
         if not len(batch):
@@ -256,6 +294,8 @@ class TransitWorker:
         if self.index is not None:
             changes, bunching = self.live.update(self.index, batch.fixes, match)
         async with conn.transaction(), conn.cursor() as cur:
+            if self.leases is not None and not await self.leases.fence(conn):
+                raise _Fenced
             await cur.execute(_UPDATE, self._update_params(batch, match))
             await cur.execute(_UPSERT_LATEST, self._latest_params(batch, match))
             await self._write_alerts(cur, changes)
@@ -406,40 +446,43 @@ async def run(
     the worker's health and runs this again, rebuilding every state from the database."""
     cfg = config or TransitConfig()
     health = health or WorkerHealth("transit")
-    worker = TransitWorker(cfg)
+    leases = None if cfg.fleet is None else Leases("transit", 1, cfg.fleet)
+    worker = TransitWorker(cfg, leases)
     conn: psycopg.AsyncConnection[Any] | None = None
-    async with Follower(
+    async with wakes_of(
         database_url,
-        [BUS_CHANNEL],
+        BUS_CHANNEL,
         poll_s=cfg.poll_s,
         retry=cfg.reconnect,
+        connect_timeout_s=cfg.connect_timeout_s,
         stop=stop,
+        health=health,
         label="transit",
         application_name="citysense-transit-listen",
-        connect_timeout_s=cfg.connect_timeout_s,
-        on_failure=health.failed,
+        leases=leases,
     ) as wakes:
+
+        async def open() -> None:
+            # What the last connection committed is what counts: every state is rebuilt.
+            nonlocal conn
+            await close_quietly(conn)
+            conn = None
+            conn = await psycopg.AsyncConnection.connect(
+                database_url,
+                connect_timeout=int(cfg.connect_timeout_s),
+                application_name="citysense-transit",
+            )
+            if leases is not None:
+                await leases.prepare(conn)
+            await worker.start(conn)
+            health.ok()
+
+        async def step() -> bool:
+            assert conn is not None
+            return await worker.step(conn) >= cfg.batch_max
+
         try:
-            async for wake in wakes:
-                try:
-                    if wake.connected or conn is None:
-                        # What the last connection committed is what counts: every state is rebuilt.
-                        await close_quietly(conn)
-                        conn = None
-                        conn = await psycopg.AsyncConnection.connect(
-                            database_url,
-                            connect_timeout=int(cfg.connect_timeout_s),
-                            application_name="citysense-transit",
-                        )
-                        await worker.start(conn)
-                        health.ok()
-                    while not stop.is_set():
-                        handled = await worker.step(conn)
-                        health.ok()
-                        if handled < cfg.batch_max:
-                            break  # else a backlog: carry on without waiting
-                except psycopg.OperationalError as exc:
-                    wakes.failed(exc)
+            await follow(wakes, stop, health, open, step, lambda: conn is not None)
         finally:
             await close_quietly(conn)
 

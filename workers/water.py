@@ -38,7 +38,9 @@ from analytics.water.qc_config import default_qc_config
 from common.retry import Backoff
 from devices.water import PARAMETERS
 from storage.channels import WATER_CHANNEL
-from storage.listen import Follower, close_quietly
+from storage.listen import close_quietly
+from workers.follow import follow, wakes_of
+from workers.lease import FleetConfig, Leases, bucket_sql
 from workers.supervise import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class WaterWorkerConfig:
     # The stations' kinds (devices.station_kind) are read again this often, and at once for a
     # station not seen yet: a kind changed with `citysense devices add` applies within this time.
     kinds_refresh_s: float = 60.0
+    # Several processes share the stations (`analyze --fleet`, workers/lease.py); None: this one
+    # evaluates them all, one wake-up at a time across processes.
+    fleet: FleetConfig | None = None
 
 
 def _us(t: datetime) -> int:
@@ -115,9 +120,17 @@ class _Fetched:
 class WaterWorker:
     """One owner of the per-station tracks; `tick` is one wake-up."""
 
-    def __init__(self, conn: psycopg.AsyncConnection[TupleRow], config: WaterWorkerConfig) -> None:
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[TupleRow],
+        config: WaterWorkerConfig,
+        leases: Leases | None = None,
+    ) -> None:
         self.conn = conn
         self.config = config
+        # In a fleet (`analyze --fleet`), the partitions of the stations this process holds.
+        self.leases = leases
+        self._balanced_at = -math.inf  # time.monotonic() of the last balance of the leases
         self.tracks: dict[str, StationTrack] = {}
         self.station_kinds: dict[str, str | None] = {}
         self._kinds_read_at = -math.inf  # time.monotonic() of the last full read of the kinds
@@ -128,11 +141,32 @@ class WaterWorker:
     async def tick(self) -> int:
         """Evaluate what is new; returns the number of readings past the stations' progress."""
         try:
+            if self.leases is not None:
+                await self._balance(self.leases)
             return await self._tick()
         except BaseException:
             # The in-memory state may be ahead of what was committed: rebuild it from the database.
             self.tracks.clear()
             raise
+
+    async def _balance(self, leases: Leases) -> None:
+        """Between two wake-ups: the fleet's partitions balanced when due; the tracks of the stations of
+        a partition lost or gained since the last wake-up (here or by the leases' own task) are dropped
+        (a gained one is rebuilt from the database when its stations are next seen)."""
+        if time.monotonic() - self._balanced_at >= leases.config.renew_s:
+            await leases.balance(self.conn)
+            self._balanced_at = time.monotonic()
+        moved = sorted(leases.take_moved())
+        if moved and self.tracks:
+            rows = await (
+                await self.conn.execute(
+                    f"SELECT device_id FROM devices WHERE kind = 'water'"
+                    f" AND {bucket_sql('device_id', leases.partitions)} = ANY(%s)",
+                    (moved,),
+                )
+            ).fetchall()
+            for (device,) in rows:
+                self.tracks.pop(device, None)
 
     async def _tick(self) -> int:
         cfg = self.config
@@ -140,8 +174,20 @@ class WaterWorker:
             await self.conn.execute(f"SET LOCAL statement_timeout = {int(cfg.statement_timeout_s * 1000)}")
             # Sorts of a catch-up's batch (the fetch, the flags' UPDATE) stay in memory.
             await self.conn.execute(f"SET LOCAL work_mem = '{cfg.work_mem_mb}MB'")
-            # One wake-up at a time across processes (`analyze` and a `replay` may both run).
-            await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('citysense.water_worker'))")
+            scope, buckets = "", list[int]()
+            if self.leases is None:
+                # One wake-up at a time across processes (`analyze` and a `replay` may both run).
+                await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('citysense.water_worker'))")
+            else:
+                # The processes of a fleet at once, each on its own partitions (workers/lease.py); a
+                # process outside the fleet (`replay water`, `analyze` without --fleet) waits for them all.
+                await self.conn.execute(
+                    "SELECT pg_advisory_xact_lock_shared(hashtext('citysense.water_worker'))"
+                )
+                buckets = await self.leases.fence(self.conn)
+                if not buckets:
+                    return 0
+                scope = f" AND {bucket_sql('d.device_id', self.leases.partitions)} = ANY(%(buckets)s)"
             started, cpu = time.perf_counter(), time.process_time()
             # One row per station: its progress and its readings as arrays (far cheaper to
             # transfer and convert than a row per reading when a catch-up brings thousands).
@@ -153,7 +199,7 @@ class WaterWorker:
                                (SELECT w.received_at FROM water_readings w WHERE w.device_id = d.device_id
                                 AND w.time = g.evaluated_until) AS prev_arrival
                         FROM devices d LEFT JOIN water_analytics_progress g ON g.device_id = d.device_id
-                        WHERE d.kind = 'water'),
+                        WHERE d.kind = 'water'{scope}),
                     picked AS (
                         SELECT t.device_id, t.progress, t.prev_arrival, r.*
                         FROM todo t CROSS JOIN LATERAL (
@@ -180,6 +226,7 @@ class WaterWorker:
                         "margin": _LATE_MARGIN,
                         "context": timedelta(seconds=cfg.live.context_s),
                         "limit": cfg.max_rows,
+                        "buckets": buckets,
                     },
                     binary=True,
                 )
@@ -218,10 +265,12 @@ class WaterWorker:
             silent = any(self._silence(self.live_config(d), self.tracks[d], batch[d]) for d in devices)
             up = await self._uptime() if silent else np.empty((0, 2))
             started, cpu = time.perf_counter(), time.process_time()
-            outcomes: dict[str, Outcome] = {}
-            for device in devices:
-                f = batch[device]
-                outcomes[device] = self._advance(device, f, windows.get(device, np.empty((0, 2))), up)
+
+            def analyse() -> dict[str, Outcome]:
+                return {d: self._advance(d, batch[d], windows.get(d, np.empty((0, 2))), up) for d in devices}
+
+            # Off the event loop, so that the heartbeat of a fleet (workers/lease.py) goes on meanwhile.
+            outcomes = await asyncio.to_thread(analyse)
             self._spent("analytics", started, cpu)
             started, cpu = time.perf_counter(), time.process_time()
             await self._write(outcomes)
@@ -563,38 +612,45 @@ async def run(
     health = health or WorkerHealth("water")
     conn: psycopg.AsyncConnection[TupleRow] | None = None
     worker: WaterWorker | None = None
-    async with Follower(
+    leases = None if cfg.fleet is None else Leases("water", cfg.fleet.partitions, cfg.fleet)
+    async with wakes_of(
         database_url,
-        [WATER_CHANNEL],
+        WATER_CHANNEL,
         poll_s=cfg.poll_s,
         retry=cfg.reconnect,
+        connect_timeout_s=cfg.connect_timeout_s,
         stop=stop,
+        health=health,
         label="water worker",
         application_name="citysense-water-listen",
-        connect_timeout_s=cfg.connect_timeout_s,
-        on_failure=health.failed,
+        leases=leases,
     ) as wakes:
+
+        async def open() -> None:
+            # A new connection starts afresh: the stations' state is rebuilt from the database.
+            nonlocal conn, worker
+            await close_quietly(conn)
+            conn = worker = None
+            conn = await psycopg.AsyncConnection.connect(
+                database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
+            )
+            if leases is not None:
+                await leases.prepare(conn)
+            worker = WaterWorker(conn, cfg, leases)
+            log.info("water worker following %s", WATER_CHANNEL)
+
+        async def step() -> bool:
+            assert worker is not None
+            try:
+                handled = await worker.tick()
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                raise WaterWorkerError(f"water worker: {exc}") from exc
+            return handled >= cfg.max_rows // 2
+
         try:
-            async for wake in wakes:
-                try:
-                    if wake.connected or worker is None:
-                        # A new connection starts afresh: the stations' state is rebuilt from the database.
-                        await close_quietly(conn)
-                        conn = worker = None
-                        conn = await psycopg.AsyncConnection.connect(
-                            database_url, autocommit=True, connect_timeout=int(cfg.connect_timeout_s)
-                        )
-                        worker = WaterWorker(conn, cfg)
-                        log.info("water worker following %s", WATER_CHANNEL)
-                    while not stop.is_set():
-                        handled = await worker.tick()
-                        health.ok()
-                        if handled < cfg.max_rows // 2:
-                            break  # else a backlog: carry on without waiting
-                except psycopg.OperationalError as exc:
-                    wakes.failed(exc)
-                except psycopg.Error as exc:
-                    raise WaterWorkerError(f"water worker: {exc}") from exc
+            await follow(wakes, stop, health, open, step, lambda: worker is not None)
         finally:
             await close_quietly(conn)
 
