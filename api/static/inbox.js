@@ -1,9 +1,11 @@
-// An alert inbox: water staff's (station alerts) or planners' (vehicle and route alerts), by
-// the page's data-domain. Newest first, filtered, paginated; each alert says what it is about.
+// An alert inbox: water staff's (station alerts, at /water) or planners' (vehicle and route
+// alerts, at /transit/alerts), one page for both. Newest first, filtered, paginated; each alert
+// says what it is about.
 "use strict";
 
 (() => {
-  const DOMAIN = document.querySelector("main").dataset.domain || "water";
+  const DOMAIN = location.pathname.startsWith("/transit") ? "transit" : "water";
+  document.querySelector("main").dataset.domain = DOMAIN;
   const DETAIL = DOMAIN === "transit" ? "/transit/alerts/" : "/water/alerts/";
   const KINDS = {
     water: ["water_quality_event", "compliance_breach", "sensor_fault"],
@@ -29,7 +31,8 @@
   $("f-state").value = params.get("state") || "";
 
   // The subject filter: a list of stations for water, a vehicle or route id for transit.
-  const SUBJECT = $("f-station") ? "f-station" : "f-subject";
+  const SUBJECT = DOMAIN === "transit" ? "f-subject" : "f-station";
+  $(DOMAIN === "transit" ? "f-station" : "f-subject").remove();
   $("f-kind").value = params.get("kind") || "";
 
   // Known kinds offered as the kind filter is typed, with their names in the reader's language.
@@ -48,6 +51,7 @@
 
   function render() {
     $("title").textContent = CS.t(DOMAIN === "transit" ? "inbox_transit" : "inbox");
+    document.title = "citysense · " + $("title").textContent;
     $("subject-label").textContent = CS.t(DOMAIN === "transit" ? "subject_filter_transit" : "subject_filter");
     kinds();
     if (!page) return;

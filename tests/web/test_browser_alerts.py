@@ -113,6 +113,17 @@ def test_planners_have_their_own_inbox_with_the_same_lifecycle(
         "href", "/transit/alerts"
     )  # a planner's pages first
     expect(page.locator("#rows tr")).to_have_count(1)
+    # The inbox page of both domains, as the planners' own: their heading, and a vehicle or route
+    # id to filter by instead of the water stations.
+    expect(page.locator("#title")).to_have_text("Transit alert inbox")
+    expect(page).to_have_title("citysense · Transit alert inbox")
+    expect(page.locator("#f-station")).to_have_count(0)
+    page.fill("#f-subject", "bus-9")
+    page.press("#f-subject", "Enter")
+    expect(page.locator("#rows tr[data-alert]")).to_have_count(0)
+    page.fill("#f-subject", "bus-1")
+    page.press("#f-subject", "Enter")
+    expect(page.locator("#rows tr[data-alert]")).to_have_count(1)
     row = page.locator(f'#rows tr[data-alert="{ids["delay"]}"]')
     expect(row.locator("td.summary")).to_have_text(
         "Bus bus-1 12 min late on route R1 (trip T1; threshold 5 min)."
