@@ -25,7 +25,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from bench.machine import machine
 from bench.scratch import scratch_database
 from devices.water import PARAMETERS
 from testkit import services
+from testkit.processes import start_analyze
 
 BASE = np.array([7.2, 0.3, 0.6, 250.0, 26.0, 650.0, 3.0, 120.0])
 NOISE = np.array([0.02, 0.02, 0.02, 1.0, 0.1, 5.0, 0.05, 5.0])
@@ -120,29 +120,9 @@ def pid_of(member: str | None) -> int | None:
 
 @contextmanager
 def analyzers(url: str, count: int, fleet: bool, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs = []
-    for i in range(count):
-        with (logs / f"analyze-{len(list(logs.iterdir()))}-{i}.log").open("wb") as log:
-            extra = ["--fleet"] if fleet else []
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "citysense.cli",
-                        "analyze",
-                        "--only",
-                        "water",
-                        "--database-url",
-                        url,
-                        "--log-format",
-                        "text",
-                        *extra,
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+    extra = ["--only", "water", *(["--fleet"] if fleet else [])]
+    runs = len(list(logs.iterdir()))
+    procs = [start_analyze(url, logs / f"analyze-{runs}-{i}.log", *extra) for i in range(count)]
     try:
         yield procs
     finally:

@@ -18,6 +18,7 @@ import pytest
 
 from citysense.cli import build_parser
 from testkit.polling import wait_until
+from testkit.processes import start_analyze
 from tests.support.browser import _free_port
 from tests.support.faults import IngesterProcess, healthy
 
@@ -63,15 +64,11 @@ def stop_time(proc: subprocess.Popen[bytes], limit: float) -> float:
 
 
 def test_each_process_stops_on_sigterm_within_its_units_stop_timeout(
-    db: str, mqtt_url: str, prefix: str
+    db: str, mqtt_url: str, prefix: str, tmp_path: Path
 ) -> None:
     ingester = IngesterProcess(db, mqtt_url, prefix)
     api: subprocess.Popen[bytes] | None = None
-    analyze = subprocess.Popen(
-        [sys.executable, "-m", "citysense.cli", "analyze", "--database-url", db, "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    analyze = start_analyze(db, tmp_path / "analyze.log", "--log-level", "WARNING")
     try:
         ingester.start()
         wait_until(lambda: healthy(db, prefix), 30, "the ingester connected")

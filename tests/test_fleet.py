@@ -21,7 +21,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -39,6 +38,7 @@ from analytics.water.profiles import load as load_profiles
 from analytics.water.qc_config import default_qc_config
 from devices.bus import BusPosition, encode_position
 from devices.water import PARAMETERS
+from testkit.processes import start_analyze
 from testkit.water_sim import simulate
 from tests.support.helpers import await_until, publish, register
 from tests.support.ingester import config, running
@@ -276,29 +276,8 @@ def _evaluated(db: str) -> tuple[int, int]:
 
 @pytest.fixture
 def analyzers(db: str, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    for i in range(3):
-        log = (tmp_path / f"analyze-{i}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "citysense.cli",
-                    "analyze",
-                    "--database-url",
-                    db,
-                    "--fleet",
-                    "--partitions",
-                    str(PARTITIONS),
-                    "--log-format",
-                    "text",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        log.close()  # the child has its own copy
+    fleet = ("--fleet", "--partitions", str(PARTITIONS))
+    procs = [start_analyze(db, tmp_path / f"analyze-{i}.log", *fleet) for i in range(3)]
     yield procs
     for p in procs:
         if p.poll() is None:
