@@ -197,6 +197,10 @@ def _bus_chunk(prefix: str, start: datetime, seconds: float) -> list[tuple[str, 
     return out
 
 
+# How far apart a rebuilt station's clear may fall from the uninterrupted run's (see above).
+CLEAR_SLACK_S = 300.0
+
+
 def _reference(db: str) -> set[tuple[str, str, float, float]]:
     """The water alerts of the engine run over each station's whole stored history in one call:
     (station, kind, opened, cleared or inf)."""
@@ -365,7 +369,14 @@ async def test_kill_9_of_one_of_three_processes_loses_and_repeats_nothing(
     stored = _stored_alerts(db)
     reference = sorted((d, k, round(o, 3), round(c, 3)) for d, k, o, c in _reference(db))
     assert reference, "the simulated events raised no alert"
-    assert stored == reference
+    # Every alert the uninterrupted engine raises, opened at the same reading, none twice, none
+    # lost, open or cleared alike. A station rebuilt by a new owner (its detector's baseline from
+    # the last 24 hours) may clear a few readings apart from the uninterrupted run (docs/fleet.md).
+    assert [a[:3] for a in stored] == [a[:3] for a in reference]
+    for got, want in zip(stored, reference, strict=True):
+        assert (got[3] == float("inf")) == (want[3] == float("inf")), (got, want)
+        if want[3] != float("inf"):
+            assert abs(got[3] - want[3]) <= CLEAR_SLACK_S, (got, want)
     # The takeover happened inside at least one open event of a station the dead process held.
     with psycopg.connect(db) as conn:
         held = {
