@@ -27,6 +27,11 @@ class Maintenance:
     dead_letters_deleted: int
 
 
+def _kept_days(retention: Retention, table: str) -> int | None:
+    """Days `retention` keeps the rows of a partitioned table (None: for ever)."""
+    return {"water_readings": retention.water_days, "bus_positions": retention.bus_days}[table]
+
+
 def _name(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
 
@@ -60,7 +65,6 @@ def maintain(
     dropped: list[str] = []
     today = now.astimezone(UTC).date()
     if engine is Engine.POSTGRES:
-        keep = {"water_readings": retention.water_days, "bus_positions": retention.bus_days}
         for table in PARTITIONED:
             existing = _existing(conn, table)
             for offset in range(-1, days_ahead + 1):
@@ -87,7 +91,7 @@ def maintain(
                     log.warning("partition %s not created: its day has rows in the default", name)
                     continue
                 created.append(name)
-            days = keep[table]
+            days = _kept_days(retention, table)
             if days is None:
                 continue
             cutoff = today - timedelta(days=days)
@@ -124,8 +128,7 @@ async def retention_days(conn: psycopg.AsyncConnection[Any], engine: Engine, tab
     keeps (the ingester runs it).
     """
     if engine is Engine.POSTGRES:
-        kept = {"water_readings": Retention().water_days, "bus_positions": Retention().bus_days}
-        days = kept[table]
+        days = _kept_days(Retention(), table)
         return None if days is None else float(days)
     cur = await conn.execute(
         "SELECT extract(epoch FROM (config->>'drop_after')::interval) / 86400"
