@@ -4,10 +4,12 @@ shape point."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import io
 import zipfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -122,3 +124,22 @@ def stray_feed(base: Feed) -> Feed:
         for t, tr in base.trips.items()
     }
     return dataclasses.replace(base, shapes=shapes, trips=trips)
+
+
+async def stream_chunks(host: str, port: int, path: str) -> AsyncIterator[bytes]:
+    """GET `path` (the live bus stream) on a connection of its own and yield each chunk of the
+    response's chunked body, after checking that it is a 200 event stream; the stream's end fails.
+    Use it in `contextlib.aclosing` so that leaving early closes the connection."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        assert " 200 " in head.split("\r\n", 1)[0]
+        assert "content-type: text/event-stream" in head
+        assert "transfer-encoding: chunked" in head
+        while True:
+            size = int((await reader.readline()).strip(), 16)
+            assert size, "the stream ended early"
+            yield (await reader.readexactly(size + 2))[:-2]
+    finally:
+        writer.close()

@@ -5,6 +5,7 @@ connection of the API process and all get the same changes; a client that stops 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import time
@@ -17,7 +18,7 @@ from api.app import create_app
 from api.state import ApiConfig
 from api.stream import APPLICATION_NAME
 from tests.support.browser import serve
-from tests.support.transit import move_every_bus
+from tests.support.transit import move_every_bus, stream_chunks
 
 # Enough data that a client that does not read blocks its stream once the kernel's socket buffers
 # (up to 4 MB here) are full: 1,000 buses are about 450 kB a round.
@@ -49,17 +50,9 @@ class Client:
         self.last_round = 0
 
     async def run(self, host: str, port: int, path: str) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
-            assert "content-type: text/event-stream" in head
-            assert "transfer-encoding: chunked" in head
-            marker = f'"speed_mps":{ROUNDS - 1}.0'.encode()
-            while self.last_round < BUSES:
-                size = int((await reader.readline()).strip(), 16)
-                assert size, "the stream ended early"
-                chunk = (await reader.readexactly(size + 2))[:-2]
+        marker = f'"speed_mps":{ROUNDS - 1}.0'.encode()
+        async with contextlib.aclosing(stream_chunks(host, port, path)) as chunks:
+            async for chunk in chunks:
                 if b"event: position" not in chunk:
                     continue
                 if not self.ready.is_set():
@@ -69,8 +62,8 @@ class Client:
                 self.after.update(chunk)
                 self.batches += 1
                 self.last_round += chunk.count(marker)
-        finally:
-            writer.close()
+                if self.last_round >= BUSES:
+                    return
 
 
 def seed(db: str) -> None:

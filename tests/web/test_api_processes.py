@@ -5,6 +5,7 @@ both processes' live streams carry the same bus moves."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -16,7 +17,7 @@ import psycopg
 
 from tests.support.processes import api_process
 from tests.support.proxy import round_robin
-from tests.support.transit import move_every_bus
+from tests.support.transit import move_every_bus, stream_chunks
 from tests.support.web_rows import PASSWORD, add_users
 
 BUSES = 3
@@ -78,24 +79,19 @@ async def _positions(base: str, ready: asyncio.Event, want: int) -> list[bytes]:
     """Reads the live stream until `want` moved positions have come after the snapshot; returns
     their speeds (the round each move belongs to)."""
     host, port = base.removeprefix("http://").rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
     seen: list[bytes] = []
-    try:
-        writer.write(f"GET /api/v1/buses/stream?duration_s=60 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert b" 200 " in head.split(b"\r\n", 1)[0]
-        while len(seen) < want:
-            size = int((await reader.readline()).strip(), 16)
-            assert size, "the stream ended early"
-            chunk = (await reader.readexactly(size + 2))[:-2]
+    async with contextlib.aclosing(
+        stream_chunks(host, int(port), "/api/v1/buses/stream?duration_s=60")
+    ) as chunks:
+        async for chunk in chunks:
             speeds = [part.split(b",", 1)[0] for part in chunk.split(b'"speed_mps":')[1:]]
             if not ready.is_set():
                 if speeds:
                     ready.set()  # the snapshot: every bus at speed -1
                 continue
             seen += [s for s in speeds if s != b"-1.0"]
-    finally:
-        writer.close()
+            if len(seen) >= want:
+                break
     return seen
 
 
